@@ -1,0 +1,166 @@
+// Op schemas (the one place they are written) and the argument checks every
+// backend runs before touching data.
+#include "ops.h"
+
+#include <torch/csrc/stable/library.h>
+#include <torch/headeronly/core/ScalarType.h>
+#include <torch/headeronly/util/Exception.h>
+
+#include <cmath>
+
+#include "kernels.h"
+
+namespace softhist {
+
+using torch::headeronly::ScalarType;
+
+namespace {
+
+bool is_supported_float(ScalarType t) {
+  return t == ScalarType::Float || t == ScalarType::Double || t == ScalarType::Half ||
+         t == ScalarType::BFloat16;
+}
+
+bool is_complex(ScalarType t) {
+  return t == ScalarType::ComplexFloat || t == ScalarType::ComplexDouble ||
+         t == ScalarType::ComplexHalf;
+}
+
+void check_order(int64_t order) {
+  STD_TORCH_CHECK(order >= 0 && order <= kMaxOrder, "softhist: derivative order ", order,
+                  " is not implemented (orders 0 to ", kMaxOrder,
+                  " are: forward, backward, double and triple backward)");
+}
+
+void check_params(const Tensor& params, const Tensor& input) {
+  STD_TORCH_CHECK(params.scalar_type() == ScalarType::Double && params.dim() == 1 &&
+                      params.numel() == 3,
+                  "softhist: params must be the float64 tensor of 3 values returned by "
+                  "torch.ops.softhist.params");
+  STD_TORCH_CHECK(params.device() == input.device(),
+                  "softhist: params must be on the input's device");
+}
+
+}  // namespace
+
+void check_input(const Tensor& input) {
+  const ScalarType t = input.scalar_type();
+  STD_TORCH_CHECK(!is_complex(t),
+                  "softhist: input is complex; a histogram needs real values: pass "
+                  "input.real, input.imag or input.abs()");
+  STD_TORCH_CHECK(t != ScalarType::Bool,
+                  "softhist: input is a bool tensor; convert it with input.float() (or "
+                  "count it with torch.bincount(input.long()))");
+  STD_TORCH_CHECK(is_supported_float(t), "softhist: input has dtype ", t,
+                  ", but a soft histogram needs floating-point samples (float16, "
+                  "bfloat16, float32 or float64); convert it with input.float()");
+}
+
+void check_histc_args(int64_t bins, double min, double max, std::optional<double> kappa) {
+  STD_TORCH_CHECK(bins >= 1, "softhist: bins must be at least 1, got ", bins);
+  STD_TORCH_CHECK(std::isfinite(min) && std::isfinite(max),
+                  "softhist: min and max must be finite, got min=", min, " and max=", max);
+  STD_TORCH_CHECK(min <= max, "softhist: min must not exceed max, got min=", min,
+                  " > max=", max, "; swap them");
+  if (kappa.has_value()) {
+    STD_TORCH_CHECK(std::isfinite(*kappa) && *kappa > 0,
+                    "softhist: kappa must be a positive finite number (the sigmoid "
+                    "slope, in 1/units of the input), got ",
+                    *kappa, "; pass kappa=None for the default");
+  }
+}
+
+Resolved resolve(int64_t bins, double min, double max, std::optional<double> kappa,
+                 double data_lo, double data_hi) {
+  Resolved r{min, max, 0.0};
+  if (min == max) {
+    // torch.histc: the range of the data, widened by 1 when it is a point.
+    if (data_lo <= data_hi) {
+      r.lo = data_lo;
+      r.hi = data_hi;
+    }
+    if (r.lo == r.hi) {
+      r.lo -= 1;
+      r.hi += 1;
+    }
+  }
+  const double width = (r.hi - r.lo) / static_cast<double>(bins);
+  STD_TORCH_CHECK(std::isfinite(width) && width > 0 && r.lo + width > r.lo &&
+                      r.hi - width < r.hi,
+                  "softhist: the range [", r.lo, ", ", r.hi, "] split into ", bins,
+                  " bins gives bins too narrow to represent; widen min/max or use fewer "
+                  "bins");
+  r.kappa = kappa.has_value() ? *kappa : kDefaultKappaWidth / width;
+  return r;
+}
+
+void check_scatter_args(const Tensor& input, const std::optional<Tensor>& weight,
+                        const Tensor& params, int64_t bins, int64_t order) {
+  check_input(input);
+  STD_TORCH_CHECK(bins >= 1, "softhist: bins must be at least 1, got ", bins);
+  check_order(order);
+  check_params(params, input);
+  if (weight.has_value()) {
+    STD_TORCH_CHECK(weight->numel() == input.numel() &&
+                        weight->scalar_type() == input.scalar_type() &&
+                        weight->device() == input.device(),
+                    "softhist: weight must have the input's number of elements, dtype "
+                    "and device");
+  }
+}
+
+void check_gather_args(const Tensor& input, const Tensor& hist, const Tensor& params,
+                       int64_t order) {
+  check_input(input);
+  check_order(order);
+  check_params(params, input);
+  STD_TORCH_CHECK(hist.dim() == 1 && hist.numel() >= 1 &&
+                      hist.scalar_type() == input.scalar_type() &&
+                      hist.device() == input.device(),
+                  "softhist: hist must be a 1-d tensor of bins with the input's dtype "
+                  "and device");
+}
+
+namespace {
+
+// Reached only for devices this build has no kernels for.
+Tensor no_kernel(const Tensor& input) {
+  STD_TORCH_CHECK(false, "softhist: input is on a ",
+                  input.is_cuda() ? "CUDA device, but this build of softhist_ext has "
+                                    "no CUDA kernels (reinstall it where nvcc matches "
+                                    "torch's CUDA)"
+                                  : "device softhist_ext has no kernels for",
+                  "; move it to the CPU with input.cpu()");
+  return input;
+}
+
+Tensor params_no_kernel(const Tensor& input, int64_t, double, double, std::optional<double>) {
+  return no_kernel(input);
+}
+Tensor scatter_no_kernel(const Tensor& input, const std::optional<Tensor>&, const Tensor&,
+                         int64_t, int64_t) {
+  return no_kernel(input);
+}
+Tensor gather_no_kernel(const Tensor& input, const Tensor&, const Tensor&, int64_t) {
+  return no_kernel(input);
+}
+
+}  // namespace
+
+STABLE_TORCH_LIBRARY(softhist, m) {
+  // Range and kappa after defaults, as float64 [lo, hi, kappa] on the input's
+  // device, so that a range taken from the data never leaves the device.
+  m.def("params(Tensor input, int bins, float min, float max, float? kappa) -> Tensor");
+  // sum_i weight_i * D_order(input_i, b) for each bin b (see kernels.h).
+  m.def("scatter(Tensor input, Tensor? weight, Tensor params, int bins, int order) -> Tensor");
+  // sum_b hist_b * D_order(input_i, b) for each sample i.
+  m.def("gather(Tensor input, Tensor hist, Tensor params, int order) -> Tensor");
+}
+
+STABLE_TORCH_LIBRARY_IMPL(softhist, CompositeExplicitAutograd, m) {
+  m.impl("params", TORCH_BOX(&params_no_kernel));
+  m.impl("scatter", TORCH_BOX(&scatter_no_kernel));
+  m.impl("gather", TORCH_BOX(&gather_no_kernel));
+}
+
+}  // namespace softhist

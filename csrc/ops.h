@@ -1,0 +1,32 @@
+// Argument policy shared by every backend: one definition of what each op
+// accepts and what it says when it doesn't.
+#pragma once
+
+#include <torch/csrc/stable/tensor.h>
+
+#include <optional>
+
+namespace softhist {
+
+using torch::stable::Tensor;
+
+// kappa * bin width when kappa is not given (see README, "Choosing kappa").
+constexpr double kDefaultKappaWidth = 4.0;
+
+// The range and kappa after defaults, as the op `params` stores them.
+struct Resolved {
+  double lo, hi, kappa;
+};
+
+void check_input(const Tensor& input);
+void check_histc_args(int64_t bins, double min, double max, std::optional<double> kappa);
+// Completes a data range [data_lo, data_hi] (of finite samples; empty: lo > hi)
+// into the histogram range, as torch.histc does, and fills in kappa.
+Resolved resolve(int64_t bins, double min, double max, std::optional<double> kappa,
+                 double data_lo, double data_hi);
+void check_scatter_args(const Tensor& input, const std::optional<Tensor>& weight,
+                        const Tensor& params, int64_t bins, int64_t order);
+void check_gather_args(const Tensor& input, const Tensor& hist, const Tensor& params,
+                       int64_t order);
+
+}  // namespace softhist

@@ -1,0 +1,79 @@
+"""Fake kernels and autograd for ``torch.ops.softhist``, registered from Python
+because the stable ABI the kernels are built on has no autograd.
+
+Every op's derivative is another op one derivative order up (see
+``csrc/kernels.h``): d scatter_m = gather_{m+1} (x) and gather_m (weight);
+d gather_m = gather_{m+1} (x) and scatter_m (hist).
+"""
+
+import torch
+
+ops = torch.ops.softhist
+
+
+@torch.library.register_fake("softhist::params")
+def _params_fake(input, bins, min, max, kappa):
+    return input.new_empty((3,), dtype=torch.float64)
+
+
+@torch.library.register_fake("softhist::scatter")
+def _scatter_fake(input, weight, params, bins, order):
+    return input.new_empty((bins,))
+
+
+@torch.library.register_fake("softhist::gather")
+def _gather_fake(input, hist, params, order):
+    return torch.empty_like(input, memory_format=torch.contiguous_format)
+
+
+def _params_setup(ctx, inputs, output):
+    ctx.mark_non_differentiable(output)
+
+
+def _params_backward(ctx, grad):
+    return None, None, None, None, None
+
+
+def _scatter_setup(ctx, inputs, output):
+    input, weight, params, bins, order = inputs
+    ctx.save_for_backward(input, weight, params)
+    ctx.order = order
+
+
+def _scatter_backward(ctx, grad):
+    input, weight, params = ctx.saved_tensors
+    grad_input = grad_weight = None
+    if ctx.needs_input_grad[0]:
+        grad_input = ops.gather(input, grad, params, ctx.order + 1)
+        if weight is not None:
+            grad_input = grad_input * weight.reshape(input.shape)
+    if ctx.needs_input_grad[1]:
+        grad_weight = ops.gather(input, grad, params, ctx.order).reshape(weight.shape)
+    return grad_input, grad_weight, None, None, None
+
+
+def _gather_setup(ctx, inputs, output):
+    input, hist, params, order = inputs
+    ctx.save_for_backward(input, hist, params)
+    ctx.order = order
+
+
+def _gather_backward(ctx, grad):
+    input, hist, params = ctx.saved_tensors
+    grad_input = grad_hist = None
+    if ctx.needs_input_grad[0]:
+        grad_input = grad * ops.gather(input, hist, params, ctx.order + 1)
+    if ctx.needs_input_grad[1]:
+        grad_hist = ops.scatter(input, grad, params, hist.shape[0], ctx.order)
+    return grad_input, grad_hist, None, None
+
+
+torch.library.register_autograd(
+    "softhist::params", _params_backward, setup_context=_params_setup
+)
+torch.library.register_autograd(
+    "softhist::scatter", _scatter_backward, setup_context=_scatter_setup
+)
+torch.library.register_autograd(
+    "softhist::gather", _gather_backward, setup_context=_gather_setup
+)
