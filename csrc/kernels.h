@@ -33,7 +33,8 @@ template <> struct Saturation<double> { static constexpr double value = 37.5; };
 // exp(x) for |x| <= 80 in branch-free arithmetic so loops over samples
 // vectorise; accurate to ~1 ulp (float) / ~2 ulp (double).
 SOFTHIST_HD float exp_bounded(float x) {
-  const float n = __builtin_floorf(x * 1.44269504088896341f + 0.5f);
+  // Round to nearest by adding and subtracting 1.5 * 2^23 (vectorises; floor doesn't).
+  const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
   const float f = (x - n * 0.693359375f) + n * 2.12194440e-4f;
   float p = 1.0f / 5040;
   p = p * f + 1.0f / 720;
@@ -50,7 +51,7 @@ SOFTHIST_HD float exp_bounded(float x) {
 }
 
 SOFTHIST_HD double exp_bounded(double x) {
-  const double n = __builtin_floor(x * 1.4426950408889634 + 0.5);
+  const double n = (x * 1.4426950408889634 + 6755399441055744.0) - 6755399441055744.0;
   const double f = (x - n * 0.693147180369123816490) - n * 1.90821492927058770002e-10;
   double p = 1.0 / 6227020800.0;  // 1/13!
   p = p * f + 1.0 / 479001600.0;
@@ -78,7 +79,8 @@ SOFTHIST_HD double exp_bounded(double x) {
 template <int Order, typename C>
 SOFTHIST_HD C logistic(C t) {
   const C sat = Saturation<C>::value + 2;
-  t = t < -sat ? -sat : (t > sat ? sat : t);
+  t = t > -sat ? t : -sat;  // the operand order of maxps/minps: no blend needed
+  t = t < sat ? t : sat;
   const C e = exp_bounded(-t);
   const C s = C(1) / (C(1) + e);
   const C q = e * s;

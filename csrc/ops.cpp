@@ -32,6 +32,11 @@ void check_order(int64_t order) {
                   " are: forward, backward, double and triple backward)");
 }
 
+void check_bins(int64_t bins) {
+  STD_TORCH_CHECK(bins >= 1 && bins < (int64_t(1) << 31),
+                  "softhist: bins must be between 1 and 2^31 - 1, got ", bins);
+}
+
 void check_params(const Tensor& params, const Tensor& input) {
   STD_TORCH_CHECK(params.scalar_type() == ScalarType::Double && params.dim() == 1 &&
                       params.numel() == 3,
@@ -57,7 +62,7 @@ void check_input(const Tensor& input) {
 }
 
 void check_histc_args(int64_t bins, double min, double max, std::optional<double> kappa) {
-  STD_TORCH_CHECK(bins >= 1, "softhist: bins must be at least 1, got ", bins);
+  check_bins(bins);
   STD_TORCH_CHECK(std::isfinite(min) && std::isfinite(max),
                   "softhist: min and max must be finite, got min=", min, " and max=", max);
   STD_TORCH_CHECK(min <= max, "softhist: min must not exceed max, got min=", min,
@@ -97,7 +102,7 @@ Resolved resolve(int64_t bins, double min, double max, std::optional<double> kap
 void check_scatter_args(const Tensor& input, const std::optional<Tensor>& weight,
                         const Tensor& params, int64_t bins, int64_t order) {
   check_input(input);
-  STD_TORCH_CHECK(bins >= 1, "softhist: bins must be at least 1, got ", bins);
+  check_bins(bins);
   check_order(order);
   check_params(params, input);
   if (weight.has_value()) {
@@ -114,7 +119,8 @@ void check_gather_args(const Tensor& input, const Tensor& hist, const Tensor& pa
   check_input(input);
   check_order(order);
   check_params(params, input);
-  STD_TORCH_CHECK(hist.dim() == 1 && hist.numel() >= 1 &&
+  check_bins(hist.numel());
+  STD_TORCH_CHECK(hist.dim() == 1 &&
                       hist.scalar_type() == input.scalar_type() &&
                       hist.device() == input.device(),
                   "softhist: hist must be a 1-d tensor of bins with the input's dtype "

@@ -44,13 +44,14 @@ template <typename C> C power(C base, int64_t n) {
 
 template <int Order, typename T, typename C>
 SOFTHIST_HD void locate_block(const T* x, const T* w, int64_t n, const Window& win,
-                              int64_t* first, C* t_first, double* scale) {
+                              int32_t* first, C* t_first, double* scale) {
   for (int l = 0; l < kLanes; ++l) {
     double t = 0;
-    first[l] = 0;
+    int64_t f = 0;
     scale[l] = 0;
-    if (l < n && win.locate(static_cast<double>(x[l]), first[l], t))
+    if (l < n && win.locate(static_cast<double>(x[l]), f, t))
       scale[l] = w ? static_cast<double>(w[l]) : 1.0;
+    first[l] = static_cast<int32_t>(f);  // bins < 2^31 (check_histc_args)
     t_first[l] = static_cast<C>(t);
   }
 }
@@ -64,7 +65,7 @@ SOFTHIST_CLONES void scatter_chunk(const T* x, const T* w, int64_t n, const Wind
   std::vector<C> values(static_cast<size_t>(edges * kLanes));
   C* v = values.data();
   for (int64_t i0 = 0; i0 < n; i0 += kLanes) {
-    int64_t first[kLanes];
+    int32_t first[kLanes];
     C t_first[kLanes];
     double scale[kLanes];
     locate_block<Order>(x + i0, w ? w + i0 : nullptr, n - i0, win, first, t_first, scale);
@@ -91,7 +92,7 @@ SOFTHIST_CLONES void gather_chunk(const T* x, const C* h, int64_t n, const Windo
   const int64_t edges = win.edges;
   const C c = static_cast<C>(win.c);
   for (int64_t i0 = 0; i0 < n; i0 += kLanes) {
-    int64_t first[kLanes];
+    int32_t first[kLanes];
     C t_first[kLanes];
     double scale[kLanes];
     C prev[kLanes], acc[kLanes];
