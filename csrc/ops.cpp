@@ -27,22 +27,22 @@ bool is_complex(ScalarType t) {
 }
 
 void check_order(int64_t order) {
-  STD_TORCH_CHECK(order >= 0 && order <= kMaxOrder, "softhist: derivative order ", order,
+  SOFTHIST_CHECK(order >= 0 && order <= kMaxOrder, "softhist: derivative order ", order,
                   " is not implemented (orders 0 to ", kMaxOrder,
                   " are: forward, backward, double and triple backward)");
 }
 
 void check_bins(int64_t bins) {
-  STD_TORCH_CHECK(bins >= 1 && bins < (int64_t(1) << 31),
+  SOFTHIST_CHECK(bins >= 1 && bins < (int64_t(1) << 31),
                   "softhist: bins must be between 1 and 2^31 - 1, got ", bins);
 }
 
 void check_params(const Tensor& params, const Tensor& input) {
-  STD_TORCH_CHECK(params.scalar_type() == ScalarType::Double && params.dim() == 1 &&
+  SOFTHIST_CHECK(params.scalar_type() == ScalarType::Double && params.dim() == 1 &&
                       params.numel() == 3,
                   "softhist: params must be the float64 tensor of 3 values returned by "
                   "torch.ops.softhist.params");
-  STD_TORCH_CHECK(params.device() == input.device(),
+  SOFTHIST_CHECK(params.device() == input.device(),
                   "softhist: params must be on the input's device");
 }
 
@@ -50,25 +50,25 @@ void check_params(const Tensor& params, const Tensor& input) {
 
 void check_input(const Tensor& input) {
   const ScalarType t = input.scalar_type();
-  STD_TORCH_CHECK(!is_complex(t),
+  SOFTHIST_CHECK(!is_complex(t),
                   "softhist: input is complex; a histogram needs real values: pass "
                   "input.real, input.imag or input.abs()");
-  STD_TORCH_CHECK(t != ScalarType::Bool,
+  SOFTHIST_CHECK(t != ScalarType::Bool,
                   "softhist: input is a bool tensor; convert it with input.float() (or "
                   "count it with torch.bincount(input.long()))");
-  STD_TORCH_CHECK(is_supported_float(t), "softhist: input has dtype ", t,
+  SOFTHIST_CHECK(is_supported_float(t), "softhist: input has dtype ", t,
                   ", but a soft histogram needs floating-point samples (float16, "
                   "bfloat16, float32 or float64); convert it with input.float()");
 }
 
 void check_histc_args(int64_t bins, double min, double max, std::optional<double> kappa) {
   check_bins(bins);
-  STD_TORCH_CHECK(std::isfinite(min) && std::isfinite(max),
+  SOFTHIST_CHECK(std::isfinite(min) && std::isfinite(max),
                   "softhist: min and max must be finite, got min=", min, " and max=", max);
-  STD_TORCH_CHECK(min <= max, "softhist: min must not exceed max, got min=", min,
+  SOFTHIST_CHECK(min <= max, "softhist: min must not exceed max, got min=", min,
                   " > max=", max, "; swap them");
   if (kappa.has_value()) {
-    STD_TORCH_CHECK(std::isfinite(*kappa) && *kappa > 0,
+    SOFTHIST_CHECK(std::isfinite(*kappa) && *kappa > 0,
                     "softhist: kappa must be a positive finite number (the sigmoid "
                     "slope, in 1/units of the input), got ",
                     *kappa, "; pass kappa=None for the default");
@@ -90,7 +90,7 @@ Resolved resolve(int64_t bins, double min, double max, std::optional<double> kap
     }
   }
   const double width = (r.hi - r.lo) / static_cast<double>(bins);
-  STD_TORCH_CHECK(std::isfinite(width) && width > 0 && r.lo + width > r.lo &&
+  SOFTHIST_CHECK(std::isfinite(width) && width > 0 && r.lo + width > r.lo &&
                       r.hi - width < r.hi,
                   "softhist: the range [", r.lo, ", ", r.hi, "] split into ", bins,
                   " bins gives bins too narrow to represent; widen min/max or use fewer "
@@ -106,7 +106,7 @@ void check_scatter_args(const Tensor& input, const std::optional<Tensor>& weight
   check_order(order);
   check_params(params, input);
   if (weight.has_value()) {
-    STD_TORCH_CHECK(weight->numel() == input.numel() &&
+    SOFTHIST_CHECK(weight->numel() == input.numel() &&
                         weight->scalar_type() == input.scalar_type() &&
                         weight->device() == input.device(),
                     "softhist: weight must have the input's number of elements, dtype "
@@ -120,7 +120,7 @@ void check_gather_args(const Tensor& input, const Tensor& hist, const Tensor& pa
   check_order(order);
   check_params(params, input);
   check_bins(hist.numel());
-  STD_TORCH_CHECK(hist.dim() == 1 &&
+  SOFTHIST_CHECK(hist.dim() == 1 &&
                       hist.scalar_type() == input.scalar_type() &&
                       hist.device() == input.device(),
                   "softhist: hist must be a 1-d tensor of bins with the input's dtype "
@@ -131,7 +131,7 @@ namespace {
 
 // Reached only for devices this build has no kernels for.
 Tensor no_kernel(const Tensor& input) {
-  STD_TORCH_CHECK(false, "softhist: input is on a ",
+  fail("softhist: input is on a ",
                   input.is_cuda() ? "CUDA device, but this build of softhist_ext has "
                                     "no CUDA kernels (reinstall it where nvcc matches "
                                     "torch's CUDA)"

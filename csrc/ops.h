@@ -5,10 +5,23 @@
 #include <torch/csrc/stable/tensor.h>
 
 #include <optional>
+#include <sstream>
+#include <stdexcept>
 
 namespace softhist {
 
 using torch::stable::Tensor;
+
+// Throws with just the message (STD_TORCH_CHECK prefixes file and function):
+// every message names the argument and says how to fix it.
+template <typename... Args>
+[[noreturn]] void fail(const Args&... args) {
+  std::ostringstream message;
+  (message << ... << args);
+  throw std::runtime_error(message.str());
+}
+#define SOFTHIST_CHECK(cond, ...) \
+  if (!(cond)) ::softhist::fail(__VA_ARGS__)
 
 // kappa * bin width when kappa is not given (see README, "Choosing kappa").
 constexpr double kDefaultKappaWidth = 4.0;

@@ -125,7 +125,7 @@ void dispatch_float(ScalarType t, const F& f) {
     case ScalarType::Double: return f(double{}, double{});
     case ScalarType::Half: return f(torch::headeronly::Half{}, float{});
     case ScalarType::BFloat16: return f(torch::headeronly::BFloat16{}, float{});
-    default: STD_TORCH_CHECK(false, "softhist: unsupported dtype ", t);
+    default: fail("softhist: unsupported dtype ", t);
   }
 }
 

@@ -1,0 +1,111 @@
+"""The ops as the dispatcher sees them: opcheck, TorchScript, torch.compile."""
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+from torch.library import opcheck
+
+import softhist_ext
+
+ops = torch.ops.softhist
+
+
+def _params(x, bins, lo, hi, kappa):
+    return ops.params(x.detach(), bins, lo, hi, kappa)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_opcheck_params(device, dtype):
+    x = torch.randn(50, dtype=dtype, device=device, requires_grad=True)
+    opcheck(ops.params, (x, 10, -2.0, 2.0, None))
+    opcheck(ops.params, (x, 10, 0.0, 0.0, 3.0))
+
+
+@pytest.mark.parametrize("order", [0, 1, 2])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_opcheck_scatter(device, order, weighted):
+    x = torch.randn(3, 40, dtype=torch.float64, device=device, requires_grad=True)
+    w = torch.rand(3, 40, dtype=torch.float64, device=device, requires_grad=True) if weighted else None
+    opcheck(ops.scatter, (x, w, _params(x, 9, -2.0, 2.0, 3.0), 9, order))
+
+
+@pytest.mark.parametrize("order", [0, 1, 2])
+def test_opcheck_gather(device, order):
+    x = torch.randn(40, 2, dtype=torch.float64, device=device, requires_grad=True)
+    h = torch.randn(9, dtype=torch.float64, device=device, requires_grad=True)
+    opcheck(ops.gather, (x, h, _params(x, 9, -2.0, 2.0, 3.0), order))
+
+
+def test_scatter_and_gather_are_transposes(device):
+    # <scatter(x, w), h> == <w, gather(x, h)> for every order: the identity the
+    # autograd formulas rest on.
+    x = torch.randn(300, dtype=torch.float64, device=device)
+    w = torch.randn(300, dtype=torch.float64, device=device)
+    h = torch.randn(11, dtype=torch.float64, device=device)
+    p = _params(x, 11, -2.0, 2.0, 2.5)
+    for order in range(4):
+        lhs = (ops.scatter(x, w, p, 11, order) * h).sum()
+        rhs = (w * ops.gather(x, h, p, order)).sum()
+        torch.testing.assert_close(lhs, rhs, rtol=1e-11, atol=1e-11)
+
+
+class Model(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.shift = torch.nn.Parameter(torch.tensor(0.25))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return softhist_ext.histc(x + self.shift, 16, -3.0, 3.0, 5.0)
+
+
+def test_torchscript_gradients_save_and_load_in_a_fresh_process(tmp_path):
+    torch.manual_seed(0)
+    scripted = torch.jit.script(Model())
+    x = torch.randn(500)
+    hist = scripted(x)
+    hist.pow(2).sum().backward()
+    eager = Model()
+    eager(x).pow(2).sum().backward()
+    torch.testing.assert_close(hist, eager(x))
+    torch.testing.assert_close(scripted.shift.grad, eager.shift.grad)
+    assert scripted.shift.grad.abs() > 0
+
+    path = tmp_path / "model.pt"
+    scripted.save(str(path))
+    torch.save({"x": x, "hist": hist.detach(), "grad": scripted.shift.grad}, tmp_path / "io.pt")
+    code = textwrap.dedent(
+        f"""
+        import torch, softhist_ext
+        m = torch.jit.load({str(path)!r})
+        io = torch.load({str(tmp_path / "io.pt")!r})
+        h = m(io["x"])
+        h.pow(2).sum().backward()
+        torch.testing.assert_close(h, io["hist"])
+        torch.testing.assert_close(m.shift.grad, io["grad"])
+        print("ok")
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
+@pytest.mark.parametrize("lo,hi", [(-3.0, 3.0), (0.0, 0.0)])
+def test_torch_compile_fullgraph_forward_and_backward(device, lo, hi):
+    torch._dynamo.reset()
+
+    def loss(x):
+        return softhist_ext.histc(x * 1.5, 20, lo, hi).pow(2).sum()
+
+    compiled = torch.compile(loss, fullgraph=True)
+    for n in (1000, 1500):  # a second shape exercises recompilation / dynamic shapes
+        x = torch.randn(n, dtype=torch.float64, device=device, requires_grad=True)
+        xe = x.detach().clone().requires_grad_()
+        value = compiled(x)
+        value.backward()
+        expected = loss(xe)
+        expected.backward()
+        torch.testing.assert_close(value, expected)
+        torch.testing.assert_close(x.grad, xe.grad)

@@ -1,0 +1,67 @@
+"""Bad input gets a clear error naming the argument; never a crash."""
+
+import math
+
+import pytest
+import torch
+
+import softhist_ext
+
+x = torch.randn(10)
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(bins=0), "bins must be between 1"),
+        (dict(bins=-3), "bins must be between 1"),
+        (dict(min=2.0, max=1.0), "min must not exceed max"),
+        (dict(min=-math.inf, max=1.0), "min and max must be finite"),
+        (dict(min=0.0, max=math.nan), "min and max must be finite"),
+        (dict(kappa=0.0), "kappa must be a positive finite number"),
+        (dict(kappa=-1.0), "kappa must be a positive finite number"),
+        (dict(kappa=math.nan), "kappa must be a positive finite number"),
+        (dict(kappa=math.inf), "kappa must be a positive finite number"),
+        (dict(bins=10, min=1.0, max=1.0 + 2.3e-16), "too narrow"),
+    ],
+)
+def test_bad_arguments(kwargs, match):
+    with pytest.raises(RuntimeError, match=match):
+        softhist_ext.histc(x, **kwargs)
+
+
+@pytest.mark.parametrize(
+    "tensor,match",
+    [
+        (torch.arange(10), "dtype Long.*convert it with input.float()"),
+        (torch.arange(10, dtype=torch.int32), "dtype Int.*input.float()"),
+        (torch.arange(10, dtype=torch.uint8), "dtype Byte.*input.float()"),
+        (torch.ones(10, dtype=torch.bool), "bool tensor; convert it with input.float()"),
+        (torch.randn(10, dtype=torch.complex64), "complex.*input.real"),
+    ],
+)
+def test_bad_input_dtypes(tensor, match):
+    with pytest.raises(RuntimeError, match=match):
+        softhist_ext.histc(tensor, 10, -1.0, 1.0)
+
+
+def test_device_without_kernels_is_named():
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA kernels to run")
+    # Dispatch as a tensor on a backend with no kernel of ours would.
+    keys = torch._C.DispatchKeySet(torch._C.DispatchKey.CompositeExplicitAutograd)
+    with pytest.raises(RuntimeError, match="no kernels for.*input.cpu()"):
+        torch.ops.softhist.params.default.redispatch(keys, x, 10, -1.0, 1.0, None)
+
+
+def test_internal_ops_check_their_arguments():
+    ops = torch.ops.softhist
+    p = ops.params(x, 5, -1.0, 1.0, None)
+    with pytest.raises(RuntimeError, match="params must be the float64 tensor"):
+        ops.scatter(x, None, p.float(), 5, 0)
+    with pytest.raises(RuntimeError, match="weight must have the input's number of elements"):
+        ops.scatter(x, torch.ones(3), p, 5, 0)
+    with pytest.raises(RuntimeError, match="derivative order 4 is not implemented"):
+        ops.gather(x, torch.ones(5), p, 4)
+    with pytest.raises(RuntimeError, match="hist must be a 1-d tensor"):
+        ops.gather(x, torch.ones(5, dtype=torch.float64), p, 1)
