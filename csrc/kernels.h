@@ -1,6 +1,6 @@
 // Kernel math shared by the CPU and CUDA backends: plain C++, no torch types.
 //
-// A sample at x spreads over the bins by the logistic CDF K(t) = sigmoid(kappa*t).
+// A sample at x spreads over the bins by a kernel with CDF K(kappa * t).
 // Bin b receives D_m(x, b) = K^(m)(x - e_b) - K^(m)(x - e_{b+1}), where K^(m) is
 // the m-th derivative of K. Every op is built on D_m:
 //   scatter_m(x, w)[b] = sum_i w_i D_m(x_i, b)   (forward, order 0)
@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cmath>
 #include <cstring>
 
 #if defined(__CUDACC__)
@@ -21,14 +22,6 @@ namespace softhist {
 
 // Highest derivative order of K implemented (order 2 is double backward).
 constexpr int64_t kMaxOrder = 3;
-
-// |t| beyond which sigmoid(t) is within e^-T of 0 or 1. Chosen from the
-// precision promised, not the dtype's epsilon: a sample's total mass is kept to
-// 2e^-T relative (1.9e-8 for float compute, 1.4e-16 for double), below the
-// rounding error of the result type.
-template <typename C> struct Saturation;
-template <> struct Saturation<float> { static constexpr float value = 18.5f; };
-template <> struct Saturation<double> { static constexpr double value = 37.5; };
 
 // exp(x) for |x| <= 80 in branch-free arithmetic so loops over samples
 // vectorise; accurate to ~1 ulp (float) / ~2 ulp (double).
@@ -73,12 +66,39 @@ SOFTHIST_HD double exp_bounded(double x) {
   return p * scale;
 }
 
-// K^(order)(t / kappa) / kappa^order: the logistic CDF and its derivatives in
-// units of kappa*t. With s = sigmoid(t), q = 1 - s computed as e^-t * s so it
-// keeps full precision where s is near 1.
+// The smoothing kernels. Each is the CDF K of a density with scale 1/kappa,
+// written in units of t = kappa * (x - edge); K^(m) is its m-th derivative
+// in those units (the caller multiplies by kappa^m).
+enum class Kernel : int32_t {
+  Logistic,    // K = sigmoid(t): the forum's SoftHistogram
+  Gaussian,    // K = Phi(t): standard deviation 1/kappa
+  Triangular,  // density max(0, 1 - |t|): half-width 1/kappa (linear splat)
+  BSpline,     // cubic B-spline density, support |t| < 2 (MONAI's Parzen window)
+  Hard,        // the bin a sample falls in, as torch.histc (no derivative in x)
+};
+
+// |t| beyond which K is within `saturation` of 0 or 1: exact for compact
+// kernels; for the others chosen from the precision promised, not the dtype's
+// epsilon: a sample's total mass is kept to 2 * 1e-8 relative for float
+// compute and 2 * 1e-17 for double, below the rounding error of the result.
+template <typename C>
+SOFTHIST_HD C saturation(Kernel k) {
+  const bool dbl = sizeof(C) == 8;
+  switch (k) {
+    case Kernel::Logistic: return dbl ? C(39.2) : C(18.5);  // e^-T
+    case Kernel::Gaussian: return dbl ? C(8.6) : C(5.7);    // Phi(-T)
+    case Kernel::Triangular: return C(1);
+    case Kernel::BSpline: return C(2);
+    case Kernel::Hard: return C(0);
+  }
+  return C(0);
+}
+
 template <int Order, typename C>
 SOFTHIST_HD C logistic(C t) {
-  const C sat = Saturation<C>::value + 2;
+  // With s = sigmoid(t), q = 1 - s is computed as e^-t * s so it keeps full
+  // precision where s is near 1.
+  const C sat = saturation<C>(Kernel::Logistic) + 2;
   t = t > -sat ? t : -sat;  // the operand order of maxps/minps: no blend needed
   t = t < sat ? t : sat;
   const C e = exp_bounded(-t);
@@ -88,6 +108,55 @@ SOFTHIST_HD C logistic(C t) {
   if constexpr (Order == 1) return s * q;
   if constexpr (Order == 2) return s * q * (q - s);
   if constexpr (Order == 3) return s * q * (C(1) - C(6) * s * q);
+}
+
+template <int Order, typename C>
+SOFTHIST_HD C gaussian(C t) {
+  const C sat = saturation<C>(Kernel::Gaussian) + 1;
+  t = t > -sat ? t : -sat;
+  t = t < sat ? t : sat;
+  const C pdf = C(0.398942280401432677939946) * exp_bounded(C(-0.5) * t * t);
+  if constexpr (Order == 0) return C(0.5) * std::erfc(C(-0.707106781186547524400844) * t);
+  if constexpr (Order == 1) return pdf;
+  if constexpr (Order == 2) return -t * pdf;
+  if constexpr (Order == 3) return (t * t - C(1)) * pdf;
+}
+
+template <int Order, typename C>
+SOFTHIST_HD C triangular(C t) {
+  const C a = t < 0 ? -t : t;
+  const C r = a < 1 ? C(1) - a : C(0);  // density; its derivatives ignore the kinks
+  const C sign = t < 0 ? C(-1) : C(1);
+  if constexpr (Order == 0) return t < 0 ? C(0.5) * r * r : C(1) - C(0.5) * r * r;
+  if constexpr (Order == 1) return r;
+  if constexpr (Order == 2) return a < 1 ? -sign : C(0);
+  if constexpr (Order == 3) return C(0);
+}
+
+template <int Order, typename C>
+SOFTHIST_HD C bspline(C t) {
+  // Density (4 - 6a^2 + 3a^3)/6 for a = |t| < 1, (2 - a)^3/6 for 1 <= a < 2.
+  const C a = t < 0 ? -t : t;
+  const C sign = t < 0 ? C(-1) : C(1);
+  const C b = a < 2 ? C(2) - a : C(0);
+  const bool inner = a < 1;
+  if constexpr (Order == 0) {
+    // Mass in [0, a], then K(t) = 1/2 + sign * mass.
+    const C inner_mass = (C(4) * a - C(2) * a * a * a + C(0.75) * a * a * a * a) / C(6);
+    const C outer_mass = C(0.5) - b * b * b * b / C(24);
+    return C(0.5) + sign * (inner ? inner_mass : outer_mass);
+  }
+  if constexpr (Order == 1) return inner ? (C(4) - C(6) * a * a + C(3) * a * a * a) / C(6) : b * b * b / C(6);
+  if constexpr (Order == 2) return sign * (inner ? C(-2) * a + C(1.5) * a * a : C(-0.5) * b * b);
+  if constexpr (Order == 3) return inner ? C(-2) + C(3) * a : b;
+}
+
+template <Kernel K, int Order, typename C>
+SOFTHIST_HD C cdf(C t) {
+  if constexpr (K == Kernel::Logistic) return logistic<Order>(t);
+  if constexpr (K == Kernel::Gaussian) return gaussian<Order>(t);
+  if constexpr (K == Kernel::Triangular) return triangular<Order>(t);
+  if constexpr (K == Kernel::BSpline) return bspline<Order>(t);
 }
 
 // The edges a sample reaches. Edge j sits at lo + j*width; a sample at x has
@@ -101,17 +170,27 @@ struct Window {
   int64_t bins, edges;
 
   template <typename C>
-  static Window make(double lo, double hi, double kappa, int64_t bins) {
+  static Window make(Kernel kernel, double lo, double hi, double kappa, int64_t bins) {
     Window w;
     const double width = (hi - lo) / static_cast<double>(bins);
     w.lo = lo;
     w.inv_width = 1.0 / width;
     w.c = kappa * width;
-    w.reach = static_cast<double>(Saturation<C>::value) / w.c;
+    w.reach = static_cast<double>(saturation<C>(kernel)) / w.c;
     w.bins = bins;
     const double span = __builtin_ceil(2.0 * w.reach) + 2.0;
     w.edges = span > static_cast<double>(bins + 1) ? bins + 1 : static_cast<int64_t>(span);
     return w;
+  }
+
+  // The bin of x as torch.histc counts it (max falls in the last bin), or
+  // false when x is outside [lo, hi] or not finite.
+  SOFTHIST_HD bool bin_of(double x, int64_t& bin) const {
+    const double u = (x - lo) * inv_width;
+    if (!(u >= 0 && u <= static_cast<double>(bins))) return false;
+    bin = static_cast<int64_t>(u);
+    bin = bin < bins ? bin : bins - 1;
+    return true;
   }
 
   // First edge of x's window and kappa*(x - e_first), or false when x is not

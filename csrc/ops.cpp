@@ -26,10 +26,28 @@ bool is_complex(ScalarType t) {
          t == ScalarType::ComplexHalf;
 }
 
-void check_order(int64_t order) {
+void check_order(int64_t order, Kernel kernel) {
   SOFTHIST_CHECK(order >= 0 && order <= kMaxOrder, "softhist: derivative order ", order,
-                  " is not implemented (orders 0 to ", kMaxOrder,
-                  " are: forward, backward, double and triple backward)");
+                 " is not implemented (orders 0 to ", kMaxOrder,
+                 " are: forward, backward, double and triple backward)");
+  SOFTHIST_CHECK(kernel != Kernel::Hard || order == 0,
+                 "softhist: the hard kernel (exact counts) has no derivative with respect "
+                 "to the samples; use a smooth kernel, or straight_through=True for exact "
+                 "counts with a smooth gradient");
+}
+
+// kappa * bin width when kappa is not given: each kernel's spread is about
+// half a bin (standard deviation 0.45, 0.5, 0.41 and 0.58 bin widths). See the
+// README, "Choosing kappa".
+double default_kappa_width(Kernel kernel) {
+  switch (kernel) {
+    case Kernel::Logistic: return 4.0;
+    case Kernel::Gaussian: return 2.0;
+    case Kernel::Triangular: return 1.0;
+    case Kernel::BSpline: return 1.0;
+    case Kernel::Hard: return 1.0;  // unused: the hard kernel has no width
+  }
+  return 1.0;
 }
 
 void check_bins(int64_t bins) {
@@ -47,6 +65,27 @@ void check_params(const Tensor& params, const Tensor& input) {
 }
 
 }  // namespace
+
+Kernel parse_kernel(const std::string& name) {
+  if (name == "logistic") return Kernel::Logistic;
+  if (name == "gaussian") return Kernel::Gaussian;
+  if (name == "triangular") return Kernel::Triangular;
+  if (name == "bspline") return Kernel::BSpline;
+  if (name == "hard") return Kernel::Hard;
+  fail("softhist: kernel must be one of \"logistic\", \"gaussian\", \"triangular\", "
+       "\"bspline\" (or \"hard\" for exact counts), got \"", name, "\"");
+}
+
+int64_t row_length(const Tensor& input) {
+  return input.dim() == 0 ? 1 : input.size(input.dim() - 1);
+}
+
+int64_t row_count(const Tensor& input) {
+  const int64_t n = row_length(input);
+  int64_t rows = 1;
+  for (int64_t d = 0; d + 1 < input.dim(); ++d) rows *= input.size(d);
+  return n == 0 ? rows : input.numel() / n;
+}
 
 void check_input(const Tensor& input) {
   const ScalarType t = input.scalar_type();
@@ -75,8 +114,8 @@ void check_histc_args(int64_t bins, double min, double max, std::optional<double
   }
 }
 
-Resolved resolve(int64_t bins, double min, double max, std::optional<double> kappa,
-                 double data_lo, double data_hi) {
+Resolved resolve(Kernel kernel, int64_t bins, double min, double max,
+                 std::optional<double> kappa, double data_lo, double data_hi) {
   Resolved r{min, max, 0.0};
   if (min == max) {
     // torch.histc: the range of the data, widened by 1 when it is a point.
@@ -95,36 +134,43 @@ Resolved resolve(int64_t bins, double min, double max, std::optional<double> kap
                   "softhist: the range [", r.lo, ", ", r.hi, "] split into ", bins,
                   " bins gives bins too narrow to represent; widen min/max or use fewer "
                   "bins");
-  r.kappa = kappa.has_value() ? *kappa : kDefaultKappaWidth / width;
+  r.kappa = kappa.has_value() ? *kappa : default_kappa_width(kernel) / width;
   return r;
 }
 
 void check_scatter_args(const Tensor& input, const std::optional<Tensor>& weight,
-                        const Tensor& params, int64_t bins, int64_t order) {
+                        const Tensor& params, int64_t bins, int64_t order, Kernel kernel) {
   check_input(input);
   check_bins(bins);
-  check_order(order);
+  check_order(order, kernel);
   check_params(params, input);
   if (weight.has_value()) {
-    SOFTHIST_CHECK(weight->numel() == input.numel() &&
-                        weight->scalar_type() == input.scalar_type() &&
-                        weight->device() == input.device(),
-                    "softhist: weight must have the input's number of elements, dtype "
-                    "and device");
+    SOFTHIST_CHECK(weight->sizes().equals(input.sizes()),
+                   "softhist: weight must have the input's shape");
+    SOFTHIST_CHECK(weight->scalar_type() == input.scalar_type(),
+                   "softhist: weight must have the input's dtype, got ",
+                   weight->scalar_type(), " and ", input.scalar_type(),
+                   "; convert it with weight.to(input.dtype)");
+    SOFTHIST_CHECK(weight->device() == input.device(),
+                   "softhist: weight must be on the input's device");
   }
 }
 
 void check_gather_args(const Tensor& input, const Tensor& hist, const Tensor& params,
-                       int64_t order) {
+                       int64_t order, Kernel kernel) {
   check_input(input);
-  check_order(order);
+  check_order(order, kernel);
   check_params(params, input);
-  check_bins(hist.numel());
-  SOFTHIST_CHECK(hist.dim() == 1 &&
-                      hist.scalar_type() == input.scalar_type() &&
-                      hist.device() == input.device(),
-                  "softhist: hist must be a 1-d tensor of bins with the input's dtype "
-                  "and device");
+  SOFTHIST_CHECK(hist.dim() == (input.dim() == 0 ? 1 : input.dim()) &&
+                     hist.scalar_type() == input.scalar_type() &&
+                     hist.device() == input.device(),
+                 "softhist: hist must have the input's dtype, device and shape, with bins "
+                 "in the last dimension");
+  check_bins(row_length(hist));
+  for (int64_t d = 0; d + 1 < input.dim(); ++d)
+    SOFTHIST_CHECK(hist.size(d) == input.size(d),
+                   "softhist: hist must have the input's shape, with bins in the last "
+                   "dimension");
 }
 
 namespace {
@@ -140,14 +186,16 @@ Tensor no_kernel(const Tensor& input) {
   return input;
 }
 
-Tensor params_no_kernel(const Tensor& input, int64_t, double, double, std::optional<double>) {
+Tensor params_no_kernel(const Tensor& input, int64_t, double, double, std::optional<double>,
+                        std::string) {
   return no_kernel(input);
 }
 Tensor scatter_no_kernel(const Tensor& input, const std::optional<Tensor>&, const Tensor&,
-                         int64_t, int64_t) {
+                         int64_t, int64_t, std::string) {
   return no_kernel(input);
 }
-Tensor gather_no_kernel(const Tensor& input, const Tensor&, const Tensor&, int64_t) {
+Tensor gather_no_kernel(const Tensor& input, const Tensor&, const Tensor&, int64_t,
+                        std::string) {
   return no_kernel(input);
 }
 
@@ -156,11 +204,18 @@ Tensor gather_no_kernel(const Tensor& input, const Tensor&, const Tensor&, int64
 STABLE_TORCH_LIBRARY(softhist, m) {
   // Range and kappa after defaults, as float64 [lo, hi, kappa] on the input's
   // device, so that a range taken from the data never leaves the device.
-  m.def("params(Tensor input, int bins, float min, float max, float? kappa) -> Tensor");
-  // sum_i weight_i * D_order(input_i, b) for each bin b (see kernels.h).
-  m.def("scatter(Tensor input, Tensor? weight, Tensor params, int bins, int order) -> Tensor");
-  // sum_b hist_b * D_order(input_i, b) for each sample i.
-  m.def("gather(Tensor input, Tensor hist, Tensor params, int order) -> Tensor");
+  m.def(
+      "params(Tensor input, int bins, float min, float max, float? kappa, "
+      "str kernel) -> Tensor");
+  // Along the last dimension, batched over the others (see kernels.h):
+  // out[..., b] = sum_i weight[..., i] * D_order(input[..., i], b), shape (..., bins).
+  m.def(
+      "scatter(Tensor input, Tensor? weight, Tensor params, int bins, int order, "
+      "str kernel) -> Tensor");
+  // out[..., i] = sum_b hist[..., b] * D_order(input[..., i], b), input's shape.
+  m.def(
+      "gather(Tensor input, Tensor hist, Tensor params, int order, "
+      "str kernel) -> Tensor");
 }
 
 STABLE_TORCH_LIBRARY_IMPL(softhist, CompositeExplicitAutograd, m) {

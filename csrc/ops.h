@@ -4,7 +4,10 @@
 
 #include <torch/csrc/stable/tensor.h>
 
+#include "kernels.h"
+
 #include <optional>
+#include <string>
 #include <sstream>
 #include <stdexcept>
 
@@ -23,23 +26,25 @@ template <typename... Args>
 #define SOFTHIST_CHECK(cond, ...) \
   if (!(cond)) ::softhist::fail(__VA_ARGS__)
 
-// kappa * bin width when kappa is not given (see README, "Choosing kappa").
-constexpr double kDefaultKappaWidth = 4.0;
-
 // The range and kappa after defaults, as the op `params` stores them.
 struct Resolved {
   double lo, hi, kappa;
 };
 
+Kernel parse_kernel(const std::string& name);
 void check_input(const Tensor& input);
 void check_histc_args(int64_t bins, double min, double max, std::optional<double> kappa);
 // Completes a data range [data_lo, data_hi] (of finite samples; empty: lo > hi)
 // into the histogram range, as torch.histc does, and fills in kappa.
-Resolved resolve(int64_t bins, double min, double max, std::optional<double> kappa,
-                 double data_lo, double data_hi);
+Resolved resolve(Kernel kernel, int64_t bins, double min, double max,
+                 std::optional<double> kappa, double data_lo, double data_hi);
+// The ops work along the last dimension of input, batched over the others.
 void check_scatter_args(const Tensor& input, const std::optional<Tensor>& weight,
-                        const Tensor& params, int64_t bins, int64_t order);
+                        const Tensor& params, int64_t bins, int64_t order, Kernel kernel);
 void check_gather_args(const Tensor& input, const Tensor& hist, const Tensor& params,
-                       int64_t order);
+                       int64_t order, Kernel kernel);
+// Samples per row (the last dimension) and number of rows.
+int64_t row_length(const Tensor& input);
+int64_t row_count(const Tensor& input);
 
 }  // namespace softhist

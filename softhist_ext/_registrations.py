@@ -12,17 +12,17 @@ ops = torch.ops.softhist
 
 
 @torch.library.register_fake("softhist::params")
-def _params_fake(input, bins, min, max, kappa):
+def _params_fake(input, bins, min, max, kappa, kernel):
     return input.new_empty((3,), dtype=torch.float64)
 
 
 @torch.library.register_fake("softhist::scatter")
-def _scatter_fake(input, weight, params, bins, order):
-    return input.new_empty((bins,))
+def _scatter_fake(input, weight, params, bins, order, kernel):
+    return input.new_empty(tuple(input.shape[:-1]) + (bins,))
 
 
 @torch.library.register_fake("softhist::gather")
-def _gather_fake(input, hist, params, order):
+def _gather_fake(input, hist, params, order, kernel):
     return torch.empty_like(input, memory_format=torch.contiguous_format)
 
 
@@ -31,41 +31,41 @@ def _params_setup(ctx, inputs, output):
 
 
 def _params_backward(ctx, grad):
-    return None, None, None, None, None
+    return None, None, None, None, None, None
 
 
 def _scatter_setup(ctx, inputs, output):
-    input, weight, params, bins, order = inputs
+    input, weight, params, bins, order, kernel = inputs
     ctx.save_for_backward(input, weight, params)
-    ctx.order = order
+    ctx.order, ctx.kernel = order, kernel
 
 
 def _scatter_backward(ctx, grad):
     input, weight, params = ctx.saved_tensors
     grad_input = grad_weight = None
     if ctx.needs_input_grad[0]:
-        grad_input = ops.gather(input, grad, params, ctx.order + 1)
+        grad_input = ops.gather(input, grad, params, ctx.order + 1, ctx.kernel)
         if weight is not None:
-            grad_input = grad_input * weight.reshape(input.shape)
+            grad_input = grad_input * weight
     if ctx.needs_input_grad[1]:
-        grad_weight = ops.gather(input, grad, params, ctx.order).reshape(weight.shape)
-    return grad_input, grad_weight, None, None, None
+        grad_weight = ops.gather(input, grad, params, ctx.order, ctx.kernel)
+    return grad_input, grad_weight, None, None, None, None
 
 
 def _gather_setup(ctx, inputs, output):
-    input, hist, params, order = inputs
+    input, hist, params, order, kernel = inputs
     ctx.save_for_backward(input, hist, params)
-    ctx.order = order
+    ctx.order, ctx.kernel = order, kernel
 
 
 def _gather_backward(ctx, grad):
     input, hist, params = ctx.saved_tensors
     grad_input = grad_hist = None
     if ctx.needs_input_grad[0]:
-        grad_input = grad * ops.gather(input, hist, params, ctx.order + 1)
+        grad_input = grad * ops.gather(input, hist, params, ctx.order + 1, ctx.kernel)
     if ctx.needs_input_grad[1]:
-        grad_hist = ops.scatter(input, grad, params, hist.shape[0], ctx.order)
-    return grad_input, grad_hist, None, None
+        grad_hist = ops.scatter(input, grad, params, hist.shape[-1], ctx.order, ctx.kernel)
+    return grad_input, grad_hist, None, None, None
 
 
 torch.library.register_autograd(

@@ -12,33 +12,110 @@ def histc(
     min: float = 0.0,
     max: float = 0.0,
     kappa: Optional[float] = None,
+    kernel: str = "logistic",
+    weight: Optional[Tensor] = None,
+    dim: Optional[int] = None,
+    density: bool = False,
+    straight_through: bool = False,
 ) -> Tensor:
     r"""Differentiable :func:`torch.histc`.
 
-    Each sample spreads over the bins by a logistic kernel of slope ``kappa``:
+    (The arguments after ``kappa`` are meant as keywords; they are not
+    keyword-only because TorchScript can't compile that.)
+
+    Each sample spreads over the bins by a smoothing kernel of scale ``1/kappa``;
+    a bin receives the kernel mass that falls inside it. With the default
+    logistic kernel
 
     .. math::
-        \text{out}_b = \sum_i \sigma(\kappa(x_i - e_b)) - \sigma(\kappa(x_i - e_{b+1})),
+        \text{out}_b = \sum_i w_i \left[\sigma(\kappa(x_i - e_b)) - \sigma(\kappa(x_i - e_{b+1}))\right],
         \qquad e_j = \text{min} + j\,\frac{\text{max} - \text{min}}{\text{bins}}
 
-    so samples well inside ``[min, max]`` add exactly 1 in total, and
-    ``kappa -> inf`` gives ``torch.histc``. Gradients flow to ``input``
-    (first and second order); only the bins a sample's kernel reaches are
-    touched, so memory is O(N + bins).
+    so samples well inside ``[min, max]`` add exactly ``w_i`` in total, and
+    ``kappa -> inf`` gives ``torch.histc``. Gradients flow to ``input`` and
+    ``weight`` (first and second order); only the bins a sample's kernel
+    reaches are touched, so memory is O(N + bins).
 
     Args:
-        input: samples of any shape (flattened), float16/bfloat16/float32/float64.
-            NaN and +-inf samples add nothing and get zero gradient.
+        input: samples, float16/bfloat16/float32/float64. NaN and +-inf samples
+            add nothing and get zero gradient.
         bins: number of bins, at least 1.
         min, max: the histogram range. If equal (the default, 0 and 0), the range
             of the finite samples is used, as in ``torch.histc``; that range is a
             constant for autograd.
-        kappa: sigmoid slope in 1/units of ``input``. ``None`` uses
-            ``4 * bins / (max - min)``: each kernel is a fixed fraction of a bin
-            wide whatever the data's scale (see the README, "Choosing kappa").
+        kappa: inverse kernel scale, in 1/units of ``input`` (for "logistic" the
+            sigmoid slope; "gaussian": 1/standard deviation; "triangular":
+            1/half-width; "bspline": 2/support half-width). ``None`` scales it with
+            the bin width, so a kernel spreads over about half a bin whatever the
+            data's range (README, "Choosing kappa").
+        kernel: "logistic", "gaussian", "triangular", "bspline", or "hard" (exact
+            counts; differentiable in ``weight`` only).
+        weight: per-sample weights, ``input``'s shape and dtype.
+        dim: compute one histogram per slice along ``dim``: the result has
+            ``input``'s shape with ``dim`` replaced by ``bins``. ``None`` flattens.
+        density: normalise each histogram to integrate to 1 over ``[min, max]``,
+            as ``torch.histogram(density=True)``.
+        straight_through: return exact counts (as ``torch.histc``) in the forward
+            pass and the kernel's gradient in the backward pass.
 
     Returns:
-        A tensor of shape ``(bins,)`` with ``input``'s dtype and device.
+        ``(bins,)`` (or ``input``'s shape with ``dim`` replaced by ``bins``), with
+        ``input``'s dtype and device.
     """
-    params = torch.ops.softhist.params(input, bins, min, max, kappa)
-    return torch.ops.softhist.scatter(input, None, params, bins, 0)
+    if weight is not None and weight.shape != input.shape:
+        raise ValueError(
+            f"softhist: weight must have the input's shape {list(input.shape)}, "
+            f"got {list(weight.shape)}"
+        )
+    if dim is None:
+        x = input.reshape(-1)
+        w = weight.reshape(-1) if weight is not None else None
+    else:
+        x = input.movedim(dim, -1)
+        w = weight.movedim(dim, -1) if weight is not None else None
+    params = torch.ops.softhist.params(x, bins, min, max, kappa, kernel)
+    out = torch.ops.softhist.scatter(x, w, params, bins, 0, kernel)
+    if straight_through:
+        hard = torch.ops.softhist.scatter(x, w, params, bins, 0, "hard")
+        out = hard + (out - out.detach())
+    if density:
+        width = ((params[1] - params[0]) / bins).to(out.dtype)
+        out = out / (out.sum(-1, keepdim=True) * width)
+    return out if dim is None else out.movedim(-1, dim)
+
+
+def bincount(
+    input: Tensor,
+    weights: Optional[Tensor] = None,
+    minlength: int = 0,
+    kappa: Optional[float] = None,
+    kernel: str = "logistic",
+) -> Tensor:
+    """Differentiable :func:`torch.bincount`.
+
+    Integer ``input`` gives ``torch.bincount``'s exact counts, differentiable
+    with respect to floating ``weights``. Floating ``input`` gives soft counts at
+    the integers 0, 1, ... (``histc`` with bins centred on them, kernel
+    ``kernel`` of inverse scale ``kappa``), differentiable with respect to
+    ``input`` and ``weights``. The length is ``max(minlength, max(input) + 1)``.
+    """
+    if input.dim() != 1:
+        raise ValueError(f"softhist: bincount's input must be 1-d, got {input.dim()} dimensions")
+    if weights is not None and weights.shape != input.shape:
+        raise ValueError("softhist: bincount's weights must have the input's shape")
+    if not input.is_floating_point():
+        if weights is None or not weights.is_floating_point():
+            return torch.bincount(input, weights, minlength)
+        length = torch.bincount(input, None, minlength).shape[0]  # torch's checks and length
+        # float64 positions are exact for integers below 2^53.
+        params = torch.ops.softhist.params(input.double(), length, -0.5, length - 0.5, None, "hard")
+        counts = torch.ops.softhist.scatter(
+            input.double(), weights.double(), params, length, 0, "hard"
+        )
+        return counts.to(weights.dtype)
+    finite = input.detach()[torch.isfinite(input.detach())]
+    top = int(finite.max().item()) + 1 if finite.numel() > 0 else 0
+    length = minlength if minlength > top else top
+    if length == 0:
+        return input.new_zeros((0,))
+    return histc(input, length, -0.5, length - 0.5, kappa, kernel=kernel, weight=weights)

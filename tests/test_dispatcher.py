@@ -13,42 +13,58 @@ import softhist_ext
 ops = torch.ops.softhist
 
 
-def _params(x, bins, lo, hi, kappa):
-    return ops.params(x.detach(), bins, lo, hi, kappa)
+KERNELS = ["logistic", "gaussian", "triangular", "bspline"]
+
+
+def _params(x, bins, lo, hi, kappa, kernel="logistic"):
+    return ops.params(x.detach(), bins, lo, hi, kappa, kernel)
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 def test_opcheck_params(device, dtype):
     x = torch.randn(50, dtype=dtype, device=device, requires_grad=True)
-    opcheck(ops.params, (x, 10, -2.0, 2.0, None))
-    opcheck(ops.params, (x, 10, 0.0, 0.0, 3.0))
+    opcheck(ops.params, (x, 10, -2.0, 2.0, None, "logistic"))
+    opcheck(ops.params, (x, 10, 0.0, 0.0, 3.0, "bspline"))
 
 
+@pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("order", [0, 1, 2])
 @pytest.mark.parametrize("weighted", [False, True])
-def test_opcheck_scatter(device, order, weighted):
+def test_opcheck_scatter(device, kernel, order, weighted):
     x = torch.randn(3, 40, dtype=torch.float64, device=device, requires_grad=True)
     w = torch.rand(3, 40, dtype=torch.float64, device=device, requires_grad=True) if weighted else None
-    opcheck(ops.scatter, (x, w, _params(x, 9, -2.0, 2.0, 3.0), 9, order))
+    p = _params(x, 9, -2.0, 2.0, 3.0, kernel)
+    opcheck(ops.scatter, (x, w, p, 9, order, kernel))
 
 
+@pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("order", [0, 1, 2])
-def test_opcheck_gather(device, order):
-    x = torch.randn(40, 2, dtype=torch.float64, device=device, requires_grad=True)
-    h = torch.randn(9, dtype=torch.float64, device=device, requires_grad=True)
-    opcheck(ops.gather, (x, h, _params(x, 9, -2.0, 2.0, 3.0), order))
+def test_opcheck_gather(device, kernel, order):
+    x = torch.randn(2, 40, dtype=torch.float64, device=device, requires_grad=True)
+    h = torch.randn(2, 9, dtype=torch.float64, device=device, requires_grad=True)
+    p = _params(x, 9, -2.0, 2.0, 3.0, kernel)
+    opcheck(ops.gather, (x, h, p, order, kernel))
 
 
-def test_scatter_and_gather_are_transposes(device):
+def test_opcheck_hard_kernel(device):
+    x = torch.randn(50, dtype=torch.float64, device=device)
+    w = torch.rand(50, dtype=torch.float64, device=device, requires_grad=True)
+    p = _params(x, 9, -2.0, 2.0, None, "hard")
+    opcheck(ops.scatter, (x, w, p, 9, 0, "hard"))
+    opcheck(ops.gather, (x, torch.randn(9, dtype=torch.float64, device=device), p, 0, "hard"))
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_scatter_and_gather_are_transposes(device, kernel):
     # <scatter(x, w), h> == <w, gather(x, h)> for every order: the identity the
     # autograd formulas rest on.
-    x = torch.randn(300, dtype=torch.float64, device=device)
-    w = torch.randn(300, dtype=torch.float64, device=device)
-    h = torch.randn(11, dtype=torch.float64, device=device)
-    p = _params(x, 11, -2.0, 2.0, 2.5)
+    x = torch.randn(2, 300, dtype=torch.float64, device=device)
+    w = torch.randn(2, 300, dtype=torch.float64, device=device)
+    h = torch.randn(2, 11, dtype=torch.float64, device=device)
+    p = _params(x, 11, -2.0, 2.0, 2.5, kernel)
     for order in range(4):
-        lhs = (ops.scatter(x, w, p, 11, order) * h).sum()
-        rhs = (w * ops.gather(x, h, p, order)).sum()
+        lhs = (ops.scatter(x, w, p, 11, order, kernel) * h).sum()
+        rhs = (w * ops.gather(x, h, p, order, kernel)).sum()
         torch.testing.assert_close(lhs, rhs, rtol=1e-11, atol=1e-11)
 
 
