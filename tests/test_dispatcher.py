@@ -104,7 +104,8 @@ def test_torchscript_gradients_save_and_load_in_a_fresh_process(tmp_path):
         print("ok")
         """
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    # cwd away from the source tree, so the installed package is imported.
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
 
 
