@@ -76,7 +76,8 @@ def histc(
     params = torch.ops.softhist.params(x, bins, min, max, kappa, kernel)
     out = torch.ops.softhist.scatter(x, w, params, bins, 0, kernel)
     if straight_through:
-        hard = torch.ops.softhist.scatter(x, w, params, bins, 0, "hard")
+        w_hard = w.detach() if w is not None else None
+        hard = torch.ops.softhist.scatter(x.detach(), w_hard, params, bins, 0, "hard")
         out = hard + (out - out.detach())
     if density:
         width = ((params[1] - params[0]) / bins).to(out.dtype)

@@ -7,29 +7,61 @@ import torch
 from torch import Tensor
 
 
+def kernel_cdf(kernel: str, t: Tensor) -> Tensor:
+    """The kernels' CDFs, in units of t = kappa * (x - edge), written out."""
+    if kernel == "logistic":
+        return torch.sigmoid(t)
+    if kernel == "gaussian":
+        return torch.special.ndtr(t)
+    if kernel == "triangular":
+        r = (1 - t.abs()).clamp_min(0)
+        return torch.where(t < 0, 0.5 * r * r, 1 - 0.5 * r * r)
+    if kernel == "bspline":
+        a = t.abs()
+        inner = (4 * a - 2 * a**3 + 0.75 * a**4) / 6
+        outer = 0.5 - (2 - a).clamp_min(0) ** 4 / 24
+        return 0.5 + torch.sign(t) * torch.where(a < 1, inner, outer)
+    raise ValueError(kernel)
+
+
+DEFAULT_KAPPA_WIDTH = {"logistic": 4.0, "gaussian": 2.0, "triangular": 1.0, "bspline": 1.0}
+
+
 def histc(
     input: Tensor,
     bins: int = 100,
     min: float = 0.0,
     max: float = 0.0,
     kappa: Optional[float] = None,
+    kernel: str = "logistic",
+    weight: Optional[Tensor] = None,
+    dim: Optional[int] = None,
+    density: bool = False,
 ) -> Tensor:
-    """The soft histogram written out: sigmoid differences at every edge."""
-    x = input.reshape(-1)
-    finite = torch.isfinite(x)
+    """The soft histogram written out: the kernel's CDF at every edge, for every
+    sample (an N x (bins + 1) tensor)."""
+    finite_all = torch.isfinite(input)
     lo, hi = float(min), float(max)
     if lo == hi:
-        if bool(finite.any()):
-            lo, hi = float(x[finite].min()), float(x[finite].max())
+        if bool(finite_all.any()):
+            lo, hi = float(input[finite_all].min()), float(input[finite_all].max())
         if lo == hi:
             lo, hi = lo - 1, hi + 1
     if kappa is None:
-        kappa = 4.0 * bins / (hi - lo)
+        kappa = DEFAULT_KAPPA_WIDTH[kernel] * bins / (hi - lo)
+    x = input.reshape(-1) if dim is None else input.movedim(dim, -1)
+    w = torch.ones_like(x) if weight is None else (
+        weight.reshape(-1) if dim is None else weight.movedim(dim, -1))
+    finite = torch.isfinite(x)
     edges = torch.linspace(lo, hi, bins + 1, dtype=torch.float64, device=x.device)
     xs = torch.where(finite, x, torch.zeros_like(x)).to(torch.float64)
-    cdf = torch.sigmoid(kappa * (xs[:, None] - edges[None, :]))
-    per_sample = (cdf[:, :-1] - cdf[:, 1:]) * finite[:, None]
-    return per_sample.sum(0).to(input.dtype)
+    cdf = kernel_cdf(kernel, kappa * (xs[..., None] - edges))
+    per_sample = (cdf[..., :-1] - cdf[..., 1:]) * (finite * w).to(torch.float64)[..., None]
+    out = per_sample.sum(-2)
+    if density:
+        out = out / (out.sum(-1, keepdim=True) * ((hi - lo) / bins))
+    out = out.to(input.dtype)
+    return out if dim is None else out.movedim(-1, dim)
 
 
 def forum_soft_histogram(x: Tensor, bins: int, min: float, max: float, sigma: float) -> Tensor:
