@@ -20,6 +20,7 @@ setup(
         CppExtension(
             "softhist_ext._C",
             cpu_sources,
+            depends=["csrc/kernels.h", "csrc/ops.h"],
             extra_compile_args=["-O3", "-std=c++17", "-fopenmp-simd", STABLE_ABI_TARGET],
             py_limited_api=True,
         )

@@ -110,13 +110,34 @@ SOFTHIST_HD C logistic(C t) {
   if constexpr (Order == 3) return s * q * (C(1) - C(6) * s * q);
 }
 
+// erfc(x) for float compute: Numerical Recipes' Chebyshev fit, relative error
+// below 1.2e-7 everywhere, in arithmetic that vectorises. Double compute keeps
+// the libm erfc.
+SOFTHIST_HD float erfc_vectorisable(float x) {
+  const float z = x < 0 ? -x : x;
+  const float t = 1.0f / (1.0f + 0.5f * z);
+  float p = 0.17087277f;
+  p = p * t - 0.82215223f;
+  p = p * t + 1.48851587f;
+  p = p * t - 1.13520398f;
+  p = p * t + 0.27886807f;
+  p = p * t - 0.18628806f;
+  p = p * t + 0.09678418f;
+  p = p * t + 0.37409196f;
+  p = p * t + 1.00002368f;
+  p = p * t - 1.26551223f;
+  const float r = t * exp_bounded(p - z * z);
+  return x < 0 ? 2.0f - r : r;
+}
+SOFTHIST_HD double erfc_vectorisable(double x) { return std::erfc(x); }
+
 template <int Order, typename C>
 SOFTHIST_HD C gaussian(C t) {
   const C sat = saturation<C>(Kernel::Gaussian) + 1;
   t = t > -sat ? t : -sat;
   t = t < sat ? t : sat;
   const C pdf = C(0.398942280401432677939946) * exp_bounded(C(-0.5) * t * t);
-  if constexpr (Order == 0) return C(0.5) * std::erfc(C(-0.707106781186547524400844) * t);
+  if constexpr (Order == 0) return C(0.5) * erfc_vectorisable(C(-0.707106781186547524400844) * t);
   if constexpr (Order == 1) return pdf;
   if constexpr (Order == 2) return -t * pdf;
   if constexpr (Order == 3) return (t * t - C(1)) * pdf;
