@@ -33,7 +33,7 @@ def _load_library() -> None:
 _load_library()
 
 from . import _registrations  # noqa: E402,F401  (fake kernels and autograd)
-from . import nn  # noqa: E402
+from . import distributed, nn  # noqa: E402
 from .ops import bincount, histc  # noqa: E402
 
-__all__ = ["bincount", "histc", "nn"]
+__all__ = ["bincount", "distributed", "histc", "nn"]

@@ -68,12 +68,13 @@ def _gather_backward(ctx, grad):
     return grad_input, grad_hist, None, None, None
 
 
-torch.library.register_autograd(
-    "softhist::params", _params_backward, setup_context=_params_setup
-)
-torch.library.register_autograd(
-    "softhist::scatter", _scatter_backward, setup_context=_scatter_setup
-)
-torch.library.register_autograd(
-    "softhist::gather", _gather_backward, setup_context=_gather_setup
-)
+def _register_autograd(op, backward, setup_context):
+    # A C++ autograd (csrc/autograd, in the CMake-built library a C++ program
+    # may link) is already loaded when the process has one: keep it.
+    if not torch._C._dispatch_has_kernel_for_dispatch_key(op, "Autograd"):
+        torch.library.register_autograd(op, backward, setup_context=setup_context)
+
+
+_register_autograd("softhist::params", _params_backward, _params_setup)
+_register_autograd("softhist::scatter", _scatter_backward, _scatter_setup)
+_register_autograd("softhist::gather", _gather_backward, _gather_setup)

@@ -1,0 +1,80 @@
+"""Soft histograms of samples sharded across processes (``torch.distributed``).
+
+Each process computes the histogram of its own samples; a sum all-reduce gives
+every process the histogram of all of them, and :func:`all_reduce_histogram`
+makes that sum differentiable with the gradients a single process holding all
+the samples would get.
+"""
+
+# Unevaluated annotations: torch builds without distributed lack dist.ProcessGroup.
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+import torch.distributed as dist
+from torch import Tensor
+
+
+class _SumAcrossRanks(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, hist: Tensor, group: Optional[dist.ProcessGroup]) -> Tensor:
+        total = hist.clone()  # all_reduce works in place; leave the caller's tensor alone
+        dist.all_reduce(total, op=dist.ReduceOp.SUM, group=group)
+        return total
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        # Every rank holds the gradient of the same loss with respect to the same
+        # global histogram, which is also the gradient with respect to its own
+        # term of the sum: pass it through (no communication, and differentiable
+        # again for double backward).
+        return grad, None
+
+
+def all_reduce_histogram(hist: Tensor, group: Optional[dist.ProcessGroup] = None) -> Tensor:
+    """The global histogram: the sum of every rank's ``hist``, differentiable.
+
+    Call it on every rank of ``group`` (default: the whole world) with the
+    histogram of that rank's samples, computed with the same ``bins``, ``min``,
+    ``max``, ``kappa`` and ``kernel`` everywhere. Pass ``min`` and ``max``
+    explicitly: with ``min == max`` each rank would take the range of its own
+    samples (all-reduce their MIN and MAX first if the range must come from
+    the data).
+
+    Gradients assume what the forward suggests: **every rank computes the same
+    loss from the returned global histogram**. Then the backward passes the
+    gradient through unchanged, and each rank's gradient with respect to its
+    samples (and weights) equals the gradient a single process with all the
+    samples computes for them. ``torch.distributed.nn.functional.all_reduce``
+    instead sums the gradients over ranks in its backward (right when the
+    total loss is the sum of per-rank losses), which here would multiply them
+    by the world size.
+
+    A parameter shared by all ranks (a model weight) receives on each rank the
+    part of its gradient that flows through that rank's samples: the
+    single-process gradient is the *sum* over ranks. DistributedDataParallel
+    *averages* gradients, so under it multiply the loss by the world size (or
+    all-reduce the parameters' gradients with SUM yourself).
+
+    Args:
+        hist: this rank's histogram, any shape and floating dtype; on a device
+            the process group's backend supports (CPU for gloo, CUDA for nccl).
+        group: the process group to reduce over; ``None`` for the default group.
+
+    Returns:
+        A new tensor with ``hist``'s shape: the elementwise sum over the ranks.
+    """
+    if not isinstance(hist, Tensor):
+        raise TypeError(f"softhist: hist must be a tensor, got {type(hist).__name__}")
+    if not hist.is_floating_point():
+        raise TypeError(
+            f"softhist: hist must be a floating-point histogram, got dtype {hist.dtype}"
+        )
+    if not (dist.is_available() and dist.is_initialized()):
+        raise RuntimeError(
+            "softhist: all_reduce_histogram needs an initialised process group; call "
+            "torch.distributed.init_process_group first (a single process needs no "
+            "all-reduce: use the histogram itself)"
+        )
+    return _SumAcrossRanks.apply(hist, group)
