@@ -191,7 +191,8 @@ struct Window {
   int64_t bins, edges;
 
   template <typename C>
-  static Window make(Kernel kernel, double lo, double hi, double kappa, int64_t bins) {
+  SOFTHIST_HD static Window make(Kernel kernel, double lo, double hi, double kappa,
+                                 int64_t bins) {
     Window w;
     const double width = (hi - lo) / static_cast<double>(bins);
     w.lo = lo;

@@ -173,6 +173,39 @@ void check_gather_args(const Tensor& input, const Tensor& hist, const Tensor& pa
                    "dimension");
 }
 
+void check_scatter2d_args(const Tensor& x, const Tensor& y, const std::optional<Tensor>& weight,
+                          const Tensor& params_x, const Tensor& params_y, int64_t bins_x,
+                          int64_t bins_y, int64_t order_x, int64_t order_y, Kernel kernel) {
+  check_scatter_args(x, weight, params_x, bins_x, order_x, kernel);
+  check_scatter_args(y, std::nullopt, params_y, bins_y, order_y, kernel);
+  SOFTHIST_CHECK(x.sizes().equals(y.sizes()) && x.scalar_type() == y.scalar_type(),
+                 "softhist: x and y must have the same shape and dtype (they pair up "
+                 "sample by sample)");
+  SOFTHIST_CHECK(int64_t(1) * bins_x * bins_y < (int64_t(1) << 31),
+                 "softhist: bins_x * bins_y must be below 2^31");
+}
+
+void check_gather2d_args(const Tensor& x, const Tensor& y, const Tensor& hist,
+                         const Tensor& params_x, const Tensor& params_y, int64_t order_x,
+                         int64_t order_y, Kernel kernel) {
+  check_input(x);
+  check_order(order_x, kernel);
+  check_order(order_y, kernel);
+  check_params(params_x, x);
+  check_params(params_y, x);
+  SOFTHIST_CHECK(x.sizes().equals(y.sizes()) && x.scalar_type() == y.scalar_type() &&
+                     x.device() == y.device(),
+                 "softhist: x and y must have the same shape, dtype and device");
+  const int64_t lead = x.dim() == 0 ? 0 : x.dim() - 1;
+  bool ok = hist.dim() == lead + 2 && hist.scalar_type() == x.scalar_type() &&
+            hist.device() == x.device();
+  for (int64_t d = 0; ok && d < lead; ++d) ok = hist.size(d) == x.size(d);
+  SOFTHIST_CHECK(ok, "softhist: hist must have x's dtype and device and shape "
+                     "x.shape[:-1] + (bins_x, bins_y)");
+  check_bins(hist.size(lead));
+  check_bins(hist.size(lead + 1));
+}
+
 namespace {
 
 // Reached only for devices this build has no kernels for.
@@ -198,6 +231,15 @@ Tensor gather_no_kernel(const Tensor& input, const Tensor&, const Tensor&, int64
                         std::string) {
   return no_kernel(input);
 }
+Tensor scatter2d_no_kernel(const Tensor& x, const Tensor&, const std::optional<Tensor>&,
+                           const Tensor&, const Tensor&, int64_t, int64_t, int64_t, int64_t,
+                           std::string) {
+  return no_kernel(x);
+}
+Tensor gather2d_no_kernel(const Tensor& x, const Tensor&, const Tensor&, const Tensor&,
+                          const Tensor&, int64_t, int64_t, std::string) {
+  return no_kernel(x);
+}
 
 }  // namespace
 
@@ -216,12 +258,22 @@ STABLE_TORCH_LIBRARY(softhist, m) {
   m.def(
       "gather(Tensor input, Tensor hist, Tensor params, int order, "
       "str kernel) -> Tensor");
+  // Joint histograms: out[..., a, b] = sum_i w_i D_order_x(x_i, a) D_order_y(y_i, b),
+  // shape (..., bins_x, bins_y); and its transpose, back to the samples.
+  m.def(
+      "scatter2d(Tensor x, Tensor y, Tensor? weight, Tensor params_x, Tensor params_y, "
+      "int bins_x, int bins_y, int order_x, int order_y, str kernel) -> Tensor");
+  m.def(
+      "gather2d(Tensor x, Tensor y, Tensor hist, Tensor params_x, Tensor params_y, "
+      "int order_x, int order_y, str kernel) -> Tensor");
 }
 
 STABLE_TORCH_LIBRARY_IMPL(softhist, CompositeExplicitAutograd, m) {
   m.impl("params", TORCH_BOX(&params_no_kernel));
   m.impl("scatter", TORCH_BOX(&scatter_no_kernel));
   m.impl("gather", TORCH_BOX(&gather_no_kernel));
+  m.impl("scatter2d", TORCH_BOX(&scatter2d_no_kernel));
+  m.impl("gather2d", TORCH_BOX(&gather2d_no_kernel));
 }
 
 }  // namespace softhist

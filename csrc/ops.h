@@ -43,6 +43,13 @@ void check_scatter_args(const Tensor& input, const std::optional<Tensor>& weight
                         const Tensor& params, int64_t bins, int64_t order, Kernel kernel);
 void check_gather_args(const Tensor& input, const Tensor& hist, const Tensor& params,
                        int64_t order, Kernel kernel);
+// The joint ops: x and y pair up sample by sample (same shape, dtype, device).
+void check_scatter2d_args(const Tensor& x, const Tensor& y, const std::optional<Tensor>& weight,
+                          const Tensor& params_x, const Tensor& params_y, int64_t bins_x,
+                          int64_t bins_y, int64_t order_x, int64_t order_y, Kernel kernel);
+void check_gather2d_args(const Tensor& x, const Tensor& y, const Tensor& hist,
+                         const Tensor& params_x, const Tensor& params_y, int64_t order_x,
+                         int64_t order_y, Kernel kernel);
 // Samples per row (the last dimension) and number of rows.
 int64_t row_length(const Tensor& input);
 int64_t row_count(const Tensor& input);

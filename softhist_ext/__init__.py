@@ -33,7 +33,8 @@ def _load_library() -> None:
 _load_library()
 
 from . import _registrations  # noqa: E402,F401  (fake kernels and autograd)
-from . import distributed, nn  # noqa: E402
-from .ops import bincount, histc  # noqa: E402
+from . import distributed, losses, nn  # noqa: E402
+from .losses import mutual_information  # noqa: E402
+from .ops import bincount, histc, histc2d  # noqa: E402
 
-__all__ = ["bincount", "distributed", "histc", "nn"]
+__all__ = ["bincount", "distributed", "histc", "histc2d", "losses", "mutual_information", "nn"]

@@ -3,7 +3,8 @@ because the stable ABI the kernels are built on has no autograd.
 
 Every op's derivative is another op one derivative order up (see
 ``csrc/kernels.h``): d scatter_m = gather_{m+1} (x) and gather_m (weight);
-d gather_m = gather_{m+1} (x) and scatter_m (hist).
+d gather_m = gather_{m+1} (x) and scatter_m (hist). The joint ops scatter2d
+and gather2d work alike, with one order per axis.
 """
 
 import torch
@@ -24,6 +25,16 @@ def _scatter_fake(input, weight, params, bins, order, kernel):
 @torch.library.register_fake("softhist::gather")
 def _gather_fake(input, hist, params, order, kernel):
     return torch.empty_like(input, memory_format=torch.contiguous_format)
+
+
+@torch.library.register_fake("softhist::scatter2d")
+def _scatter2d_fake(x, y, weight, params_x, params_y, bins_x, bins_y, order_x, order_y, kernel):
+    return x.new_empty(tuple(x.shape[:-1]) + (bins_x, bins_y))
+
+
+@torch.library.register_fake("softhist::gather2d")
+def _gather2d_fake(x, y, hist, params_x, params_y, order_x, order_y, kernel):
+    return torch.empty_like(x, memory_format=torch.contiguous_format)
 
 
 def _params_setup(ctx, inputs, output):
@@ -68,6 +79,47 @@ def _gather_backward(ctx, grad):
     return grad_input, grad_hist, None, None, None
 
 
+def _scatter2d_setup(ctx, inputs, output):
+    x, y, weight, params_x, params_y, bins_x, bins_y, order_x, order_y, kernel = inputs
+    ctx.save_for_backward(x, y, weight, params_x, params_y)
+    ctx.orders, ctx.kernel = (order_x, order_y), kernel
+
+
+def _scatter2d_backward(ctx, grad):
+    x, y, weight, px, py = ctx.saved_tensors
+    (ox, oy), k = ctx.orders, ctx.kernel
+    grad_x = grad_y = grad_weight = None
+    if ctx.needs_input_grad[0]:
+        grad_x = ops.gather2d(x, y, grad, px, py, ox + 1, oy, k)
+        grad_x = grad_x * weight if weight is not None else grad_x
+    if ctx.needs_input_grad[1]:
+        grad_y = ops.gather2d(x, y, grad, px, py, ox, oy + 1, k)
+        grad_y = grad_y * weight if weight is not None else grad_y
+    if ctx.needs_input_grad[2]:
+        grad_weight = ops.gather2d(x, y, grad, px, py, ox, oy, k)
+    return grad_x, grad_y, grad_weight, None, None, None, None, None, None, None
+
+
+def _gather2d_setup(ctx, inputs, output):
+    x, y, hist, params_x, params_y, order_x, order_y, kernel = inputs
+    ctx.save_for_backward(x, y, hist, params_x, params_y)
+    ctx.orders, ctx.kernel = (order_x, order_y), kernel
+
+
+def _gather2d_backward(ctx, grad):
+    x, y, hist, px, py = ctx.saved_tensors
+    (ox, oy), k = ctx.orders, ctx.kernel
+    grad_x = grad_y = grad_hist = None
+    if ctx.needs_input_grad[0]:
+        grad_x = grad * ops.gather2d(x, y, hist, px, py, ox + 1, oy, k)
+    if ctx.needs_input_grad[1]:
+        grad_y = grad * ops.gather2d(x, y, hist, px, py, ox, oy + 1, k)
+    if ctx.needs_input_grad[2]:
+        bins_x, bins_y = hist.shape[-2], hist.shape[-1]
+        grad_hist = ops.scatter2d(x, y, grad, px, py, bins_x, bins_y, ox, oy, k)
+    return grad_x, grad_y, grad_hist, None, None, None, None, None
+
+
 def _register_autograd(op, backward, setup_context):
     # A C++ autograd (csrc/autograd, in the CMake-built library a C++ program
     # may link) is already loaded when the process has one: keep it.
@@ -78,3 +130,5 @@ def _register_autograd(op, backward, setup_context):
 _register_autograd("softhist::params", _params_backward, _params_setup)
 _register_autograd("softhist::scatter", _scatter_backward, _scatter_setup)
 _register_autograd("softhist::gather", _gather_backward, _gather_setup)
+_register_autograd("softhist::scatter2d", _scatter2d_backward, _scatter2d_setup)
+_register_autograd("softhist::gather2d", _gather2d_backward, _gather2d_setup)

@@ -2,55 +2,14 @@
 // (fixed length, only its offset differs per sample) vectorises across
 // samples; only the scatter into bins is scalar.
 #include <torch/csrc/stable/library.h>
-#include <torch/csrc/stable/ops.h>
-#include <torch/csrc/stable/tensor.h>
-#include <torch/headeronly/core/ScalarType.h>
-#include <torch/headeronly/util/BFloat16.h>
-#include <torch/headeronly/util/Half.h>
 
-#include <algorithm>
 #include <cmath>
 #include <limits>
-#include <vector>
 
-#include "../kernels.h"
-#include "../ops.h"
+#include "common.h"
 
-// One copy of each hot loop per instruction set, picked at load time.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && \
-    !defined(__SANITIZE_ADDRESS__)
-#define SOFTHIST_CLONES \
-  __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define SOFTHIST_CLONES
-#endif
-
-namespace softhist {
+namespace softhist::cpu {
 namespace {
-
-using torch::headeronly::ScalarType;
-
-constexpr int kLanes = 32;
-// Scatter splits each row into a number of chunks that depends only on the
-// sizes, so the order of the floating-point sums (chunk partials merged in
-// chunk order) does not depend on the thread count or scheduling.
-constexpr int64_t kMinChunk = 32768;
-constexpr int64_t kMaxChunks = 256;
-constexpr int64_t kPartialBudget = int64_t(1) << 22;  // doubles across all partials
-constexpr int64_t kGatherBlock = 8192;
-
-template <typename T>
-SOFTHIST_HD void locate_block(const T* x, const T* w, int64_t n, const Window& win,
-                              int32_t* first, double* t_first, double* scale) {
-  for (int l = 0; l < kLanes; ++l) {
-    int64_t f = 0;
-    t_first[l] = 0;
-    scale[l] = 0;
-    if (l < n && win.locate(static_cast<double>(x[l]), f, t_first[l]))
-      scale[l] = w ? static_cast<double>(w[l]) : 1.0;
-    first[l] = static_cast<int32_t>(f);  // bins < 2^31 (check_bins)
-  }
-}
 
 // acc[b] += sum_i w_i * D_Order(x_i, b) / kappa^Order over n samples.
 template <Kernel K, int Order, typename T, typename C>
@@ -66,11 +25,7 @@ SOFTHIST_CLONES void scatter_chunk(const T* x, const T* w, int64_t n, const Wind
     C t_first[kLanes];
     locate_block(x + i0, w ? w + i0 : nullptr, n - i0, win, first, t64, scale);
     for (int l = 0; l < kLanes; ++l) t_first[l] = static_cast<C>(t64[l]);
-    for (int64_t k = 0; k < edges; ++k) {
-      const C shift = c * static_cast<C>(k);
-#pragma omp simd
-      for (int l = 0; l < kLanes; ++l) v[k * kLanes + l] = cdf<K, Order>(t_first[l] - shift);
-    }
+    window_values<K, Order>(t_first, c, edges, v);
     for (int l = 0; l < kLanes; ++l) {
       if (scale[l] == 0) continue;
       double* a = acc + first[l];
@@ -131,39 +86,6 @@ void gather_hard_chunk(const T* x, const C* h, int64_t n, const Window& win, T* 
   }
 }
 
-template <typename F>
-void dispatch_float(ScalarType t, const F& f) {
-  switch (t) {
-    case ScalarType::Float: return f(float{}, float{});
-    case ScalarType::Double: return f(double{}, double{});
-    case ScalarType::Half: return f(torch::headeronly::Half{}, float{});
-    case ScalarType::BFloat16: return f(torch::headeronly::BFloat16{}, float{});
-    default: fail("softhist: unsupported dtype ", t);
-  }
-}
-
-template <Kernel K, typename F>
-void dispatch_order(int64_t order, const F& f) {
-  switch (order) {
-    case 0: return f(std::integral_constant<Kernel, K>{}, std::integral_constant<int, 0>{});
-    case 1: return f(std::integral_constant<Kernel, K>{}, std::integral_constant<int, 1>{});
-    case 2: return f(std::integral_constant<Kernel, K>{}, std::integral_constant<int, 2>{});
-    case 3: return f(std::integral_constant<Kernel, K>{}, std::integral_constant<int, 3>{});
-  }
-}
-
-// Calls f(kernel, order) as compile-time constants, for the smooth kernels.
-template <typename F>
-void dispatch_smooth(Kernel kernel, int64_t order, const F& f) {
-  switch (kernel) {
-    case Kernel::Logistic: return dispatch_order<Kernel::Logistic>(order, f);
-    case Kernel::Gaussian: return dispatch_order<Kernel::Gaussian>(order, f);
-    case Kernel::Triangular: return dispatch_order<Kernel::Triangular>(order, f);
-    case Kernel::BSpline: return dispatch_order<Kernel::BSpline>(order, f);
-    case Kernel::Hard: break;
-  }
-}
-
 Tensor params_cpu(const Tensor& input, int64_t bins, double min, double max,
                   std::optional<double> kappa, std::string kernel_name) {
   const Kernel kernel = parse_kernel(kernel_name);
@@ -193,20 +115,6 @@ Tensor params_cpu(const Tensor& input, int64_t bins, double min, double max,
   return out;
 }
 
-template <typename C>
-Window window_from(Kernel kernel, const Tensor& params, int64_t bins) {
-  const double* p = params.const_data_ptr<double>();
-  return Window::make<C>(kernel, p[0], p[1], p[2], bins);
-}
-
-// shape[:-1] + [last]
-std::vector<int64_t> with_last(const Tensor& t, int64_t last) {
-  std::vector<int64_t> shape;
-  for (int64_t d = 0; d + 1 < t.dim(); ++d) shape.push_back(t.size(d));
-  shape.push_back(last);
-  return shape;
-}
-
 Tensor scatter_cpu(const Tensor& input, const std::optional<Tensor>& weight,
                    const Tensor& params, int64_t bins, int64_t order, std::string kernel_name) {
   const Kernel kernel = parse_kernel(kernel_name);
@@ -215,13 +123,11 @@ Tensor scatter_cpu(const Tensor& input, const std::optional<Tensor>& weight,
   const std::optional<Tensor> wc =
       weight.has_value() ? std::optional<Tensor>(torch::stable::contiguous(*weight))
                          : std::nullopt;
-  Tensor out = torch::stable::empty(with_last(x, bins), x.scalar_type(), std::nullopt,
+  Tensor out = torch::stable::empty(with_last(x, {bins}), x.scalar_type(), std::nullopt,
                                     x.device());
   const int64_t n = row_length(x), rows = row_count(x);
   const double kappa = params.const_data_ptr<double>()[2];
-  const int64_t chunks = std::max<int64_t>(
-      1, std::min({n / std::max(kMinChunk, 2 * bins), kMaxChunks,
-                   kPartialBudget / (bins * std::max<int64_t>(rows, 1))}));
+  const int64_t chunks = chunks_per_row(n, rows, bins);
   std::vector<double> partial(static_cast<size_t>(rows * chunks * bins));
 
   dispatch_float(x.scalar_type(), [&](auto tag, auto ctag) {
@@ -251,17 +157,8 @@ Tensor scatter_cpu(const Tensor& input, const std::optional<Tensor>& weight,
         });
       });
     }
-    const double factor = std::pow(kappa, static_cast<double>(order));
-    T* o = out.mutable_data_ptr<T>();
-    torch::stable::parallel_for(0, rows * bins, 4096, [&](int64_t j0, int64_t j1) {
-      for (int64_t j = j0; j < j1; ++j) {
-        const int64_t row = j / bins, b = j % bins;
-        const double* p = partial.data() + row * chunks * bins + b;
-        double s = 0;
-        for (int64_t ci = 0; ci < chunks; ++ci) s += p[ci * bins];
-        o[j] = static_cast<T>(s * factor);
-      }
-    });
+    merge_partials(partial, rows, chunks, bins, std::pow(kappa, static_cast<double>(order)),
+                   out.mutable_data_ptr<T>());
   });
   return out;
 }
@@ -320,4 +217,4 @@ STABLE_TORCH_LIBRARY_IMPL(softhist, CPU, m) {
   m.impl("gather", TORCH_BOX(&gather_cpu));
 }
 
-}  // namespace softhist
+}  // namespace softhist::cpu

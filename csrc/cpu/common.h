@@ -1,0 +1,149 @@
+// Shared by the CPU kernels: instruction-set clones, locating blocks of
+// samples in their windows, the kernel values of a window, dtype/kernel/order
+// dispatch and the deterministic chunking of samples.
+#pragma once
+
+#include <torch/csrc/stable/ops.h>
+#include <torch/csrc/stable/tensor.h>
+#include <torch/headeronly/core/ScalarType.h>
+#include <torch/headeronly/util/BFloat16.h>
+#include <torch/headeronly/util/Half.h>
+
+#include <algorithm>
+#include <type_traits>
+#include <vector>
+
+#include "../kernels.h"
+#include "../ops.h"
+
+// One copy of each hot loop per instruction set, picked at load time.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && \
+    !defined(__SANITIZE_ADDRESS__)
+#define SOFTHIST_CLONES \
+  __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define SOFTHIST_CLONES
+#endif
+
+namespace softhist::cpu {
+
+using torch::headeronly::ScalarType;
+
+constexpr int kLanes = 32;
+// Scatter splits each row into a number of chunks that depends only on the
+// sizes, so the order of the floating-point sums (chunk partials merged in
+// chunk order) does not depend on the thread count or scheduling.
+constexpr int64_t kMinChunk = 32768;
+constexpr int64_t kMaxChunks = 256;
+constexpr int64_t kPartialBudget = int64_t(1) << 22;  // doubles across all partials
+constexpr int64_t kGatherBlock = 8192;
+
+template <typename T>
+SOFTHIST_HD void locate_block(const T* x, const T* w, int64_t n, const Window& win,
+                              int32_t* first, double* t_first, double* scale) {
+  for (int l = 0; l < kLanes; ++l) {
+    int64_t f = 0;
+    t_first[l] = 0;
+    scale[l] = 0;
+    if (l < n && win.locate(static_cast<double>(x[l]), f, t_first[l]))
+      scale[l] = w ? static_cast<double>(w[l]) : 1.0;
+    first[l] = static_cast<int32_t>(f);  // bins < 2^31 (check_bins)
+  }
+}
+
+// v[k * kLanes + l] = K^(Order)(t_first[l] - k * c) for the window's edges k.
+template <Kernel K, int Order, typename C>
+SOFTHIST_CLONES void window_values(const C* t_first, C c, int64_t edges, C* v) {
+  for (int64_t k = 0; k < edges; ++k) {
+    const C shift = c * static_cast<C>(k);
+#pragma omp simd
+    for (int l = 0; l < kLanes; ++l) v[k * kLanes + l] = cdf<K, Order>(t_first[l] - shift);
+  }
+}
+
+template <typename F>
+void dispatch_float(ScalarType t, const F& f) {
+  switch (t) {
+    case ScalarType::Float: return f(float{}, float{});
+    case ScalarType::Double: return f(double{}, double{});
+    case ScalarType::Half: return f(torch::headeronly::Half{}, float{});
+    case ScalarType::BFloat16: return f(torch::headeronly::BFloat16{}, float{});
+    default: fail("softhist: unsupported dtype ", t);
+  }
+}
+
+template <Kernel K, typename F>
+void dispatch_order(int64_t order, const F& f) {
+  switch (order) {
+    case 0: return f(std::integral_constant<Kernel, K>{}, std::integral_constant<int, 0>{});
+    case 1: return f(std::integral_constant<Kernel, K>{}, std::integral_constant<int, 1>{});
+    case 2: return f(std::integral_constant<Kernel, K>{}, std::integral_constant<int, 2>{});
+    case 3: return f(std::integral_constant<Kernel, K>{}, std::integral_constant<int, 3>{});
+  }
+}
+
+// Calls f(kernel, order) as compile-time constants, for the smooth kernels.
+template <typename F>
+void dispatch_smooth(Kernel kernel, int64_t order, const F& f) {
+  switch (kernel) {
+    case Kernel::Logistic: return dispatch_order<Kernel::Logistic>(order, f);
+    case Kernel::Gaussian: return dispatch_order<Kernel::Gaussian>(order, f);
+    case Kernel::Triangular: return dispatch_order<Kernel::Triangular>(order, f);
+    case Kernel::BSpline: return dispatch_order<Kernel::BSpline>(order, f);
+    case Kernel::Hard: break;
+  }
+}
+
+template <typename C>
+using ValuesFn = void (*)(const C*, C, int64_t, C*);
+
+// window_values for a kernel and order chosen at run time.
+template <typename C>
+ValuesFn<C> values_fn(Kernel kernel, int64_t order) {
+  ValuesFn<C> fn = nullptr;
+  dispatch_smooth(kernel, order, [&](auto k, auto o) {
+    fn = &window_values<decltype(k)::value, decltype(o)::value, C>;
+  });
+  return fn;
+}
+
+// Chunks per row for scatter: enough to keep every thread busy, few enough
+// that the partial histograms stay within kPartialBudget.
+inline int64_t chunks_per_row(int64_t n, int64_t rows, int64_t bins) {
+  return std::max<int64_t>(
+      1, std::min({n / std::max(kMinChunk, 2 * bins), kMaxChunks,
+                   kPartialBudget / (bins * std::max<int64_t>(rows, 1))}));
+}
+
+// Sums the chunk partials of each row in chunk order, times factor, into out.
+template <typename T>
+void merge_partials(const std::vector<double>& partial, int64_t rows, int64_t chunks,
+                    int64_t bins, double factor, T* out) {
+  torch::stable::parallel_for(0, rows * bins, 4096, [&](int64_t j0, int64_t j1) {
+    for (int64_t j = j0; j < j1; ++j) {
+      const int64_t row = j / bins, b = j % bins;
+      const double* p = partial.data() + row * chunks * bins + b;
+      double s = 0;
+      for (int64_t ci = 0; ci < chunks; ++ci) s += p[ci * bins];
+      out[j] = static_cast<T>(s * factor);
+    }
+  });
+}
+
+// t's shape without its last dimension, then `last`.
+inline std::vector<int64_t> with_last(const Tensor& t, std::vector<int64_t> last) {
+  std::vector<int64_t> shape;
+  for (int64_t d = 0; d + 1 < t.dim(); ++d) shape.push_back(t.size(d));
+  shape.insert(shape.end(), last.begin(), last.end());
+  return shape;
+}
+
+template <typename C>
+Window window_from(Kernel kernel, const Tensor& params, int64_t bins) {
+  const double* p = params.const_data_ptr<double>();
+  return Window::make<C>(kernel, p[0], p[1], p[2], bins);
+}
+
+
+
+}  // namespace softhist::cpu

@@ -1,0 +1,208 @@
+// CPU kernels of the joint histogram: each sample pair splats into the outer
+// product of its x window and its y window. The window values are computed
+// across a block of samples at once (vectorised); the outer product is scalar.
+#include <torch/csrc/stable/library.h>
+
+#include <cmath>
+
+#include "common.h"
+
+namespace softhist::cpu {
+namespace {
+
+// Per block of kLanes pairs: where their windows start, the bin masses
+// dx[k][l] = D(x_l, first_x[l] + k) and dy likewise, and each pair's scale
+// (its weight, or 0 when x or y reaches no bin).
+template <typename T, typename C>
+struct PairBlock {
+  const Window &wx, &wy;
+  ValuesFn<C> fx, fy;
+  std::vector<C> vx, vy;
+  int32_t first_x[kLanes], first_y[kLanes];
+  double scale[kLanes];
+
+  PairBlock(const Window& wx_, const Window& wy_, ValuesFn<C> fx_, ValuesFn<C> fy_)
+      : wx(wx_), wy(wy_), fx(fx_), fy(fy_),
+        vx(static_cast<size_t>(wx_.edges * kLanes)),
+        vy(static_cast<size_t>(wy_.edges * kLanes)) {}
+
+  void load(const T* x, const T* y, const T* w, int64_t n) {
+    double tx[kLanes], ty[kLanes], alive_y[kLanes];
+    C cx[kLanes], cy[kLanes];
+    locate_block(x, w, n, wx, first_x, tx, scale);
+    locate_block(y, static_cast<const T*>(nullptr), n, wy, first_y, ty, alive_y);
+    for (int l = 0; l < kLanes; ++l) {
+      scale[l] *= alive_y[l];
+      cx[l] = static_cast<C>(tx[l]);
+      cy[l] = static_cast<C>(ty[l]);
+    }
+    fx(cx, static_cast<C>(wx.c), wx.edges, vx.data());
+    fy(cy, static_cast<C>(wy.c), wy.edges, vy.data());
+    // Edge values to bin masses, in place: D_k = K_k - K_{k+1}.
+    for (int64_t k = 0; k + 1 < wx.edges; ++k)
+      for (int l = 0; l < kLanes; ++l) vx[k * kLanes + l] -= vx[(k + 1) * kLanes + l];
+    for (int64_t k = 0; k + 1 < wy.edges; ++k)
+      for (int l = 0; l < kLanes; ++l) vy[k * kLanes + l] -= vy[(k + 1) * kLanes + l];
+  }
+
+  C dx(int64_t k, int l) const { return vx[k * kLanes + l]; }
+  C dy(int64_t k, int l) const { return vy[k * kLanes + l]; }
+};
+
+template <typename T, typename C>
+void scatter2d_chunk(const T* x, const T* y, const T* w, int64_t n, PairBlock<T, C>& blk,
+                     int64_t bins_y, double* acc) {
+  const int64_t ex = blk.wx.edges - 1, ey = blk.wy.edges - 1;
+  for (int64_t i0 = 0; i0 < n; i0 += kLanes) {
+    blk.load(x + i0, y + i0, w ? w + i0 : nullptr, n - i0);
+    for (int l = 0; l < kLanes; ++l) {
+      if (blk.scale[l] == 0) continue;
+      double* a = acc + int64_t(blk.first_x[l]) * bins_y + blk.first_y[l];
+      for (int64_t k = 0; k < ex; ++k, a += bins_y) {
+        const double s = blk.scale[l] * static_cast<double>(blk.dx(k, l));
+        for (int64_t j = 0; j < ey; ++j) a[j] += s * static_cast<double>(blk.dy(j, l));
+      }
+    }
+  }
+}
+
+template <typename T, typename C>
+void gather2d_chunk(const T* x, const T* y, const C* h, int64_t n, PairBlock<T, C>& blk,
+                    int64_t bins_y, double factor, T* out) {
+  const int64_t ex = blk.wx.edges - 1, ey = blk.wy.edges - 1;
+  for (int64_t i0 = 0; i0 < n; i0 += kLanes) {
+    blk.load(x + i0, y + i0, nullptr, n - i0);
+    const int64_t m = std::min<int64_t>(kLanes, n - i0);
+    for (int l = 0; l < m; ++l) {
+      double acc = 0;
+      if (blk.scale[l] != 0) {
+        const C* hr = h + int64_t(blk.first_x[l]) * bins_y + blk.first_y[l];
+        for (int64_t k = 0; k < ex; ++k, hr += bins_y) {
+          C row = 0;
+          for (int64_t j = 0; j < ey; ++j) row += hr[j] * blk.dy(j, l);
+          acc += static_cast<double>(row) * static_cast<double>(blk.dx(k, l));
+        }
+      }
+      out[i0 + l] = static_cast<T>(acc * factor);
+    }
+  }
+}
+
+// The hard kernel: exact joint counts (order 0 only).
+template <typename T>
+void scatter2d_hard_chunk(const T* x, const T* y, const T* w, int64_t n, const Window& wx,
+                          const Window& wy, double* acc) {
+  for (int64_t i = 0; i < n; ++i) {
+    int64_t a, b;
+    if (wx.bin_of(static_cast<double>(x[i]), a) && wy.bin_of(static_cast<double>(y[i]), b))
+      acc[a * wy.bins + b] += w ? static_cast<double>(w[i]) : 1.0;
+  }
+}
+
+template <typename T, typename C>
+void gather2d_hard_chunk(const T* x, const T* y, const C* h, int64_t n, const Window& wx,
+                         const Window& wy, T* out) {
+  for (int64_t i = 0; i < n; ++i) {
+    int64_t a, b;
+    const bool in = wx.bin_of(static_cast<double>(x[i]), a) &&
+                    wy.bin_of(static_cast<double>(y[i]), b);
+    out[i] = static_cast<T>(in ? h[a * wy.bins + b] : C(0));
+  }
+}
+
+double kappa_of(const Tensor& params) { return params.const_data_ptr<double>()[2]; }
+
+Tensor scatter2d_cpu(const Tensor& x_in, const Tensor& y_in, const std::optional<Tensor>& weight,
+                     const Tensor& params_x, const Tensor& params_y, int64_t bins_x,
+                     int64_t bins_y, int64_t order_x, int64_t order_y, std::string kernel_name) {
+  const Kernel kernel = parse_kernel(kernel_name);
+  check_scatter2d_args(x_in, y_in, weight, params_x, params_y, bins_x, bins_y, order_x, order_y,
+                       kernel);
+  const Tensor x = torch::stable::contiguous(x_in), y = torch::stable::contiguous(y_in);
+  const std::optional<Tensor> wc =
+      weight.has_value() ? std::optional<Tensor>(torch::stable::contiguous(*weight))
+                         : std::nullopt;
+  Tensor out = torch::stable::empty(with_last(x, {bins_x, bins_y}), x.scalar_type(),
+                                    std::nullopt, x.device());
+  const int64_t n = row_length(x), rows = row_count(x), bins = bins_x * bins_y;
+  const int64_t chunks = chunks_per_row(n, rows, bins);
+  std::vector<double> partial(static_cast<size_t>(rows * chunks * bins));
+  dispatch_float(x.scalar_type(), [&](auto tag, auto ctag) {
+    using T = decltype(tag);
+    using C = decltype(ctag);
+    const Window wx = window_from<C>(kernel, params_x, bins_x);
+    const Window wy = window_from<C>(kernel, params_y, bins_y);
+    const T *xp = x.const_data_ptr<T>(), *yp = y.const_data_ptr<T>();
+    const T* wp = wc.has_value() ? wc->const_data_ptr<T>() : nullptr;
+    const bool hard = kernel == Kernel::Hard;
+    const ValuesFn<C> fx = hard ? nullptr : values_fn<C>(kernel, order_x);
+    const ValuesFn<C> fy = hard ? nullptr : values_fn<C>(kernel, order_y);
+    torch::stable::parallel_for(0, rows * chunks, 1, [&](int64_t i0, int64_t i1) {
+      PairBlock<T, C> blk(wx, wy, fx, fy);
+      for (int64_t i = i0; i < i1; ++i) {
+        const int64_t row = i / chunks, ci = i % chunks;
+        const int64_t b = row * n + n * ci / chunks, e = row * n + n * (ci + 1) / chunks;
+        double* acc = partial.data() + i * bins;
+        if (hard)
+          scatter2d_hard_chunk(xp + b, yp + b, wp ? wp + b : nullptr, e - b, wx, wy, acc);
+        else
+          scatter2d_chunk(xp + b, yp + b, wp ? wp + b : nullptr, e - b, blk, bins_y, acc);
+      }
+    });
+    const double factor = std::pow(kappa_of(params_x), static_cast<double>(order_x)) *
+                          std::pow(kappa_of(params_y), static_cast<double>(order_y));
+    merge_partials(partial, rows, chunks, bins, factor, out.mutable_data_ptr<T>());
+  });
+  return out;
+}
+
+Tensor gather2d_cpu(const Tensor& x_in, const Tensor& y_in, const Tensor& hist,
+                    const Tensor& params_x, const Tensor& params_y, int64_t order_x,
+                    int64_t order_y, std::string kernel_name) {
+  const Kernel kernel = parse_kernel(kernel_name);
+  check_gather2d_args(x_in, y_in, hist, params_x, params_y, order_x, order_y, kernel);
+  const Tensor x = torch::stable::contiguous(x_in), y = torch::stable::contiguous(y_in);
+  const Tensor hc = torch::stable::contiguous(hist);
+  Tensor out = torch::stable::empty_like(x);
+  const int64_t n = row_length(x), rows = row_count(x);
+  const int64_t bins_x = hc.size(hc.dim() - 2), bins_y = hc.size(hc.dim() - 1);
+  const int64_t bins = bins_x * bins_y, blocks = (n + kGatherBlock - 1) / kGatherBlock;
+  dispatch_float(x.scalar_type(), [&](auto tag, auto ctag) {
+    using T = decltype(tag);
+    using C = decltype(ctag);
+    const Window wx = window_from<C>(kernel, params_x, bins_x);
+    const Window wy = window_from<C>(kernel, params_y, bins_y);
+    std::vector<C> h(static_cast<size_t>(rows * bins));
+    const T* hp = hc.const_data_ptr<T>();
+    for (int64_t b = 0; b < rows * bins; ++b) h[b] = static_cast<C>(hp[b]);
+    const T *xp = x.const_data_ptr<T>(), *yp = y.const_data_ptr<T>();
+    T* o = out.mutable_data_ptr<T>();
+    const bool hard = kernel == Kernel::Hard;
+    const ValuesFn<C> fx = hard ? nullptr : values_fn<C>(kernel, order_x);
+    const ValuesFn<C> fy = hard ? nullptr : values_fn<C>(kernel, order_y);
+    const double factor = std::pow(kappa_of(params_x), static_cast<double>(order_x)) *
+                          std::pow(kappa_of(params_y), static_cast<double>(order_y));
+    torch::stable::parallel_for(0, rows * blocks, 1, [&](int64_t i0, int64_t i1) {
+      PairBlock<T, C> blk(wx, wy, fx, fy);
+      for (int64_t i = i0; i < i1; ++i) {
+        const int64_t row = i / blocks, b = row * n + (i % blocks) * kGatherBlock;
+        const int64_t e = std::min(b + kGatherBlock, (row + 1) * n);
+        const C* hr = h.data() + row * bins;
+        if (hard)
+          gather2d_hard_chunk(xp + b, yp + b, hr, e - b, wx, wy, o + b);
+        else
+          gather2d_chunk(xp + b, yp + b, hr, e - b, blk, bins_y, factor, o + b);
+      }
+    });
+  });
+  return out;
+}
+
+}  // namespace
+
+STABLE_TORCH_LIBRARY_IMPL(softhist, CPU, m) {
+  m.impl("scatter2d", TORCH_BOX(&scatter2d_cpu));
+  m.impl("gather2d", TORCH_BOX(&gather2d_cpu));
+}
+
+}  // namespace softhist::cpu

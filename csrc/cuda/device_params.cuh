@@ -1,0 +1,26 @@
+// The float64 params [lo, hi, kappa] as kernels read them: on the device, so a
+// range taken from the data never comes back to the host.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "../kernels.h"
+
+namespace softhist::cuda {
+
+template <Kernel K, typename C>
+__device__ Window window_of(const double* params, int64_t bins) {
+  return Window::make<C>(K, params[0], params[1], params[2], bins);
+}
+
+// kappa^order, the chain-rule factor of D_order (exact for order <= 1 and
+// correctly rounded for 2, as std::pow on the CPU).
+__device__ __forceinline__ double kappa_power(const double* params, int order) {
+  double factor = 1;
+  for (int i = 0; i < order; ++i) factor *= params[2];
+  return factor;
+}
+
+}  // namespace softhist::cuda

@@ -1,0 +1,122 @@
+// CUDA gather (bins -> samples): one thread per sample, each reading the bins
+// of its window from the row's histogram, held in shared memory when it fits.
+// No atomics, so results are reproducible; the arithmetic is the CPU's.
+#include <torch/csrc/stable/accelerator.h>
+#include <torch/csrc/stable/ops.h>
+
+#include "device_params.cuh"
+#include "launch.cuh"
+#include "ops_cuda.h"
+
+namespace softhist::cuda {
+namespace {
+
+constexpr int kThreads = 256;
+constexpr int64_t kMinSamplesPerBlock = 4096;
+constexpr size_t kHistSharedBytes = 64 * 1024;
+
+// A row of the histogram in the compute type C: a copy in shared memory, or
+// the tensor itself, converted as it is read.
+template <typename T, typename C, bool Shared>
+struct HistRow {
+  const C* shared;
+  const T* global;
+  __device__ C operator[](int64_t b) const {
+    if constexpr (Shared) return shared[b];
+    else return static_cast<C>(global[b]);
+  }
+};
+
+// out_i = factor * sum_b h_b * D_Order(x_i, b), as the CPU computes it: a
+// sample outside the window range runs the same loop from edge 0 and is scaled
+// by 0.
+template <Kernel K, int Order, typename T, typename C, typename Hist>
+__device__ T gather_one(const Window& win, double x, const Hist& h, double factor) {
+  if constexpr (K == Kernel::Hard) {
+    int64_t b = 0;
+    return static_cast<T>(win.bin_of(x, b) ? h[b] : C(0));
+  } else {
+    int64_t first = 0;
+    double t = 0;
+    const double scale = win.locate(x, first, t) ? 1.0 : 0.0;
+    const C t_first = static_cast<C>(t), c = static_cast<C>(win.c);
+    C prev = cdf<K, Order>(t_first), acc = 0;
+    for (int64_t k = 1; k < win.edges; ++k) {
+      const C cur = cdf<K, Order>(t_first - c * static_cast<C>(k));
+      acc += h[first + k - 1] * (prev - cur);
+      prev = cur;
+    }
+    return static_cast<T>(static_cast<double>(acc) * scale * factor);
+  }
+}
+
+template <typename T>
+struct GatherArgs {
+  const T* x;
+  const T* hist;
+  const double* params;
+  int64_t n, bins, chunks, items;
+  T* out;
+};
+
+// Work item: chunk (item % chunks) of row (item / chunks).
+template <Kernel K, int Order, typename T, typename C, bool SharedHist>
+__global__ void __launch_bounds__(kThreads) gather_samples(GatherArgs<T> a) {
+  extern __shared__ __align__(16) unsigned char shared_bytes[];
+  C* shared_hist = reinterpret_cast<C*>(shared_bytes);
+  const Window win = window_of<K, C>(a.params, a.bins);
+  const double factor = kappa_power(a.params, Order);
+  for (int64_t item = blockIdx.x; item < a.items; item += gridDim.x) {
+    const int64_t row = item / a.chunks, chunk = item % a.chunks;
+    const T* hist_row = a.hist + row * a.bins;
+    if constexpr (SharedHist) {
+      for (int64_t b = threadIdx.x; b < a.bins; b += blockDim.x)
+        shared_hist[b] = static_cast<C>(hist_row[b]);
+      __syncthreads();
+    }
+    const HistRow<T, C, SharedHist> h{shared_hist, hist_row};
+    const int64_t end = row * a.n + a.n * (chunk + 1) / a.chunks;
+    for (int64_t i = row * a.n + a.n * chunk / a.chunks + threadIdx.x; i < end; i += blockDim.x)
+      a.out[i] = gather_one<K, Order, T, C>(win, static_cast<double>(a.x[i]), h, factor);
+    if constexpr (SharedHist) __syncthreads();  // the next item overwrites shared_hist
+  }
+}
+
+}  // namespace
+
+Tensor gather_cuda(const Tensor& input, const Tensor& hist, const Tensor& params,
+                   int64_t order, std::string kernel_name) {
+  const Kernel kernel = parse_kernel(kernel_name);
+  check_gather_args(input, hist, params, order, kernel);
+  const torch::stable::accelerator::DeviceGuard guard(input.get_device_index());
+  const cudaStream_t stream = current_stream(input.get_device_index());
+  const Tensor x = torch::stable::contiguous(input);
+  const Tensor hc = torch::stable::contiguous(hist);
+  const Tensor p = torch::stable::contiguous(params);
+  Tensor out = torch::stable::empty_like(x);
+  if (x.numel() == 0) return out;
+  const int64_t n = row_length(x), rows = row_count(x), bins = row_length(hc);
+  dispatch_float(x.scalar_type(), [&](auto tag, auto ctag) {
+    using T = decltype(tag);
+    using C = decltype(ctag);
+    const size_t hist_bytes = sizeof(C) * bins;
+    const bool shared = hist_bytes <= kHistSharedBytes;
+    // Enough samples per block to amortise loading the row's histogram.
+    const int64_t per_block = shared ? std::max(kMinSamplesPerBlock, 2 * bins) : kMinSamplesPerBlock;
+    const int64_t chunks = ceil_div(n, per_block);
+    const GatherArgs<T> args{x.const_data_ptr<T>(), hc.const_data_ptr<T>(),
+                             p.const_data_ptr<double>(), n, bins, chunks, rows * chunks,
+                             out.mutable_data_ptr<T>()};
+    dispatch_kernel(kernel, order, [&](auto k, auto ord) {
+      constexpr Kernel K = decltype(k)::value;
+      constexpr int Order = decltype(ord)::value;
+      if (shared)
+        launch(gather_samples<K, Order, T, C, true>, args.items, kThreads, hist_bytes, stream, args);
+      else
+        launch(gather_samples<K, Order, T, C, false>, args.items, kThreads, 0, stream, args);
+    });
+  });
+  return out;
+}
+
+}  // namespace softhist::cuda

@@ -1,0 +1,293 @@
+// CUDA scatter (samples -> bins), bitwise reproducible. Each row is split into
+// chunks (a number that depends only on the sizes) and the bins into tiles
+// that fit in shared memory; a block sums one chunk into one tile in 64-bit
+// fixed point with integer atomics, which give the same sum in any order,
+// then writes it as a float64 partial. A second kernel adds the partials of
+// each bin in a fixed order and applies kappa^order.
+//
+// Precision: a chunk's contributions are rounded to multiples of 2^-shift,
+// chosen so that the chunk's sum stays below 2^62 in magnitude (FixedPoint).
+// A bin's error from one chunk is then at most n_chunk * 2^-59 of the chunk's
+// largest possible mass (n_chunk * max|weight|): 2^-44 for the usual chunks of
+// at most 2^15 samples, about 2^-40 for the longest ones (many bins). The
+// float64 partials and their sum round as the CPU's per-thread partials do.
+#include <torch/csrc/stable/accelerator.h>
+#include <torch/csrc/stable/ops.h>
+
+#include <climits>
+
+#include "device_params.cuh"
+#include "launch.cuh"
+#include "ops_cuda.h"
+#include "reduce.cuh"
+
+namespace softhist::cuda {
+namespace {
+
+constexpr int kThreads = 256;
+constexpr int64_t kMinChunk = 16384;                  // samples per block, at least
+constexpr int64_t kMaxChunks = 4096;                  // over all rows, unless rows > this
+constexpr int64_t kPartialBudget = int64_t(1) << 23;  // float64 partials (64 MB)
+constexpr int64_t kTileBins = 8192;                   // 64 KB of counters per block
+// A warp whose samples' windows start within this many bins of each other
+// sums its contributions before one atomic per bin: many samples in the same
+// bins would otherwise serialise on the same shared-memory words.
+constexpr int64_t kMaxWarpSpread = 4;
+// |D_order| <= 2^kLog2MaxAbsD for every kernel and order: |K^(m)| <= 2 (the
+// largest is the B-spline's third derivative, -2 at t = 0).
+constexpr int kLog2MaxAbsD = 2;
+
+// Non-finite contributions (from non-finite weights) a bin received.
+constexpr unsigned kNaN = 1, kPlusInf = 2, kMinusInf = 4;
+
+// Values as integer multiples of 2^-shift, shift chosen from a bound on the
+// chunk's sum: |sum| <= max|weight| * 2^kLog2MaxAbsD * samples, kept < 2^62.
+struct FixedPoint {
+  int shift;
+  double scale;  // 2^shift
+
+  __device__ FixedPoint(double max_weight, int64_t samples) {
+    int weight_bits;
+    frexp(max_weight, &weight_bits);                // max_weight < 2^weight_bits
+    const int sample_bits = 64 - __clzll(samples);  // samples < 2^sample_bits
+    shift = min(62 - (weight_bits + kLog2MaxAbsD + sample_bits), 1023);
+    scale = ldexp(1.0, shift);
+  }
+  __device__ long long quantise(double v) const { return __double2ll_rn(v * scale); }
+  __device__ double value(unsigned long long q) const {
+    return ldexp(static_cast<double>(static_cast<long long>(q)), -shift);
+  }
+};
+
+// A block's counters for bins [lo, hi) of one chunk.
+struct TileSums {
+  unsigned long long* counts;  // shared memory, hi - lo of them
+  unsigned* nonfinite;         // the row's flags, global memory
+  int64_t lo, hi;
+  FixedPoint fixed;
+
+  __device__ long long quantise(double v, int64_t bin) const {
+    if (isfinite(v)) return fixed.quantise(v);
+    atomicOr(nonfinite + bin, isnan(v) ? kNaN : v > 0 ? kPlusInf : kMinusInf);
+    return 0;
+  }
+  __device__ void add(int64_t bin, long long q) const {
+    if (q != 0) atomicAdd(counts + (bin - lo), static_cast<unsigned long long>(q));
+  }
+};
+
+// A sample's contributions w * D_Order(x, first + k) for k in [0, span), in
+// the CPU's arithmetic: K^(Order) at each edge of the window in C, their
+// differences in double.
+template <Kernel K, int Order, typename C>
+struct SmoothSample {
+  int64_t first = 0;
+  bool located = false;
+  C t_first = 0, c = 0, prev = 0;
+
+  __device__ void locate(const Window& win, double x) {
+    double t = 0;
+    located = win.locate(x, first, t);
+    t_first = static_cast<C>(t);
+    c = static_cast<C>(win.c);
+  }
+  __device__ static int64_t span(const Window& win) { return win.edges - 1; }
+  __device__ C edge_value(int64_t k) const {
+    return cdf<K, Order>(t_first - c * static_cast<C>(k));
+  }
+  __device__ void start(int64_t k) { prev = edge_value(k); }
+  __device__ double next(int64_t k, double weight) {
+    const C cur = edge_value(k + 1);
+    const double d = weight * (static_cast<double>(prev) - static_cast<double>(cur));
+    prev = cur;
+    return d;
+  }
+};
+
+// The hard kernel: the weight, in the bin torch.histc counts the sample in.
+struct HardSample {
+  int64_t first = 0;
+  bool located = false;
+
+  __device__ void locate(const Window& win, double x) { located = win.bin_of(x, first); }
+  __device__ static int64_t span(const Window&) { return 1; }
+  __device__ void start(int64_t) {}
+  __device__ double next(int64_t, double weight) { return weight; }
+};
+
+template <Kernel K, int Order, typename C>
+using Sample = std::conditional_t<K == Kernel::Hard, HardSample, SmoothSample<K, Order, C>>;
+
+// One sample per thread (i < end), a whole warp at a time.
+template <typename S, typename T>
+__device__ void scatter_sample(const Window& win, const T* x, const T* w, int64_t i,
+                               int64_t end, const TileSums& tile) {
+  S s;
+  double weight = 0;
+  if (i < end) {
+    s.locate(win, static_cast<double>(x[i]));
+    if (s.located) weight = w ? static_cast<double>(w[i]) : 1.0;
+  }
+  const bool adds = weight != 0;  // zero weights add nothing, as on the CPU
+  const int64_t span = S::span(win);
+  const int lo_first = __reduce_min_sync(kFullWarp, adds ? static_cast<int>(s.first) : INT_MAX);
+  const int hi_first = __reduce_max_sync(kFullWarp, adds ? static_cast<int>(s.first) : INT_MIN);
+  if (lo_first == INT_MAX) return;
+
+  if (hi_first - lo_first > kMaxWarpSpread) {
+    if (!adds) return;
+    const int64_t k0 = max(int64_t(0), tile.lo - s.first);
+    const int64_t k1 = min(span, tile.hi - s.first);
+    if (k0 >= k1) return;
+    s.start(k0);
+    for (int64_t k = k0; k < k1; ++k) {
+      const int64_t bin = s.first + k;
+      tile.add(bin, tile.quantise(s.next(k, weight), bin));
+    }
+    return;
+  }
+  // Bins lo_first + r for r in [r0, r1), the same loop in every lane.
+  const int64_t offset = s.first - lo_first;
+  const int64_t r0 = max(int64_t(0), tile.lo - lo_first);
+  const int64_t r1 = min(span + (hi_first - lo_first), tile.hi - lo_first);
+  if (adds) s.start(max(r0 - offset, int64_t(0)));
+  for (int64_t r = r0; r < r1; ++r) {
+    const int64_t k = r - offset, bin = lo_first + r;
+    long long q = 0;
+    if (adds && k >= 0 && k < span) q = tile.quantise(s.next(k, weight), bin);
+    q = warp_sum(q);
+    if (threadIdx.x % 32 == 0) tile.add(bin, q);
+  }
+}
+
+template <typename T>
+struct ScatterArgs {
+  const T* x;
+  const T* weight;  // nullptr: every weight is 1
+  const double* params;
+  int64_t n, bins, chunks, tile_bins, items;
+  double* partial;     // [rows, chunks, bins]
+  unsigned* nonfinite;  // [rows, bins], zeroed
+};
+
+// Work item: tile (item % tiles) of chunk (item / tiles % chunks) of row
+// (item / tiles / chunks).
+template <Kernel K, int Order, typename T, typename C>
+__global__ void __launch_bounds__(kThreads) scatter_partials(ScatterArgs<T> a) {
+  extern __shared__ unsigned long long counts[];
+  __shared__ double scratch[kThreads / 32];
+  const Window win = window_of<K, C>(a.params, a.bins);
+  const int64_t tiles = ceil_div(a.bins, a.tile_bins);
+  for (int64_t item = blockIdx.x; item < a.items; item += gridDim.x) {
+    const int64_t part = item / tiles, row = part / a.chunks, chunk = part % a.chunks;
+    const int64_t begin = row * a.n + a.n * chunk / a.chunks;
+    const int64_t end = row * a.n + a.n * (chunk + 1) / a.chunks;
+    const int64_t lo = item % tiles * a.tile_bins, hi = min(lo + a.tile_bins, a.bins);
+    for (int64_t b = threadIdx.x; b < hi - lo; b += blockDim.x) counts[b] = 0;
+    const double max_weight = a.weight ? block_max_abs_finite(a.weight, begin, end, scratch) : 1.0;
+    const TileSums tile{counts, a.nonfinite + row * a.bins, lo, hi,
+                        FixedPoint(max_weight, end - begin)};
+    __syncthreads();
+    for (int64_t base = begin; base < end; base += blockDim.x)
+      scatter_sample<Sample<K, Order, C>>(win, a.x, a.weight, base + threadIdx.x, end, tile);
+    __syncthreads();
+    double* out = a.partial + part * a.bins;
+    for (int64_t b = lo + threadIdx.x; b < hi; b += blockDim.x) out[b] = tile.fixed.value(counts[b - lo]);
+    __syncthreads();  // counts are reset for the next item
+  }
+}
+
+__device__ double with_nonfinite(double sum, unsigned flags) {
+  if (flags == 0) return sum;
+  if ((flags & kNaN) || (flags & kPlusInf && flags & kMinusInf)) return NAN;
+  return flags & kPlusInf ? INFINITY : -INFINITY;
+}
+
+// out[row, bin] = kappa^order * sum over chunks of partial[row, chunk, bin],
+// added in a fixed order: lane = bin, warp = slice of chunks (chunk % warps),
+// then the slices in order.
+template <typename T>
+__global__ void __launch_bounds__(1024)
+    sum_partials(const double* partial, const unsigned* nonfinite, const double* params,
+                 int order, int64_t rows, int64_t chunks, int64_t bins, T* out) {
+  __shared__ double slice_sums[32][33];
+  const int lane = threadIdx.x % 32, slice = threadIdx.x / 32, slices = blockDim.x / 32;
+  const double factor = kappa_power(params, order);
+  const int64_t groups = ceil_div(bins, 32);
+  for (int64_t item = blockIdx.x; item < rows * groups; item += gridDim.x) {
+    const int64_t row = item / groups, bin = item % groups * 32 + lane;
+    double sum = 0;
+    if (bin < bins)
+      for (int64_t chunk = slice; chunk < chunks; chunk += slices)
+        sum += partial[(row * chunks + chunk) * bins + bin];
+    slice_sums[slice][lane] = sum;
+    __syncthreads();
+    if (slice == 0 && bin < bins) {
+      double total = slice_sums[0][lane];
+      for (int j = 1; j < slices; ++j) total += slice_sums[j][lane];
+      total = with_nonfinite(total, nonfinite[row * bins + bin]);
+      out[row * bins + bin] = static_cast<T>(total * factor);
+    }
+    __syncthreads();
+  }
+}
+
+// Chunks per row, from the sizes alone so the sums' grouping never changes.
+int64_t chunks_per_row(int64_t n, int64_t rows, int64_t bins) {
+  const int64_t by_length = ceil_div(n, kMinChunk);
+  const int64_t by_blocks = std::max<int64_t>(1, kMaxChunks / rows);
+  const int64_t by_memory = std::max<int64_t>(1, kPartialBudget / (rows * bins));
+  return std::max<int64_t>(1, std::min({by_length, by_blocks, by_memory}));
+}
+
+}  // namespace
+
+Tensor scatter_cuda(const Tensor& input, const std::optional<Tensor>& weight,
+                    const Tensor& params, int64_t bins, int64_t order, std::string kernel_name) {
+  const Kernel kernel = parse_kernel(kernel_name);
+  check_scatter_args(input, weight, params, bins, order, kernel);
+  const torch::stable::accelerator::DeviceGuard guard(input.get_device_index());
+  const cudaStream_t stream = current_stream(input.get_device_index());
+  const Tensor x = torch::stable::contiguous(input);
+  const std::optional<Tensor> wc =
+      weight.has_value() ? std::optional<Tensor>(torch::stable::contiguous(*weight))
+                         : std::nullopt;
+  const Tensor p = torch::stable::contiguous(params);
+  Tensor out = torch::stable::empty(with_last(x, bins), x.scalar_type(), std::nullopt,
+                                    x.device());
+  const int64_t n = row_length(x), rows = row_count(x);
+  if (rows == 0) return out;
+  if (n == 0) return torch::stable::zero_(out);
+
+  const int64_t chunks = chunks_per_row(n, rows, bins);
+  const int64_t tile_bins = std::min(bins, kTileBins);
+  const int64_t items = rows * chunks * ceil_div(bins, tile_bins);
+  Tensor partial = torch::stable::empty({rows * chunks * bins}, ScalarType::Double,
+                                        std::nullopt, x.device());
+  Tensor nonfinite = torch::stable::empty({rows * bins}, ScalarType::Int, std::nullopt,
+                                          x.device());
+  STD_CUDA_CHECK(cudaMemsetAsync(nonfinite.mutable_data_ptr(), 0,
+                                 sizeof(unsigned) * rows * bins, stream));
+  const auto flags = static_cast<unsigned*>(nonfinite.mutable_data_ptr());
+  const double* pp = p.const_data_ptr<double>();
+  dispatch_float(x.scalar_type(), [&](auto tag, auto ctag) {
+    using T = decltype(tag);
+    using C = decltype(ctag);
+    const ScatterArgs<T> args{x.const_data_ptr<T>(),
+                              wc.has_value() ? wc->const_data_ptr<T>() : nullptr,
+                              pp, n, bins, chunks, tile_bins, items,
+                              partial.mutable_data_ptr<double>(), flags};
+    dispatch_kernel(kernel, order, [&](auto k, auto ord) {
+      launch(scatter_partials<decltype(k)::value, decltype(ord)::value, T, C>, items, kThreads,
+             sizeof(unsigned long long) * tile_bins, stream, args);
+    });
+    const int64_t slices = std::min<int64_t>(chunks, 32);
+    launch(sum_partials<T>, rows * ceil_div(bins, 32), static_cast<int>(32 * slices), 0,
+           stream, static_cast<const double*>(partial.mutable_data_ptr<double>()),
+           static_cast<const unsigned*>(flags), pp, static_cast<int>(order), rows, chunks,
+           bins, out.mutable_data_ptr<T>());
+  });
+  return out;
+}
+
+}  // namespace softhist::cuda
