@@ -20,7 +20,7 @@ def mutual_information(
     bins: Union[int, Tuple[int, int]] = 32,
     min: Union[float, Tuple[float, float]] = 0.0,
     max: Union[float, Tuple[float, float]] = 1.0,
-    kappa: Union[None, float, Tuple[float, float]] = None,
+    kappa: Union[None, float, Tuple[Optional[float], Optional[float]]] = None,
     kernel: str = "bspline",
     normalized: bool = False,
     weight: Optional[Tensor] = None,

@@ -134,12 +134,14 @@ def _pair_float(v: Union[float, Tuple[float, float]]) -> Tuple[float, float]:
     return float(v[0]), float(v[1])
 
 
-def _pair_kappa(v: Union[None, float, Tuple[float, float]]) -> Tuple[Optional[float], Optional[float]]:
+def _pair_kappa(
+    v: Union[None, float, Tuple[Optional[float], Optional[float]]],
+) -> Tuple[Optional[float], Optional[float]]:
     if v is None:
         return None, None
     if isinstance(v, (int, float)):
         return float(v), float(v)
-    return float(v[0]), float(v[1])
+    return v[0], v[1]
 
 
 def histc2d(
@@ -148,7 +150,7 @@ def histc2d(
     bins: Union[int, Tuple[int, int]] = 32,
     min: Union[float, Tuple[float, float]] = 0.0,
     max: Union[float, Tuple[float, float]] = 0.0,
-    kappa: Union[None, float, Tuple[float, float]] = None,
+    kappa: Union[None, float, Tuple[Optional[float], Optional[float]]] = None,
     kernel: str = "logistic",
     weight: Optional[Tensor] = None,
     dim: Optional[int] = None,

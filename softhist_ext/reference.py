@@ -84,3 +84,20 @@ def forum_gaussian_histogram(
     d = torch.unsqueeze(x, 0) - torch.unsqueeze(centers, 1)
     d = torch.exp(-0.5 * (d / sigma) ** 2) / (sigma * (2 * torch.pi) ** 0.5) * delta
     return d.sum(dim=1)
+
+
+def histc2d(x: Tensor, y: Tensor, bins, lo, hi, kappa, kernel: str = "logistic",
+            weight: Optional[Tensor] = None) -> Tensor:
+    """The joint histogram written out: the outer product of each pair's bin
+    masses, summed (N x bins_x x bins_y). ``bins``, ``lo``, ``hi``, ``kappa``
+    are (x, y) pairs; explicit ranges only."""
+
+    def masses(v: Tensor, b: int, a: float, c: float, k: float) -> Tensor:
+        edges = torch.linspace(a, c, b + 1, dtype=torch.float64, device=v.device)
+        cdf = kernel_cdf(kernel, k * (v.to(torch.float64)[..., None] - edges))
+        return cdf[..., :-1] - cdf[..., 1:]
+
+    mx = masses(x, bins[0], lo[0], hi[0], kappa[0])
+    my = masses(y, bins[1], lo[1], hi[1], kappa[1])
+    w = torch.ones_like(x, dtype=torch.float64) if weight is None else weight.to(torch.float64)
+    return torch.einsum("...n,...na,...nb->...ab", w, mx, my).to(x.dtype)
