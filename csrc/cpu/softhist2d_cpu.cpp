@@ -50,25 +50,30 @@ struct PairBlock {
 };
 
 template <typename T, typename C>
-void scatter2d_chunk(const T* x, const T* y, const T* w, int64_t n, PairBlock<T, C>& blk,
-                     int64_t bins_y, double* acc) {
+SOFTHIST_CLONES void scatter2d_chunk(const T* x, const T* y, const T* w, int64_t n,
+                                     PairBlock<T, C>& blk, int64_t bins_y, double* acc) {
   const int64_t ex = blk.wx.edges - 1, ey = blk.wy.edges - 1;
+  std::vector<double> dy(static_cast<size_t>(ey));
   for (int64_t i0 = 0; i0 < n; i0 += kLanes) {
     blk.load(x + i0, y + i0, w ? w + i0 : nullptr, n - i0);
     for (int l = 0; l < kLanes; ++l) {
       if (blk.scale[l] == 0) continue;
+      for (int64_t j = 0; j < ey; ++j) dy[j] = static_cast<double>(blk.dy(j, l));
       double* a = acc + int64_t(blk.first_x[l]) * bins_y + blk.first_y[l];
       for (int64_t k = 0; k < ex; ++k, a += bins_y) {
         const double s = blk.scale[l] * static_cast<double>(blk.dx(k, l));
-        for (int64_t j = 0; j < ey; ++j) a[j] += s * static_cast<double>(blk.dy(j, l));
+        if (s == 0) continue;  // compact kernels: the window's empty end bins
+#pragma omp simd
+        for (int64_t j = 0; j < ey; ++j) a[j] += s * dy[j];
       }
     }
   }
 }
 
 template <typename T, typename C>
-void gather2d_chunk(const T* x, const T* y, const C* h, int64_t n, PairBlock<T, C>& blk,
-                    int64_t bins_y, double factor, T* out) {
+SOFTHIST_CLONES void gather2d_chunk(const T* x, const T* y, const C* h, int64_t n,
+                                    PairBlock<T, C>& blk, int64_t bins_y, double factor,
+                                    T* out) {
   const int64_t ex = blk.wx.edges - 1, ey = blk.wy.edges - 1;
   for (int64_t i0 = 0; i0 < n; i0 += kLanes) {
     blk.load(x + i0, y + i0, nullptr, n - i0);
