@@ -3,28 +3,92 @@
 The binary calls only torch's stable C shim (target: torch 2.10), so it runs
 with any torch >= 2.10, whichever torch the (isolated) build happened to use.
 It uses no Python C API either, hence one abi3 wheel for every CPython >= 3.9.
+
+The CUDA kernels are a second library, built when the build's torch has CUDA
+and nvcc's major version matches it (FORCE_CUDA=1 builds it regardless,
+FORCE_ONLY_CPU=1 never).
 """
 
+import os
+import re
+import subprocess
 from pathlib import Path
 
+import torch
 from setuptools import setup
-from torch.utils.cpp_extension import BuildExtension, CppExtension
+from torch.utils import cpp_extension
+from torch.utils.cpp_extension import BuildExtension, CppExtension, CUDAExtension
 
 ROOT = Path(__file__).parent
 STABLE_ABI_TARGET = "-DTORCH_TARGET_VERSION=0x020a000000000000"  # torch 2.10
 
-cpu_sources = ["csrc/ops.cpp", "csrc/cpu/softhist_cpu.cpp", "csrc/cpu/softhist2d_cpu.cpp"]
+cpu_sources = ["csrc/ops.cpp", "csrc/cpu/softhist_cpu.cpp"]
+cuda_sources = ["csrc/cuda/argument_checks.cpp"] + sorted(
+    str(p.relative_to(ROOT)) for p in (ROOT / "csrc/cuda").glob("*.cu")
+)
+cuda_headers = [str(p.relative_to(ROOT)) for p in (ROOT / "csrc/cuda").glob("*.*h")]
+# Machine code for Ampere and Hopper, and PTX for newer GPUs.
+cuda_archs = [
+    "-gencode=arch=compute_80,code=sm_80",
+    "-gencode=arch=compute_90,code=sm_90",
+    "-gencode=arch=compute_90,code=compute_90",
+]
 
-setup(
-    ext_modules=[
-        CppExtension(
-            "softhist_ext._C",
-            cpu_sources,
-            depends=["csrc/kernels.h", "csrc/ops.h", "csrc/cpu/common.h"],
-            extra_compile_args=["-O3", "-std=c++17", "-fopenmp-simd", STABLE_ABI_TARGET],
+
+def cuda_toolkit():
+    """torch's CUDA_HOME if it holds the toolkit's headers, else /usr/local/cuda.
+    (Without $CUDA_HOME torch guesses from the nvcc on PATH, which may be a
+    wrapper script outside the toolkit.)"""
+    for home in (cpp_extension.CUDA_HOME, "/usr/local/cuda"):
+        if home and (Path(home) / "include" / "cuda_runtime.h").exists():
+            return home
+    return None
+
+
+def nvcc_major(home):
+    out = subprocess.run([str(Path(home) / "bin" / "nvcc"), "--version"], capture_output=True, text=True)
+    found = re.search(r"release (\d+)\.", out.stdout)
+    return found.group(1) if found else None
+
+
+def build_cuda(home):
+    if os.environ.get("FORCE_ONLY_CPU") == "1":
+        return False
+    if os.environ.get("FORCE_CUDA") == "1":
+        return True
+    if torch.version.cuda is None or home is None:
+        return False
+    return nvcc_major(home) == torch.version.cuda.split(".")[0]
+
+
+ext_modules = [
+    CppExtension(
+        "softhist_ext._C",
+        cpu_sources,
+        depends=["csrc/kernels.h", "csrc/ops.h"],
+        extra_compile_args=["-O3", "-std=c++17", "-fopenmp-simd", STABLE_ABI_TARGET],
+        py_limited_api=True,
+    )
+]
+toolkit = cuda_toolkit()
+if build_cuda(toolkit):
+    cpp_extension.CUDA_HOME = toolkit  # what CUDAExtension and BuildExtension build with
+    common = ["-O3", "-std=c++17", STABLE_ABI_TARGET, "-DUSE_CUDA"]
+    ext_modules.append(
+        CUDAExtension(
+            "softhist_ext._C_cuda",
+            cuda_sources,
+            depends=["csrc/kernels.h", "csrc/ops.h", "csrc/ops.cpp", *cuda_headers],
+            extra_compile_args={
+                "cxx": [*common, "-fvisibility=hidden"],
+                "nvcc": [*common, "-Xcompiler=-fvisibility=hidden", *cuda_archs],
+            },
             py_limited_api=True,
         )
-    ],
+    )
+
+setup(
+    ext_modules=ext_modules,
     cmdclass={"build_ext": BuildExtension.with_options(use_ninja=False)},
     options={"bdist_wheel": {"py_limited_api": "cp39"}},
 )

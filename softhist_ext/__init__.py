@@ -14,7 +14,7 @@ __version__ = "0.1.0"
 
 def _load_library() -> None:
     here = Path(__file__).parent
-    found = sorted(here.glob("_C*.so")) + sorted(here.glob("_C*.pyd"))
+    found = sorted(here.glob("_C.*so")) + sorted(here.glob("_C.*pyd"))
     if not found:
         raise ImportError(
             f"softhist_ext: the compiled library _C is missing from {here}. "
@@ -30,7 +30,30 @@ def _load_library() -> None:
         ) from e
 
 
+def _load_cuda_library() -> None:
+    # The CUDA kernels are a library of their own, loaded only when torch has
+    # CUDA, so a CPU-only torch never needs libcudart. A build without them
+    # says nothing here: the ops name the problem when a CUDA tensor reaches them.
+    if torch.version.cuda is None:
+        return
+    here = Path(__file__).parent
+    found = sorted(here.glob("_C_cuda.*so")) + sorted(here.glob("_C_cuda.*pyd"))
+    if not found:
+        return
+    try:
+        torch.ops.load_library(str(found[0]))
+    except OSError as e:
+        raise ImportError(
+            f"softhist_ext: could not load its CUDA kernels {found[0]}: {e}. They need "
+            f"torch >= 2.10 built for the CUDA major version they were compiled with "
+            f"(found torch {torch.__version__}, CUDA {torch.version.cuda}); reinstall "
+            "softhist_ext with `pip install .` where nvcc matches torch's CUDA, or "
+            "without CUDA kernels with `FORCE_ONLY_CPU=1 pip install .`."
+        ) from e
+
+
 _load_library()
+_load_cuda_library()
 
 from . import _registrations  # noqa: E402,F401  (fake kernels and autograd)
 from . import distributed, losses, nn  # noqa: E402

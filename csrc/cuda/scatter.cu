@@ -47,8 +47,7 @@ struct FixedPoint {
   double scale;  // 2^shift
 
   __device__ FixedPoint(double max_weight, int64_t samples) {
-    int weight_bits;
-    frexp(max_weight, &weight_bits);                // max_weight < 2^weight_bits
+    const int weight_bits = max_weight > 0 ? ilogb(max_weight) + 1 : 0;  // < 2^weight_bits
     const int sample_bits = 64 - __clzll(samples);  // samples < 2^sample_bits
     shift = min(62 - (weight_bits + kLog2MaxAbsD + sample_bits), 1023);
     scale = ldexp(1.0, shift);
@@ -59,10 +58,14 @@ struct FixedPoint {
   }
 };
 
-// A block's counters for bins [lo, hi) of one chunk.
+// A block's 64-bit counters for bins [lo, hi) of one chunk, each as two
+// 32-bit words (low, high) in shared memory: 32-bit atomic adds are native
+// there, 64-bit ones a compare-and-swap loop. The low word's wrap-arounds
+// carry into the high word, so the pair ends up holding the exact 64-bit sum
+// (mod 2^64, so negative values work) whatever the order of the additions.
 struct TileSums {
-  unsigned long long* counts;  // shared memory, hi - lo of them
-  unsigned* nonfinite;         // the row's flags, global memory
+  unsigned* words;      // 2 * (hi - lo)
+  unsigned* nonfinite;  // the row's flags, global memory
   int64_t lo, hi;
   FixedPoint fixed;
 
@@ -72,7 +75,17 @@ struct TileSums {
     return 0;
   }
   __device__ void add(int64_t bin, long long q) const {
-    if (q != 0) atomicAdd(counts + (bin - lo), static_cast<unsigned long long>(q));
+    if (q == 0) return;
+    unsigned* word = words + 2 * (bin - lo);
+    const auto bits = static_cast<unsigned long long>(q);
+    const auto low = static_cast<unsigned>(bits);
+    const unsigned old = atomicAdd(word, low);
+    const unsigned high = static_cast<unsigned>(bits >> 32) + (old + low < old ? 1u : 0u);
+    if (high != 0) atomicAdd(word + 1, high);
+  }
+  __device__ double value(int64_t bin) const {
+    const unsigned* word = words + 2 * (bin - lo);
+    return fixed.value(static_cast<unsigned long long>(word[1]) << 32 | word[0]);
   }
 };
 
@@ -174,7 +187,7 @@ struct ScatterArgs {
 // (item / tiles / chunks).
 template <Kernel K, int Order, typename T, typename C>
 __global__ void __launch_bounds__(kThreads) scatter_partials(ScatterArgs<T> a) {
-  extern __shared__ unsigned long long counts[];
+  extern __shared__ unsigned words[];
   __shared__ double scratch[kThreads / 32];
   const Window win = window_of<K, C>(a.params, a.bins);
   const int64_t tiles = ceil_div(a.bins, a.tile_bins);
@@ -183,17 +196,17 @@ __global__ void __launch_bounds__(kThreads) scatter_partials(ScatterArgs<T> a) {
     const int64_t begin = row * a.n + a.n * chunk / a.chunks;
     const int64_t end = row * a.n + a.n * (chunk + 1) / a.chunks;
     const int64_t lo = item % tiles * a.tile_bins, hi = min(lo + a.tile_bins, a.bins);
-    for (int64_t b = threadIdx.x; b < hi - lo; b += blockDim.x) counts[b] = 0;
+    for (int64_t j = threadIdx.x; j < 2 * (hi - lo); j += blockDim.x) words[j] = 0;
     const double max_weight = a.weight ? block_max_abs_finite(a.weight, begin, end, scratch) : 1.0;
-    const TileSums tile{counts, a.nonfinite + row * a.bins, lo, hi,
+    const TileSums tile{words, a.nonfinite + row * a.bins, lo, hi,
                         FixedPoint(max_weight, end - begin)};
     __syncthreads();
     for (int64_t base = begin; base < end; base += blockDim.x)
       scatter_sample<Sample<K, Order, C>>(win, a.x, a.weight, base + threadIdx.x, end, tile);
     __syncthreads();
     double* out = a.partial + part * a.bins;
-    for (int64_t b = lo + threadIdx.x; b < hi; b += blockDim.x) out[b] = tile.fixed.value(counts[b - lo]);
-    __syncthreads();  // counts are reset for the next item
+    for (int64_t b = lo + threadIdx.x; b < hi; b += blockDim.x) out[b] = tile.value(b);
+    __syncthreads();  // the next item resets the words
   }
 }
 
@@ -279,7 +292,7 @@ Tensor scatter_cuda(const Tensor& input, const std::optional<Tensor>& weight,
                               partial.mutable_data_ptr<double>(), flags};
     dispatch_kernel(kernel, order, [&](auto k, auto ord) {
       launch(scatter_partials<decltype(k)::value, decltype(ord)::value, T, C>, items, kThreads,
-             sizeof(unsigned long long) * tile_bins, stream, args);
+             2 * sizeof(unsigned) * tile_bins, stream, args);
     });
     const int64_t slices = std::min<int64_t>(chunks, 32);
     launch(sum_partials<T>, rows * ceil_div(bins, 32), static_cast<int>(32 * slices), 0,
