@@ -49,42 +49,54 @@ struct PairBlock {
   C dy(int64_t k, int l) const { return vy[k * kLanes + l]; }
 };
 
+// The joint histograms are stored with rows padded by `pad` columns (a
+// multiple of kRow, at least the y window), so that a sample's y window is
+// added to a row as whole vectors of kRow doubles, zeros past its end.
+constexpr int64_t kRow = 8;
+
+int64_t row_pad(const Window& wy) { return (wy.edges - 1 + kRow - 1) / kRow * kRow; }
+
 template <typename T, typename C>
 SOFTHIST_CLONES void scatter2d_chunk(const T* x, const T* y, const T* w, int64_t n,
-                                     PairBlock<T, C>& blk, int64_t bins_y, double* acc) {
-  const int64_t ex = blk.wx.edges - 1, ey = blk.wy.edges - 1;
-  std::vector<double> dy(static_cast<size_t>(ey));
+                                     PairBlock<T, C>& blk, int64_t stride, double* acc) {
+  const int64_t ex = blk.wx.edges - 1, ey = blk.wy.edges - 1, pad = row_pad(blk.wy);
+  std::vector<double> dy(static_cast<size_t>(pad), 0.0);
   for (int64_t i0 = 0; i0 < n; i0 += kLanes) {
     blk.load(x + i0, y + i0, w ? w + i0 : nullptr, n - i0);
     for (int l = 0; l < kLanes; ++l) {
       if (blk.scale[l] == 0) continue;
       for (int64_t j = 0; j < ey; ++j) dy[j] = static_cast<double>(blk.dy(j, l));
-      double* a = acc + int64_t(blk.first_x[l]) * bins_y + blk.first_y[l];
-      for (int64_t k = 0; k < ex; ++k, a += bins_y) {
+      double* a = acc + int64_t(blk.first_x[l]) * stride + blk.first_y[l];
+      for (int64_t k = 0; k < ex; ++k, a += stride) {
         const double s = blk.scale[l] * static_cast<double>(blk.dx(k, l));
         if (s == 0) continue;  // compact kernels: the window's empty end bins
+        for (int64_t j0 = 0; j0 < pad; j0 += kRow)
 #pragma omp simd
-        for (int64_t j = 0; j < ey; ++j) a[j] += s * dy[j];
+          for (int64_t j = j0; j < j0 + kRow; ++j) a[j] += s * dy[j];
       }
     }
   }
 }
 
+// h is padded like the partials of scatter2d (zeros in the padding).
 template <typename T, typename C>
 SOFTHIST_CLONES void gather2d_chunk(const T* x, const T* y, const C* h, int64_t n,
-                                    PairBlock<T, C>& blk, int64_t bins_y, double factor,
+                                    PairBlock<T, C>& blk, int64_t stride, double factor,
                                     T* out) {
-  const int64_t ex = blk.wx.edges - 1, ey = blk.wy.edges - 1;
+  const int64_t ex = blk.wx.edges - 1, ey = blk.wy.edges - 1, pad = row_pad(blk.wy);
+  std::vector<C> dy(static_cast<size_t>(pad), C(0));
   for (int64_t i0 = 0; i0 < n; i0 += kLanes) {
     blk.load(x + i0, y + i0, nullptr, n - i0);
     const int64_t m = std::min<int64_t>(kLanes, n - i0);
     for (int l = 0; l < m; ++l) {
       double acc = 0;
       if (blk.scale[l] != 0) {
-        const C* hr = h + int64_t(blk.first_x[l]) * bins_y + blk.first_y[l];
-        for (int64_t k = 0; k < ex; ++k, hr += bins_y) {
+        for (int64_t j = 0; j < ey; ++j) dy[j] = blk.dy(j, l);
+        const C* hr = h + int64_t(blk.first_x[l]) * stride + blk.first_y[l];
+        for (int64_t k = 0; k < ex; ++k, hr += stride) {
           C row = 0;
-          for (int64_t j = 0; j < ey; ++j) row += hr[j] * blk.dy(j, l);
+#pragma omp simd reduction(+ : row)
+          for (int64_t j = 0; j < pad; ++j) row += hr[j] * dy[j];
           acc += static_cast<double>(row) * static_cast<double>(blk.dx(k, l));
         }
       }
@@ -96,22 +108,22 @@ SOFTHIST_CLONES void gather2d_chunk(const T* x, const T* y, const C* h, int64_t 
 // The hard kernel: exact joint counts (order 0 only).
 template <typename T>
 void scatter2d_hard_chunk(const T* x, const T* y, const T* w, int64_t n, const Window& wx,
-                          const Window& wy, double* acc) {
+                          const Window& wy, int64_t stride, double* acc) {
   for (int64_t i = 0; i < n; ++i) {
     int64_t a, b;
     if (wx.bin_of(static_cast<double>(x[i]), a) && wy.bin_of(static_cast<double>(y[i]), b))
-      acc[a * wy.bins + b] += w ? static_cast<double>(w[i]) : 1.0;
+      acc[a * stride + b] += w ? static_cast<double>(w[i]) : 1.0;
   }
 }
 
 template <typename T, typename C>
 void gather2d_hard_chunk(const T* x, const T* y, const C* h, int64_t n, const Window& wx,
-                         const Window& wy, T* out) {
+                         const Window& wy, int64_t stride, T* out) {
   for (int64_t i = 0; i < n; ++i) {
     int64_t a, b;
     const bool in = wx.bin_of(static_cast<double>(x[i]), a) &&
                     wy.bin_of(static_cast<double>(y[i]), b);
-    out[i] = static_cast<T>(in ? h[a * wy.bins + b] : C(0));
+    out[i] = static_cast<T>(in ? h[a * stride + b] : C(0));
   }
 }
 
@@ -129,14 +141,15 @@ Tensor scatter2d_cpu(const Tensor& x_in, const Tensor& y_in, const std::optional
                          : std::nullopt;
   Tensor out = torch::stable::empty(with_last(x, {bins_x, bins_y}), x.scalar_type(),
                                     std::nullopt, x.device());
-  const int64_t n = row_length(x), rows = row_count(x), bins = bins_x * bins_y;
-  const int64_t chunks = chunks_per_row(n, rows, bins);
-  std::vector<double> partial(static_cast<size_t>(rows * chunks * bins));
+  const int64_t n = row_length(x), rows = row_count(x);
   dispatch_float(x.scalar_type(), [&](auto tag, auto ctag) {
     using T = decltype(tag);
     using C = decltype(ctag);
     const Window wx = window_from<C>(kernel, params_x, bins_x);
     const Window wy = window_from<C>(kernel, params_y, bins_y);
+    const int64_t stride = bins_y + row_pad(wy), bins = bins_x * stride;
+    const int64_t chunks = chunks_per_row(n, rows, bins);
+    std::vector<double> partial(static_cast<size_t>(rows * chunks * bins));
     const T *xp = x.const_data_ptr<T>(), *yp = y.const_data_ptr<T>();
     const T* wp = wc.has_value() ? wc->const_data_ptr<T>() : nullptr;
     const bool hard = kernel == Kernel::Hard;
@@ -149,14 +162,25 @@ Tensor scatter2d_cpu(const Tensor& x_in, const Tensor& y_in, const std::optional
         const int64_t b = row * n + n * ci / chunks, e = row * n + n * (ci + 1) / chunks;
         double* acc = partial.data() + i * bins;
         if (hard)
-          scatter2d_hard_chunk(xp + b, yp + b, wp ? wp + b : nullptr, e - b, wx, wy, acc);
+          scatter2d_hard_chunk(xp + b, yp + b, wp ? wp + b : nullptr, e - b, wx, wy, stride, acc);
         else
-          scatter2d_chunk(xp + b, yp + b, wp ? wp + b : nullptr, e - b, blk, bins_y, acc);
+          scatter2d_chunk(xp + b, yp + b, wp ? wp + b : nullptr, e - b, blk, stride, acc);
       }
     });
     const double factor = std::pow(kappa_of(params_x), static_cast<double>(order_x)) *
                           std::pow(kappa_of(params_y), static_cast<double>(order_y));
-    merge_partials(partial, rows, chunks, bins, factor, out.mutable_data_ptr<T>());
+    // Sum the chunks of each row in chunk order, dropping the padding.
+    T* o = out.mutable_data_ptr<T>();
+    torch::stable::parallel_for(0, rows * bins_x, 64, [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
+        const double* p = partial.data() + (r / bins_x) * chunks * bins + (r % bins_x) * stride;
+        for (int64_t b = 0; b < bins_y; ++b) {
+          double sum = 0;
+          for (int64_t ci = 0; ci < chunks; ++ci) sum += p[ci * bins + b];
+          o[r * bins_y + b] = static_cast<T>(sum * factor);
+        }
+      }
+    });
   });
   return out;
 }
@@ -171,15 +195,17 @@ Tensor gather2d_cpu(const Tensor& x_in, const Tensor& y_in, const Tensor& hist,
   Tensor out = torch::stable::empty_like(x);
   const int64_t n = row_length(x), rows = row_count(x);
   const int64_t bins_x = hc.size(hc.dim() - 2), bins_y = hc.size(hc.dim() - 1);
-  const int64_t bins = bins_x * bins_y, blocks = (n + kGatherBlock - 1) / kGatherBlock;
+  const int64_t blocks = (n + kGatherBlock - 1) / kGatherBlock;
   dispatch_float(x.scalar_type(), [&](auto tag, auto ctag) {
     using T = decltype(tag);
     using C = decltype(ctag);
     const Window wx = window_from<C>(kernel, params_x, bins_x);
     const Window wy = window_from<C>(kernel, params_y, bins_y);
-    std::vector<C> h(static_cast<size_t>(rows * bins));
+    const int64_t stride = bins_y + row_pad(wy), bins = bins_x * stride;
+    std::vector<C> h(static_cast<size_t>(rows * bins), C(0));
     const T* hp = hc.const_data_ptr<T>();
-    for (int64_t b = 0; b < rows * bins; ++b) h[b] = static_cast<C>(hp[b]);
+    for (int64_t r = 0; r < rows * bins_x; ++r)
+      for (int64_t b = 0; b < bins_y; ++b) h[r * stride + b] = static_cast<C>(hp[r * bins_y + b]);
     const T *xp = x.const_data_ptr<T>(), *yp = y.const_data_ptr<T>();
     T* o = out.mutable_data_ptr<T>();
     const bool hard = kernel == Kernel::Hard;
@@ -194,9 +220,9 @@ Tensor gather2d_cpu(const Tensor& x_in, const Tensor& y_in, const Tensor& hist,
         const int64_t e = std::min(b + kGatherBlock, (row + 1) * n);
         const C* hr = h.data() + row * bins;
         if (hard)
-          gather2d_hard_chunk(xp + b, yp + b, hr, e - b, wx, wy, o + b);
+          gather2d_hard_chunk(xp + b, yp + b, hr, e - b, wx, wy, stride, o + b);
         else
-          gather2d_chunk(xp + b, yp + b, hr, e - b, blk, bins_y, factor, o + b);
+          gather2d_chunk(xp + b, yp + b, hr, e - b, blk, stride, factor, o + b);
       }
     });
   });
