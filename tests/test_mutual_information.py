@@ -165,3 +165,19 @@ def test_close_to_monai_where_the_formulations_coincide():
     theirs = -monai.losses.GlobalMutualInformationLoss(num_bins=nb, reduction="none")(pred, target)
     ours = softhist_ext.mutual_information(pred, target, nb, -half, 1 + half, kernel="gaussian")
     torch.testing.assert_close(ours, theirs.reshape(-1).to(ours.dtype), rtol=0.03, atol=0)
+
+
+def test_compiled_and_scripted_joint_histogram(device):
+    x = torch.rand(2, 100, dtype=torch.float64, device=device, requires_grad=True)
+    y = torch.rand(2, 100, dtype=torch.float64, device=device)
+
+    def loss(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return softhist_ext.histc2d(x, y, (6, 5), 0.0, 1.0, None, "bspline", None, -1).pow(2).sum()
+
+    eager = loss(x, y)
+    (g_eager,) = torch.autograd.grad(eager, x)
+    for f in (torch.compile(loss, fullgraph=True), torch.jit.script(loss)):
+        value = f(x, y)
+        (grad,) = torch.autograd.grad(value, x)
+        torch.testing.assert_close(value, eager)
+        torch.testing.assert_close(grad, g_eager)
