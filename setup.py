@@ -22,7 +22,7 @@ from torch.utils.cpp_extension import BuildExtension, CppExtension, CUDAExtensio
 ROOT = Path(__file__).parent
 STABLE_ABI_TARGET = "-DTORCH_TARGET_VERSION=0x020a000000000000"  # torch 2.10
 
-cpu_sources = ["csrc/ops.cpp", "csrc/cpu/softhist_cpu.cpp"]
+cpu_sources = ["csrc/ops.cpp", "csrc/cpu/softhist_cpu.cpp", "csrc/cpu/softhist2d_cpu.cpp"]
 cuda_sources = ["csrc/cuda/argument_checks.cpp"] + sorted(
     str(p.relative_to(ROOT)) for p in (ROOT / "csrc/cuda").glob("*.cu")
 )
@@ -65,7 +65,7 @@ ext_modules = [
     CppExtension(
         "softhist_ext._C",
         cpu_sources,
-        depends=["csrc/kernels.h", "csrc/ops.h"],
+        depends=["csrc/kernels.h", "csrc/ops.h", "csrc/cpu/common.h"],
         extra_compile_args=["-O3", "-std=c++17", "-fopenmp-simd", STABLE_ABI_TARGET],
         py_limited_api=True,
     )

@@ -208,37 +208,35 @@ void check_gather2d_args(const Tensor& x, const Tensor& y, const Tensor& hist,
 
 namespace {
 
-// Reached only for devices this build has no kernels for.
-Tensor no_kernel(const Tensor& input) {
-  fail("softhist: input is on a ",
-                  input.is_cuda() ? "CUDA device, but this build of softhist_ext has "
-                                    "no CUDA kernels (reinstall it where nvcc matches "
-                                    "torch's CUDA)"
-                                  : "device softhist_ext has no kernels for",
-                  "; move it to the CPU with input.cpu()");
-  return input;
+// Reached only for a device an op has no kernel for in this build.
+[[noreturn]] void no_kernel(const char* op, const Tensor& input) {
+  fail("softhist: ", op, " got a tensor on ",
+       input.is_cuda() ? "a CUDA device, and this build has no CUDA kernel for it (install "
+                         "softhist_ext where nvcc's CUDA matches torch's to build them)"
+                       : "a device softhist_ext has no kernels for",
+       "; move the input to the CPU with .cpu()");
 }
 
 Tensor params_no_kernel(const Tensor& input, int64_t, double, double, std::optional<double>,
                         std::string) {
-  return no_kernel(input);
+  no_kernel("params", input);
 }
 Tensor scatter_no_kernel(const Tensor& input, const std::optional<Tensor>&, const Tensor&,
                          int64_t, int64_t, std::string) {
-  return no_kernel(input);
+  no_kernel("scatter", input);
 }
 Tensor gather_no_kernel(const Tensor& input, const Tensor&, const Tensor&, int64_t,
                         std::string) {
-  return no_kernel(input);
+  no_kernel("gather", input);
 }
 Tensor scatter2d_no_kernel(const Tensor& x, const Tensor&, const std::optional<Tensor>&,
                            const Tensor&, const Tensor&, int64_t, int64_t, int64_t, int64_t,
                            std::string) {
-  return no_kernel(x);
+  no_kernel("scatter2d", x);
 }
 Tensor gather2d_no_kernel(const Tensor& x, const Tensor&, const Tensor&, const Tensor&,
                           const Tensor&, int64_t, int64_t, std::string) {
-  return no_kernel(x);
+  no_kernel("gather2d", x);
 }
 
 }  // namespace
