@@ -38,16 +38,26 @@ constexpr int64_t kMaxChunks = 256;
 constexpr int64_t kPartialBudget = int64_t(1) << 22;  // doubles across all partials
 constexpr int64_t kGatherBlock = 8192;
 
+// Window::locate for a block of samples, written without branches so that it
+// vectorises: the first edge of each sample's window, kappa * (x - e_first),
+// and its scale (its weight, 1 without weights, 0 when it reaches no bin or
+// lies past n).
 template <typename T>
 SOFTHIST_HD void locate_block(const T* x, const T* w, int64_t n, const Window& win,
                               int32_t* first, double* t_first, double* scale) {
+  const double hi = static_cast<double>(win.bins) + win.reach;
+  const double last_start = static_cast<double>(win.bins + 1 - win.edges);
   for (int l = 0; l < kLanes; ++l) {
-    int64_t f = 0;
-    t_first[l] = 0;
-    scale[l] = 0;
-    if (l < n && win.locate(static_cast<double>(x[l]), f, t_first[l]))
-      scale[l] = w ? static_cast<double>(w[l]) : 1.0;
-    first[l] = static_cast<int32_t>(f);  // bins < 2^31 (check_bins)
+    const int64_t i = l < n ? l : 0;
+    double u = (static_cast<double>(x[i]) - win.lo) * win.inv_width;
+    const bool alive = l < n && u > -win.reach && u < hi;  // false for NaN
+    u = alive ? u : 0.0;
+    double start = u - win.reach;
+    start = start > 0 ? start : 0.0;
+    start = start < last_start ? start : last_start;
+    first[l] = static_cast<int32_t>(start);  // floor: start >= 0; bins < 2^31 (check_bins)
+    t_first[l] = win.c * (u - static_cast<double>(first[l]));
+    scale[l] = alive ? (w ? static_cast<double>(w[i]) : 1.0) : 0.0;
   }
 }
 

@@ -26,28 +26,31 @@ struct PairBlock {
         vx(static_cast<size_t>(wx_.edges * kLanes)),
         vy(static_cast<size_t>(wy_.edges * kLanes)) {}
 
-  void load(const T* x, const T* y, const T* w, int64_t n) {
-    double tx[kLanes], ty[kLanes], alive_y[kLanes];
-    C cx[kLanes], cy[kLanes];
-    locate_block(x, w, n, wx, first_x, tx, scale);
-    locate_block(y, static_cast<const T*>(nullptr), n, wy, first_y, ty, alive_y);
-    for (int l = 0; l < kLanes; ++l) {
-      scale[l] *= alive_y[l];
-      cx[l] = static_cast<C>(tx[l]);
-      cy[l] = static_cast<C>(ty[l]);
-    }
-    fx(cx, static_cast<C>(wx.c), wx.edges, vx.data());
-    fy(cy, static_cast<C>(wy.c), wy.edges, vy.data());
-    // Edge values to bin masses, in place: D_k = K_k - K_{k+1}.
-    for (int64_t k = 0; k + 1 < wx.edges; ++k)
-      for (int l = 0; l < kLanes; ++l) vx[k * kLanes + l] -= vx[(k + 1) * kLanes + l];
-    for (int64_t k = 0; k + 1 < wy.edges; ++k)
-      for (int l = 0; l < kLanes; ++l) vy[k * kLanes + l] -= vy[(k + 1) * kLanes + l];
-  }
+  void load(const T* x, const T* y, const T* w, int64_t n);
 
   C dx(int64_t k, int l) const { return vx[k * kLanes + l]; }
   C dy(int64_t k, int l) const { return vy[k * kLanes + l]; }
 };
+
+template <typename T, typename C>
+SOFTHIST_CLONES void PairBlock<T, C>::load(const T* x, const T* y, const T* w, int64_t n) {
+  double tx[kLanes], ty[kLanes], alive_y[kLanes];
+  C cx[kLanes], cy[kLanes];
+  locate_block(x, w, n, wx, first_x, tx, scale);
+  locate_block(y, static_cast<const T*>(nullptr), n, wy, first_y, ty, alive_y);
+  for (int l = 0; l < kLanes; ++l) {
+    scale[l] *= alive_y[l];
+    cx[l] = static_cast<C>(tx[l]);
+    cy[l] = static_cast<C>(ty[l]);
+  }
+  fx(cx, static_cast<C>(wx.c), wx.edges, vx.data());
+  fy(cy, static_cast<C>(wy.c), wy.edges, vy.data());
+  // Edge values to bin masses, in place: D_k = K_k - K_{k+1}.
+  for (int64_t k = 0; k + 1 < wx.edges; ++k)
+    for (int l = 0; l < kLanes; ++l) vx[k * kLanes + l] -= vx[(k + 1) * kLanes + l];
+  for (int64_t k = 0; k + 1 < wy.edges; ++k)
+    for (int l = 0; l < kLanes; ++l) vy[k * kLanes + l] -= vy[(k + 1) * kLanes + l];
+}
 
 // The joint histograms are stored with rows padded by `pad` columns (a
 // multiple of kRow, at least the y window), so that a sample's y window is
@@ -84,21 +87,23 @@ SOFTHIST_CLONES void gather2d_chunk(const T* x, const T* y, const C* h, int64_t 
                                     PairBlock<T, C>& blk, int64_t stride, double factor,
                                     T* out) {
   const int64_t ex = blk.wx.edges - 1, ey = blk.wy.edges - 1, pad = row_pad(blk.wy);
-  std::vector<C> dy(static_cast<size_t>(pad), C(0));
+  std::vector<C> dy(static_cast<size_t>(pad), C(0)), part(static_cast<size_t>(pad));
   for (int64_t i0 = 0; i0 < n; i0 += kLanes) {
     blk.load(x + i0, y + i0, nullptr, n - i0);
     const int64_t m = std::min<int64_t>(kLanes, n - i0);
     for (int l = 0; l < m; ++l) {
       double acc = 0;
       if (blk.scale[l] != 0) {
+        // part[j] = sum_k h[k][j] dx_k dy_j, one horizontal sum at the end.
+        for (int64_t j = 0; j < pad; ++j) part[j] = 0;
         for (int64_t j = 0; j < ey; ++j) dy[j] = blk.dy(j, l);
         const C* hr = h + int64_t(blk.first_x[l]) * stride + blk.first_y[l];
         for (int64_t k = 0; k < ex; ++k, hr += stride) {
-          C row = 0;
-#pragma omp simd reduction(+ : row)
-          for (int64_t j = 0; j < pad; ++j) row += hr[j] * dy[j];
-          acc += static_cast<double>(row) * static_cast<double>(blk.dx(k, l));
+          const C s = blk.dx(k, l);
+#pragma omp simd
+          for (int64_t j = 0; j < pad; ++j) part[j] += hr[j] * (dy[j] * s);
         }
+        for (int64_t j = 0; j < pad; ++j) acc += static_cast<double>(part[j]);
       }
       out[i0 + l] = static_cast<T>(acc * factor);
     }
