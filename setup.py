@@ -22,8 +22,13 @@ from torch.utils.cpp_extension import BuildExtension, CppExtension, CUDAExtensio
 ROOT = Path(__file__).parent
 STABLE_ABI_TARGET = "-DTORCH_TARGET_VERSION=0x020a000000000000"  # torch 2.10
 
-cpu_sources = ["csrc/ops.cpp", "csrc/cpu/softhist_cpu.cpp", "csrc/cpu/softhist2d_cpu.cpp"]
-cuda_sources = ["csrc/cuda/argument_checks.cpp"] + sorted(
+cpu_sources = [
+    "csrc/registration.cpp",
+    "csrc/ops.cpp",
+    "csrc/cpu/softhist_cpu.cpp",
+    "csrc/cpu/softhist2d_cpu.cpp",
+]
+cuda_sources = ["csrc/ops.cpp"] + sorted(
     str(p.relative_to(ROOT)) for p in (ROOT / "csrc/cuda").glob("*.cu")
 )
 cuda_headers = [str(p.relative_to(ROOT)) for p in (ROOT / "csrc/cuda").glob("*.*h")]
@@ -46,7 +51,8 @@ def cuda_toolkit():
 
 
 def nvcc_major(home):
-    out = subprocess.run([str(Path(home) / "bin" / "nvcc"), "--version"], capture_output=True, text=True)
+    nvcc = Path(home) / "bin" / "nvcc"
+    out = subprocess.run([str(nvcc), "--version"], capture_output=True, text=True)
     found = re.search(r"release (\d+)\.", out.stdout)
     return found.group(1) if found else None
 
@@ -78,7 +84,7 @@ if build_cuda(toolkit):
         CUDAExtension(
             "softhist_ext._C_cuda",
             cuda_sources,
-            depends=["csrc/kernels.h", "csrc/ops.h", "csrc/ops.cpp", *cuda_headers],
+            depends=["csrc/kernels.h", "csrc/ops.h", *cuda_headers],
             extra_compile_args={
                 "cxx": [*common, "-fvisibility=hidden"],
                 "nvcc": [*common, "-Xcompiler=-fvisibility=hidden", *cuda_archs],

@@ -1,8 +1,7 @@
-// Op schemas (the one place they are written) and the argument checks every
-// backend runs before touching data.
+// The argument checks every backend runs before touching data (compiled into
+// the CPU and the CUDA library alike).
 #include "ops.h"
 
-#include <torch/csrc/stable/library.h>
 #include <torch/headeronly/core/ScalarType.h>
 #include <torch/headeronly/util/Exception.h>
 
@@ -57,7 +56,7 @@ void check_bins(int64_t bins) {
 
 void check_params(const Tensor& params, const Tensor& input) {
   SOFTHIST_CHECK(params.scalar_type() == ScalarType::Double && params.dim() == 1 &&
-                      params.numel() == 3,
+                     params.numel() == 3 && params.is_contiguous(),
                   "softhist: params must be the float64 tensor of 3 values returned by "
                   "torch.ops.softhist.params");
   SOFTHIST_CHECK(params.device() == input.device(),
@@ -204,74 +203,6 @@ void check_gather2d_args(const Tensor& x, const Tensor& y, const Tensor& hist,
                      "x.shape[:-1] + (bins_x, bins_y)");
   check_bins(hist.size(lead));
   check_bins(hist.size(lead + 1));
-}
-
-namespace {
-
-// Reached only for a device an op has no kernel for in this build.
-[[noreturn]] void no_kernel(const char* op, const Tensor& input) {
-  fail("softhist: ", op, " got a tensor on ",
-       input.is_cuda() ? "a CUDA device, and this build has no CUDA kernel for it (install "
-                         "softhist_ext where nvcc's CUDA matches torch's to build them)"
-                       : "a device softhist_ext has no kernels for",
-       "; move the input to the CPU with .cpu()");
-}
-
-Tensor params_no_kernel(const Tensor& input, int64_t, double, double, std::optional<double>,
-                        std::string) {
-  no_kernel("params", input);
-}
-Tensor scatter_no_kernel(const Tensor& input, const std::optional<Tensor>&, const Tensor&,
-                         int64_t, int64_t, std::string) {
-  no_kernel("scatter", input);
-}
-Tensor gather_no_kernel(const Tensor& input, const Tensor&, const Tensor&, int64_t,
-                        std::string) {
-  no_kernel("gather", input);
-}
-Tensor scatter2d_no_kernel(const Tensor& x, const Tensor&, const std::optional<Tensor>&,
-                           const Tensor&, const Tensor&, int64_t, int64_t, int64_t, int64_t,
-                           std::string) {
-  no_kernel("scatter2d", x);
-}
-Tensor gather2d_no_kernel(const Tensor& x, const Tensor&, const Tensor&, const Tensor&,
-                          const Tensor&, int64_t, int64_t, std::string) {
-  no_kernel("gather2d", x);
-}
-
-}  // namespace
-
-STABLE_TORCH_LIBRARY(softhist, m) {
-  // Range and kappa after defaults, as float64 [lo, hi, kappa] on the input's
-  // device, so that a range taken from the data never leaves the device.
-  m.def(
-      "params(Tensor input, int bins, float min, float max, float? kappa, "
-      "str kernel) -> Tensor");
-  // Along the last dimension, batched over the others (see kernels.h):
-  // out[..., b] = sum_i weight[..., i] * D_order(input[..., i], b), shape (..., bins).
-  m.def(
-      "scatter(Tensor input, Tensor? weight, Tensor params, int bins, int order, "
-      "str kernel) -> Tensor");
-  // out[..., i] = sum_b hist[..., b] * D_order(input[..., i], b), input's shape.
-  m.def(
-      "gather(Tensor input, Tensor hist, Tensor params, int order, "
-      "str kernel) -> Tensor");
-  // Joint histograms: out[..., a, b] = sum_i w_i D_order_x(x_i, a) D_order_y(y_i, b),
-  // shape (..., bins_x, bins_y); and its transpose, back to the samples.
-  m.def(
-      "scatter2d(Tensor x, Tensor y, Tensor? weight, Tensor params_x, Tensor params_y, "
-      "int bins_x, int bins_y, int order_x, int order_y, str kernel) -> Tensor");
-  m.def(
-      "gather2d(Tensor x, Tensor y, Tensor hist, Tensor params_x, Tensor params_y, "
-      "int order_x, int order_y, str kernel) -> Tensor");
-}
-
-STABLE_TORCH_LIBRARY_IMPL(softhist, CompositeExplicitAutograd, m) {
-  m.impl("params", TORCH_BOX(&params_no_kernel));
-  m.impl("scatter", TORCH_BOX(&scatter_no_kernel));
-  m.impl("gather", TORCH_BOX(&gather_no_kernel));
-  m.impl("scatter2d", TORCH_BOX(&scatter2d_no_kernel));
-  m.impl("gather2d", TORCH_BOX(&gather2d_no_kernel));
 }
 
 }  // namespace softhist

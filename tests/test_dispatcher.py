@@ -126,3 +126,11 @@ def test_torch_compile_fullgraph_forward_and_backward(device, lo, hi):
         expected.backward()
         torch.testing.assert_close(value, expected)
         torch.testing.assert_close(x.grad, xe.grad)
+
+
+def test_gather_gives_exactly_zero_to_samples_that_reach_no_bin(device):
+    x = torch.tensor([-50.0, 0.1, 50.0, float("nan")], dtype=torch.float64, device=device)
+    p = _params(x, 4, -1.0, 1.0, 3.0)
+    hist = torch.tensor([float("nan"), 1.0, 2.0, float("inf")], dtype=torch.float64, device=device)
+    out = ops.gather(x, hist, p, 1, "logistic")
+    assert out[0] == 0 and out[2] == 0 and out[3] == 0

@@ -64,8 +64,8 @@ SOFTHIST_CLONES void gather_chunk(const T* x, const C* h, int64_t n, const Windo
       }
     }
     const int64_t m = std::min<int64_t>(kLanes, n - i0);
-    for (int l = 0; l < m; ++l)
-      out[i0 + l] = static_cast<T>(static_cast<double>(acc[l]) * scale[l] * factor);
+    for (int l = 0; l < m; ++l)  // exactly 0 for a sample that reaches no bin
+      out[i0 + l] = scale[l] == 0 ? T(0) : static_cast<T>(static_cast<double>(acc[l]) * factor);
   }
 }
 

@@ -15,8 +15,8 @@ __device__ Window window_of(const double* params, int64_t bins) {
   return Window::make<C>(K, params[0], params[1], params[2], bins);
 }
 
-// kappa^order, the chain-rule factor of D_order (exact for order <= 1 and
-// correctly rounded for 2, as std::pow on the CPU).
+// kappa^order, the chain-rule factor of D_order: std::pow's value on the CPU
+// for order <= 1, within an ulp of it above.
 __device__ __forceinline__ double kappa_power(const double* params, int order) {
   double factor = 1;
   for (int i = 0; i < order; ++i) factor *= params[2];

@@ -27,9 +27,8 @@ struct HistRow {
   }
 };
 
-// out_i = factor * sum_b h_b * D_Order(x_i, b), as the CPU computes it: a
-// sample outside the window range runs the same loop from edge 0 and is scaled
-// by 0.
+// out_i = factor * sum_b h_b * D_Order(x_i, b), as the CPU computes it; a
+// sample that reaches no bin gets exactly 0 (even where h holds NaN or inf).
 template <Kernel K, int Order, typename T, typename C, typename Hist>
 __device__ T gather_one(const Window& win, double x, const Hist& h, double factor) {
   if constexpr (K == Kernel::Hard) {
@@ -38,7 +37,7 @@ __device__ T gather_one(const Window& win, double x, const Hist& h, double facto
   } else {
     int64_t first = 0;
     double t = 0;
-    const double scale = win.locate(x, first, t) ? 1.0 : 0.0;
+    if (!win.locate(x, first, t)) return T(0);
     const C t_first = static_cast<C>(t), c = static_cast<C>(win.c);
     C prev = cdf<K, Order>(t_first), acc = 0;
     for (int64_t k = 1; k < win.edges; ++k) {
@@ -46,7 +45,7 @@ __device__ T gather_one(const Window& win, double x, const Hist& h, double facto
       acc += h[first + k - 1] * (prev - cur);
       prev = cur;
     }
-    return static_cast<T>(static_cast<double>(acc) * scale * factor);
+    return static_cast<T>(static_cast<double>(acc) * factor);
   }
 }
 
@@ -102,7 +101,8 @@ Tensor gather_cuda(const Tensor& input, const Tensor& hist, const Tensor& params
     const size_t hist_bytes = sizeof(C) * bins;
     const bool shared = hist_bytes <= kHistSharedBytes;
     // Enough samples per block to amortise loading the row's histogram.
-    const int64_t per_block = shared ? std::max(kMinSamplesPerBlock, 2 * bins) : kMinSamplesPerBlock;
+    const int64_t per_block = shared ? std::max(kMinSamplesPerBlock, 2 * bins)
+                                     : kMinSamplesPerBlock;
     const int64_t chunks = ceil_div(n, per_block);
     const GatherArgs<T> args{x.const_data_ptr<T>(), hc.const_data_ptr<T>(),
                              p.const_data_ptr<double>(), n, bins, chunks, rows * chunks,
@@ -111,7 +111,8 @@ Tensor gather_cuda(const Tensor& input, const Tensor& hist, const Tensor& params
       constexpr Kernel K = decltype(k)::value;
       constexpr int Order = decltype(ord)::value;
       if (shared)
-        launch(gather_samples<K, Order, T, C, true>, args.items, kThreads, hist_bytes, stream, args);
+        launch(gather_samples<K, Order, T, C, true>, args.items, kThreads, hist_bytes, stream,
+               args);
       else
         launch(gather_samples<K, Order, T, C, false>, args.items, kThreads, 0, stream, args);
     });
