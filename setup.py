@@ -71,7 +71,7 @@ ext_modules = [
     CppExtension(
         "softhist_ext._C",
         cpu_sources,
-        depends=["csrc/kernels.h", "csrc/ops.h", "csrc/cpu/common.h"],
+        depends=["csrc/kernels.h", "csrc/ops.h", "csrc/dispatch.h", "csrc/cpu/common.h"],
         extra_compile_args=["-O3", "-std=c++17", "-fopenmp-simd", STABLE_ABI_TARGET],
         py_limited_api=True,
     )
@@ -84,7 +84,7 @@ if build_cuda(toolkit):
         CUDAExtension(
             "softhist_ext._C_cuda",
             cuda_sources,
-            depends=["csrc/kernels.h", "csrc/ops.h", *cuda_headers],
+            depends=["csrc/kernels.h", "csrc/ops.h", "csrc/dispatch.h", *cuda_headers],
             extra_compile_args={
                 "cxx": [*common, "-fvisibility=hidden"],
                 "nvcc": [*common, "-Xcompiler=-fvisibility=hidden", *cuda_archs],

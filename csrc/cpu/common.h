@@ -1,6 +1,6 @@
 // Shared by the CPU kernels: instruction-set clones, locating blocks of
-// samples in their windows, the kernel values of a window, dtype/kernel/order
-// dispatch and the deterministic chunking of samples.
+// samples in their windows, the kernel values of a window and the
+// deterministic chunking of samples.
 #pragma once
 
 #include <torch/csrc/stable/ops.h>
@@ -13,6 +13,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "../dispatch.h"
 #include "../kernels.h"
 #include "../ops.h"
 
@@ -71,39 +72,6 @@ SOFTHIST_CLONES void window_values(const C* t_first, C c, int64_t edges, C* v) {
   }
 }
 
-template <typename F>
-void dispatch_float(ScalarType t, const F& f) {
-  switch (t) {
-    case ScalarType::Float: return f(float{}, float{});
-    case ScalarType::Double: return f(double{}, double{});
-    case ScalarType::Half: return f(torch::headeronly::Half{}, float{});
-    case ScalarType::BFloat16: return f(torch::headeronly::BFloat16{}, float{});
-    default: fail("softhist: unsupported dtype ", t);
-  }
-}
-
-template <Kernel K, typename F>
-void dispatch_order(int64_t order, const F& f) {
-  switch (order) {
-    case 0: return f(std::integral_constant<Kernel, K>{}, std::integral_constant<int, 0>{});
-    case 1: return f(std::integral_constant<Kernel, K>{}, std::integral_constant<int, 1>{});
-    case 2: return f(std::integral_constant<Kernel, K>{}, std::integral_constant<int, 2>{});
-    case 3: return f(std::integral_constant<Kernel, K>{}, std::integral_constant<int, 3>{});
-  }
-}
-
-// Calls f(kernel, order) as compile-time constants, for the smooth kernels.
-template <typename F>
-void dispatch_smooth(Kernel kernel, int64_t order, const F& f) {
-  switch (kernel) {
-    case Kernel::Logistic: return dispatch_order<Kernel::Logistic>(order, f);
-    case Kernel::Gaussian: return dispatch_order<Kernel::Gaussian>(order, f);
-    case Kernel::Triangular: return dispatch_order<Kernel::Triangular>(order, f);
-    case Kernel::BSpline: return dispatch_order<Kernel::BSpline>(order, f);
-    case Kernel::Hard: break;
-  }
-}
-
 template <typename C>
 using ValuesFn = void (*)(const C*, C, int64_t, C*);
 
@@ -138,14 +106,6 @@ void merge_partials(const std::vector<double>& partial, int64_t rows, int64_t ch
       out[j] = static_cast<T>(s * factor);
     }
   });
-}
-
-// t's shape without its last dimension, then `last`.
-inline std::vector<int64_t> with_last(const Tensor& t, std::vector<int64_t> last) {
-  std::vector<int64_t> shape;
-  for (int64_t d = 0; d + 1 < t.dim(); ++d) shape.push_back(t.size(d));
-  shape.insert(shape.end(), last.begin(), last.end());
-  return shape;
 }
 
 template <typename C>

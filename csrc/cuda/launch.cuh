@@ -1,5 +1,5 @@
-// Host-side plumbing shared by the CUDA ops: the stream to launch on, launches
-// with their error check, and compile-time dispatch over dtype, kernel and order.
+// Host-side plumbing shared by the CUDA ops: the stream to launch on, and
+// launches with their error check (dispatch is in ../dispatch.h).
 #pragma once
 
 #include <cuda_runtime.h>
@@ -17,6 +17,7 @@
 #include <utility>
 #include <vector>
 
+#include "../dispatch.h"
 #include "../kernels.h"
 #include "../ops.h"
 
@@ -51,51 +52,6 @@ void launch(void (*kernel)(Params...), int64_t items, int threads, size_t shared
   const auto blocks = static_cast<unsigned>(std::min(items, kMaxGrid));
   kernel<<<blocks, threads, shared_bytes, stream>>>(std::forward<Args>(args)...);
   STD_CUDA_KERNEL_LAUNCH_CHECK();
-}
-
-// shape[:-1] + [last]
-inline std::vector<int64_t> with_last(const Tensor& t, int64_t last) {
-  std::vector<int64_t> shape;
-  for (int64_t d = 0; d + 1 < t.dim(); ++d) shape.push_back(t.size(d));
-  shape.push_back(last);
-  return shape;
-}
-
-// Calls f(T{}, C{}): the storage type and the type the kernel math runs in
-// (float for the 16-bit types, as on the CPU).
-template <typename F>
-void dispatch_float(ScalarType t, const F& f) {
-  switch (t) {
-    case ScalarType::Float: return f(float{}, float{});
-    case ScalarType::Double: return f(double{}, double{});
-    case ScalarType::Half: return f(torch::headeronly::Half{}, float{});
-    case ScalarType::BFloat16: return f(torch::headeronly::BFloat16{}, float{});
-    default: fail("softhist: unsupported dtype ", t);
-  }
-}
-
-template <Kernel K, typename F>
-void dispatch_order(int64_t order, const F& f) {
-  switch (order) {
-    case 0: return f(std::integral_constant<Kernel, K>{}, std::integral_constant<int, 0>{});
-    case 1: return f(std::integral_constant<Kernel, K>{}, std::integral_constant<int, 1>{});
-    case 2: return f(std::integral_constant<Kernel, K>{}, std::integral_constant<int, 2>{});
-    case 3: return f(std::integral_constant<Kernel, K>{}, std::integral_constant<int, 3>{});
-  }
-}
-
-// Calls f(kernel, order) as compile-time constants; the hard kernel only has
-// order 0 (check_order rejects the others).
-template <typename F>
-void dispatch_kernel(Kernel kernel, int64_t order, const F& f) {
-  switch (kernel) {
-    case Kernel::Logistic: return dispatch_order<Kernel::Logistic>(order, f);
-    case Kernel::Gaussian: return dispatch_order<Kernel::Gaussian>(order, f);
-    case Kernel::Triangular: return dispatch_order<Kernel::Triangular>(order, f);
-    case Kernel::BSpline: return dispatch_order<Kernel::BSpline>(order, f);
-    case Kernel::Hard:
-      return f(std::integral_constant<Kernel, Kernel::Hard>{}, std::integral_constant<int, 0>{});
-  }
 }
 
 }  // namespace softhist::cuda

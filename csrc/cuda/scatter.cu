@@ -268,7 +268,7 @@ Tensor scatter_cuda(const Tensor& input, const std::optional<Tensor>& weight,
       weight.has_value() ? std::optional<Tensor>(torch::stable::contiguous(*weight))
                          : std::nullopt;
   const Tensor p = torch::stable::contiguous(params);
-  Tensor out = torch::stable::empty(with_last(x, bins), x.scalar_type(), std::nullopt,
+  Tensor out = torch::stable::empty(with_last(x, {bins}), x.scalar_type(), std::nullopt,
                                     x.device());
   const int64_t n = row_length(x), rows = row_count(x);
   if (rows == 0) return out;
