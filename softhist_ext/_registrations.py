@@ -12,6 +12,23 @@ import torch
 ops = torch.ops.softhist
 
 
+def _check_devices(op, input, **others):
+    # A meta tensor beside real ones would send the call here, to the fake
+    # kernel, and return garbage: refuse it as the real kernels' checks would.
+    for name, t in others.items():
+        if t is not None and t.device != input.device:
+            raise RuntimeError(
+                f"softhist: {op}: {name} is on {t.device}, but the input is on "
+                f"{input.device}; move it to the input's device"
+            )
+
+
+def _weighted(grad, weight):
+    # grad * weight, where a sample with no gradient (NaN/inf, or reaching no
+    # bin) keeps exactly 0 whatever its weight (no 0 * inf).
+    return grad if weight is None else torch.where(grad == 0, grad, grad * weight)
+
+
 @torch.library.register_fake("softhist::params")
 def _params_fake(input, bins, min, max, kappa, kernel):
     return input.new_empty((3,), dtype=torch.float64)
@@ -19,21 +36,25 @@ def _params_fake(input, bins, min, max, kappa, kernel):
 
 @torch.library.register_fake("softhist::scatter")
 def _scatter_fake(input, weight, params, bins, order, kernel):
+    _check_devices("scatter", input, weight=weight, params=params)
     return input.new_empty(tuple(input.shape[:-1]) + (bins,))
 
 
 @torch.library.register_fake("softhist::gather")
 def _gather_fake(input, hist, params, order, kernel):
+    _check_devices("gather", input, hist=hist, params=params)
     return torch.empty_like(input, memory_format=torch.contiguous_format)
 
 
 @torch.library.register_fake("softhist::scatter2d")
 def _scatter2d_fake(x, y, weight, params_x, params_y, bins_x, bins_y, order_x, order_y, kernel):
+    _check_devices("scatter2d", x, y=y, weight=weight, params_x=params_x, params_y=params_y)
     return x.new_empty(tuple(x.shape[:-1]) + (bins_x, bins_y))
 
 
 @torch.library.register_fake("softhist::gather2d")
 def _gather2d_fake(x, y, hist, params_x, params_y, order_x, order_y, kernel):
+    _check_devices("gather2d", x, y=y, hist=hist, params_x=params_x, params_y=params_y)
     return torch.empty_like(x, memory_format=torch.contiguous_format)
 
 
@@ -55,9 +76,7 @@ def _scatter_backward(ctx, grad):
     input, weight, params = ctx.saved_tensors
     grad_input = grad_weight = None
     if ctx.needs_input_grad[0]:
-        grad_input = ops.gather(input, grad, params, ctx.order + 1, ctx.kernel)
-        if weight is not None:
-            grad_input = grad_input * weight
+        grad_input = _weighted(ops.gather(input, grad, params, ctx.order + 1, ctx.kernel), weight)
     if ctx.needs_input_grad[1]:
         grad_weight = ops.gather(input, grad, params, ctx.order, ctx.kernel)
     return grad_input, grad_weight, None, None, None, None
@@ -90,11 +109,9 @@ def _scatter2d_backward(ctx, grad):
     (ox, oy), k = ctx.orders, ctx.kernel
     grad_x = grad_y = grad_weight = None
     if ctx.needs_input_grad[0]:
-        grad_x = ops.gather2d(x, y, grad, px, py, ox + 1, oy, k)
-        grad_x = grad_x * weight if weight is not None else grad_x
+        grad_x = _weighted(ops.gather2d(x, y, grad, px, py, ox + 1, oy, k), weight)
     if ctx.needs_input_grad[1]:
-        grad_y = ops.gather2d(x, y, grad, px, py, ox, oy + 1, k)
-        grad_y = grad_y * weight if weight is not None else grad_y
+        grad_y = _weighted(ops.gather2d(x, y, grad, px, py, ox, oy + 1, k), weight)
     if ctx.needs_input_grad[2]:
         grad_weight = ops.gather2d(x, y, grad, px, py, ox, oy, k)
     return grad_x, grad_y, grad_weight, None, None, None, None, None, None, None

@@ -47,7 +47,9 @@ class ScatterFunction : public torch::autograd::Function<ScatterFunction> {
     Variable grad_input, grad_weight;
     if (ctx->needs_input_grad(0)) {
       grad_input = softhist::gather(input, grad, params, order + 1, kernel);
-      if (weight.defined()) grad_input = grad_input.mul(weight);
+      // A sample with no gradient keeps exactly 0 whatever its weight (no 0 * inf).
+      if (weight.defined())
+        grad_input = at::where(grad_input.eq(0), grad_input, grad_input.mul(weight));
     }
     if (weight.defined() && ctx->needs_input_grad(1))
       grad_weight = softhist::gather(input, grad, params, order, kernel);

@@ -1,0 +1,296 @@
+"""Property tests: histc and histc2d against the dense reference over random
+shapes, dtypes, ranges, kappas, kernels, weights and dims, with samples on
+edges, huge, denormal and non-finite."""
+
+import math
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import softhist_ext
+from softhist_ext import reference
+
+KERNELS = ["logistic", "gaussian", "triangular", "bspline"]
+DENORMAL = {torch.float64: 1e-310, torch.float32: 1e-40}
+# Forward tolerance, relative and per unit of total |weight| (float32 kernel
+# values carry ~1e-7 relative error each).
+TOL = {torch.float64: 1e-9, torch.float32: 1e-5}
+
+SETTINGS = dict(deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+
+
+@st.composite
+def histc_cases(draw, dtypes=(torch.float64, torch.float32), max_bins_log2=20, finite_weights=False):
+    dtype = draw(st.sampled_from(dtypes))
+    shape = draw(st.lists(st.integers(0, 4), min_size=0, max_size=3))
+    numel = math.prod(shape)
+    # Many bins with few samples keeps the dense N x bins reference small.
+    big = draw(st.integers(0, 3)) == 0 and numel <= 4
+    bins = 2 ** draw(st.integers(10, max_bins_log2)) if big else draw(st.integers(1, 40))
+    auto_range = draw(st.integers(0, 5)) == 0
+    if auto_range:
+        lo = hi = 0.0
+        gen_lo, gen_hi = -1.0, 1.0
+    else:
+        lo = draw(st.floats(-1e3, 1e3))
+        hi = lo + 10 ** draw(st.floats(-2, 3))
+        gen_lo, gen_hi = lo, hi
+    kappa_width = draw(st.none() | st.floats(0.05, 1e4))
+    kernel = draw(st.sampled_from(KERNELS))
+
+    span = gen_hi - gen_lo
+    specials = [0.0, 1e30, -1e30, DENORMAL[dtype], -DENORMAL[dtype], math.nan, math.inf, -math.inf]
+    value = st.one_of(
+        st.floats(-0.5, 1.5).map(lambda u: gen_lo + u * span),
+        st.integers(0, bins).map(lambda j: gen_lo + j * span / bins),  # edges, min and max
+        st.sampled_from([gen_lo, gen_hi]),
+        st.sampled_from(specials),
+    )
+    values = draw(st.lists(value, min_size=numel, max_size=numel))
+    x = torch.tensor(values, dtype=torch.float64).to(dtype).reshape(shape)
+
+    weight = None
+    if draw(st.booleans()):
+        w = st.sampled_from([0.0, 1.0, -1.0, 2.5]) | st.floats(-3, 3)
+        weight = torch.tensor(draw(st.lists(w, min_size=numel, max_size=numel)), dtype=dtype).reshape(shape)
+    dims = [None] + list(range(-max(x.dim(), 1), max(x.dim(), 1)))
+    dim = draw(st.sampled_from(dims))
+    return dict(x=x, bins=bins, lo=lo, hi=hi, kappa_width=kappa_width, kernel=kernel, weight=weight, dim=dim)
+
+
+def resolved_range(x, lo, hi):
+    """The range histc uses: the given one, or that of the finite samples."""
+    if lo != hi:
+        return lo, hi
+    x = x.detach()
+    finite = x[torch.isfinite(x)]
+    if finite.numel():
+        lo, hi = float(finite.min()), float(finite.max())
+    return (lo - 1, hi + 1) if lo == hi else (lo, hi)
+
+
+def run_both(case, requires_grad=False):
+    """histc on the case and the float64 dense reference on the same values."""
+    x, w, bins, dim, kernel = case["x"], case["weight"], case["bins"], case["dim"], case["kernel"]
+    lo, hi = resolved_range(x, case["lo"], case["hi"])
+    kappa = None if case["kappa_width"] is None else case["kappa_width"] * bins / (hi - lo)
+    try:
+        out = softhist_ext.histc(x, bins, case["lo"], case["hi"], kappa, kernel=kernel, weight=w, dim=dim)
+    except RuntimeError as e:
+        # Auto ranges from data spanning ±1e30 at 2^20 bins are representable;
+        # the only refusal allowed is the documented one for unrepresentable bins.
+        assert "too narrow" in str(e)
+        assert (hi - lo) / bins <= 4 * math.ulp(max(abs(lo), abs(hi)))
+        return None
+    # The reference has no 0-d slices: a 0-d input is one row of one sample.
+    x_ref = x.detach().double().reshape(-1) if x.dim() == 0 else x.detach().double()
+    w_ref = None if w is None else w.detach().double().reshape(x_ref.shape)
+    ref_dim = None if (dim is None or x.dim() == 0) else dim
+    if requires_grad:
+        x_ref.requires_grad_(True)
+        if w_ref is not None:
+            w_ref.requires_grad_(True)
+    expected = reference.histc(x_ref, bins, lo, hi, kappa, kernel, w_ref, ref_dim)
+    return out, expected, x_ref, w_ref, kappa
+
+
+def total_weight(case):
+    x, w = case["x"], case["weight"]
+    finite = torch.isfinite(x)
+    return float((w.double().abs() if w is not None else torch.ones_like(x, dtype=torch.float64))[finite].sum())
+
+
+@settings(max_examples=400, **SETTINGS)
+@given(histc_cases())
+def test_histc_matches_dense_reference(case):
+    result = run_both(case)
+    if result is None:
+        return
+    out, expected = result[0], result[1]
+    x = case["x"]
+    expected_shape = (case["bins"],) if case["dim"] is None or x.dim() == 0 else (
+        x.shape[: case["dim"] % x.dim()] + (case["bins"],) + x.shape[case["dim"] % x.dim() + 1:])
+    assert out.shape == expected_shape and out.dtype == x.dtype
+    assert torch.isfinite(out).all()
+    # Edges (here and in the reference) and float32 kernel offsets are exact
+    # only to the dtype's resolution near the range: a kernel sharper than that
+    # ulp moves mass by about kappa * ulp.
+    lo, hi = resolved_range(x, case["lo"], case["hi"])
+    kappa = result[4] if result[4] is not None else 4.0 * case["bins"] / (hi - lo)
+    ulp = float(torch.finfo(x.dtype).eps) * (max(abs(lo), abs(hi)) + (hi - lo))
+    tol = TOL[x.dtype] + 2 * kappa * ulp
+    torch.testing.assert_close(out.double(), expected, rtol=tol, atol=tol * (1 + total_weight(case)))
+
+
+def kernel_density(kernel, t):
+    """The kernels' densities k(t), written out (the reference's autograd gives
+    the one-sided slope 0 of |t| at t == 0, where triangular and bspline have
+    density 1 and 2/3)."""
+    if kernel == "logistic":
+        s = torch.sigmoid(t)
+        return s * (1 - s)
+    if kernel == "gaussian":
+        return torch.exp(-0.5 * t * t) / math.sqrt(2 * math.pi)
+    a = t.abs()
+    if kernel == "triangular":
+        return (1 - a).clamp_min(0)
+    return torch.where(a < 1, (4 - 6 * a**2 + 3 * a**3) / 6, (2 - a).clamp_min(0) ** 3 / 6)
+
+
+def dense_input_grad(x, w, g, bins, lo, hi, kappa, kernel, dim):
+    """d(sum(g * histc))/dx = sum_b g_b w kappa (k(t_b) - k(t_{b+1})) for finite x."""
+    rows = dim is None or x.dim() == 0
+    xs = x.reshape(-1) if rows else x.movedim(dim, -1)
+    ws = torch.ones_like(xs) if w is None else (w.reshape(-1) if rows else w.movedim(dim, -1))
+    gs = g if rows else g.movedim(dim, -1)
+    finite = torch.isfinite(xs)
+    edges = torch.linspace(lo, hi, bins + 1, dtype=torch.float64)
+    k = kernel_density(kernel, kappa * (torch.where(finite, xs, 0)[..., None] - edges))
+    grad = (kappa * (k[..., :-1] - k[..., 1:]) * gs[..., None, :]).sum(-1) * ws * finite
+    return grad.reshape(x.shape) if rows else grad.movedim(-1, dim)
+
+
+@settings(max_examples=150, **SETTINGS)
+@given(histc_cases(dtypes=(torch.float64,), max_bins_log2=14))
+def test_gradients_match_dense_reference(case):
+    x = case["x"].clone().requires_grad_(True)
+    w = None if case["weight"] is None else case["weight"].clone().requires_grad_(True)
+    result = run_both(dict(case, x=x, weight=w), requires_grad=True)
+    if result is None:
+        return
+    out, expected, x_ref, w_ref, kappa = result
+    g = torch.linspace(-1, 1, out.numel(), dtype=torch.float64).reshape(out.shape)
+    (out * g).sum().backward()
+    lo, hi = resolved_range(case["x"], case["lo"], case["hi"])
+    kappa = kappa if kappa is not None else reference.DEFAULT_KAPPA_WIDTH[case["kernel"]] * case["bins"] / (hi - lo)
+    wd = None if w is None else w.detach()
+    x_grad_ref = dense_input_grad(case["x"], wd, g, case["bins"], lo, hi, kappa, case["kernel"], case["dim"])
+    # The density scales as kappa, the gradient as kappa * |weight| * |g| per bin.
+    scale = kappa * (1 + (wd.abs().max().item() if wd is not None and wd.numel() else 1))
+    assert torch.isfinite(x.grad).all()
+    assert (x.grad[~torch.isfinite(case["x"])] == 0).all()
+    torch.testing.assert_close(x.grad, x_grad_ref, rtol=1e-7, atol=1e-9 * scale)
+    if w is not None:
+        # The weight's gradient is each sample's bin masses: the reference's autograd.
+        (expected * g).sum().backward()
+        w_grad_ref = w_ref.grad.reshape(w.shape) if w_ref.grad is not None else torch.zeros_like(w)
+        torch.testing.assert_close(w.grad, w_grad_ref, rtol=1e-9, atol=1e-9)
+
+
+@st.composite
+def narrow_cases(draw):
+    """float32 ranges a few ulps wide: bins narrower than float32 can resolve."""
+    centre = draw(st.sampled_from([1.0, -5.0, 1e3, 1e6, 3.0e-20]))
+    ulp = float(torch.finfo(torch.float32).eps) * abs(centre)
+    lo = float(torch.tensor(centre, dtype=torch.float32))
+    hi = lo + draw(st.integers(1, 8)) * ulp
+    steps = draw(st.lists(st.integers(-3, 12), min_size=1, max_size=12))
+    x = torch.tensor([lo + s * ulp for s in steps], dtype=torch.float64).float()
+    bins = draw(st.integers(1, 64))
+    kernel = draw(st.sampled_from(KERNELS))
+    return x, bins, lo, hi, kernel
+
+
+@settings(max_examples=120, **SETTINGS)
+@given(narrow_cases())
+def test_bins_narrower_than_float32_resolution(case):
+    x, bins, lo, hi, kernel = case
+    try:
+        out = softhist_ext.histc(x, bins, lo, hi, kernel=kernel)
+    except RuntimeError as e:
+        assert "too narrow" in str(e)
+        return
+    expected = reference.histc(x.double(), bins, lo, hi, None, kernel)
+    torch.testing.assert_close(out.double(), expected, rtol=1e-5, atol=1e-5 * (1 + len(x)))
+
+
+@st.composite
+def histc2d_cases(draw):
+    n = draw(st.integers(0, 12))
+    bins = (draw(st.integers(1, 12)), draw(st.integers(1, 12)))
+    lo = (draw(st.floats(-10, 10)), draw(st.floats(-10, 10)))
+    hi = (lo[0] + 10 ** draw(st.floats(-1, 2)), lo[1] + 10 ** draw(st.floats(-1, 2)))
+    kw = (draw(st.floats(0.05, 1e4)), draw(st.floats(0.05, 1e4)))
+    kappa = tuple(kw[a] * bins[a] / (hi[a] - lo[a]) for a in range(2))
+    kernel = draw(st.sampled_from(KERNELS))
+
+    def axis(a):
+        span = hi[a] - lo[a]
+        v = st.one_of(
+            st.floats(-0.5, 1.5).map(lambda u: lo[a] + u * span),
+            st.integers(0, bins[a]).map(lambda j: lo[a] + j * span / bins[a]),
+            st.sampled_from([1e30, -1e30, 1e-310, math.nan, math.inf, -math.inf]),
+        )
+        return torch.tensor(draw(st.lists(v, min_size=n, max_size=n)), dtype=torch.float64)
+
+    x, y = axis(0), axis(1)
+    weight = None
+    if draw(st.booleans()):
+        weight = torch.tensor(draw(st.lists(st.floats(-3, 3), min_size=n, max_size=n)), dtype=torch.float64)
+    return x, y, bins, lo, hi, kappa, kernel, weight
+
+
+def finite_pairs(x, y, weight):
+    """The dense reference has no NaN handling: drop the pairs histc2d skips."""
+    keep = torch.isfinite(x) & torch.isfinite(y)
+    return x[keep], y[keep], None if weight is None else weight[keep]
+
+
+@settings(max_examples=100, **SETTINGS)
+@given(histc2d_cases())
+def test_histc2d_matches_dense_reference(case):
+    x, y, bins, lo, hi, kappa, kernel, weight = case
+    out = softhist_ext.histc2d(x, y, bins, lo, hi, kappa, kernel, weight)
+    xs, ys, ws = finite_pairs(x, y, weight)
+    expected = reference.histc2d(xs, ys, bins, lo, hi, kappa, kernel, ws)
+    total = float(weight.abs().sum()) if weight is not None else len(x)
+    torch.testing.assert_close(out, expected, rtol=1e-9, atol=1e-9 * (1 + total))
+
+
+# Non-finite weights. The dense reference multiplies every sample's masses by
+# its weight, so 0 * inf makes it NaN everywhere; histc multiplies only the
+# bins in a sample's kernel window. Documented behaviour, asserted below:
+# a non-finite sample adds nothing whatever its weight; a finite sample of
+# weight NaN/±inf makes the bins its kernel reaches NaN/±inf, and leaves bins
+# beyond a compact kernel's support exact.
+NONFINITE = [math.nan, math.inf, -math.inf]
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("bad", NONFINITE)
+def test_nonfinite_weight_of_a_nonfinite_sample_adds_nothing(kernel, bad):
+    x = torch.tensor([0.1, math.nan, 0.5, math.inf, -math.inf, 0.9], dtype=torch.float64)
+    w = torch.tensor([1.0, bad, 2.0, bad, bad, -1.0], dtype=torch.float64)
+    out = softhist_ext.histc(x, 10, 0.0, 1.0, kernel=kernel, weight=w)
+    keep = torch.isfinite(x)
+    expected = reference.histc(x[keep], 10, 0.0, 1.0, None, kernel, w[keep])
+    torch.testing.assert_close(out, expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("kernel", ["triangular", "bspline"])
+@pytest.mark.parametrize("bad", NONFINITE)
+def test_nonfinite_weight_reaches_only_its_window(kernel, bad):
+    x = torch.tensor([0.05, 0.55, 0.95], dtype=torch.float64)
+    w = torch.tensor([1.0, bad, 2.0], dtype=torch.float64)
+    out = softhist_ext.histc(x, 20, 0.0, 1.0, kernel=kernel, weight=w)
+    mass = reference.histc(x[1:2], 20, 0.0, 1.0, None, kernel)
+    rest = reference.histc(x[[0, 2]], 20, 0.0, 1.0, None, kernel, w[[0, 2]])
+    reached = mass > 1e-12  # the reference leaves ~1e-32 of rounding past the support
+    if math.isnan(bad):
+        assert out[reached].isnan().all()
+    else:
+        assert (out[reached] == bad).all()
+    # Beyond the support and one bin of window margin the bins are exact.
+    far = (torch.arange(20) - 11).abs() > 4
+    torch.testing.assert_close(out[far], rest[far], rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("bad", [math.inf, math.nan])
+def test_nonfinite_sample_with_nonfinite_weight_gets_zero_gradient(bad):
+    x = torch.tensor([0.5, math.nan, math.inf], dtype=torch.float64, requires_grad=True)
+    w = torch.tensor([1.0, bad, bad], dtype=torch.float64, requires_grad=True)
+    softhist_ext.histc(x, 10, 0.0, 1.0, weight=w).sum().backward()
+    assert (x.grad[1:] == 0).all()
+    assert (w.grad[1:] == 0).all()

@@ -1,0 +1,217 @@
+"""Threads get the sequential results bit for bit; bad arguments of every kind
+raise an exception that names the argument, never crash the process."""
+
+import concurrent.futures
+import json
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import softhist_ext
+
+KERNELS = ["logistic", "gaussian", "triangular", "bspline"]
+
+
+def histc_call(i):
+    """Forward and backward of one histc call, its inputs fixed by i."""
+    g = torch.Generator().manual_seed(i)
+    dtype = torch.float64 if i % 2 else torch.float32
+    x = (torch.randn(3, 4000, generator=g, dtype=dtype) * 2).requires_grad_(True)
+    w = torch.rand(3, 4000, generator=g, dtype=dtype).requires_grad_(True) if i % 3 else None
+    out = softhist_ext.histc(x, 64 + i, -4.0, 4.0, kernel=KERNELS[i % 4], weight=w, dim=-1 if i % 5 else None)
+    grads = torch.autograd.grad(out.pow(2).sum(), [x] + ([w] if w is not None else []))
+    return [out.detach()] + list(grads)
+
+
+def test_threads_give_the_sequential_results():
+    calls = range(8 * 20)
+    sequential = [histc_call(i) for i in calls]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+        threaded = list(pool.map(histc_call, calls))
+    for i, (a, b) in enumerate(zip(sequential, threaded)):
+        assert len(a) == len(b)
+        assert all(torch.equal(u, v) for u, v in zip(a, b)), f"call {i}"
+
+
+def test_meta_tensors_go_through_the_fake_kernels():
+    x = torch.empty(5, 100, device="meta")
+    out = softhist_ext.histc(x, 16, -1.0, 1.0, dim=-1)
+    assert out.device.type == "meta" and out.shape == (5, 16)
+    # min == max takes the range from the data; the fake kernel has no data
+    # and only gives the shape.
+    assert softhist_ext.histc(x, 16).shape == (16,)
+    joint = softhist_ext.histc2d(x, x, (8, 4), -1.0, 1.0)
+    assert joint.device.type == "meta" and joint.shape == (8, 4)
+
+
+# Fuzzing: each case is (name, call, regex the message must match: it names
+# the offending argument). The calls run in a child process, so a crash is a
+# failed test rather than a dead pytest.
+x = torch.randn(10)
+x2 = torch.randn(2, 5)
+ops = torch.ops.softhist
+
+
+def fuzz_cases():
+    p = ops.params(x, 5, -1.0, 1.0, None, "logistic")
+    p2 = ops.params(x2, 5, -1.0, 1.0, None, "logistic")
+    h = softhist_ext.histc
+    h2 = softhist_ext.histc2d
+    y = torch.randn(10)
+    return {
+        # input
+        "input str": (lambda: h("abc", 4, 0.0, 1.0), "input"),
+        "input None": (lambda: h(None, 4, 0.0, 1.0), "input"),
+        "input list": (lambda: h([0.1, 0.2], 4, 0.0, 1.0), "input"),
+        "input long": (lambda: h(torch.arange(10), 4, 0.0, 1.0), "input"),
+        "input bool": (lambda: h(torch.ones(3, dtype=torch.bool), 4, 0.0, 1.0), "input"),
+        "input complex": (lambda: h(torch.randn(3, dtype=torch.complex64), 4, 0.0, 1.0), "input"),
+        # bins
+        "bins str": (lambda: h(x, "4", 0.0, 1.0), "bins"),
+        "bins None": (lambda: h(x, None, 0.0, 1.0), "bins"),
+        "bins float": (lambda: h(x, 4.0, 0.0, 1.0), "bins"),
+        "bins 0": (lambda: h(x, 0, 0.0, 1.0), "bins"),
+        "bins -1": (lambda: h(x, -1, 0.0, 1.0), "bins"),
+        "bins 2^31": (lambda: h(x, 2**31, 0.0, 1.0), "bins"),
+        "bins 2^63": (lambda: h(x, 2**63, 0.0, 1.0), "bins"),
+        # range
+        "min str": (lambda: h(x, 4, "0", 1.0), "min"),
+        "min None": (lambda: h(x, 4, None, 1.0), "min"),
+        "max list": (lambda: h(x, 4, 0.0, [1.0]), "max"),
+        "min > max": (lambda: h(x, 4, 2.0, 1.0), "min must not exceed max"),
+        "min nan": (lambda: h(x, 4, math.nan, 1.0), "min and max must be finite"),
+        "max inf": (lambda: h(x, 4, 0.0, math.inf), "min and max must be finite"),
+        "min -inf max inf": (lambda: h(x, 4, -math.inf, math.inf), "min and max must be finite"),
+        # kappa and kernel
+        "kappa str": (lambda: h(x, 4, 0.0, 1.0, "1"), "kappa"),
+        "kappa nan": (lambda: h(x, 4, 0.0, 1.0, math.nan), "kappa"),
+        "kappa inf": (lambda: h(x, 4, 0.0, 1.0, math.inf), "kappa"),
+        "kappa 0": (lambda: h(x, 4, 0.0, 1.0, 0.0), "kappa"),
+        "kappa negative": (lambda: h(x, 4, 0.0, 1.0, -2.0), "kappa"),
+        "kernel None": (lambda: h(x, 4, 0.0, 1.0, kernel=None), "kernel"),
+        "kernel unknown": (lambda: h(x, 4, 0.0, 1.0, kernel="box"), "kernel"),
+        "kernel case": (lambda: h(x, 4, 0.0, 1.0, kernel="Logistic"), "kernel"),
+        "kernel empty": (lambda: h(x, 4, 0.0, 1.0, kernel=""), "kernel"),
+        # weight
+        "weight list": (lambda: h(x, 4, 0.0, 1.0, weight=[1.0] * 10), "weight"),
+        "weight shape": (lambda: h(x, 4, 0.0, 1.0, weight=torch.ones(9)), "weight"),
+        "weight transposed": (lambda: h(x2, 4, 0.0, 1.0, weight=torch.ones(5, 2)), "weight"),
+        "weight float64": (lambda: h(x, 4, 0.0, 1.0, weight=torch.ones(10, dtype=torch.float64)), "weight"),
+        "weight meta": (lambda: h(x, 4, 0.0, 1.0, weight=x.to("meta")), "weight|device"),
+        "weight long": (lambda: h(x, 4, 0.0, 1.0, weight=torch.ones(10, dtype=torch.long)), "weight"),
+        # dim
+        "dim 1 of 1-d": (lambda: h(x, 4, 0.0, 1.0, dim=1), "[Dd]im"),
+        "dim -3 of 2-d": (lambda: h(x2, 4, 0.0, 1.0, dim=-3), "[Dd]im"),
+        "dim 1 of 0-d": (lambda: h(torch.tensor(0.5), 4, 0.0, 1.0, dim=1), "[Dd]im"),
+        "dim str": (lambda: h(x, 4, 0.0, 1.0, dim="a"), r"\bdim\b"),
+        "dim float": (lambda: h(x, 4, 0.0, 1.0, dim=0.5), r"\bdim\b"),
+        # histc2d
+        "2d y shape": (lambda: h2(x, torch.randn(9), 4, 0.0, 1.0), "x and y"),
+        "2d y dtype": (lambda: h2(x, y.double(), 4, 0.0, 1.0), "x and y"),
+        "2d y None": (lambda: h2(x, None, 4, 0.0, 1.0), r"\by\b"),
+        "2d weight shape": (lambda: h2(x, y, 4, 0.0, 1.0, weight=torch.ones(3)), "weight"),
+        "2d bins one": (lambda: h2(x, y, (4,), 0.0, 1.0), "bins"),
+        "2d bins 0": (lambda: h2(x, y, (4, 0), 0.0, 1.0), "bins"),
+        "2d bins product": (lambda: h2(x, y, (2**16, 2**16), 0.0, 1.0), "bins"),
+        "2d min > max": (lambda: h2(x, y, 4, (0.0, 2.0), (1.0, 1.0)), "min must not exceed max"),
+        "2d kappa nan": (lambda: h2(x, y, 4, 0.0, 1.0, (1.0, math.nan)), "kappa"),
+        "2d kernel": (lambda: h2(x, y, 4, 0.0, 1.0, kernel="box"), "kernel"),
+        # bincount
+        "bincount 2-d": (lambda: softhist_ext.bincount(x2), "input"),
+        "bincount weights shape": (lambda: softhist_ext.bincount(x.abs(), torch.ones(3)), "weights"),
+        "bincount minlength str": (lambda: softhist_ext.bincount(x.abs(), minlength="a"), "minlength"),
+        # the ops, called directly with inconsistent arguments
+        "params bins 0": (lambda: ops.params(x, 0, 0.0, 1.0, None, "logistic"), "bins"),
+        "params kernel": (lambda: ops.params(x, 4, 0.0, 1.0, None, "box"), "kernel"),
+        "params long input": (lambda: ops.params(torch.arange(4), 4, 0.0, 1.0, None, "logistic"), "input"),
+        "scatter params float32": (lambda: ops.scatter(x, None, p.float(), 5, 0, "logistic"), "params"),
+        "scatter params 4 values": (lambda: ops.scatter(x, None, torch.zeros(4, dtype=torch.float64), 5, 0, "logistic"), "params"),
+        "scatter params 2-d": (lambda: ops.scatter(x, None, p[None], 5, 0, "logistic"), "params"),
+        "scatter params strided": (lambda: ops.scatter(x, None, torch.zeros(6, dtype=torch.float64)[::2], 5, 0, "logistic"), "params"),
+        "scatter params meta": (lambda: ops.scatter(x, None, p.to("meta"), 5, 0, "logistic"), "params"),
+        "scatter bins 0": (lambda: ops.scatter(x, None, p, 0, 0, "logistic"), "bins"),
+        "scatter order -1": (lambda: ops.scatter(x, None, p, 5, -1, "logistic"), "order"),
+        "scatter order 9": (lambda: ops.scatter(x, None, p, 5, 9, "logistic"), "order"),
+        "scatter hard order 1": (lambda: ops.scatter(x, None, p, 5, 1, "hard"), "hard"),
+        "scatter kernel": (lambda: ops.scatter(x, None, p, 5, 0, "box"), "kernel"),
+        "scatter weight shape": (lambda: ops.scatter(x, torch.ones(3), p, 5, 0, "logistic"), "weight"),
+        "scatter weight dtype": (lambda: ops.scatter(x, x.double(), p, 5, 0, "logistic"), "weight"),
+        "scatter weight meta": (lambda: ops.scatter(x, x.to("meta"), p, 5, 0, "logistic"), "weight|device"),
+        "gather hist dtype": (lambda: ops.gather(x, torch.ones(5, dtype=torch.float64), p, 1, "logistic"), "hist"),
+        "gather hist rows": (lambda: ops.gather(x2, torch.ones(3, 5), p2, 1, "logistic"), "hist"),
+        "gather hist rank": (lambda: ops.gather(x2, torch.ones(5), p2, 1, "logistic"), "hist"),
+        "gather hist no bins": (lambda: ops.gather(x, torch.ones(0), p, 1, "logistic"), "bins"),
+        "gather order 4": (lambda: ops.gather(x, torch.ones(5), p, 4, "logistic"), "order"),
+        "gather params": (lambda: ops.gather(x, torch.ones(5), p[:2], 1, "logistic"), "params"),
+        "scatter2d shapes": (lambda: ops.scatter2d(x, x[:9], None, p, p, 5, 5, 0, 0, "logistic"), "x and y"),
+        "scatter2d dtypes": (lambda: ops.scatter2d(x, x.double(), None, p, p, 5, 5, 0, 0, "logistic"), "x and y|input"),
+        "scatter2d bins product": (lambda: ops.scatter2d(x, x, None, p, p, 2**16, 2**16, 0, 0, "logistic"), "bins"),
+        "scatter2d params_y": (lambda: ops.scatter2d(x, x, None, p, p.float(), 5, 5, 0, 0, "logistic"), "params"),
+        "scatter2d order_y": (lambda: ops.scatter2d(x, x, None, p, p, 5, 5, 0, 7, "logistic"), "order"),
+        "gather2d hist shape": (lambda: ops.gather2d(x, x, torch.ones(5), p, p, 1, 0, "logistic"), "hist"),
+        "gather2d hist rows": (lambda: ops.gather2d(x2, x2, torch.ones(3, 5, 5), p2, p2, 1, 0, "logistic"), "hist"),
+        "gather2d hist no bins": (lambda: ops.gather2d(x, x, torch.ones(5, 0), p, p, 1, 0, "logistic"), "bins"),
+        "gather2d y shape": (lambda: ops.gather2d(x, x[:9], torch.ones(5, 5), p, p, 1, 0, "logistic"), "x and y"),
+        "gather2d params_y": (lambda: ops.gather2d(x, x, torch.ones(5, 5), p, p[:2], 1, 0, "logistic"), "params"),
+    }
+
+
+ALLOWED = ("RuntimeError", "ValueError", "TypeError", "IndexError")
+
+# Cases whose error is not (yet) clear: the exception type or message does not
+# name the argument.
+UNCLEAR = {
+    "input str": "histc calls input.reshape first: AttributeError \"'str' object has no attribute 'reshape'\"",
+    "input None": "histc calls input.reshape first: AttributeError \"'NoneType' object has no attribute 'reshape'\"",
+    "input list": "histc calls input.reshape first: AttributeError \"'list' object has no attribute 'reshape'\"",
+    "weight list": "histc reads weight.shape first: AttributeError \"'list' object has no attribute 'shape'\"",
+    "dim str": "input.movedim(dim, -1) raises TypeError 'movedim() received an invalid combination of arguments', without the name dim",
+    "dim float": "input.movedim(dim, -1) raises TypeError 'movedim() received an invalid combination of arguments', without the name dim",
+    "2d y None": "histc2d reads y.shape first: AttributeError \"'NoneType' object has no attribute 'shape'\"",
+    "2d bins one": "_pair_int indexes v[1]: IndexError 'tuple index out of range', without the name bins",
+    "bincount minlength str": "bincount compares minlength > top: TypeError \"'>' not supported between instances of 'str' and 'int'\"",
+}
+
+CHILD = """
+import json, sys
+sys.path.insert(0, {tests!r})
+import test_robustness as t
+results = {{}}
+for name, (call, _) in t.fuzz_cases().items():
+    try:
+        call()
+        results[name] = None
+    except Exception as e:
+        results[name] = [type(e).__name__, str(e)]
+print(json.dumps(results))
+"""
+
+
+@pytest.fixture(scope="module")
+def fuzz_results():
+    code = CHILD.format(tests=os.path.dirname(os.path.abspath(__file__)))
+    child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    # A segfault or abort shows as a negative or non-zero return code.
+    assert child.returncode == 0, f"fuzzing crashed the process ({child.returncode}):\n{child.stderr[-3000:]}"
+    return json.loads(child.stdout.strip().splitlines()[-1])
+
+
+def fuzz_param(name):
+    marks = [pytest.mark.xfail(strict=True, reason=UNCLEAR[name])] if name in UNCLEAR else []
+    return pytest.param(name, marks=marks, id=name)
+
+
+@pytest.mark.parametrize("name", [fuzz_param(n) for n in fuzz_cases()])
+def test_bad_arguments_raise_naming_the_argument(fuzz_results, name):
+    import re
+
+    result = fuzz_results[name]
+    assert result is not None, f"{name}: no exception"
+    kind, message = result
+    assert kind in ALLOWED, f"{name}: {kind}: {message}"
+    pattern = fuzz_cases()[name][1]
+    assert re.search(pattern, message), f"{name}: message does not name the argument: {message}"
