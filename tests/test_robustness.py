@@ -192,9 +192,11 @@ print(json.dumps(results))
 
 
 @pytest.fixture(scope="module")
-def fuzz_results():
+def fuzz_results(tmp_path_factory):
     code = CHILD.format(tests=os.path.dirname(os.path.abspath(__file__)))
-    child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    # cwd away from the source tree, so the child imports the installed package.
+    child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           timeout=300, cwd=tmp_path_factory.mktemp("fuzz"))
     # A segfault or abort shows as a negative or non-zero return code.
     assert child.returncode == 0, f"fuzzing crashed the process ({child.returncode}):\n{child.stderr[-3000:]}"
     return json.loads(child.stdout.strip().splitlines()[-1])
