@@ -21,8 +21,12 @@ struct PairBlock {
   int32_t first_x[kLanes], first_y[kLanes];
   double scale[kLanes];
 
-  PairBlock(const Window& wx_, const Window& wy_, ValuesFn<C> fx_, ValuesFn<C> fy_)
-      : wx(wx_), wy(wy_), fx(fx_), fy(fy_),
+  // Smooth kernels only: the hard kernel's chunks locate bins directly.
+  PairBlock(const Window& wx_, const Window& wy_, Kernel kernel, int64_t order_x,
+            int64_t order_y)
+      : wx(wx_), wy(wy_),
+        fx(kernel == Kernel::Hard ? nullptr : values_fn<C>(kernel, order_x)),
+        fy(kernel == Kernel::Hard ? nullptr : values_fn<C>(kernel, order_y)),
         vx(static_cast<size_t>(wx_.edges * kLanes)),
         vy(static_cast<size_t>(wy_.edges * kLanes)) {}
 
@@ -132,7 +136,12 @@ void gather2d_hard_chunk(const T* x, const T* y, const C* h, int64_t n, const Wi
   }
 }
 
-double kappa_of(const Tensor& params) { return params.const_data_ptr<double>()[2]; }
+// kappa_x^order_x * kappa_y^order_y: the window values are in units of kappa.
+double order_factor(const Tensor& params_x, int64_t order_x, const Tensor& params_y,
+                    int64_t order_y) {
+  return std::pow(params_x.const_data_ptr<double>()[2], static_cast<double>(order_x)) *
+         std::pow(params_y.const_data_ptr<double>()[2], static_cast<double>(order_y));
+}
 
 Tensor scatter2d_cpu(const Tensor& x_in, const Tensor& y_in, const std::optional<Tensor>& weight,
                      const Tensor& params_x, const Tensor& params_y, int64_t bins_x,
@@ -158,10 +167,8 @@ Tensor scatter2d_cpu(const Tensor& x_in, const Tensor& y_in, const std::optional
     const T *xp = x.const_data_ptr<T>(), *yp = y.const_data_ptr<T>();
     const T* wp = wc.has_value() ? wc->const_data_ptr<T>() : nullptr;
     const bool hard = kernel == Kernel::Hard;
-    const ValuesFn<C> fx = hard ? nullptr : values_fn<C>(kernel, order_x);
-    const ValuesFn<C> fy = hard ? nullptr : values_fn<C>(kernel, order_y);
     torch::stable::parallel_for(0, rows * chunks, 1, [&](int64_t i0, int64_t i1) {
-      PairBlock<T, C> blk(wx, wy, fx, fy);
+      PairBlock<T, C> blk(wx, wy, kernel, order_x, order_y);
       for (int64_t i = i0; i < i1; ++i) {
         const int64_t row = i / chunks, ci = i % chunks;
         const int64_t b = row * n + n * ci / chunks, e = row * n + n * (ci + 1) / chunks;
@@ -172,8 +179,7 @@ Tensor scatter2d_cpu(const Tensor& x_in, const Tensor& y_in, const std::optional
           scatter2d_chunk(xp + b, yp + b, wp ? wp + b : nullptr, e - b, blk, stride, acc);
       }
     });
-    const double factor = std::pow(kappa_of(params_x), static_cast<double>(order_x)) *
-                          std::pow(kappa_of(params_y), static_cast<double>(order_y));
+    const double factor = order_factor(params_x, order_x, params_y, order_y);
     // Sum the chunks of each row in chunk order, dropping the padding.
     T* o = out.mutable_data_ptr<T>();
     torch::stable::parallel_for(0, rows * bins_x, 64, [&](int64_t r0, int64_t r1) {
@@ -214,12 +220,9 @@ Tensor gather2d_cpu(const Tensor& x_in, const Tensor& y_in, const Tensor& hist,
     const T *xp = x.const_data_ptr<T>(), *yp = y.const_data_ptr<T>();
     T* o = out.mutable_data_ptr<T>();
     const bool hard = kernel == Kernel::Hard;
-    const ValuesFn<C> fx = hard ? nullptr : values_fn<C>(kernel, order_x);
-    const ValuesFn<C> fy = hard ? nullptr : values_fn<C>(kernel, order_y);
-    const double factor = std::pow(kappa_of(params_x), static_cast<double>(order_x)) *
-                          std::pow(kappa_of(params_y), static_cast<double>(order_y));
+    const double factor = order_factor(params_x, order_x, params_y, order_y);
     torch::stable::parallel_for(0, rows * blocks, 1, [&](int64_t i0, int64_t i1) {
-      PairBlock<T, C> blk(wx, wy, fx, fy);
+      PairBlock<T, C> blk(wx, wy, kernel, order_x, order_y);
       for (int64_t i = i0; i < i1; ++i) {
         const int64_t row = i / blocks, b = row * n + (i % blocks) * kGatherBlock;
         const int64_t e = std::min(b + kGatherBlock, (row + 1) * n);
