@@ -9,7 +9,6 @@ kornia.enhance.histogram) build an N x bins tensor, so they run at --peer-n.
 """
 
 import argparse
-import os
 import statistics
 import subprocess
 import sys
@@ -19,11 +18,7 @@ import torch
 
 import softhist_ext
 from softhist_ext import reference
-
-# Large blocks (>= 64 KiB) come from fresh pages and go back when freed, so a
-# warm call's peak resident memory shows what it allocates, not what the
-# allocator kept from the warm-up.
-FRESH_PAGES = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}
+from peak_memory import FRESH_PAGES
 
 LO, HI = -4.0, 4.0
 
@@ -74,21 +69,12 @@ def peak_memory_mb(name, n, bins, kappa):
     """Peak resident memory added by one (warm) call, in a fresh process."""
     code = (
         "import sys, torch; sys.path.insert(0, 'bench'); import bench_histc as b\n"
+        "from peak_memory import warm_peak_mb\n"
         f"x = torch.randn({n}); fn, bw = b.make_methods({bins}, {kappa})[{name!r}]\n"
-        "b.run_once(fn, bw, x)\n"  # warm-up: one-time allocations are not the method's
-        "open('/proc/self/clear_refs', 'w').write('5')\n"  # resets the peak to the current RSS
-        "before = b.rss_kb('VmRSS')\n"
-        "b.run_once(fn, bw, x)\n"
-        "print(b.rss_kb('VmHWM') - before)\n"
+        "print(warm_peak_mb(lambda: b.run_once(fn, bw, x)))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=FRESH_PAGES)
-    return int(out.stdout) / 1024 if out.returncode == 0 else float("nan")
-
-
-def rss_kb(field):
-    # VmHWM (peak RSS), unlike ru_maxrss, can be reset and is not inherited.
-    with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith(field))
+    return float(out.stdout) if out.returncode == 0 else float("nan")
 
 
 def main():

@@ -11,7 +11,6 @@ at <= 1/20 of its peak memory.
 """
 
 import argparse
-import os
 import statistics
 import subprocess
 import sys
@@ -20,12 +19,7 @@ import time
 import torch
 
 import softhist_ext
-
-
-# Large blocks (>= 64 KiB) come from fresh pages and go back when freed, so a
-# warm call's peak resident memory shows what it allocates, not what the
-# allocator kept from the warm-up.
-FRESH_PAGES = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}
+from peak_memory import FRESH_PAGES, warm_peak_mb
 
 def volumes(size: int):
     gen = torch.Generator().manual_seed(0)
@@ -62,20 +56,11 @@ def run_once(loss_fn, fixed, moving):
     loss_fn(moving, fixed).backward()
 
 
-def rss_kb(field):
-    with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith(field))
-
-
 def one(name, size, bins):
     """Peak memory (MB) one warm call adds; run in a fresh process."""
     fixed, moving = volumes(size)
     fn = make_methods(bins)[name]
-    run_once(fn, fixed, moving)  # warm-up
-    open("/proc/self/clear_refs", "w").write("5")  # reset the peak to the current RSS
-    before = rss_kb("VmRSS")
-    run_once(fn, fixed, moving)
-    print((rss_kb("VmHWM") - before) / 1024)
+    print(warm_peak_mb(lambda: run_once(fn, fixed, moving)))
 
 
 def main():
