@@ -23,6 +23,25 @@ ROOT = Path(__file__).resolve().parents[1]
 TORCH_PREFIX = torch.utils.cmake_prefix_path
 
 
+def _torch_cuda_hints():
+    """A CUDA build of torch makes find_package(Torch) look for the CUDA
+    toolkit, including nvrtc; point cmake at the toolkit, and at the nvrtc pip
+    installed beside torch where the toolkit lacks it."""
+    if torch.version.cuda is None:
+        return []
+    from torch.utils.cpp_extension import CUDA_HOME
+
+    homes = [h for h in (CUDA_HOME, "/usr/local/cuda") if h and Path(h, "include", "cuda_runtime.h").exists()]
+    if not homes:
+        pytest.skip("torch is a CUDA build, and cmake needs its CUDA toolkit, which is not installed")
+    hints = [f"-DCUDA_TOOLKIT_ROOT_DIR={homes[0]}"]
+    if not list(Path(homes[0]).glob("lib*/libnvrtc.so*")):
+        pip_nvrtc = sorted(Path(torch.__file__).parents[1].glob("nvidia/*/lib/libnvrtc.so*"))
+        if pip_nvrtc:
+            hints.append(f"-DCUDA_nvrtc_LIBRARY={pip_nvrtc[0]}")
+    return hints
+
+
 def _cxx_compiler():
     candidates = [os.environ.get("CXX"), "c++", "g++", "clang++"]
     return next((c for c in candidates if c and shutil.which(c)), None)
@@ -51,7 +70,7 @@ def prefix(tmp_path_factory):
     prefix = tmp / "prefix"
     build = tmp / "build"
     _run(["cmake", "-S", ROOT, "-B", build, f"-DCMAKE_PREFIX_PATH={TORCH_PREFIX}",
-          f"-DCMAKE_INSTALL_PREFIX={prefix}"])
+          f"-DCMAKE_INSTALL_PREFIX={prefix}", *_torch_cuda_hints()])
     _run(["cmake", "--build", build, "--parallel", "2"])
     _run(["cmake", "--install", build])
     return prefix
@@ -62,7 +81,7 @@ def deploy(prefix, tmp_path_factory):
     """examples/cpp built against the installed package."""
     build = tmp_path_factory.mktemp("example")
     args = ["cmake", "-S", ROOT / "examples" / "cpp", "-B", build,
-            f"-DCMAKE_PREFIX_PATH={prefix};{TORCH_PREFIX}"]
+            f"-DCMAKE_PREFIX_PATH={prefix};{TORCH_PREFIX}", *_torch_cuda_hints()]
     if sys.platform.startswith("linux"):
         # The program references no symbol of the library (it only runs a
         # TorchScript model); the package must keep it linked even where
