@@ -10,6 +10,7 @@
 #include <torch/headeronly/util/Half.h>
 
 #include <algorithm>
+#include <cmath>
 #include <type_traits>
 #include <vector>
 
@@ -46,19 +47,31 @@ constexpr int64_t kGatherBlock = 8192;
 template <typename T>
 SOFTHIST_HD void locate_block(const T* x, const T* w, int64_t n, const Window& win,
                               int32_t* first, double* t_first, double* scale) {
-  const double hi = static_cast<double>(win.bins) + win.reach;
+  // A short last block is padded with NaN, which reaches no bin, so that the
+  // loop has a fixed length.
+  T x_tail[kLanes], w_tail[kLanes];
+  if (n < kLanes) {
+    for (int l = 0; l < kLanes; ++l) {
+      x_tail[l] = l < n ? x[l] : static_cast<T>(NAN);
+      w_tail[l] = l < n && w ? w[l] : T(0);
+    }
+    x = x_tail;
+    w = w ? w_tail : nullptr;
+  }
+  const double lo = win.lo, inv_width = win.inv_width, c = win.c, reach = win.reach;
+  const double hi = static_cast<double>(win.bins) + reach;
   const double last_start = static_cast<double>(win.bins + 1 - win.edges);
+#pragma omp simd
   for (int l = 0; l < kLanes; ++l) {
-    const int64_t i = l < n ? l : 0;
-    double u = (static_cast<double>(x[i]) - win.lo) * win.inv_width;
-    const bool alive = l < n && u > -win.reach && u < hi;  // false for NaN
+    double u = (static_cast<double>(x[l]) - lo) * inv_width;
+    const bool alive = u > -reach && u < hi;  // false for NaN
     u = alive ? u : 0.0;
-    double start = u - win.reach;
+    double start = u - reach;
     start = start > 0 ? start : 0.0;
     start = start < last_start ? start : last_start;
     first[l] = static_cast<int32_t>(start);  // floor: start >= 0; bins < 2^31 (check_bins)
-    t_first[l] = win.c * (u - static_cast<double>(first[l]));
-    scale[l] = alive ? (w ? static_cast<double>(w[i]) : 1.0) : 0.0;
+    t_first[l] = c * (u - static_cast<double>(first[l]));
+    scale[l] = alive ? (w ? static_cast<double>(w[l]) : 1.0) : 0.0;
   }
 }
 

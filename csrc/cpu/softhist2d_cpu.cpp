@@ -58,28 +58,40 @@ SOFTHIST_CLONES void PairBlock<T, C>::load(const T* x, const T* y, const T* w, i
 
 // The joint histograms are stored with rows padded by `pad` columns (a
 // multiple of kRow, at least the y window), so that a sample's y window is
-// added to a row as whole vectors of kRow doubles, zeros past its end.
+// added to a row as whole vectors of kRow values, zeros past its end.
 constexpr int64_t kRow = 8;
 
 int64_t row_pad(const Window& wy) { return (wy.edges - 1 + kRow - 1) / kRow * kRow; }
 
+// The block's y masses, one zero-padded row of `pad` values per sample:
+// ty[l * pad + j] = dy(j, l). The padding is never written.
+template <typename A, typename T, typename C>
+SOFTHIST_CLONES void transpose_y(const PairBlock<T, C>& blk, int64_t pad, A* ty) {
+  for (int64_t j = 0; j + 1 < blk.wy.edges; ++j)
+    for (int l = 0; l < kLanes; ++l) ty[l * pad + j] = static_cast<A>(blk.dy(j, l));
+}
+
 template <typename T, typename C>
 SOFTHIST_CLONES void scatter2d_chunk(const T* x, const T* y, const T* w, int64_t n,
                                      PairBlock<T, C>& blk, int64_t stride, double* acc) {
-  const int64_t ex = blk.wx.edges - 1, ey = blk.wy.edges - 1, pad = row_pad(blk.wy);
-  std::vector<double> dy(static_cast<size_t>(pad), 0.0);
+  const int64_t ex = blk.wx.edges - 1, pad = row_pad(blk.wy);
+  std::vector<double> sx(static_cast<size_t>(ex * kLanes)), ty(static_cast<size_t>(kLanes * pad));
   for (int64_t i0 = 0; i0 < n; i0 += kLanes) {
     blk.load(x + i0, y + i0, w ? w + i0 : nullptr, n - i0);
+    for (int64_t k = 0; k < ex; ++k)
+#pragma omp simd
+      for (int l = 0; l < kLanes; ++l)
+        sx[k * kLanes + l] = blk.scale[l] * static_cast<double>(blk.dx(k, l));
+    transpose_y(blk, pad, ty.data());
     for (int l = 0; l < kLanes; ++l) {
       if (blk.scale[l] == 0) continue;
-      for (int64_t j = 0; j < ey; ++j) dy[j] = static_cast<double>(blk.dy(j, l));
+      const double* yl = ty.data() + l * pad;
       double* a = acc + int64_t(blk.first_x[l]) * stride + blk.first_y[l];
       for (int64_t k = 0; k < ex; ++k, a += stride) {
-        const double s = blk.scale[l] * static_cast<double>(blk.dx(k, l));
-        if (s == 0) continue;  // compact kernels: the window's empty end bins
+        const double s = sx[k * kLanes + l];
         for (int64_t j0 = 0; j0 < pad; j0 += kRow)
 #pragma omp simd
-          for (int64_t j = j0; j < j0 + kRow; ++j) a[j] += s * dy[j];
+          for (int64_t j = j0; j < j0 + kRow; ++j) a[j] += s * yl[j];
       }
     }
   }
@@ -90,24 +102,32 @@ template <typename T, typename C>
 SOFTHIST_CLONES void gather2d_chunk(const T* x, const T* y, const C* h, int64_t n,
                                     PairBlock<T, C>& blk, int64_t stride, double factor,
                                     T* out) {
-  const int64_t ex = blk.wx.edges - 1, ey = blk.wy.edges - 1, pad = row_pad(blk.wy);
-  std::vector<C> dy(static_cast<size_t>(pad), C(0)), part(static_cast<size_t>(pad));
+  const int64_t ex = blk.wx.edges - 1, pad = row_pad(blk.wy);
+  std::vector<C> ty(static_cast<size_t>(kLanes * pad));
   for (int64_t i0 = 0; i0 < n; i0 += kLanes) {
     blk.load(x + i0, y + i0, nullptr, n - i0);
+    transpose_y(blk, pad, ty.data());
     const int64_t m = std::min<int64_t>(kLanes, n - i0);
     for (int l = 0; l < m; ++l) {
       double acc = 0;
       if (blk.scale[l] != 0) {
-        // part[j] = sum_k h[k][j] dx_k dy_j, one horizontal sum at the end.
-        for (int64_t j = 0; j < pad; ++j) part[j] = 0;
-        for (int64_t j = 0; j < ey; ++j) dy[j] = blk.dy(j, l);
-        const C* hr = h + int64_t(blk.first_x[l]) * stride + blk.first_y[l];
-        for (int64_t k = 0; k < ex; ++k, hr += stride) {
-          const C s = blk.dx(k, l);
+        // sum_j dy_j sum_k dx_k h[k][j], a row block of kRow columns at a
+        // time, in registers; one horizontal sum at the end.
+        const C* yl = ty.data() + l * pad;
+        const C* h0 = h + int64_t(blk.first_x[l]) * stride + blk.first_y[l];
+        C sum[kRow] = {};
+        for (int64_t j0 = 0; j0 < pad; j0 += kRow) {
+          C col[kRow] = {};
+          const C* hr = h0 + j0;
+          for (int64_t k = 0; k < ex; ++k, hr += stride) {
+            const C s = blk.dx(k, l);
 #pragma omp simd
-          for (int64_t j = 0; j < pad; ++j) part[j] += hr[j] * (dy[j] * s);
+            for (int64_t j = 0; j < kRow; ++j) col[j] += s * hr[j];
+          }
+#pragma omp simd
+          for (int64_t j = 0; j < kRow; ++j) sum[j] += col[j] * yl[j0 + j];
         }
-        for (int64_t j = 0; j < pad; ++j) acc += static_cast<double>(part[j]);
+        for (int64_t j = 0; j < kRow; ++j) acc += static_cast<double>(sum[j]);
       }
       out[i0 + l] = static_cast<T>(acc * factor);
     }
