@@ -1,6 +1,7 @@
 // CPU kernels of the joint histogram: each sample pair splats into the outer
 // product of its x window and its y window. The window values are computed
-// across a block of samples at once (vectorised); the outer product is scalar.
+// across a block of samples at once; each sample's outer product is then
+// vectorised along its y window, a row at a time.
 #include <torch/csrc/stable/library.h>
 
 #include <cmath>
@@ -127,7 +128,9 @@ SOFTHIST_CLONES void gather2d_chunk(const T* x, const T* y, const C* h, int64_t 
 #pragma omp simd
           for (int64_t j = 0; j < kRow; ++j) sum[j] += col[j] * yl[j0 + j];
         }
-        for (int64_t j = 0; j < kRow; ++j) acc += static_cast<double>(sum[j]);
+        for (int64_t half = kRow / 2; half > 0; half /= 2)
+          for (int64_t j = 0; j < half; ++j) sum[j] += sum[j + half];
+        acc = static_cast<double>(sum[0]);
       }
       out[i0 + l] = static_cast<T>(acc * factor);
     }
