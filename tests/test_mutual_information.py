@@ -13,12 +13,6 @@ from softhist_ext import reference
 KERNELS = ["logistic", "gaussian", "triangular", "bspline"]
 
 
-@pytest.fixture(params=["cpu", pytest.param("cuda", marks=pytest.mark.skip(
-    reason="the joint histogram ops have no CUDA kernels yet"))])
-def device(request):
-    return request.param
-
-
 @pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("weighted", [False, True])
 def test_histc2d_matches_dense_outer_product(device, kernel, weighted):
