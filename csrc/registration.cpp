@@ -15,8 +15,7 @@ namespace {
 [[noreturn]] void no_kernel(const char* op, const Tensor& input) {
   fail("softhist: ", op, " got a tensor on ",
        input.is_cuda() ? "a CUDA device, and this build has no CUDA kernel for it (CUDA "
-                         "kernels are built where nvcc's CUDA version matches torch's; the "
-                         "joint histogram ops have none yet)"
+                         "kernels are built where nvcc's CUDA version matches torch's)"
                        : "a device softhist_ext has no kernels for",
        "; move the input to the CPU with .cpu()");
 }

@@ -176,3 +176,204 @@ def test_nonfinite_weights_give_the_cpus_nan_and_inf():
     expected = ops.scatter(x, w, p, 8, 0, "bspline")
     actual = ops.scatter(x.cuda(), w.cuda(), p.cuda(), 8, 0, "bspline").cpu()
     torch.testing.assert_close(actual, expected, rtol=1e-12, atol=1e-12, equal_nan=True)
+
+
+# Joint histograms (scatter2d / gather2d).
+
+ORDER_PAIRS = [(ox, oy) for ox in range(4) for oy in range(4)]
+
+
+def joint_case(dtype, bins=(24, 20), rows=2, n=6000):
+    x = (torch.randn(rows, n, dtype=torch.float64) * 1.5).to(dtype)
+    y = (0.6 * x.double() + torch.randn(rows, n, dtype=torch.float64)).to(dtype)
+    w = torch.randn(rows, n, dtype=torch.float64).to(dtype)  # signed: the double-backward case
+    h = torch.randn(rows, *bins, dtype=torch.float64).to(dtype)
+    return x, y, w, h
+
+
+def joint_params(x, y, bins, kernel):
+    return (ops.params(x, bins[0], -4.0, 4.0, None, kernel),
+            ops.params(y, bins[1], -5.0, 5.0, None, kernel))
+
+
+@pytest.mark.parametrize("kernel", SMOOTH)
+@pytest.mark.parametrize(
+    "dtype,rtol,orders",
+    [(torch.float64, 1e-11, ORDER_PAIRS), (torch.float32, 1e-4, ORDER_PAIRS),
+     (torch.float16, 2e-3, [(0, 0), (1, 0), (0, 1)]),
+     (torch.bfloat16, 1.6e-2, [(0, 0), (1, 0), (0, 1)])])
+def test_joint_scatter_and_gather_equal_the_cpu(kernel, dtype, rtol, orders):
+    bins = (24, 20)
+    x, y, w, h = joint_case(dtype, bins)
+    px, py = joint_params(x, y, bins, kernel)
+    xc, yc, wc, hc, pxc, pyc = (t.cuda() for t in (x, y, w, h, px, py))
+    for ox, oy in orders:
+        for weight, weight_cuda in ((w, wc), (None, None)):
+            close_to_cpu(ops.scatter2d(xc, yc, weight_cuda, pxc, pyc, *bins, ox, oy, kernel),
+                         ops.scatter2d(x, y, weight, px, py, *bins, ox, oy, kernel), rtol)
+        close_to_cpu(ops.gather2d(xc, yc, hc, pxc, pyc, ox, oy, kernel),
+                     ops.gather2d(x, y, h, px, py, ox, oy, kernel), rtol)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_joint_hard_kernel_equals_the_cpu_and_is_reproducible(dtype):
+    bins = (16, 12)
+    x, y, w, h = joint_case(dtype, bins)
+    x[0, :3000] = 0.3  # half a row in one bin: a whole warp on one counter
+    y[0, :3000] = -0.2
+    px, py = joint_params(x, y, bins, "hard")
+    xc, yc, pxc, pyc = x.cuda(), y.cuda(), px.cuda(), py.cuda()
+    for weight in (None, w):
+        wc = None if weight is None else weight.cuda()
+        expected = ops.scatter2d(x, y, weight, px, py, *bins, 0, 0, "hard")
+        runs = [ops.scatter2d(xc, yc, wc, pxc, pyc, *bins, 0, 0, "hard") for _ in range(2)]
+        assert torch.equal(runs[0], runs[1])
+        if weight is None:  # unit weights: exact counts
+            assert torch.equal(runs[0].cpu(), expected)
+        else:
+            close_to_cpu(runs[0], expected, 1e-12 if dtype == torch.float64 else 1e-6)
+    assert torch.equal(ops.gather2d(xc, yc, h.cuda(), pxc, pyc, 0, 0, "hard").cpu(),
+                       ops.gather2d(x, y, h, px, py, 0, 0, "hard"))
+
+
+def test_joint_unit_weight_hard_counts_are_exact():
+    x = torch.rand(300_000, dtype=torch.float64)
+    y = torch.rand(300_000, dtype=torch.float64)
+    x[:100_000] = 0.5  # concentrated: many lanes of a warp in one bin
+    px, py = joint_params(x, y, (16, 12), "hard")
+    expected = ops.scatter2d(x, y, None, px, py, 16, 12, 0, 0, "hard")
+    actual = ops.scatter2d(x.cuda(), y.cuda(), None, px.cuda(), py.cuda(), 16, 12, 0, 0, "hard")
+    assert torch.equal(actual.cpu(), expected)
+
+
+@pytest.mark.parametrize("kernel", ["logistic", "bspline"])
+def test_joint_forward_and_backward_are_bitwise_reproducible(kernel):
+    # Many pairs per bin, so float atomics would reorder the sums.
+    x = torch.rand(1, 2_000_000, device="cuda")
+    y = (x + 0.1 * torch.randn_like(x)).clamp(0, 1)
+    w = torch.rand_like(x)
+    g = torch.randn(1, 64, 64, device="cuda")
+
+    def run():
+        xr, yr, wr = (t.detach().requires_grad_() for t in (x, y, w))
+        out = softhist_ext.histc2d(xr, yr, 64, 0.0, 1.0, None, kernel, wr, -1)
+        out.backward(g)
+        return out, xr.grad, yr.grad, wr.grad
+
+    first, second = run(), run()
+    assert all(torch.equal(a, b) for a, b in zip(first, second))
+
+
+def test_joint_rows_are_independent_histograms():
+    x = torch.randn(3, 2, 4000, dtype=torch.float64)
+    y = torch.randn(3, 2, 4000, dtype=torch.float64)
+    w = torch.rand(3, 2, 4000, dtype=torch.float64)
+    h = torch.randn(3, 2, 10, 9, dtype=torch.float64)
+    px, py = joint_params(x, y, (10, 9), "gaussian")
+    args = (px.cuda(), py.cuda())
+    out = ops.scatter2d(x.cuda(), y.cuda(), w.cuda(), *args, 10, 9, 1, 0, "gaussian")
+    grad = ops.gather2d(x.cuda(), y.cuda(), h.cuda(), *args, 0, 1, "gaussian")
+    assert out.shape == (3, 2, 10, 9) and grad.shape == x.shape
+    close_to_cpu(out, ops.scatter2d(x, y, w, px, py, 10, 9, 1, 0, "gaussian"), 1e-11)
+    close_to_cpu(grad, ops.gather2d(x, y, h, px, py, 0, 1, "gaussian"), 1e-11)
+    for i in range(3):
+        for j in range(2):
+            one = ops.scatter2d(x[i, j].cuda(), y[i, j].cuda(), w[i, j].cuda(), *args, 10, 9, 1, 0,
+                                "gaussian")
+            close_to_cpu(one, out[i, j].cpu(), 1e-12)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("bins", [(100, 120), (3, 10_000)])  # several tiles; tiles inside a row
+def test_joint_histogram_over_several_tiles_equals_the_cpu(dtype, bins):
+    # 12,000 and 30,000 bins: over the 8,192 counters of a tile, and (float64)
+    # a histogram row too large for the gather's shared memory.
+    x, y, w, h = joint_case(dtype, bins, rows=2, n=20_000)
+    rtol = 1e-11 if dtype == torch.float64 else 1e-4
+    for kernel in ("logistic", "bspline", "hard"):
+        px, py = joint_params(x, y, bins, kernel)
+        xc, yc, pxc, pyc = x.cuda(), y.cuda(), px.cuda(), py.cuda()
+        orders = (0, 0) if kernel == "hard" else (1, 0)
+        close_to_cpu(ops.scatter2d(xc, yc, w.cuda(), pxc, pyc, *bins, *orders, kernel),
+                     ops.scatter2d(x, y, w, px, py, *bins, *orders, kernel), rtol)
+        close_to_cpu(ops.gather2d(xc, yc, h.cuda(), pxc, pyc, *orders, kernel),
+                     ops.gather2d(x, y, h, px, py, *orders, kernel), rtol)
+
+
+def test_joint_wide_windows_walked_in_slabs_equal_the_cpu():
+    # kappa * width = 0.2: windows of ~200 x ~200 bins, far more edges than a warp has lanes.
+    x, y, w, h = joint_case(torch.float64, (60, 50), rows=1, n=3000)
+    px = ops.params(x, 60, -4.0, 4.0, 0.2 * 60 / 8.0, "logistic")
+    py = ops.params(y, 50, -5.0, 5.0, 0.2 * 50 / 10.0, "logistic")
+    args = (px.cuda(), py.cuda())
+    close_to_cpu(ops.scatter2d(x.cuda(), y.cuda(), w.cuda(), *args, 60, 50, 0, 1, "logistic"),
+                 ops.scatter2d(x, y, w, px, py, 60, 50, 0, 1, "logistic"), 1e-11)
+    close_to_cpu(ops.gather2d(x.cuda(), y.cuda(), h.cuda(), *args, 1, 0, "logistic"),
+                 ops.gather2d(x, y, h, px, py, 1, 0, "logistic"), 1e-11)
+
+
+def test_joint_nonfinite_weights_give_the_cpus_nan_and_inf():
+    x = torch.tensor([[0.1, 0.5, -0.7, 1.2]] * 3, dtype=torch.float64)
+    y = torch.tensor([[-0.3, 0.4, 0.9, -1.1]] * 3, dtype=torch.float64)
+    w = torch.tensor([[1.0, float("inf"), 1.0, 1.0],
+                      [1.0, float("nan"), 1.0, 1.0],
+                      [float("inf"), float("-inf"), 1.0, 1.0]], dtype=torch.float64)
+    for kernel in ("bspline", "hard"):
+        px, py = joint_params(x, y, (8, 6), kernel)
+        expected = ops.scatter2d(x, y, w, px, py, 8, 6, 0, 0, kernel)
+        actual = ops.scatter2d(x.cuda(), y.cuda(), w.cuda(), px.cuda(), py.cuda(), 8, 6, 0, 0,
+                               kernel).cpu()
+        torch.testing.assert_close(actual, expected, rtol=1e-12, atol=1e-12, equal_nan=True)
+
+
+# Streams (issue #7): concurrent calls from several CUDA streams give correct results.
+
+def histc_forward_backward(x, g, lo, hi):
+    xr = x.detach().requires_grad_()
+    out = softhist_ext.histc(xr, 64, lo, hi)
+    out.backward(g)
+    return out, xr.grad
+
+
+@pytest.mark.parametrize("lo,hi", [(-4.0, 4.0), (0.0, 0.0)])  # (0, 0): range from the data
+def test_histc_on_concurrent_streams_equals_the_cpu(lo, hi):
+    xs = [torch.randn(1_000_000, device="cuda") * (1 + k) + k for k in range(4)]
+    gs = [torch.randn(64, device="cuda") for _ in xs]
+    expected = [histc_forward_backward(x.cpu(), g.cpu(), lo, hi) for x, g in zip(xs, gs)]
+    on_default = [histc_forward_backward(x, g, lo, hi) for x, g in zip(xs, gs)]
+    streams = [torch.cuda.Stream() for _ in xs]
+    main = torch.cuda.current_stream()
+    results = []
+    for x, g, stream in zip(xs, gs, streams):  # queued back to back, so they overlap
+        stream.wait_stream(main)
+        with torch.cuda.stream(stream):
+            results.append(histc_forward_backward(x, g, lo, hi))
+    for stream in streams:
+        main.wait_stream(stream)
+    torch.cuda.synchronize()
+    for (out, grad), (out_d, grad_d), (out_cpu, grad_cpu) in zip(results, on_default, expected):
+        assert torch.equal(out, out_d) and torch.equal(grad, grad_d)  # the stream changes nothing
+        close_to_cpu(out, out_cpu, 1e-5)
+        close_to_cpu(grad, grad_cpu, 1e-5)
+
+
+def test_histc_from_threads_each_on_its_own_stream_equals_the_cpu():
+    from concurrent.futures import ThreadPoolExecutor
+
+    xs = [torch.randn(500_000, device="cuda") * 0.5 * (1 + k) for k in range(6)]
+    gs = [torch.randn(64, device="cuda") for _ in xs]
+    torch.cuda.synchronize()
+
+    def work(k):
+        stream = torch.cuda.Stream()
+        with torch.cuda.stream(stream):
+            out, grad = histc_forward_backward(xs[k], gs[k], -4.0, 4.0)
+        stream.synchronize()
+        return out, grad
+
+    with ThreadPoolExecutor(len(xs)) as pool:
+        results = list(pool.map(work, range(len(xs))))
+    for (out, grad), x, g in zip(results, xs, gs):
+        out_cpu, grad_cpu = histc_forward_backward(x.cpu(), g.cpu(), -4.0, 4.0)
+        close_to_cpu(out, out_cpu, 1e-5)
+        close_to_cpu(grad, grad_cpu, 1e-5)

@@ -13,12 +13,6 @@ from softhist_ext import reference
 KERNELS = ["logistic", "gaussian", "triangular", "bspline"]
 
 
-@pytest.fixture(params=["cpu", pytest.param("cuda", marks=pytest.mark.skip(
-    reason="the joint histogram ops have no CUDA kernels yet"))])
-def device(request):
-    return request.param
-
-
 @pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("weighted", [False, True])
 def test_histc2d_matches_dense_outer_product(device, kernel, weighted):
@@ -61,6 +55,21 @@ def test_histc2d_marginals_are_histc(device):
     torch.testing.assert_close(joint.sum(-1), softhist_ext.histc(x, 20, -3.0, 3.0), rtol=1e-10, atol=1e-10)
     joint = softhist_ext.histc2d(y, x, (8, 20), (-20.0, -3.0), (20.0, 3.0), (10.0, None))
     torch.testing.assert_close(joint.sum(-2), softhist_ext.histc(x, 20, -3.0, 3.0), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("kernel", KERNELS + ["hard"])
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_nonfinite_weight_of_a_pair_that_reaches_no_bin_adds_nothing(device, kernel, bad):
+    # Either coordinate out of reach (far outside the range, or not finite)
+    # drops the pair, whichever axis it is on.
+    x = torch.tensor([0.1, 0.5, 50.0, math.nan, -0.3], dtype=torch.float64)
+    y = torch.tensor([0.2, 80.0, -0.4, 0.3, math.inf], dtype=torch.float64)
+    w = torch.tensor([2.0, bad, bad, bad, bad], dtype=torch.float64)
+    for a, b in ((x, y), (y, x)):
+        expected = softhist_ext.histc2d(a[:1], b[:1], (6, 5), -1.0, 1.0, None, kernel, w[:1])
+        out = softhist_ext.histc2d(a.to(device), b.to(device), (6, 5), -1.0, 1.0, None, kernel,
+                                   w.to(device))
+        torch.testing.assert_close(out.cpu(), expected, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("kernel", ["logistic", "bspline", "hard"])

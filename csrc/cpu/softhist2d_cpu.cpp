@@ -44,7 +44,8 @@ SOFTHIST_CLONES void PairBlock<T, C>::load(const T* x, const T* y, const T* w, i
   locate_block(x, w, n, wx, first_x, tx, scale);
   locate_block(y, static_cast<const T*>(nullptr), n, wy, first_y, ty, alive_y);
   for (int l = 0; l < kLanes; ++l) {
-    scale[l] *= alive_y[l];
+    // Select, not multiply: a NaN or infinite weight times 0 would be NaN.
+    scale[l] = alive_y[l] != 0 ? scale[l] : 0.0;
     cx[l] = static_cast<C>(tx[l]);
     cy[l] = static_cast<C>(ty[l]);
   }

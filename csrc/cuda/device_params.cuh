@@ -23,4 +23,19 @@ __device__ __forceinline__ double kappa_power(const double* params, int order) {
   return factor;
 }
 
+// The chain-rule factor of a result built from D_order_x in x and D_order_y in
+// y: kappa_x^order_x * kappa_y^order_y, or kappa_x^order_x alone for the 1-d
+// ops (params_y null).
+struct OrderFactor {
+  const double* params_x;
+  int order_x;
+  const double* params_y;
+  int order_y;
+
+  __device__ double value() const {
+    const double fx = kappa_power(params_x, order_x);
+    return params_y ? fx * kappa_power(params_y, order_y) : fx;
+  }
+};
+
 }  // namespace softhist::cuda

@@ -5,6 +5,7 @@
 #include <torch/csrc/stable/ops.h>
 
 #include "device_params.cuh"
+#include "hist_row.cuh"
 #include "launch.cuh"
 #include "ops_cuda.h"
 
@@ -14,18 +15,6 @@ namespace {
 constexpr int kThreads = 256;
 constexpr int64_t kMinSamplesPerBlock = 4096;
 constexpr size_t kHistSharedBytes = 64 * 1024;
-
-// A row of the histogram in the compute type C: a copy in shared memory, or
-// the tensor itself, converted as it is read.
-template <typename T, typename C, bool Shared>
-struct HistRow {
-  const C* shared;
-  const T* global;
-  __device__ C operator[](int64_t b) const {
-    if constexpr (Shared) return shared[b];
-    else return static_cast<C>(global[b]);
-  }
-};
 
 // out_i = factor * sum_b h_b * D_Order(x_i, b), as the CPU computes it; a
 // sample that reaches no bin gets exactly 0 (even where h holds NaN or inf).
@@ -68,11 +57,7 @@ __global__ void __launch_bounds__(kThreads) gather_samples(GatherArgs<T> a) {
   for (int64_t item = blockIdx.x; item < a.items; item += gridDim.x) {
     const int64_t row = item / a.chunks, chunk = item % a.chunks;
     const T* hist_row = a.hist + row * a.bins;
-    if constexpr (SharedHist) {
-      for (int64_t b = threadIdx.x; b < a.bins; b += blockDim.x)
-        shared_hist[b] = static_cast<C>(hist_row[b]);
-      __syncthreads();
-    }
+    if constexpr (SharedHist) load_hist_row(hist_row, a.bins, shared_hist);
     const HistRow<T, C, SharedHist> h{shared_hist, hist_row};
     const int64_t end = row * a.n + a.n * (chunk + 1) / a.chunks;
     for (int64_t i = row * a.n + a.n * chunk / a.chunks + threadIdx.x; i < end; i += blockDim.x)

@@ -27,8 +27,6 @@ using torch::headeronly::ScalarType;
 
 // Kernels loop over their work items, so a grid never needs more blocks than this.
 constexpr int64_t kMaxGrid = int64_t(1) << 20;
-// Dynamic shared memory a kernel may use without opting in.
-constexpr size_t kDefaultSharedBytes = 48 * 1024;
 
 __host__ __device__ inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
@@ -42,13 +40,18 @@ inline cudaStream_t current_stream(int32_t device_index) {
 
 // kernel<<<min(items, kMaxGrid), threads, shared_bytes, stream>>>(args...),
 // first raising the kernel's dynamic shared-memory limit where it asks for
-// more than the default.
+// more. (The default limit is 48 KB less the kernel's static shared memory,
+// so it is asked of the kernel rather than assumed.)
 template <typename... Params, typename... Args>
 void launch(void (*kernel)(Params...), int64_t items, int threads, size_t shared_bytes,
             cudaStream_t stream, Args&&... args) {
-  if (shared_bytes > kDefaultSharedBytes)
-    STD_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                        static_cast<int>(shared_bytes)));
+  if (shared_bytes > 0) {
+    cudaFuncAttributes attributes;
+    STD_CUDA_CHECK(cudaFuncGetAttributes(&attributes, kernel));
+    if (shared_bytes > static_cast<size_t>(attributes.maxDynamicSharedSizeBytes))
+      STD_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                          static_cast<int>(shared_bytes)));
+  }
   const auto blocks = static_cast<unsigned>(std::min(items, kMaxGrid));
   kernel<<<blocks, threads, shared_bytes, stream>>>(std::forward<Args>(args)...);
   STD_CUDA_KERNEL_LAUNCH_CHECK();

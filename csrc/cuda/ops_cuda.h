@@ -17,5 +17,11 @@ Tensor scatter_cuda(const Tensor& input, const std::optional<Tensor>& weight,
                     const Tensor& params, int64_t bins, int64_t order, std::string kernel_name);
 Tensor gather_cuda(const Tensor& input, const Tensor& hist, const Tensor& params,
                    int64_t order, std::string kernel_name);
+Tensor scatter2d_cuda(const Tensor& x, const Tensor& y, const std::optional<Tensor>& weight,
+                      const Tensor& params_x, const Tensor& params_y, int64_t bins_x,
+                      int64_t bins_y, int64_t order_x, int64_t order_y, std::string kernel_name);
+Tensor gather2d_cuda(const Tensor& x, const Tensor& y, const Tensor& hist,
+                     const Tensor& params_x, const Tensor& params_y, int64_t order_x,
+                     int64_t order_y, std::string kernel_name);
 
 }  // namespace softhist::cuda

@@ -1,6 +1,6 @@
-// Warp and block reductions whose results don't depend on the order of the
-// operations (integer sums, min and max), so they are reproducible run to run.
-// Blocks are whole warps.
+// Warp and block reductions that are reproducible run to run: integer sums,
+// min and max don't depend on the order of the operations, and the float sum
+// adds in a fixed order. Blocks are whole warps.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -20,6 +20,13 @@ struct Max {
 };
 
 __device__ __forceinline__ long long warp_sum(long long v) {
+  for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(kFullWarp, v, offset);
+  return v;
+}
+
+// The sum over the warp by a fixed butterfly: each step adds the same two
+// values in both lanes of a pair, so every lane ends with the same bits.
+__device__ __forceinline__ double warp_sum(double v) {
   for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(kFullWarp, v, offset);
   return v;
 }

@@ -18,18 +18,17 @@
 #include <climits>
 
 #include "device_params.cuh"
+#include "fixed_point.cuh"
 #include "launch.cuh"
 #include "ops_cuda.h"
+#include "partials.cuh"
 #include "reduce.cuh"
 
 namespace softhist::cuda {
 namespace {
 
 constexpr int kThreads = 256;
-constexpr int64_t kMinChunk = 16384;                  // samples per block, at least
-constexpr int64_t kMaxChunks = 4096;                  // over all rows, unless rows > this
-constexpr int64_t kPartialBudget = int64_t(1) << 23;  // float64 partials (64 MB)
-constexpr int64_t kTileBins = 8192;                   // 64 KB of counters per block
+constexpr int64_t kTileBins = 8192;  // 64 KB of counters per block
 // A warp whose samples' windows start within this many bins of each other
 // sums its contributions before one atomic per bin: many samples in the same
 // bins would otherwise serialise on the same shared-memory words.
@@ -39,56 +38,18 @@ constexpr int64_t kMaxWarpSpread = 4;
 // at t = 0).
 constexpr int kLog2MaxAbsD = 2;
 
-// Non-finite contributions (from non-finite weights) a bin received.
-constexpr unsigned kNaN = 1, kPlusInf = 2, kMinusInf = 4;
-
-// Values as integer multiples of 2^-shift, shift chosen from a bound on the
-// chunk's sum: |sum| <= max|weight| * 2^kLog2MaxAbsD * samples, kept < 2^62.
-struct FixedPoint {
-  int shift;
-  double scale;  // 2^shift
-
-  __device__ FixedPoint(double max_weight, int64_t samples) {
-    const int weight_bits = max_weight > 0 ? ilogb(max_weight) + 1 : 0;  // < 2^weight_bits
-    const int sample_bits = 64 - __clzll(samples);  // samples < 2^sample_bits
-    shift = min(62 - (weight_bits + kLog2MaxAbsD + sample_bits), 1023);
-    scale = ldexp(1.0, shift);
-  }
-  __device__ long long quantise(double v) const { return __double2ll_rn(v * scale); }
-  __device__ double value(unsigned long long q) const {
-    return ldexp(static_cast<double>(static_cast<long long>(q)), -shift);
-  }
-};
-
-// A block's 64-bit counters for bins [lo, hi) of one chunk, each as two
-// 32-bit words (low, high) in shared memory: 32-bit atomic adds are native
-// there, 64-bit ones a compare-and-swap loop. The low word's wrap-arounds
-// carry into the high word, so the pair ends up holding the exact 64-bit sum
-// (mod 2^64, so negative values work) whatever the order of the additions.
+// A block's counters for bins [lo, hi) of one chunk, and the row's flags.
 struct TileSums {
-  unsigned* words;      // 2 * (hi - lo)
-  unsigned* nonfinite;  // the row's flags, global memory
+  SharedCounters counters;  // hi - lo
+  unsigned* nonfinite;      // the row's flags, global memory
   int64_t lo, hi;
   FixedPoint fixed;
 
   __device__ long long quantise(double v, int64_t bin) const {
-    if (isfinite(v)) return fixed.quantise(v);
-    atomicOr(nonfinite + bin, isnan(v) ? kNaN : v > 0 ? kPlusInf : kMinusInf);
-    return 0;
+    return quantise_or_flag(fixed, v, nonfinite + bin);
   }
-  __device__ void add(int64_t bin, long long q) const {
-    if (q == 0) return;
-    unsigned* word = words + 2 * (bin - lo);
-    const auto bits = static_cast<unsigned long long>(q);
-    const auto low = static_cast<unsigned>(bits);
-    const unsigned old = atomicAdd(word, low);
-    const unsigned high = static_cast<unsigned>(bits >> 32) + (old + low < old ? 1u : 0u);
-    if (high != 0) atomicAdd(word + 1, high);
-  }
-  __device__ double value(int64_t bin) const {
-    const unsigned* word = words + 2 * (bin - lo);
-    return fixed.value(static_cast<unsigned long long>(word[1]) << 32 | word[0]);
-  }
+  __device__ void add(int64_t bin, long long q) const { counters.add(bin - lo, q); }
+  __device__ double value(int64_t bin) const { return fixed.value(counters.get(bin - lo)); }
 };
 
 // A sample's contributions w * D_Order(x, first + k) for k in [0, span), in
@@ -200,8 +161,8 @@ __global__ void __launch_bounds__(kThreads) scatter_partials(ScatterArgs<T> a) {
     const int64_t lo = item % tiles * a.tile_bins, hi = min(lo + a.tile_bins, a.bins);
     for (int64_t j = threadIdx.x; j < 2 * (hi - lo); j += blockDim.x) words[j] = 0;
     const double max_weight = a.weight ? block_max_abs_finite(a.weight, begin, end, scratch) : 1.0;
-    const TileSums tile{words, a.nonfinite + row * a.bins, lo, hi,
-                        FixedPoint(max_weight, end - begin)};
+    const TileSums tile{{words, hi - lo}, a.nonfinite + row * a.bins, lo, hi,
+                        FixedPoint(max_weight, end - begin, kLog2MaxAbsD)};
     __syncthreads();
     for (int64_t base = begin; base < end; base += blockDim.x)
       scatter_sample<Sample<K, Order, C>>(win, a.x, a.weight, base + threadIdx.x, end, tile);
@@ -210,49 +171,6 @@ __global__ void __launch_bounds__(kThreads) scatter_partials(ScatterArgs<T> a) {
     for (int64_t b = lo + threadIdx.x; b < hi; b += blockDim.x) out[b] = tile.value(b);
     __syncthreads();  // the next item resets the words
   }
-}
-
-__device__ double with_nonfinite(double sum, unsigned flags) {
-  if (flags == 0) return sum;
-  if ((flags & kNaN) || (flags & kPlusInf && flags & kMinusInf)) return NAN;
-  return flags & kPlusInf ? INFINITY : -INFINITY;
-}
-
-// out[row, bin] = kappa^order * sum over chunks of partial[row, chunk, bin],
-// added in a fixed order: lane = bin, warp = slice of chunks (chunk % warps),
-// then the slices in order.
-template <typename T>
-__global__ void __launch_bounds__(1024)
-    sum_partials(const double* partial, const unsigned* nonfinite, const double* params,
-                 int order, int64_t rows, int64_t chunks, int64_t bins, T* out) {
-  __shared__ double slice_sums[32][33];
-  const int lane = threadIdx.x % 32, slice = threadIdx.x / 32, slices = blockDim.x / 32;
-  const double factor = kappa_power(params, order);
-  const int64_t groups = ceil_div(bins, 32);
-  for (int64_t item = blockIdx.x; item < rows * groups; item += gridDim.x) {
-    const int64_t row = item / groups, bin = item % groups * 32 + lane;
-    double sum = 0;
-    if (bin < bins)
-      for (int64_t chunk = slice; chunk < chunks; chunk += slices)
-        sum += partial[(row * chunks + chunk) * bins + bin];
-    slice_sums[slice][lane] = sum;
-    __syncthreads();
-    if (slice == 0 && bin < bins) {
-      double total = slice_sums[0][lane];
-      for (int j = 1; j < slices; ++j) total += slice_sums[j][lane];
-      total = with_nonfinite(total, nonfinite[row * bins + bin]);
-      out[row * bins + bin] = static_cast<T>(total * factor);
-    }
-    __syncthreads();
-  }
-}
-
-// Chunks per row, from the sizes alone so the sums' grouping never changes.
-int64_t chunks_per_row(int64_t n, int64_t rows, int64_t bins) {
-  const int64_t by_length = ceil_div(n, kMinChunk);
-  const int64_t by_blocks = std::max<int64_t>(1, kMaxChunks / rows);
-  const int64_t by_memory = std::max<int64_t>(1, kPartialBudget / (rows * bins));
-  return std::max<int64_t>(1, std::min({by_length, by_blocks, by_memory}));
 }
 
 }  // namespace
@@ -274,33 +192,24 @@ Tensor scatter_cuda(const Tensor& input, const std::optional<Tensor>& weight,
   if (rows == 0) return out;
   if (n == 0) return torch::stable::zero_(out);
 
-  const int64_t chunks = chunks_per_row(n, rows, bins);
+  const ChunkPartials partials(x, n, rows, bins, stream);
+  const int64_t chunks = partials.chunks();
   const int64_t tile_bins = std::min(bins, kTileBins);
   const int64_t items = rows * chunks * ceil_div(bins, tile_bins);
-  Tensor partial = torch::stable::empty({rows * chunks * bins}, ScalarType::Double,
-                                        std::nullopt, x.device());
-  Tensor nonfinite = torch::stable::empty({rows * bins}, ScalarType::Int, std::nullopt,
-                                          x.device());
-  STD_CUDA_CHECK(cudaMemsetAsync(nonfinite.mutable_data_ptr(), 0,
-                                 sizeof(unsigned) * rows * bins, stream));
-  const auto flags = static_cast<unsigned*>(nonfinite.mutable_data_ptr());
-  const double* pp = p.const_data_ptr<double>();
   dispatch_float(x.scalar_type(), [&](auto tag, auto ctag) {
     using T = decltype(tag);
     using C = decltype(ctag);
     const ScatterArgs<T> args{x.const_data_ptr<T>(),
                               wc.has_value() ? wc->const_data_ptr<T>() : nullptr,
-                              pp, n, bins, chunks, tile_bins, items,
-                              partial.mutable_data_ptr<double>(), flags};
+                              p.const_data_ptr<double>(), n, bins, chunks, tile_bins, items,
+                              partials.partial(), partials.flags()};
     dispatch_kernel(kernel, order, [&](auto k, auto ord) {
       launch(scatter_partials<decltype(k)::value, decltype(ord)::value, T, C>, items, kThreads,
              2 * sizeof(unsigned) * tile_bins, stream, args);
     });
-    const int64_t slices = std::min<int64_t>(chunks, 32);
-    launch(sum_partials<T>, rows * ceil_div(bins, 32), static_cast<int>(32 * slices), 0,
-           stream, static_cast<const double*>(partial.mutable_data_ptr<double>()),
-           static_cast<const unsigned*>(flags), pp, static_cast<int>(order), rows, chunks,
-           bins, out.mutable_data_ptr<T>());
+    partials.merge_into(out.mutable_data_ptr<T>(),
+                        OrderFactor{p.const_data_ptr<double>(), static_cast<int>(order), nullptr, 0},
+                        stream);
   });
   return out;
 }

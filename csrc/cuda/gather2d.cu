@@ -1,0 +1,150 @@
+// CUDA joint gather (bins_x x bins_y -> sample pairs): out_i = factor *
+// sum_{a,b} hist[a, b] * D_order_x(x_i, a) * D_order_y(y_i, b). Smooth kernels:
+// each warp walks one pair's joint window at a time, a bin per lane
+// (pair_window.cuh), and adds the lanes' sums in a fixed order; the histogram
+// row is held in shared memory when it fits. No atomics, so results are
+// reproducible. The hard kernel: a pair per thread, reading its one bin.
+#include <torch/csrc/stable/accelerator.h>
+#include <torch/csrc/stable/ops.h>
+
+#include "device_params.cuh"
+#include "hist_row.cuh"
+#include "launch.cuh"
+#include "ops_cuda.h"
+#include "pair_window.cuh"
+#include "reduce.cuh"
+
+namespace softhist::cuda {
+namespace {
+
+constexpr int kThreads = 256;
+constexpr int64_t kMinPairsPerBlock = 4096;
+constexpr size_t kHistSharedBytes = 64 * 1024;
+
+template <typename T>
+struct Gather2dArgs {
+  const T* x;
+  const T* y;
+  const T* hist;  // [rows, bins_x, bins_y]
+  const double* params_x;
+  const double* params_y;
+  int order_x, order_y;
+  int64_t n, bins_x, bins_y, chunks, items;
+  T* out;
+};
+
+// Pairs [begin, end) of one row, smooth kernel K. A pair that reaches no bin
+// gets exactly 0 (even where the histogram holds NaN or inf).
+template <Kernel K, typename T, typename C, typename Hist>
+__device__ void gather_smooth_pairs(const Gather2dArgs<T>& a, const PairWindow<K, C>& pw,
+                                    const Hist& h, double factor, int64_t begin, int64_t end,
+                                    C* stage) {
+  const int lane = threadIdx.x % 32;
+  const BinRect all{0, a.bins_x, 0, a.bins_y};
+  for (int64_t base = begin + threadIdx.x / 32 * 32; base < end; base += blockDim.x) {
+    const int64_t i = base + lane;
+    const LocatedPair<C> mine = pw.locate(a.x, a.y, static_cast<const T*>(nullptr), i, end);
+    double result = 0;
+    for (unsigned todo = __ballot_sync(kFullWarp, mine.scale != 0); todo != 0;
+         todo &= todo - 1) {
+      const int src = __ffs(todo) - 1;
+      const LocatedPair<C> p = PairWindow<K, C>::broadcast(mine, src);
+      C acc = 0;  // in C, as the CPU's per-column sums
+      pw.for_each_bin(p, all, stage, [&](int64_t ia, int64_t ib, C dx, C dy) {
+        acc += h[ia * a.bins_y + ib] * (dy * dx);
+      });
+      const double total = warp_sum(static_cast<double>(acc));
+      if (lane == src) result = total * factor;
+    }
+    if (i < end) a.out[i] = static_cast<T>(result);
+  }
+}
+
+// Pairs [begin, end) of one row, hard kernel: the histogram at the pair's bin,
+// 0 outside the range.
+template <typename T, typename C, typename Hist>
+__device__ void gather_hard_pairs(const Gather2dArgs<T>& a, const Window& wx, const Window& wy,
+                                  const Hist& h, int64_t begin, int64_t end) {
+  for (int64_t i = begin + threadIdx.x; i < end; i += blockDim.x) {
+    int64_t ia = 0, ib = 0;
+    const bool in = wx.bin_of(static_cast<double>(a.x[i]), ia) &&
+                    wy.bin_of(static_cast<double>(a.y[i]), ib);
+    a.out[i] = static_cast<T>(in ? h[ia * a.bins_y + ib] : C(0));
+  }
+}
+
+// Work item: chunk (item % chunks) of row (item / chunks).
+template <Kernel K, typename T, typename C, bool SharedHist>
+__global__ void __launch_bounds__(kThreads) gather2d_pairs(Gather2dArgs<T> a) {
+  extern __shared__ __align__(16) unsigned char shared_bytes[];
+  C* shared_hist = reinterpret_cast<C*>(shared_bytes);
+  __shared__ C stage[kThreads];  // 32 per warp
+  const PairWindow<K, C> pw(a.params_x, a.bins_x, a.order_x, a.params_y, a.bins_y, a.order_y);
+  const double factor = OrderFactor{a.params_x, a.order_x, a.params_y, a.order_y}.value();
+  const int64_t bins = a.bins_x * a.bins_y;
+  for (int64_t item = blockIdx.x; item < a.items; item += gridDim.x) {
+    const int64_t row = item / a.chunks, chunk = item % a.chunks;
+    const T* hist_row = a.hist + row * bins;
+    if constexpr (SharedHist) load_hist_row(hist_row, bins, shared_hist);
+    const HistRow<T, C, SharedHist> h{shared_hist, hist_row};
+    const int64_t begin = row * a.n + a.n * chunk / a.chunks;
+    const int64_t end = row * a.n + a.n * (chunk + 1) / a.chunks;
+    if constexpr (K == Kernel::Hard)
+      gather_hard_pairs<T, C>(a, pw.wx, pw.wy, h, begin, end);
+    else
+      gather_smooth_pairs(a, pw, h, factor, begin, end, stage + threadIdx.x / 32 * 32);
+    if constexpr (SharedHist) __syncthreads();  // the next item overwrites shared_hist
+  }
+}
+
+}  // namespace
+
+Tensor gather2d_cuda(const Tensor& x_in, const Tensor& y_in, const Tensor& hist,
+                     const Tensor& params_x, const Tensor& params_y, int64_t order_x,
+                     int64_t order_y, std::string kernel_name) {
+  const Kernel kernel = parse_kernel(kernel_name);
+  check_gather2d_args(x_in, y_in, hist, params_x, params_y, order_x, order_y, kernel);
+  const torch::stable::accelerator::DeviceGuard guard(x_in.get_device_index());
+  const cudaStream_t stream = current_stream(x_in.get_device_index());
+  const Tensor x = torch::stable::contiguous(x_in), y = torch::stable::contiguous(y_in);
+  const Tensor hc = torch::stable::contiguous(hist);
+  const Tensor px = torch::stable::contiguous(params_x), py = torch::stable::contiguous(params_y);
+  Tensor out = torch::stable::empty_like(x);
+  if (x.numel() == 0) return out;
+  const int64_t n = row_length(x), rows = row_count(x);
+  const int64_t bins_x = hc.size(hc.dim() - 2), bins_y = hc.size(hc.dim() - 1);
+  const int64_t bins = bins_x * bins_y;
+  dispatch_float(x.scalar_type(), [&](auto tag, auto ctag) {
+    using T = decltype(tag);
+    using C = decltype(ctag);
+    const size_t hist_bytes = sizeof(C) * bins;
+    const bool shared = hist_bytes <= kHistSharedBytes;
+    // Enough pairs per block to amortise loading the row's histogram.
+    const int64_t per_block = shared ? std::max(kMinPairsPerBlock, 2 * bins) : kMinPairsPerBlock;
+    const int64_t chunks = ceil_div(n, per_block);
+    const Gather2dArgs<T> args{x.const_data_ptr<T>(),
+                               y.const_data_ptr<T>(),
+                               hc.const_data_ptr<T>(),
+                               px.const_data_ptr<double>(),
+                               py.const_data_ptr<double>(),
+                               static_cast<int>(order_x),
+                               static_cast<int>(order_y),
+                               n,
+                               bins_x,
+                               bins_y,
+                               chunks,
+                               rows * chunks,
+                               out.mutable_data_ptr<T>()};
+    // The orders are run-time arguments of the kernels (see cdf_of_order).
+    dispatch_kernel(kernel, 0, [&](auto k, auto) {
+      constexpr Kernel K = decltype(k)::value;
+      if (shared)
+        launch(gather2d_pairs<K, T, C, true>, args.items, kThreads, hist_bytes, stream, args);
+      else
+        launch(gather2d_pairs<K, T, C, false>, args.items, kThreads, 0, stream, args);
+    });
+  });
+  return out;
+}
+
+}  // namespace softhist::cuda
