@@ -172,6 +172,8 @@ def test_module_is_a_drop_in_for_the_forum_class():
     x = torch.rand(1000, dtype=torch.float64)
     forum_style = softhist_ext.nn.SoftHistogram(bins=25, min=0, max=1, sigma=75)
     torch.testing.assert_close(forum_style(x), reference.forum_soft_histogram(x, 25, 0.0, 1.0, 75.0))
+    # Integer arguments, as the forum passes them, script too.
+    torch.testing.assert_close(torch.jit.script(forum_style)(x), forum_style(x))
     module = softhist_ext.nn.SoftHistogram(25, 0.0, 1.0, 3.0, kernel="bspline")
     scripted = torch.jit.script(module)
     torch.testing.assert_close(scripted(x), module(x))
