@@ -147,6 +147,21 @@ def test_hard_kernel_is_torch_histc_with_weights(device):
         softhist_ext.histc(x.requires_grad_(), 30, -3.0, 3.0, kernel="hard").sum().backward()
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.float64])
+def test_hard_kernel_counts_min_and_max_rounded_to_the_dtype(device, dtype):
+    # float32(0.3) > 0.3 and float16(0.1) < 0.1: torch.histc compares samples
+    # with min and max rounded to the input's dtype, and counts these.
+    x = torch.tensor([0.1, 0.17, 0.3], dtype=dtype, device=device)
+    hard = softhist_ext.histc(x, 4, 0.1, 0.3, kernel="hard")
+    assert hard.tolist() == [1, 1, 0, 1]
+    if dtype != torch.float16:  # torch.histc has no float16 CPU kernel
+        assert torch.equal(hard, torch.histc(x, 4, 0.1, 0.3))
+    st = softhist_ext.histc(x, 4, 0.1, 0.3, kappa=1e3, straight_through=True)
+    assert torch.equal(st, hard)
+    joint = softhist_ext.histc2d(x, x, 4, 0.1, 0.3, kernel="hard")
+    assert torch.equal(joint.diagonal(), hard)
+
+
 def test_bincount_of_integers_is_exact_and_differentiable_in_weights(device):
     idx = torch.randint(0, 20, (1000,), device=device)
     assert torch.equal(softhist_ext.bincount(idx, minlength=25), torch.bincount(idx, minlength=25))
