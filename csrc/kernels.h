@@ -180,6 +180,15 @@ SOFTHIST_HD C cdf(C t) {
   if constexpr (K == Kernel::BSpline) return bspline<Order>(t);
 }
 
+// v rounded to the type T and back. The volatile keeps the rounding: GCC 12's
+// SLP vectorizer drops it from two adjacent double -> float -> double round
+// trips (-O2 and above).
+template <typename T>
+SOFTHIST_HD double rounded_to(double v) {
+  volatile double r = static_cast<double>(static_cast<T>(v));
+  return r;
+}
+
 // The edges a sample reaches. Edge j sits at lo + j*width; a sample at x has
 // position u = (x - lo) / width in bin units and kappa*(x - e_j) = c*(u - j)
 // with c = kappa*width. Beyond `reach` = T/c bins on either side K is
@@ -188,14 +197,18 @@ SOFTHIST_HD C cdf(C t) {
 // only its first edge differs.
 struct Window {
   double lo, inv_width, c, reach;
+  double in_lo, in_hi;  // the range rounded to the samples' type, as torch.histc sees it
   int64_t bins, edges;
 
-  template <typename C>
+  // C: the type kernel values are computed in; T: the samples' type.
+  template <typename C, typename T>
   SOFTHIST_HD static Window make(Kernel kernel, double lo, double hi, double kappa,
                                  int64_t bins) {
     Window w;
     const double width = (hi - lo) / static_cast<double>(bins);
     w.lo = lo;
+    w.in_lo = rounded_to<T>(lo);
+    w.in_hi = rounded_to<T>(hi);
     w.inv_width = 1.0 / width;
     w.c = kappa * width;
     w.reach = static_cast<double>(saturation<C>(kernel)) / w.c;
@@ -205,13 +218,14 @@ struct Window {
     return w;
   }
 
-  // The bin of x as torch.histc counts it (max falls in the last bin), or
-  // false when x is outside [lo, hi] or not finite.
+  // The bin of x as torch.histc counts it, or false when x is outside the
+  // range or not finite. As torch.histc, it compares x with min and max
+  // rounded to the samples' type (a float32 sample equal to float32(max) is
+  // counted where float32(max) > max), and max falls in the last bin.
   SOFTHIST_HD bool bin_of(double x, int64_t& bin) const {
+    if (!(x >= in_lo && x <= in_hi)) return false;
     const double u = (x - lo) * inv_width;
-    if (!(u >= 0 && u <= static_cast<double>(bins))) return false;
-    bin = static_cast<int64_t>(u);
-    bin = bin < bins ? bin : bins - 1;
+    bin = u < 1 ? 0 : (u < static_cast<double>(bins) ? static_cast<int64_t>(u) : bins - 1);
     return true;
   }
 

@@ -5,6 +5,7 @@ from typing import List, Optional, Tuple, Union
 import torch
 from torch import Tensor
 
+from . import _checks
 from .ops import histc2d
 
 
@@ -45,11 +46,31 @@ def mutual_information(
         The mutual information per item (shape of the remaining dimensions),
         float64 for float64 input, else float32.
     """
+    if not torch.jit.is_scripting():
+        _checks.arguments(
+            "mutual_information", x=(x, "Tensor"), y=(y, "Tensor"), bins=(bins, "int pair"),
+            min=(min, "number pair"), max=(max, "number pair"), kappa=(kappa, "number? pair"),
+            kernel=(kernel, "str"), normalized=(normalized, "bool"), weight=(weight, "Tensor?"),
+            dim=(dim, "int list?"),
+        )
     if y.shape != x.shape:
         raise ValueError(f"softhist: x and y must have the same shape, got {list(x.shape)} and {list(y.shape)}")
+    if weight is not None and weight.shape != x.shape:
+        raise ValueError(f"softhist: weight must have x's shape {list(x.shape)}, got {list(weight.shape)}")
+    n = x.dim()
+    if n == 0:
+        raise ValueError("softhist: mutual_information needs samples: x and y are 0-d")
     if dim is None:
-        dim = list(range(1, x.dim())) if x.dim() > 1 else [0]
-    dims: List[int] = [d % x.dim() for d in dim]
+        dim = list(range(1, n)) if n > 1 else [0]
+    if len(dim) == 0:
+        raise ValueError("softhist: mutual_information's dim must list at least one dimension")
+    dims: List[int] = []
+    for d in dim:
+        if d < -n or d >= n:
+            raise IndexError(f"softhist: mutual_information's dim {d} is out of range for {n}-d x and y")
+        if d % n in dims:
+            raise ValueError(f"softhist: mutual_information's dim lists dimension {d % n} twice")
+        dims.append(d % n)
     order: List[int] = []  # the kept dimensions, then the reduced ones
     lead: List[int] = []
     for d in range(x.dim()):
@@ -89,13 +110,24 @@ class MutualInformationLoss(torch.nn.Module):
         reduction: str = "mean",
     ) -> None:
         super().__init__()
+        _checks.arguments(
+            "MutualInformationLoss", bins=(bins, "int"), min=(min, "number"), max=(max, "number"),
+            kappa=(kappa, "number?"), kernel=(kernel, "str"), normalized=(normalized, "bool"),
+            reduction=(reduction, "str"),
+        )
         if reduction not in ("mean", "sum", "none"):
             raise ValueError(f'softhist: reduction must be "mean", "sum" or "none", got {reduction!r}')
-        self.bins, self.min, self.max = bins, float(min), float(max)
-        self.kappa: Optional[float] = kappa
+        # Plain Python numbers, the types TorchScript reads the attributes as.
+        self.bins, self.min, self.max = int(bins), float(min), float(max)
+        self.kappa: Optional[float] = float(kappa) if kappa is not None else None
         self.kernel, self.normalized, self.reduction = kernel, normalized, reduction
 
     def forward(self, input: Tensor, target: Tensor, weight: Optional[Tensor] = None) -> Tensor:
+        if not torch.jit.is_scripting():
+            _checks.arguments(
+                "MutualInformationLoss", input=(input, "Tensor"), target=(target, "Tensor"),
+                weight=(weight, "Tensor?"),
+            )
         mi = mutual_information(
             input, target, self.bins, self.min, self.max, self.kappa, self.kernel,
             self.normalized, weight,

@@ -5,6 +5,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
+from . import _checks
 from .ops import histc
 
 
@@ -29,12 +30,18 @@ class SoftHistogram(torch.nn.Module):
         sigma: Optional[float] = None,
     ) -> None:
         super().__init__()
+        _checks.arguments(
+            "SoftHistogram", bins=(bins, "int"), min=(min, "number"), max=(max, "number"),
+            kappa=(kappa, "number?"), kernel=(kernel, "str"), sigma=(sigma, "number?"),
+        )
         if kappa is not None and sigma is not None:
             raise ValueError("softhist: pass kappa or its forum name sigma, not both")
-        self.bins = bins
+        # Plain Python numbers, the types TorchScript reads the attributes as.
+        self.bins = int(bins)
         self.min = float(min)
         self.max = float(max)
-        self.kappa: Optional[float] = kappa if kappa is not None else sigma
+        k = kappa if kappa is not None else sigma
+        self.kappa: Optional[float] = float(k) if k is not None else None
         self.kernel = kernel
 
     def forward(self, x: Tensor) -> Tensor:

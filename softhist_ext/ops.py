@@ -5,6 +5,8 @@ from typing import List, Optional, Tuple, Union
 import torch
 from torch import Tensor
 
+from . import _checks
+
 
 def histc(
     input: Tensor,
@@ -62,6 +64,13 @@ def histc(
         ``(bins,)`` (or ``input``'s shape with ``dim`` replaced by ``bins``), with
         ``input``'s dtype and device.
     """
+    if not torch.jit.is_scripting():
+        _checks.arguments(
+            "histc", input=(input, "Tensor"), bins=(bins, "int"), min=(min, "number"),
+            max=(max, "number"), kappa=(kappa, "number?"), kernel=(kernel, "str"),
+            weight=(weight, "Tensor?"), dim=(dim, "int?"), density=(density, "bool"),
+            straight_through=(straight_through, "bool"),
+        )
     if weight is not None and weight.shape != input.shape:
         raise ValueError(
             f"softhist: weight must have the input's shape {list(input.shape)}, "
@@ -100,10 +109,30 @@ def bincount(
     ``kernel`` of inverse scale ``kappa``), differentiable with respect to
     ``input`` and ``weights``. The length is ``max(minlength, max(input) + 1)``.
     """
+    if not torch.jit.is_scripting():
+        _checks.arguments(
+            "bincount", input=(input, "Tensor"), weights=(weights, "Tensor?"),
+            minlength=(minlength, "int"), kappa=(kappa, "number?"), kernel=(kernel, "str"),
+        )
     if input.dim() != 1:
         raise ValueError(f"softhist: bincount's input must be 1-d, got {input.dim()} dimensions")
     if weights is not None and weights.shape != input.shape:
-        raise ValueError("softhist: bincount's weights must have the input's shape")
+        raise ValueError(
+            f"softhist: bincount's weights must have the input's shape {list(input.shape)}, "
+            f"got {list(weights.shape)}"
+        )
+    if minlength < 0:
+        raise ValueError(f"softhist: bincount's minlength must be >= 0, got {minlength}")
+    if input.is_complex() or input.dtype == torch.bool:
+        raise ValueError(
+            f"softhist: bincount's input must be integer (exact counts) or floating "
+            f"(soft counts), got {input.dtype}"
+        )
+    if input.is_floating_point() and weights is not None and weights.dtype != input.dtype:
+        raise ValueError(
+            f"softhist: bincount's weights must have the floating input's dtype {input.dtype}, "
+            f"got {weights.dtype}; convert them with weights.to(input.dtype)"
+        )
     if not input.is_floating_point():
         if weights is None or not weights.is_floating_point():
             return torch.bincount(input, weights, minlength)
@@ -115,7 +144,15 @@ def bincount(
         )
         return counts.to(weights.dtype)
     finite = input.detach()[torch.isfinite(input.detach())]
-    top = int(finite.max().item()) + 1 if finite.numel() > 0 else 0
+    top = 0
+    if finite.numel() > 0:
+        largest = float(finite.max().item())
+        if largest >= 2147483647.0:
+            raise ValueError(
+                f"softhist: bincount's input reaches {largest}, which needs more than "
+                "2^31 - 1 bins"
+            )
+        top = int(largest) + 1
     length = minlength if minlength > top else top
     if length == 0:
         return input.new_zeros((0,))
@@ -175,6 +212,12 @@ def histc2d(
         ``(bins_x, bins_y)``, or with ``dim``: ``x``'s shape without ``dim``,
         followed by ``(bins_x, bins_y)``.
     """
+    if not torch.jit.is_scripting():
+        _checks.arguments(
+            "histc2d", x=(x, "Tensor"), y=(y, "Tensor"), bins=(bins, "int pair"),
+            min=(min, "number pair"), max=(max, "number pair"), kappa=(kappa, "number? pair"),
+            kernel=(kernel, "str"), weight=(weight, "Tensor?"), dim=(dim, "int?"),
+        )
     if y.shape != x.shape:
         raise ValueError(f"softhist: x and y must have the same shape, got {list(x.shape)} and {list(y.shape)}")
     if weight is not None and weight.shape != x.shape:

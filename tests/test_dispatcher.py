@@ -134,3 +134,16 @@ def test_gather_gives_exactly_zero_to_samples_that_reach_no_bin(device):
     hist = torch.tensor([float("nan"), 1.0, 2.0, float("inf")], dtype=torch.float64, device=device)
     out = ops.gather(x, hist, p, 1, "logistic")
     assert out[0] == 0 and out[2] == 0 and out[3] == 0
+
+
+def test_every_public_function_scripts():
+    x = torch.rand(2, 50, dtype=torch.float64) * 4
+    y = torch.rand(2, 50, dtype=torch.float64)
+    calls = [
+        (softhist_ext.histc, (x, 8, 0.0, 4.0, None, "gaussian", y, -1, True, False)),
+        (softhist_ext.histc2d, (x, y, (4, 3), (0.0, 0.0), (4.0, 1.0), (None, 5.0), "bspline", y, -1)),
+        (softhist_ext.bincount, (x[0], y[0], 7, 3.0, "triangular")),
+        (softhist_ext.mutual_information, (x, y, 8, (0.0, 0.0), (4.0, 1.0))),
+    ]
+    for f, args in calls:
+        torch.testing.assert_close(torch.jit.script(f)(*args), f(*args))

@@ -147,6 +147,21 @@ def test_hard_kernel_is_torch_histc_with_weights(device):
         softhist_ext.histc(x.requires_grad_(), 30, -3.0, 3.0, kernel="hard").sum().backward()
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.float64])
+def test_hard_kernel_counts_min_and_max_rounded_to_the_dtype(device, dtype):
+    # float32(0.3) > 0.3 and float16(0.1) < 0.1: torch.histc compares samples
+    # with min and max rounded to the input's dtype, and counts these.
+    x = torch.tensor([0.1, 0.17, 0.3], dtype=dtype, device=device)
+    hard = softhist_ext.histc(x, 4, 0.1, 0.3, kernel="hard")
+    assert hard.tolist() == [1, 1, 0, 1]
+    if dtype != torch.float16:  # torch.histc has no float16 CPU kernel
+        assert torch.equal(hard, torch.histc(x, 4, 0.1, 0.3))
+    st = softhist_ext.histc(x, 4, 0.1, 0.3, kappa=1e3, straight_through=True)
+    assert torch.equal(st, hard)
+    joint = softhist_ext.histc2d(x, x, 4, 0.1, 0.3, kernel="hard")
+    assert torch.equal(joint.diagonal(), hard)
+
+
 def test_bincount_of_integers_is_exact_and_differentiable_in_weights(device):
     idx = torch.randint(0, 20, (1000,), device=device)
     assert torch.equal(softhist_ext.bincount(idx, minlength=25), torch.bincount(idx, minlength=25))
@@ -172,6 +187,8 @@ def test_module_is_a_drop_in_for_the_forum_class():
     x = torch.rand(1000, dtype=torch.float64)
     forum_style = softhist_ext.nn.SoftHistogram(bins=25, min=0, max=1, sigma=75)
     torch.testing.assert_close(forum_style(x), reference.forum_soft_histogram(x, 25, 0.0, 1.0, 75.0))
+    # Integer arguments, as the forum passes them, script too.
+    torch.testing.assert_close(torch.jit.script(forum_style)(x), forum_style(x))
     module = softhist_ext.nn.SoftHistogram(25, 0.0, 1.0, 3.0, kernel="bspline")
     scripted = torch.jit.script(module)
     torch.testing.assert_close(scripted(x), module(x))

@@ -160,6 +160,8 @@ def test_loss_gradients_and_reduction(device):
     torch.testing.assert_close(mean, -softhist_ext.mutual_information(x, y, bins=8).mean())
     scripted = torch.jit.script(softhist_ext.losses.MutualInformationLoss(bins=8))
     torch.testing.assert_close(scripted(x, y), mean)
+    int_kappa = softhist_ext.losses.MutualInformationLoss(bins=8, kappa=8)
+    torch.testing.assert_close(torch.jit.script(int_kappa)(x, y), int_kappa(x, y))
     with pytest.raises(ValueError, match="reduction must be"):
         softhist_ext.losses.MutualInformationLoss(reduction="max")
 

@@ -6,7 +6,7 @@ import math
 
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import softhist_ext
@@ -75,7 +75,8 @@ def run_both(case, requires_grad=False):
     """histc on the case and the float64 dense reference on the same values."""
     x, w, bins, dim, kernel = case["x"], case["weight"], case["bins"], case["dim"], case["kernel"]
     lo, hi = resolved_range(x, case["lo"], case["hi"])
-    kappa = None if case["kappa_width"] is None else case["kappa_width"] * bins / (hi - lo)
+    # (A point at 1e30 widened by 1 is still a point: histc refuses it below.)
+    kappa = None if case["kappa_width"] is None or hi == lo else case["kappa_width"] * bins / (hi - lo)
     try:
         out = softhist_ext.histc(x, bins, case["lo"], case["hi"], kappa, kernel=kernel, weight=w, dim=dim)
     except RuntimeError as e:
@@ -294,3 +295,187 @@ def test_nonfinite_sample_with_nonfinite_weight_gets_zero_gradient(bad):
     softhist_ext.histc(x, 10, 0.0, 1.0, weight=w).sum().backward()
     assert (x.grad[1:] == 0).all()
     assert (w.grad[1:] == 0).all()
+
+
+# 16-bit input. The kernel values are computed in float32 and summed in
+# float64, so the float32 tolerance applies, plus one rounding of each bin to
+# the 16-bit output: half its relative resolution eps, or half the subnormal
+# spacing (smallest normal * eps) near 0.
+DENORMAL.update({torch.float16: 1e-7, torch.bfloat16: 1e-40})
+
+
+@settings(max_examples=150, **SETTINGS)
+@given(histc_cases(dtypes=(torch.float16, torch.bfloat16)))
+def test_16bit_input_matches_float64_reference(case):
+    result = run_both(case)
+    if result is None:
+        return
+    out, expected = result[0], result[1]
+    x = case["x"]
+    assert out.dtype == x.dtype and torch.isfinite(out).all()
+    lo, hi = resolved_range(x, case["lo"], case["hi"])
+    kappa = result[4] if result[4] is not None else 4.0 * case["bins"] / (hi - lo)
+    ulp32 = float(torch.finfo(torch.float32).eps) * (max(abs(lo), abs(hi)) + (hi - lo))
+    tol = TOL[torch.float32] + 2 * kappa * ulp32
+    info = torch.finfo(x.dtype)
+    torch.testing.assert_close(out.double(), expected.double(), rtol=info.eps,
+                               atol=tol * (1 + total_weight(case)) + info.smallest_normal * info.eps)
+
+
+def reference_args(case):
+    """The case's range and kappa as the reference takes them, and its input
+    in float64 with 0-d made one row."""
+    x, w = case["x"], case["weight"]
+    lo, hi = resolved_range(x, case["lo"], case["hi"])
+    kappa = None if case["kappa_width"] is None or hi == lo else case["kappa_width"] * case["bins"] / (hi - lo)
+    x_ref = x.detach().double().reshape(-1) if x.dim() == 0 else x.detach().double()
+    w_ref = None if w is None else w.detach().double().reshape(x_ref.shape)
+    dim = None if (case["dim"] is None or x.dim() == 0) else case["dim"]
+    return x_ref, w_ref, lo, hi, kappa, dim
+
+
+@settings(max_examples=100, **SETTINGS)
+@given(histc_cases(max_bins_log2=14), st.booleans())
+def test_density_matches_dense_reference(case, weighted):
+    # Non-negative weights: a row whose masses cancel has no density to compare.
+    w = case["weight"].abs() if weighted and case["weight"] is not None else None
+    case = dict(case, weight=w)
+    x_ref, w_ref, lo, hi, kappa, dim = reference_args(case)
+    assume(hi > lo)  # a point at 1e30 widened by 1: histc refuses it (run_both)
+    mass = reference.histc(x_ref, case["bins"], lo, hi, kappa, case["kernel"], w_ref, dim)
+    total = mass.sum(-1 if dim is None else dim)
+    if total.numel() == 0 or float(total.min()) < 0.5:
+        return  # rows with little mass in range: the density is a ratio of roundings
+    out = softhist_ext.histc(case["x"], case["bins"], case["lo"], case["hi"], kappa,
+                             kernel=case["kernel"], weight=w, dim=case["dim"], density=True)
+    expected = reference.histc(x_ref, case["bins"], lo, hi, kappa, case["kernel"], w_ref, dim, density=True)
+    # A mass error e (per bin and in total, as above) moves the density by at
+    # most e * (S + W) / (S^2 * width), with row mass S >= 0.5, total weight W.
+    x = case["x"]
+    ulp = float(torch.finfo(x.dtype).eps) * (max(abs(lo), abs(hi)) + (hi - lo))
+    k = kappa if kappa is not None else 4.0 * case["bins"] / (hi - lo)
+    err = (TOL[x.dtype] + 2 * k * ulp) * (1 + total_weight(case))
+    s, big_w, width = float(total.min()), total_weight(case), (hi - lo) / case["bins"]
+    torch.testing.assert_close(out.double().reshape(expected.shape), expected, rtol=TOL[x.dtype],
+                               atol=2 * err * (s + big_w) / (s * s * width))
+
+
+@st.composite
+def straight_through_cases(draw):
+    """Samples inside bins (not within rounding of an inner edge, where
+    torch.histc's float edges decide), exactly on min and max as rounded to the
+    dtype, outside the range and not finite."""
+    dtype = draw(st.sampled_from([torch.float64, torch.float32]))
+    bins = draw(st.integers(1, 40))
+    lo = draw(st.floats(-1e3, 1e3))
+    hi = lo + 10 ** draw(st.floats(-2, 3))
+    width = (hi - lo) / bins
+    assume(width > 1000 * float(torch.finfo(dtype).eps) * max(abs(lo), abs(hi), 1e-30))
+    inside = st.tuples(st.integers(0, bins - 1), st.floats(0.1, 0.9)).map(lambda t: lo + (t[0] + t[1]) * width)
+    value = inside | st.sampled_from([lo, hi, lo - width, hi + width, math.nan, math.inf, -math.inf])
+    rows = draw(st.integers(1, 3))
+    n = draw(st.integers(0, 30))
+    values = draw(st.lists(value, min_size=rows * n, max_size=rows * n))
+    x = torch.tensor(values, dtype=torch.float64).to(dtype).reshape(rows, n)
+    weight = None
+    if draw(st.booleans()):
+        weight = torch.tensor(draw(st.lists(st.floats(-3, 3), min_size=rows * n, max_size=rows * n)),
+                              dtype=dtype).reshape(rows, n)
+    kernel = draw(st.sampled_from(KERNELS))
+    kappa_width = draw(st.floats(0.5, 50))
+    return x, weight, bins, lo, hi, kappa_width * bins / (hi - lo), kernel
+
+
+@settings(max_examples=100, **SETTINGS)
+@given(straight_through_cases())
+def test_straight_through_counts_as_torch_histc_with_the_kernel_gradient(case):
+    x, w, bins, lo, hi, kappa, kernel = case
+    x = x.clone().requires_grad_(True)
+    w = None if w is None else w.clone().requires_grad_(True)
+    out = softhist_ext.histc(x, bins, lo, hi, kappa, kernel=kernel, weight=w, dim=-1, straight_through=True)
+    if w is None:
+        for row in range(x.shape[0]):
+            xs = x.detach()[row]
+            expected = torch.histc(xs[torch.isfinite(xs)], bins, lo, hi)
+            assert torch.equal(out.detach()[row], expected), (row, out[row], expected)
+    if x.dtype != torch.float64:
+        return
+    g = torch.linspace(-1, 1, out.numel(), dtype=torch.float64).reshape(out.shape)
+    (out * g).sum().backward()
+    wd = None if w is None else w.detach()
+    x_grad_ref = dense_input_grad(x.detach(), wd, g, bins, lo, hi, kappa, kernel, -1)
+    scale = kappa * (1 + (wd.abs().max().item() if wd is not None and wd.numel() else 1))
+    torch.testing.assert_close(x.grad, x_grad_ref, rtol=1e-7, atol=1e-9 * scale)
+    if w is not None:
+        finite = torch.isfinite(x.detach())
+        edges = torch.linspace(lo, hi, bins + 1, dtype=torch.float64)
+        cdf = reference.kernel_cdf(kernel, kappa * (torch.where(finite, x.detach(), 0)[..., None] - edges))
+        w_grad_ref = ((cdf[..., :-1] - cdf[..., 1:]) * g[:, None, :]).sum(-1) * finite
+        torch.testing.assert_close(w.grad, w_grad_ref, rtol=1e-9, atol=1e-9)
+
+
+def dense_masses_and_slopes(v, bins, lo, hi, kappa, kernel):
+    """Each sample's bin masses and their derivatives in the sample, N x bins."""
+    edges = torch.linspace(lo, hi, bins + 1, dtype=torch.float64)
+    t = kappa * (v[:, None] - edges)
+    cdf, k = reference.kernel_cdf(kernel, t), kernel_density(kernel, t)
+    return cdf[:, :-1] - cdf[:, 1:], kappa * (k[:, :-1] - k[:, 1:])
+
+
+@settings(max_examples=60, **SETTINGS)
+@given(histc2d_cases())
+def test_histc2d_gradients_match_dense_reference(case):
+    x, y, bins, lo, hi, kappa, kernel, weight = case
+    keep = torch.isfinite(x) & torch.isfinite(y)
+    x, y = x[keep].clone().requires_grad_(True), y[keep].clone().requires_grad_(True)
+    w = None if weight is None else weight[keep].clone().requires_grad_(True)
+    out = softhist_ext.histc2d(x, y, bins, lo, hi, kappa, kernel, w)
+    g = torch.linspace(-1, 1, out.numel(), dtype=torch.float64).reshape(out.shape)
+    (out * g).sum().backward()
+    mx, sx = dense_masses_and_slopes(x.detach(), bins[0], lo[0], hi[0], kappa[0], kernel)
+    my, sy = dense_masses_and_slopes(y.detach(), bins[1], lo[1], hi[1], kappa[1], kernel)
+    wd = torch.ones_like(x) if w is None else w.detach()
+    scale = max(kappa) * (1 + float(wd.abs().max()) if wd.numel() else 1)
+    grad_x = wd * torch.einsum("ab,na,nb->n", g, sx, my)
+    grad_y = wd * torch.einsum("ab,na,nb->n", g, mx, sy)
+    if x.numel():
+        torch.testing.assert_close(x.grad, grad_x, rtol=1e-7, atol=1e-9 * scale)
+        torch.testing.assert_close(y.grad, grad_y, rtol=1e-7, atol=1e-9 * scale)
+    if w is not None and w.numel():
+        torch.testing.assert_close(w.grad, torch.einsum("ab,na,nb->n", g, mx, my), rtol=1e-9, atol=1e-9)
+
+
+@st.composite
+def mi_cases(draw):
+    batch, n = draw(st.integers(1, 3)), draw(st.integers(2, 60))
+    bins = (draw(st.integers(2, 16)), draw(st.integers(2, 16)))
+    kernel = draw(st.sampled_from(KERNELS))
+    kw = draw(st.floats(0.5, 20))
+    kappa = (kw * bins[0], kw * bins[1])  # over the default range [0, 1]
+    u = st.floats(0, 1)
+    x = torch.tensor(draw(st.lists(u, min_size=batch * n, max_size=batch * n)), dtype=torch.float64)
+    y = torch.tensor(draw(st.lists(u, min_size=batch * n, max_size=batch * n)), dtype=torch.float64)
+    weighted = draw(st.booleans())
+    w = torch.tensor(draw(st.lists(st.floats(0.1, 2), min_size=batch * n, max_size=batch * n)),
+                     dtype=torch.float64).reshape(batch, n) if weighted else None
+    return x.reshape(batch, n), y.reshape(batch, n), bins, kappa, kernel, w, draw(st.booleans())
+
+
+@settings(max_examples=60, **SETTINGS)
+@given(mi_cases())
+def test_mutual_information_matches_dense_computation(case):
+    x, y, bins, kappa, kernel, w, normalized = case
+    mi = softhist_ext.mutual_information(x, y, bins, 0.0, 1.0, kappa, kernel, normalized, w)
+    expected = []
+    for item in range(x.shape[0]):
+        joint = reference.histc2d(x[item], y[item], bins, (0.0, 0.0), (1.0, 1.0), kappa, kernel,
+                                  None if w is None else w[item])
+        p = joint / joint.sum()
+        px, py = p.sum(1, keepdim=True), p.sum(0, keepdim=True)
+        nz = p > 0
+        value = (p[nz] * (p[nz] / (px * py)[nz]).log()).sum()
+        if normalized:
+            h = -(px[px > 0] * px[px > 0].log()).sum() - (py[py > 0] * py[py > 0].log()).sum()
+            value = 2 * value / h
+        expected.append(value)
+    torch.testing.assert_close(mi, torch.stack(expected), rtol=1e-9, atol=1e-10)

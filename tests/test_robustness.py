@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 
@@ -61,6 +62,10 @@ def fuzz_cases():
     p2 = ops.params(x2, 5, -1.0, 1.0, None, "logistic")
     h = softhist_ext.histc
     h2 = softhist_ext.histc2d
+    bc = softhist_ext.bincount
+    mi = softhist_ext.mutual_information
+    MILoss = softhist_ext.losses.MutualInformationLoss
+    Hist = softhist_ext.nn.SoftHistogram
     y = torch.randn(10)
     return {
         # input
@@ -70,24 +75,33 @@ def fuzz_cases():
         "input long": (lambda: h(torch.arange(10), 4, 0.0, 1.0), "input"),
         "input bool": (lambda: h(torch.ones(3, dtype=torch.bool), 4, 0.0, 1.0), "input"),
         "input complex": (lambda: h(torch.randn(3, dtype=torch.complex64), 4, 0.0, 1.0), "input"),
+        "input ndarray": (lambda: h(np.ones(3), 4, 0.0, 1.0), "input must be a Tensor, got ndarray"),
+        "input float": (lambda: h(0.5, 4, 0.0, 1.0), "input must be a Tensor, got float"),
         # bins
         "bins str": (lambda: h(x, "4", 0.0, 1.0), "bins"),
         "bins None": (lambda: h(x, None, 0.0, 1.0), "bins"),
         "bins float": (lambda: h(x, 4.0, 0.0, 1.0), "bins"),
+        "bins 4.5": (lambda: h(x, 4.5, 0.0, 1.0), "bins must be an int, got float"),
+        "bins bool": (lambda: h(x, True, 0.0, 1.0), "bins must be an int, got bool"),
+        "bins float tensor": (lambda: h(x, torch.tensor(4.0), 0.0, 1.0), "bins must be an int, got Tensor"),
         "bins 0": (lambda: h(x, 0, 0.0, 1.0), "bins"),
         "bins -1": (lambda: h(x, -1, 0.0, 1.0), "bins"),
         "bins 2^31": (lambda: h(x, 2**31, 0.0, 1.0), "bins"),
-        "bins 2^63": (lambda: h(x, 2**63, 0.0, 1.0), "bins"),
+        "bins 2^63": (lambda: h(x, 2**63, 0.0, 1.0), "bins must be an int, got 9223372036854775808, outside the int64"),
         # range
         "min str": (lambda: h(x, 4, "0", 1.0), "min"),
         "min None": (lambda: h(x, 4, None, 1.0), "min"),
         "max list": (lambda: h(x, 4, 0.0, [1.0]), "max"),
+        "min bool": (lambda: h(x, 4, False, 1.0), "min must be a number, got bool"),
+        "max complex": (lambda: h(x, 4, 0.0, 1j), "max must be a number, got complex"),
+        "min 1-d tensor": (lambda: h(x, 4, torch.zeros(2), 1.0), "min must be a number, got Tensor"),
         "min > max": (lambda: h(x, 4, 2.0, 1.0), "min must not exceed max"),
         "min nan": (lambda: h(x, 4, math.nan, 1.0), "min and max must be finite"),
         "max inf": (lambda: h(x, 4, 0.0, math.inf), "min and max must be finite"),
         "min -inf max inf": (lambda: h(x, 4, -math.inf, math.inf), "min and max must be finite"),
         # kappa and kernel
         "kappa str": (lambda: h(x, 4, 0.0, 1.0, "1"), "kappa"),
+        "kappa list": (lambda: h(x, 4, 0.0, 1.0, [1.0]), "kappa must be a number or None, got list"),
         "kappa nan": (lambda: h(x, 4, 0.0, 1.0, math.nan), "kappa"),
         "kappa inf": (lambda: h(x, 4, 0.0, 1.0, math.inf), "kappa"),
         "kappa 0": (lambda: h(x, 4, 0.0, 1.0, 0.0), "kappa"),
@@ -96,6 +110,7 @@ def fuzz_cases():
         "kernel unknown": (lambda: h(x, 4, 0.0, 1.0, kernel="box"), "kernel"),
         "kernel case": (lambda: h(x, 4, 0.0, 1.0, kernel="Logistic"), "kernel"),
         "kernel empty": (lambda: h(x, 4, 0.0, 1.0, kernel=""), "kernel"),
+        "kernel int": (lambda: h(x, 4, 0.0, 1.0, kernel=3), "kernel must be a str, got int"),
         # weight
         "weight list": (lambda: h(x, 4, 0.0, 1.0, weight=[1.0] * 10), "weight"),
         "weight shape": (lambda: h(x, 4, 0.0, 1.0, weight=torch.ones(9)), "weight"),
@@ -103,12 +118,20 @@ def fuzz_cases():
         "weight float64": (lambda: h(x, 4, 0.0, 1.0, weight=torch.ones(10, dtype=torch.float64)), "weight"),
         "weight meta": (lambda: h(x, 4, 0.0, 1.0, weight=x.to("meta")), "weight|device"),
         "weight long": (lambda: h(x, 4, 0.0, 1.0, weight=torch.ones(10, dtype=torch.long)), "weight"),
+        "weight float": (lambda: h(x, 4, 0.0, 1.0, weight=2.0), "weight must be a Tensor or None, got float"),
+        "weight ndarray": (lambda: h(x, 4, 0.0, 1.0, weight=np.ones(10)), "weight must be a Tensor"),
         # dim
         "dim 1 of 1-d": (lambda: h(x, 4, 0.0, 1.0, dim=1), "[Dd]im"),
         "dim -3 of 2-d": (lambda: h(x2, 4, 0.0, 1.0, dim=-3), "[Dd]im"),
         "dim 1 of 0-d": (lambda: h(torch.tensor(0.5), 4, 0.0, 1.0, dim=1), "[Dd]im"),
         "dim str": (lambda: h(x, 4, 0.0, 1.0, dim="a"), r"\bdim\b"),
         "dim float": (lambda: h(x, 4, 0.0, 1.0, dim=0.5), r"\bdim\b"),
+        "dim bool": (lambda: h(x, 4, 0.0, 1.0, dim=True), "dim must be an int or None, got bool"),
+        "dim list": (lambda: h(x2, 4, 0.0, 1.0, dim=[0]), "dim must be an int or None, got list"),
+        # flags: a truthy string is not a yes
+        "density str": (lambda: h(x, 4, 0.0, 1.0, density="no"), "density must be a bool, got str"),
+        "density None": (lambda: h(x, 4, 0.0, 1.0, density=None), "density must be a bool"),
+        "straight_through int": (lambda: h(x, 4, 0.0, 1.0, straight_through=1), "straight_through must be a bool"),
         # histc2d
         "2d y shape": (lambda: h2(x, torch.randn(9), 4, 0.0, 1.0), "x and y"),
         "2d y dtype": (lambda: h2(x, y.double(), 4, 0.0, 1.0), "x and y"),
@@ -120,10 +143,67 @@ def fuzz_cases():
         "2d min > max": (lambda: h2(x, y, 4, (0.0, 2.0), (1.0, 1.0)), "min must not exceed max"),
         "2d kappa nan": (lambda: h2(x, y, 4, 0.0, 1.0, (1.0, math.nan)), "kappa"),
         "2d kernel": (lambda: h2(x, y, 4, 0.0, 1.0, kernel="box"), "kernel"),
+        "2d x str": (lambda: h2("a", y, 4, 0.0, 1.0), "histc2d's x must be a Tensor"),
+        "2d y device": (lambda: h2(x, y.to("meta"), 4, 0.0, 1.0), r"\by\b|device"),
+        "2d bins three": (lambda: h2(x, y, (4, 4, 4), 0.0, 1.0), "bins must be an int or an .x, y. pair"),
+        "2d bins str": (lambda: h2(x, y, "4", 0.0, 1.0), "bins must be an int or an .x, y. pair"),
+        "2d bins float pair": (lambda: h2(x, y, (4, 4.5), 0.0, 1.0), "bins must be an int or an .x, y. pair"),
+        "2d min one": (lambda: h2(x, y, 4, (0.0,), 1.0), "min must be a number or an .x, y. pair"),
+        "2d max str": (lambda: h2(x, y, 4, 0.0, ("1", 1.0)), "max must be a number or an .x, y. pair"),
+        "2d kappa one": (lambda: h2(x, y, 4, 0.0, 1.0, (2.0,)), "kappa must be a number, None, or an .x, y. pair"),
+        "2d kappa str": (lambda: h2(x, y, 4, 0.0, 1.0, "2"), "kappa must be a number, None"),
+        "2d weight list": (lambda: h2(x, y, 4, 0.0, 1.0, weight=[1.0] * 10), "weight must be a Tensor or None"),
+        "2d dim str": (lambda: h2(x, y, 4, 0.0, 1.0, dim="0"), "dim must be an int or None"),
+        "2d kernel int": (lambda: h2(x, y, 4, 0.0, 1.0, kernel=1), "kernel must be a str"),
         # bincount
         "bincount 2-d": (lambda: softhist_ext.bincount(x2), "input"),
         "bincount weights shape": (lambda: softhist_ext.bincount(x.abs(), torch.ones(3)), "weights"),
         "bincount minlength str": (lambda: softhist_ext.bincount(x.abs(), minlength="a"), "minlength"),
+        "bincount input list": (lambda: bc([1, 2]), "bincount's input must be a Tensor, got list"),
+        "bincount weights list": (lambda: bc(x.abs(), [1.0] * 10), "weights must be a Tensor or None"),
+        "bincount minlength float": (lambda: bc(x.abs(), minlength=2.5), "minlength must be an int"),
+        "bincount minlength -1": (lambda: bc(x.abs(), minlength=-1), "minlength must be >= 0"),
+        "bincount minlength -1 integer input": (lambda: bc(torch.arange(3), minlength=-1), "minlength"),
+        "bincount weights dtype": (lambda: bc(x.abs(), x.abs().double()), "weights must have the floating input's dtype"),
+        "bincount weights long": (lambda: bc(x.abs(), torch.ones(10, dtype=torch.long)), "weights must have the"),
+        "bincount input bool": (lambda: bc(torch.ones(3, dtype=torch.bool)), "input must be integer .* or floating"),
+        "bincount input complex": (lambda: bc(torch.ones(3, dtype=torch.complex64)), "input must be integer"),
+        "bincount input huge": (lambda: bc(torch.tensor([1.0, 1e30])), r"input reaches 1\.0+15.*e\+30, which needs more than 2\^31 - 1 bins"),
+        "bincount kappa str": (lambda: bc(x.abs(), kappa="1"), "kappa must be a number or None"),
+        "bincount kernel int": (lambda: bc(x.abs(), kernel=0), "kernel must be a str"),
+        # mutual_information and the modules
+        "mi x str": (lambda: mi("a", x2), "mutual_information's x must be a Tensor"),
+        "mi y None": (lambda: mi(x2, None), r"mutual_information's y must be a Tensor"),
+        "mi y shape": (lambda: mi(x2, x), "x and y must have the same shape"),
+        "mi weight shape": (lambda: mi(x2, x2, weight=torch.ones(5)), "weight must have x's shape"),
+        "mi weight list": (lambda: mi(x2, x2, weight=[1.0] * 10), "weight must be a Tensor or None"),
+        "mi 0-d": (lambda: mi(torch.tensor(0.5), torch.tensor(0.5)), "x and y are 0-d"),
+        "mi dim int": (lambda: mi(x2, x2, dim=1), "dim must be a list of ints or None, got int"),
+        "mi dim of str": (lambda: mi(x2, x2, dim=["1"]), "dim must be a list of ints"),
+        "mi dim out of range": (lambda: mi(x2, x2, dim=[2]), "dim 2 is out of range"),
+        "mi dim -3": (lambda: mi(x2, x2, dim=[-3]), "dim -3 is out of range"),
+        "mi dim twice": (lambda: mi(x2, x2, dim=[1, -1]), "dim lists dimension 1 twice"),
+        "mi dim empty": (lambda: mi(x2, x2, dim=[]), "dim must list at least one"),
+        "mi normalized str": (lambda: mi(x2, x2, normalized="yes"), "normalized must be a bool"),
+        "mi bins three": (lambda: mi(x2, x2, (4, 4, 4)), "bins must be an int or an .x, y. pair"),
+        "mi min str": (lambda: mi(x2, x2, min="0"), "min must be a number"),
+        "mi kernel": (lambda: mi(x2, x2, kernel="box"), "kernel"),
+        "loss bins str": (lambda: MILoss(bins="8"), "MutualInformationLoss's bins must be an int"),
+        "loss kappa str": (lambda: MILoss(kappa="2"), "kappa must be a number or None"),
+        "loss normalized str": (lambda: MILoss(normalized="no"), "normalized must be a bool"),
+        "loss reduction": (lambda: MILoss(reduction="max"), "reduction must be"),
+        "loss reduction None": (lambda: MILoss(reduction=None), "reduction must be a str"),
+        "loss target None": (lambda: MILoss()(x2, None), "MutualInformationLoss's target must be a Tensor"),
+        "loss weight list": (lambda: MILoss()(x2, x2, [1.0]), "weight must be a Tensor or None"),
+        "module bins str": (lambda: Hist("8", 0.0, 1.0), "SoftHistogram's bins must be an int"),
+        "module min str": (lambda: Hist(8, "0", 1.0), "SoftHistogram's min must be a number"),
+        "module sigma str": (lambda: Hist(8, 0.0, 1.0, sigma="2"), "sigma must be a number or None"),
+        "module kappa and sigma": (lambda: Hist(8, 0.0, 1.0, 2.0, sigma=2.0), "kappa or its forum name sigma"),
+        "module kernel None": (lambda: Hist(8, 0.0, 1.0, kernel=None), "kernel must be a str"),
+        "module input str": (lambda: Hist(8, 0.0, 1.0)("a"), "input must be a Tensor"),
+        # scripted: TorchScript checks the annotated types itself
+        "scripted input str": (lambda: torch.jit.script(h)("a"), "argument 'input'"),
+        "scripted bins float": (lambda: torch.jit.script(h)(x, 4.5), "argument 'bins'"),
         # the ops, called directly with inconsistent arguments
         "params bins 0": (lambda: ops.params(x, 0, 0.0, 1.0, None, "logistic"), "bins"),
         "params kernel": (lambda: ops.params(x, 4, 0.0, 1.0, None, "box"), "kernel"),
@@ -164,17 +244,7 @@ ALLOWED = ("RuntimeError", "ValueError", "TypeError", "IndexError")
 
 # Cases whose error is not (yet) clear: the exception type or message does not
 # name the argument.
-UNCLEAR = {
-    "input str": "histc calls input.reshape first: AttributeError \"'str' object has no attribute 'reshape'\"",
-    "input None": "histc calls input.reshape first: AttributeError \"'NoneType' object has no attribute 'reshape'\"",
-    "input list": "histc calls input.reshape first: AttributeError \"'list' object has no attribute 'reshape'\"",
-    "weight list": "histc reads weight.shape first: AttributeError \"'list' object has no attribute 'shape'\"",
-    "dim str": "input.movedim(dim, -1) raises TypeError 'movedim() received an invalid combination of arguments', without the name dim",
-    "dim float": "input.movedim(dim, -1) raises TypeError 'movedim() received an invalid combination of arguments', without the name dim",
-    "2d y None": "histc2d reads y.shape first: AttributeError \"'NoneType' object has no attribute 'shape'\"",
-    "2d bins one": "_pair_int indexes v[1]: IndexError 'tuple index out of range', without the name bins",
-    "bincount minlength str": "bincount compares minlength > top: TypeError \"'>' not supported between instances of 'str' and 'int'\"",
-}
+UNCLEAR = {}
 
 CHILD = """
 import json, sys

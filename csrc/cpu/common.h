@@ -121,10 +121,10 @@ void merge_partials(const std::vector<double>& partial, int64_t rows, int64_t ch
   });
 }
 
-template <typename C>
+template <typename C, typename T>
 Window window_from(Kernel kernel, const Tensor& params, int64_t bins) {
   const double* p = params.const_data_ptr<double>();
-  return Window::make<C>(kernel, p[0], p[1], p[2], bins);
+  return Window::make<C, T>(kernel, p[0], p[1], p[2], bins);
 }
 
 

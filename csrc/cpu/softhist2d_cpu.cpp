@@ -183,8 +183,8 @@ Tensor scatter2d_cpu(const Tensor& x_in, const Tensor& y_in, const std::optional
   dispatch_float(x.scalar_type(), [&](auto tag, auto ctag) {
     using T = decltype(tag);
     using C = decltype(ctag);
-    const Window wx = window_from<C>(kernel, params_x, bins_x);
-    const Window wy = window_from<C>(kernel, params_y, bins_y);
+    const Window wx = window_from<C, T>(kernel, params_x, bins_x);
+    const Window wy = window_from<C, T>(kernel, params_y, bins_y);
     const int64_t stride = bins_y + row_pad(wy), bins = bins_x * stride;
     const int64_t chunks = chunks_per_row(n, rows, bins);
     std::vector<double> partial(static_cast<size_t>(rows * chunks * bins));
@@ -234,8 +234,8 @@ Tensor gather2d_cpu(const Tensor& x_in, const Tensor& y_in, const Tensor& hist,
   dispatch_float(x.scalar_type(), [&](auto tag, auto ctag) {
     using T = decltype(tag);
     using C = decltype(ctag);
-    const Window wx = window_from<C>(kernel, params_x, bins_x);
-    const Window wy = window_from<C>(kernel, params_y, bins_y);
+    const Window wx = window_from<C, T>(kernel, params_x, bins_x);
+    const Window wy = window_from<C, T>(kernel, params_y, bins_y);
     const int64_t stride = bins_y + row_pad(wy), bins = bins_x * stride;
     std::vector<C> h(static_cast<size_t>(rows * bins), C(0));
     const T* hp = hc.const_data_ptr<T>();

@@ -133,7 +133,7 @@ Tensor scatter_cpu(const Tensor& input, const std::optional<Tensor>& weight,
   dispatch_float(x.scalar_type(), [&](auto tag, auto ctag) {
     using T = decltype(tag);
     using C = decltype(ctag);
-    const Window win = window_from<C>(kernel, params, bins);
+    const Window win = window_from<C, T>(kernel, params, bins);
     const T* xp = x.const_data_ptr<T>();
     const T* wp = wc.has_value() ? wc->const_data_ptr<T>() : nullptr;
     // Work item i: chunk i % chunks of row i / chunks, into partial[i].
@@ -176,7 +176,7 @@ Tensor gather_cpu(const Tensor& input, const Tensor& hist, const Tensor& params,
   dispatch_float(x.scalar_type(), [&](auto tag, auto ctag) {
     using T = decltype(tag);
     using C = decltype(ctag);
-    const Window win = window_from<C>(kernel, params, bins);
+    const Window win = window_from<C, T>(kernel, params, bins);
     std::vector<C> h(static_cast<size_t>(rows * bins));
     const T* hp = hc.const_data_ptr<T>();
     for (int64_t b = 0; b < rows * bins; ++b) h[b] = static_cast<C>(hp[b]);

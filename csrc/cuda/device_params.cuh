@@ -10,9 +10,9 @@
 
 namespace softhist::cuda {
 
-template <Kernel K, typename C>
+template <Kernel K, typename C, typename T>
 __device__ Window window_of(const double* params, int64_t bins) {
-  return Window::make<C>(K, params[0], params[1], params[2], bins);
+  return Window::make<C, T>(K, params[0], params[1], params[2], bins);
 }
 
 // kappa^order, the chain-rule factor of D_order: std::pow's value on the CPU

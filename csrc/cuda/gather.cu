@@ -52,7 +52,7 @@ template <Kernel K, int Order, typename T, typename C, bool SharedHist>
 __global__ void __launch_bounds__(kThreads) gather_samples(GatherArgs<T> a) {
   extern __shared__ __align__(16) unsigned char shared_bytes[];
   C* shared_hist = reinterpret_cast<C*>(shared_bytes);
-  const Window win = window_of<K, C>(a.params, a.bins);
+  const Window win = window_of<K, C, T>(a.params, a.bins);
   const double factor = kappa_power(a.params, Order);
   for (int64_t item = blockIdx.x; item < a.items; item += gridDim.x) {
     const int64_t row = item / a.chunks, chunk = item % a.chunks;

@@ -152,7 +152,7 @@ template <Kernel K, int Order, typename T, typename C>
 __global__ void __launch_bounds__(kThreads) scatter_partials(ScatterArgs<T> a) {
   extern __shared__ unsigned words[];
   __shared__ double scratch[kThreads / 32];
-  const Window win = window_of<K, C>(a.params, a.bins);
+  const Window win = window_of<K, C, T>(a.params, a.bins);
   const int64_t tiles = ceil_div(a.bins, a.tile_bins);
   for (int64_t item = blockIdx.x; item < a.items; item += gridDim.x) {
     const int64_t part = item / tiles, row = part / a.chunks, chunk = part % a.chunks;

@@ -1,0 +1,96 @@
+"""The argument policy of the public functions and modules, in one place.
+
+:func:`arguments` raises ``TypeError`` naming the function, the argument, what
+it must be and what it got, as torch's own argument parser does. Values
+(ranges, kernel names, dtypes, shapes) are checked where they are used, mostly
+by the ops, which see every caller. The wrappers call it in eager mode only:
+TorchScript enforces the annotated types itself, naming the argument.
+"""
+
+import numbers
+from typing import Callable, Dict, Tuple
+
+import torch
+from torch import Tensor
+
+
+def is_int(value: object) -> bool:
+    """Python and NumPy integers in the int64 range and 0-d integer tensors;
+    not bools."""
+    if isinstance(value, Tensor):
+        return value.dim() == 0 and not (
+            value.is_floating_point() or value.is_complex() or value.dtype == torch.bool
+        )
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and _in_int64(value)
+
+
+def _in_int64(value: numbers.Integral) -> bool:
+    return -(2**63) <= int(value) < 2**63
+
+
+def is_real(value: object) -> bool:
+    """Python and NumPy real numbers and 0-d real tensors; not bools."""
+    if isinstance(value, Tensor):
+        return value.dim() == 0 and not (value.is_complex() or value.dtype == torch.bool)
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _optional(is_kind: Callable[[object], bool]) -> Callable[[object], bool]:
+    return lambda v: v is None or is_kind(v)
+
+
+def _one_or_pair(is_kind: Callable[[object], bool]) -> Callable[[object], bool]:
+    """One value for both axes of a joint histogram, or an (x, y) pair."""
+    return lambda v: is_kind(v) or (
+        isinstance(v, (list, tuple)) and len(v) == 2 and all(is_kind(u) for u in v)
+    )
+
+
+def _is_tensor(value: object) -> bool:
+    return isinstance(value, Tensor)
+
+
+def _is_int_list(value: object) -> bool:
+    return isinstance(value, (list, tuple)) and all(is_int(v) for v in value)
+
+
+# Each kind of argument: which values are of that kind, and how to say so.
+KINDS: Dict[str, Tuple[Callable[[object], bool], str]] = {
+    "Tensor": (_is_tensor, "a Tensor"),
+    "Tensor?": (_optional(_is_tensor), "a Tensor or None"),
+    "int": (is_int, "an int"),
+    "int?": (_optional(is_int), "an int or None"),
+    "number": (is_real, "a number"),
+    "number?": (_optional(is_real), "a number or None"),
+    "str": (lambda v: isinstance(v, str), "a str"),
+    "bool": (lambda v: isinstance(v, bool), "a bool"),
+    "int list?": (_optional(_is_int_list), "a list of ints or None"),
+    "int pair": (_one_or_pair(is_int), "an int or an (x, y) pair of ints"),
+    "number pair": (_one_or_pair(is_real), "a number or an (x, y) pair of numbers"),
+    "number? pair": (
+        _one_or_pair(_optional(is_real)),
+        "a number, None, or an (x, y) pair of numbers or None",
+    ),
+}
+
+
+def _describe(value: object) -> str:
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool) and not _in_int64(value):
+        return f"{value}, outside the int64 range"
+    if isinstance(value, (list, tuple)):
+        text = repr(value)
+        return f"{type(value).__name__} {text if len(text) <= 40 else text[:37] + '...'}"
+    return type(value).__name__
+
+
+def arguments(fn: str, **args: Tuple[object, str]) -> None:
+    """Check each ``name=(value, kind)`` against ``KINDS[kind]``.
+
+    Raises:
+        TypeError: for the first argument that is not of its kind, e.g.
+            ``softhist: histc's input must be a Tensor, got str``.
+    """
+    for name, (value, kind) in args.items():
+        is_kind, expected = KINDS[kind]
+        if not is_kind(value):
+            raise TypeError(f"softhist: {fn}'s {name} must be {expected}, got {_describe(value)}")
