@@ -94,6 +94,16 @@ SOFTHIST_HD C saturation(Kernel k) {
   return C(0);
 }
 
+// ceil(log2(max K^(m) - min K^(m))): |D_m| = |K^(m)(a) - K^(m)(b)| <= 2^this,
+// the headroom a fixed-point sum of D_m needs. (Logistic: sigmoid, s(1-s) <= 1/4
+// and its derivatives span less; gaussian: pdf <= 0.40, -t pdf spans 0.48,
+// (t^2 - 1) pdf 0.58; triangular: 1, 1, 2, 0; bspline: 2/3, 4/3, 3; hard: 1.)
+SOFTHIST_HD int log2_max_abs_d(Kernel k, int64_t order) {
+  constexpr signed char bits[5][4] = {
+      {0, -2, -2, -2}, {0, -1, -1, 0}, {0, 0, 1, 0}, {0, 0, 1, 2}, {0, 0, 0, 0}};
+  return bits[static_cast<int>(k)][order];
+}
+
 template <int Order, typename C>
 SOFTHIST_HD C logistic(C t) {
   // With s = sigmoid(t), q = 1 - s is computed as e^-t * s so it keeps full

@@ -177,9 +177,10 @@ void check_scatter2d_args(const Tensor& x, const Tensor& y, const std::optional<
                           int64_t bins_y, int64_t order_x, int64_t order_y, Kernel kernel) {
   check_scatter_args(x, weight, params_x, bins_x, order_x, kernel);
   check_scatter_args(y, std::nullopt, params_y, bins_y, order_y, kernel);
-  SOFTHIST_CHECK(x.sizes().equals(y.sizes()) && x.scalar_type() == y.scalar_type(),
-                 "softhist: x and y must have the same shape and dtype (they pair up "
-                 "sample by sample)");
+  SOFTHIST_CHECK(x.sizes().equals(y.sizes()) && x.scalar_type() == y.scalar_type() &&
+                     x.device() == y.device(),
+                 "softhist: x and y must have the same shape, dtype and device (they pair "
+                 "up sample by sample)");
   SOFTHIST_CHECK(int64_t(1) * bins_x * bins_y < (int64_t(1) << 31),
                  "softhist: bins_x * bins_y must be below 2^31");
 }

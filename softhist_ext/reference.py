@@ -13,14 +13,15 @@ def kernel_cdf(kernel: str, t: Tensor) -> Tensor:
         return torch.sigmoid(t)
     if kernel == "gaussian":
         return torch.special.ndtr(t)
+    # Written in t, not |t|, so that autograd's derivative is right at t = 0
+    # too (|t| has gradient 0 there).
     if kernel == "triangular":
-        r = (1 - t.abs()).clamp_min(0)
-        return torch.where(t < 0, 0.5 * r * r, 1 - 0.5 * r * r)
+        return torch.where(t < 0, 0.5 * (1 + t).clamp_min(0) ** 2, 1 - 0.5 * (1 - t).clamp_min(0) ** 2)
     if kernel == "bspline":
         a = t.abs()
-        inner = (4 * a - 2 * a**3 + 0.75 * a**4) / 6
-        outer = 0.5 - (2 - a).clamp_min(0) ** 4 / 24
-        return 0.5 + torch.sign(t) * torch.where(a < 1, inner, outer)
+        inner = 0.5 + (4 * t - 2 * t**3 + 0.75 * t**3 * a) / 6
+        outer = torch.where(t < 0, (2 + t).clamp_min(0) ** 4 / 24, 1 - (2 - t).clamp_min(0) ** 4 / 24)
+        return torch.where(a < 1, inner, outer)
     raise ValueError(kernel)
 
 

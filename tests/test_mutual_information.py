@@ -72,6 +72,45 @@ def test_nonfinite_weight_of_a_pair_that_reaches_no_bin_adds_nothing(device, ker
         torch.testing.assert_close(out.cpu(), expected, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("kernel", ["triangular", "bspline"])
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_nonfinite_weight_of_a_pair_reaches_only_its_window(device, kernel, bad):
+    # 40 y bins: the y windows are shorter than the rows the kernels add at once,
+    # so bins just past a window are touched with zero mass and must stay exact.
+    x = torch.tensor([0.05, 0.3, 0.9], dtype=torch.float64)
+    y = torch.tensor([0.9, 0.05, 0.5], dtype=torch.float64)
+    w = torch.tensor([1.0, bad, 2.0], dtype=torch.float64)
+    bins, kappa = (8, 40), (8.0, 40.0)
+    out = softhist_ext.histc2d(x.to(device), y.to(device), bins, 0.0, 1.0, kappa, kernel,
+                               w.to(device)).cpu()
+    mass = reference.histc2d(x[1:2], y[1:2], bins, (0.0, 0.0), (1.0, 1.0), kappa, kernel)
+    rest = reference.histc2d(x[[0, 2]], y[[0, 2]], bins, (0.0, 0.0), (1.0, 1.0), kappa, kernel,
+                             w[[0, 2]])
+    reached = mass > 1e-12
+    assert out[reached].isnan().all() if math.isnan(bad) else (out[reached] == bad).all()
+    # Beyond the support and one bin of window margin the bins are exact.
+    a, b = torch.meshgrid(torch.arange(8), torch.arange(40), indexing="ij")
+    far = ((a - 2).abs() > 3) | ((b - 2).abs() > 3)
+    torch.testing.assert_close(out[far], rest[far], rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("kernel", ["triangular", "bspline"])
+def test_nonfinite_gradient_outside_a_pair_window_is_not_read(device, kernel):
+    # The backward reads the incoming gradient only inside each pair's window.
+    x = torch.tensor([0.31, 0.62], dtype=torch.float64)
+    y = torch.tensor([0.061, 0.113], dtype=torch.float64)  # off the edges, where D is smooth
+    bins, kappa = (8, 40), (8.0, 40.0)
+    g = torch.rand(8, 40, dtype=torch.float64)
+    g[:, 12:] = math.nan
+    xd, yd = (v.to(device, copy=True).requires_grad_() for v in (x, y))
+    softhist_ext.histc2d(xd, yd, bins, 0.0, 1.0, kappa, kernel).backward(g.to(device))
+    xr, yr = (v.detach().clone().requires_grad_() for v in (x, y))
+    dense = reference.histc2d(xr, yr, bins, (0.0, 0.0), (1.0, 1.0), kappa, kernel)
+    dense.backward(g.nan_to_num(0.0))
+    torch.testing.assert_close(xd.grad.cpu(), xr.grad, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(yd.grad.cpu(), yr.grad, rtol=1e-10, atol=1e-10)
+
+
 @pytest.mark.parametrize("kernel", ["logistic", "bspline", "hard"])
 def test_opcheck_joint_ops(device, kernel):
     ops = torch.ops.softhist

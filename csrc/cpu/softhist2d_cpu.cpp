@@ -89,8 +89,15 @@ SOFTHIST_CLONES void scatter2d_chunk(const T* x, const T* y, const T* w, int64_t
       if (blk.scale[l] == 0) continue;
       const double* yl = ty.data() + l * pad;
       double* a = acc + int64_t(blk.first_x[l]) * stride + blk.first_y[l];
+      // The padding holds zeros, but bins past the window may lie there: a
+      // NaN or infinite weight must not turn them into 0 * inf = NaN.
+      const int64_t cols = std::isfinite(blk.scale[l]) ? pad : blk.wy.edges - 1;
       for (int64_t k = 0; k < ex; ++k, a += stride) {
         const double s = sx[k * kLanes + l];
+        if (cols < pad) {
+          for (int64_t j = 0; j < cols; ++j) a[j] += s * yl[j];
+          continue;
+        }
         for (int64_t j0 = 0; j0 < pad; j0 += kRow)
 #pragma omp simd
           for (int64_t j = j0; j < j0 + kRow; ++j) a[j] += s * yl[j];
@@ -104,7 +111,7 @@ template <typename T, typename C>
 SOFTHIST_CLONES void gather2d_chunk(const T* x, const T* y, const C* h, int64_t n,
                                     PairBlock<T, C>& blk, int64_t stride, double factor,
                                     T* out) {
-  const int64_t ex = blk.wx.edges - 1, pad = row_pad(blk.wy);
+  const int64_t ex = blk.wx.edges - 1, ey = blk.wy.edges - 1, pad = row_pad(blk.wy);
   std::vector<C> ty(static_cast<size_t>(kLanes * pad));
   for (int64_t i0 = 0; i0 < n; i0 += kLanes) {
     blk.load(x + i0, y + i0, nullptr, n - i0);
@@ -126,8 +133,11 @@ SOFTHIST_CLONES void gather2d_chunk(const T* x, const T* y, const C* h, int64_t 
 #pragma omp simd
             for (int64_t j = 0; j < kRow; ++j) col[j] += s * hr[j];
           }
+          // Columns past the window read bins outside it, which may hold
+          // NaN or inf: masked, not multiplied by their zero mass.
 #pragma omp simd
-          for (int64_t j = 0; j < kRow; ++j) sum[j] += col[j] * yl[j0 + j];
+          for (int64_t j = 0; j < kRow; ++j)
+            sum[j] += j0 + j < ey ? col[j] * yl[j0 + j] : C(0);
         }
         for (int64_t half = kRow / 2; half > 0; half /= 2)
           for (int64_t j = 0; j < half; ++j) sum[j] += sum[j + half];

@@ -36,7 +36,7 @@ struct Gather2dArgs {
 // Pairs [begin, end) of one row, smooth kernel K. A pair that reaches no bin
 // gets exactly 0 (even where the histogram holds NaN or inf).
 template <Kernel K, typename T, typename C, typename Hist>
-__device__ void gather_smooth_pairs(const Gather2dArgs<T>& a, const PairWindow<K, C>& pw,
+__device__ void gather_smooth_pairs(const Gather2dArgs<T>& a, const PairWindow<K, C, T>& pw,
                                     const Hist& h, double factor, int64_t begin, int64_t end,
                                     C* stage) {
   const int lane = threadIdx.x % 32;
@@ -48,7 +48,7 @@ __device__ void gather_smooth_pairs(const Gather2dArgs<T>& a, const PairWindow<K
     for (unsigned todo = __ballot_sync(kFullWarp, mine.scale != 0); todo != 0;
          todo &= todo - 1) {
       const int src = __ffs(todo) - 1;
-      const LocatedPair<C> p = PairWindow<K, C>::broadcast(mine, src);
+      const LocatedPair<C> p = PairWindow<K, C, T>::broadcast(mine, src);
       C acc = 0;  // in C, as the CPU's per-column sums
       pw.for_each_bin(p, all, stage, [&](int64_t ia, int64_t ib, C dx, C dy) {
         acc += h[ia * a.bins_y + ib] * (dy * dx);
@@ -79,7 +79,7 @@ __global__ void __launch_bounds__(kThreads) gather2d_pairs(Gather2dArgs<T> a) {
   extern __shared__ __align__(16) unsigned char shared_bytes[];
   C* shared_hist = reinterpret_cast<C*>(shared_bytes);
   __shared__ C stage[kThreads];  // 32 per warp
-  const PairWindow<K, C> pw(a.params_x, a.bins_x, a.order_x, a.params_y, a.bins_y, a.order_y);
+  const PairWindow<K, C, T> pw(a.params_x, a.bins_x, a.order_x, a.params_y, a.bins_y, a.order_y);
   const double factor = OrderFactor{a.params_x, a.order_x, a.params_y, a.order_y}.value();
   const int64_t bins = a.bins_x * a.bins_y;
   for (int64_t item = blockIdx.x; item < a.items; item += gridDim.x) {

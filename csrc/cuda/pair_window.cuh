@@ -43,7 +43,8 @@ struct BinRect {
   int64_t ax0, ax1, by0, by1;
 };
 
-template <Kernel K, typename C>
+// T: the samples' type, whose rounding of min and max the hard kernel follows.
+template <Kernel K, typename C, typename T>
 struct PairWindow {
   // Edges a warp evaluates in one step besides the two that close the slabs:
   // slab_x + slab_y <= 30, so 2 + slab_x + slab_y edges fit in 32 lanes.
@@ -57,7 +58,7 @@ struct PairWindow {
 
   __device__ PairWindow(const double* params_x, int64_t bins_x, int order_x_,
                         const double* params_y, int64_t bins_y, int order_y_)
-      : wx(window_of<K, C>(params_x, bins_x)), wy(window_of<K, C>(params_y, bins_y)),
+      : wx(window_of<K, C, T>(params_x, bins_x)), wy(window_of<K, C, T>(params_y, bins_y)),
         cx(static_cast<C>(wx.c)), cy(static_cast<C>(wy.c)), order_x(order_x_),
         order_y(order_y_), ex(wx.edges - 1), ey(wy.edges - 1) {
     // Whole windows in one slab where they fit; else about half the lanes each.
@@ -67,7 +68,6 @@ struct PairWindow {
   }
 
   // Pair i (none at or past end), weighted by w[i] (1 when w is null).
-  template <typename T>
   __device__ LocatedPair<C> locate(const T* x, const T* y, const T* w, int64_t i,
                                    int64_t end) const {
     LocatedPair<C> p;

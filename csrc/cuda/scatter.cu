@@ -6,11 +6,12 @@
 // each bin in a fixed order and applies kappa^order.
 //
 // Precision: a chunk's contributions are rounded to multiples of 2^-shift,
-// chosen so that the chunk's sum stays below 2^62 in magnitude (FixedPoint).
-// A bin's error from one chunk is then at most n_chunk * 2^-59 of the chunk's
-// largest possible mass (n_chunk * max|weight|), as a bound (typical errors are
-// far smaller): 2^-44 for 1e8 samples in 256 bins (chunks of 24,414 samples),
-// 2^-39 in 65,536 bins (chunks of 781,250). The float64 partials and their
+// chosen so that the chunk's sum stays below 2^62 in magnitude (FixedPoint,
+// from the kernel's bound on |D_order|, log2_max_abs_d). A bin's error from one
+// chunk is then at most n_chunk * 2^-61 of the chunk's largest possible mass
+// (n_chunk * max|weight| * 2^log2_max_abs_d), as a bound (typical errors are
+// far smaller): 2^-46 for 1e8 samples in 256 bins (chunks of 24,414 samples),
+// 2^-41 in 65,536 bins (chunks of 781,250). The float64 partials and their
 // sum round as the CPU's per-thread partials do.
 #include <torch/csrc/stable/accelerator.h>
 #include <torch/csrc/stable/ops.h>
@@ -33,10 +34,6 @@ constexpr int64_t kTileBins = 8192;  // 64 KB of counters per block
 // sums its contributions before one atomic per bin: many samples in the same
 // bins would otherwise serialise on the same shared-memory words.
 constexpr int64_t kMaxWarpSpread = 4;
-// |D_order| = |K^(order)(a) - K^(order)(b)| <= 2^kLog2MaxAbsD for every kernel
-// and order, as |K^(m)| <= 2 (the largest: the B-spline's third derivative, -2
-// at t = 0).
-constexpr int kLog2MaxAbsD = 2;
 
 // A block's counters for bins [lo, hi) of one chunk, and the row's flags.
 struct TileSums {
@@ -162,7 +159,7 @@ __global__ void __launch_bounds__(kThreads) scatter_partials(ScatterArgs<T> a) {
     for (int64_t j = threadIdx.x; j < 2 * (hi - lo); j += blockDim.x) words[j] = 0;
     const double max_weight = a.weight ? block_max_abs_finite(a.weight, begin, end, scratch) : 1.0;
     const TileSums tile{{words, hi - lo}, a.nonfinite + row * a.bins, lo, hi,
-                        FixedPoint(max_weight, end - begin, kLog2MaxAbsD)};
+                        FixedPoint(max_weight, end - begin, log2_max_abs_d(K, Order))};
     __syncthreads();
     for (int64_t base = begin; base < end; base += blockDim.x)
       scatter_sample<Sample<K, Order, C>>(win, a.x, a.weight, base + threadIdx.x, end, tile);

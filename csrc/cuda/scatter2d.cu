@@ -21,8 +21,6 @@ namespace {
 
 constexpr int kThreads = 256;
 constexpr int64_t kTileBins = 8192;  // 64 KB of counters per block
-// |D_order_x * D_order_y| <= 2^2 * 2^2 for every kernel and order (|K^(m)| <= 2).
-constexpr int kLog2MaxAbsD2 = 4;
 
 // The tiles: tile_rows x tile_cols bins each (fewer at the last row and
 // column of tiles), whole rows of bins when bins_y allows.
@@ -70,7 +68,7 @@ struct TileCounters {
 
 // Pairs [begin, end) of one row, smooth kernel K, into the tile.
 template <Kernel K, typename T, typename C>
-__device__ void scatter_smooth_pairs(const Scatter2dArgs<T>& a, const PairWindow<K, C>& pw,
+__device__ void scatter_smooth_pairs(const Scatter2dArgs<T>& a, const PairWindow<K, C, T>& pw,
                                      int64_t begin, int64_t end, const TileCounters& tile,
                                      const FixedPoint& fixed, unsigned* flags, C* stage) {
   const int lane = threadIdx.x % 32;
@@ -80,7 +78,7 @@ __device__ void scatter_smooth_pairs(const Scatter2dArgs<T>& a, const PairWindow
     // Zero weights add nothing, as on the CPU (NaN ones do).
     const bool adds = mine.scale != 0 && pw.meets(mine, tile.r);
     for (unsigned todo = __ballot_sync(kFullWarp, adds); todo != 0; todo &= todo - 1) {
-      const LocatedPair<C> p = PairWindow<K, C>::broadcast(mine, __ffs(todo) - 1);
+      const LocatedPair<C> p = PairWindow<K, C, T>::broadcast(mine, __ffs(todo) - 1);
       pw.for_each_bin(p, tile.r, stage, [&](int64_t ia, int64_t ib, C dx, C dy) {
         // The CPU's product: (weight * dx) * dy in double.
         const double d = p.scale * static_cast<double>(dx) * static_cast<double>(dy);
@@ -127,7 +125,7 @@ __global__ void __launch_bounds__(kThreads) scatter2d_partials(Scatter2dArgs<T> 
   extern __shared__ unsigned words[];
   __shared__ double scratch[kThreads / 32];
   __shared__ C stage[kThreads];  // 32 per warp
-  const PairWindow<K, C> pw(a.params_x, a.grid.bins_x, a.order_x, a.params_y, a.grid.bins_y,
+  const PairWindow<K, C, T> pw(a.params_x, a.grid.bins_x, a.order_x, a.params_y, a.grid.bins_y,
                             a.order_y);
   const int64_t bins = a.grid.bins_x * a.grid.bins_y, tiles = a.grid.count();
   for (int64_t item = blockIdx.x; item < a.items; item += gridDim.x) {
@@ -138,7 +136,8 @@ __global__ void __launch_bounds__(kThreads) scatter2d_partials(Scatter2dArgs<T> 
     const TileCounters tile{{words, (r.ax1 - r.ax0) * (r.by1 - r.by0)}, r};
     for (int64_t j = threadIdx.x; j < 2 * tile.slots(); j += blockDim.x) words[j] = 0;
     const double max_weight = a.weight ? block_max_abs_finite(a.weight, begin, end, scratch) : 1.0;
-    const FixedPoint fixed(max_weight, end - begin, kLog2MaxAbsD2);
+    const FixedPoint fixed(max_weight, end - begin,
+                           log2_max_abs_d(K, a.order_x) + log2_max_abs_d(K, a.order_y));
     unsigned* flags = a.nonfinite + row * bins;
     __syncthreads();
     if constexpr (K == Kernel::Hard)
