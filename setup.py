@@ -7,6 +7,12 @@ It uses no Python C API either, hence one abi3 wheel for every CPython >= 3.9.
 The CUDA kernels are a second library, built when the build's torch has CUDA
 and nvcc's major version matches it (FORCE_CUDA=1 builds it regardless,
 FORCE_ONLY_CPU=1 never).
+
+SOFTHIST_SANITIZE=1 builds the CPU library with AddressSanitizer and
+UndefinedBehaviorSanitizer (any report aborts the process; debug info and
+frame pointers for readable stacks) and no CUDA library: for testing, not
+distribution, since Python must then run with the ASan runtime preloaded
+(see .ci/sanitize).
 """
 
 import os
@@ -21,6 +27,16 @@ from torch.utils.cpp_extension import BuildExtension, CppExtension, CUDAExtensio
 
 ROOT = Path(__file__).parent
 STABLE_ABI_TARGET = "-DTORCH_TARGET_VERSION=0x020a000000000000"  # torch 2.10
+SANITIZE = os.environ.get("SOFTHIST_SANITIZE") == "1"
+# Compile and link flags (the link pulls in the sanitizer runtimes). The bin
+# index math casts doubles to integers: check those casts too. -fno-wrapv undoes
+# Python's -fwrapv, under which signed overflow is defined and goes unreported.
+sanitizer_flags = (
+    ["-fsanitize=address,undefined,float-cast-overflow", "-fno-sanitize-recover=all",
+     "-fno-wrapv", "-fno-omit-frame-pointer", "-g"]
+    if SANITIZE
+    else []
+)
 
 cpu_sources = [
     "csrc/registration.cpp",
@@ -58,7 +74,7 @@ def nvcc_major(home):
 
 
 def build_cuda(home):
-    if os.environ.get("FORCE_ONLY_CPU") == "1":
+    if os.environ.get("FORCE_ONLY_CPU") == "1" or SANITIZE:
         return False
     if os.environ.get("FORCE_CUDA") == "1":
         return True
@@ -72,7 +88,9 @@ ext_modules = [
         "softhist_ext._C",
         cpu_sources,
         depends=["csrc/kernels.h", "csrc/ops.h", "csrc/dispatch.h", "csrc/cpu/common.h"],
-        extra_compile_args=["-O3", "-std=c++17", "-fopenmp-simd", STABLE_ABI_TARGET],
+        extra_compile_args=["-O3", "-std=c++17", "-fopenmp-simd", STABLE_ABI_TARGET,
+                            *sanitizer_flags],
+        extra_link_args=sanitizer_flags,
         py_limited_api=True,
     )
 ]
