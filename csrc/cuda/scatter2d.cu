@@ -126,7 +126,7 @@ __global__ void __launch_bounds__(kThreads) scatter2d_partials(Scatter2dArgs<T> 
   __shared__ double scratch[kThreads / 32];
   __shared__ C stage[kThreads];  // 32 per warp
   const PairWindow<K, C, T> pw(a.params_x, a.grid.bins_x, a.order_x, a.params_y, a.grid.bins_y,
-                            a.order_y);
+                               a.order_y);
   const int64_t bins = a.grid.bins_x * a.grid.bins_y, tiles = a.grid.count();
   for (int64_t item = blockIdx.x; item < a.items; item += gridDim.x) {
     const int64_t part = item / tiles, row = part / a.chunks, chunk = part % a.chunks;
