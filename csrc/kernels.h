@@ -44,7 +44,8 @@ SOFTHIST_HD float exp_bounded(float x) {
 }
 
 SOFTHIST_HD double exp_bounded(double x) {
-  const double n = (x * 1.4426950408889634 + 6755399441055744.0) - 6755399441055744.0;
+  const double shifted = x * 1.4426950408889634 + 6755399441055744.0;  // 1.5 * 2^52 + n
+  const double n = shifted - 6755399441055744.0;
   const double f = (x - n * 0.693147180369123816490) - n * 1.90821492927058770002e-10;
   double p = 1.0 / 6227020800.0;  // 1/13!
   p = p * f + 1.0 / 479001600.0;
@@ -60,7 +61,11 @@ SOFTHIST_HD double exp_bounded(double x) {
   p = p * f + 0.5;
   p = p * f + 1.0;
   p = p * f + 1.0;
-  const int64_t bits = (static_cast<int64_t>(n) + 1023) << 52;
+  // 2^n from shifted's low mantissa bits, which hold n: AVX2 has no
+  // double -> int64 conversion, but 64-bit integer adds and shifts.
+  uint64_t bits;
+  std::memcpy(&bits, &shifted, sizeof bits);
+  bits = (bits + 1023) << 52;
   double scale;
   std::memcpy(&scale, &bits, sizeof scale);
   return p * scale;
