@@ -65,6 +65,21 @@ constexpr int64_t kRow = 8;
 
 int64_t row_pad(const Window& wy) { return (wy.edges - 1 + kRow - 1) / kRow * kRow; }
 
+// One 32-byte vector of C (GCC's vector extension; an AVX2 register), read in
+// place from a row (C's alignment, may alias C): the gather's row sums stay in
+// registers, where stack arrays stall store forwarding.
+template <typename C>
+struct RowVecOf {
+  typedef C type __attribute__((vector_size(32), aligned(alignof(C)), may_alias));
+};
+template <typename C>
+using RowVec = typename RowVecOf<C>::type;
+template <typename C>
+constexpr int64_t kVecLen = 32 / sizeof(C);  // divides kRow
+
+template <typename C>
+SOFTHIST_HD const RowVec<C>& row_at(const C* p) { return *reinterpret_cast<const RowVec<C>*>(p); }
+
 // The block's y masses, one zero-padded row of `pad` values per sample:
 // ty[l * pad + j] = dy(j, l). The padding is never written.
 template <typename A, typename T, typename C>
@@ -113,6 +128,9 @@ SOFTHIST_CLONES void gather2d_chunk(const T* x, const T* y, const C* h, int64_t 
                                     T* out) {
   const int64_t ex = blk.wx.edges - 1, ey = blk.wy.edges - 1, pad = row_pad(blk.wy);
   std::vector<C> ty(static_cast<size_t>(kLanes * pad));
+  constexpr int64_t V = kVecLen<C>;
+  RowVec<C> column;  // j - j0
+  for (int64_t j = 0; j < V; ++j) column[j] = static_cast<C>(j);
   for (int64_t i0 = 0; i0 < n; i0 += kLanes) {
     blk.load(x + i0, y + i0, nullptr, n - i0);
     transpose_y(blk, pad, ty.data());
@@ -120,26 +138,21 @@ SOFTHIST_CLONES void gather2d_chunk(const T* x, const T* y, const C* h, int64_t 
     for (int l = 0; l < m; ++l) {
       double acc = 0;
       if (blk.scale[l] != 0) {
-        // sum_j dy_j sum_k dx_k h[k][j], a row block of kRow columns at a
-        // time, in registers; one horizontal sum at the end.
+        // sum_j dy_j sum_k dx_k h[k][j], a vector of columns at a time, in
+        // registers; one horizontal sum at the end.
         const C* yl = ty.data() + l * pad;
         const C* h0 = h + int64_t(blk.first_x[l]) * stride + blk.first_y[l];
-        C sum[kRow] = {};
-        for (int64_t j0 = 0; j0 < pad; j0 += kRow) {
-          C col[kRow] = {};
+        RowVec<C> sum = {};
+        for (int64_t j0 = 0; j0 < pad; j0 += V) {
+          RowVec<C> col = {};
           const C* hr = h0 + j0;
-          for (int64_t k = 0; k < ex; ++k, hr += stride) {
-            const C s = blk.dx(k, l);
-#pragma omp simd
-            for (int64_t j = 0; j < kRow; ++j) col[j] += s * hr[j];
-          }
+          for (int64_t k = 0; k < ex; ++k, hr += stride) col += blk.dx(k, l) * row_at(hr);
           // Columns past the window read bins outside it, which may hold
           // NaN or inf: masked, not multiplied by their zero mass.
-#pragma omp simd
-          for (int64_t j = 0; j < kRow; ++j)
-            sum[j] += j0 + j < ey ? col[j] * yl[j0 + j] : C(0);
+          sum += column + static_cast<C>(j0) < static_cast<C>(ey) ? col * row_at(yl + j0)
+                                                                  : RowVec<C>{};
         }
-        for (int64_t half = kRow / 2; half > 0; half /= 2)
+        for (int64_t half = V / 2; half > 0; half /= 2)
           for (int64_t j = 0; j < half; ++j) sum[j] += sum[j + half];
         acc = static_cast<double>(sum[0]);
       }
