@@ -176,13 +176,16 @@ SOFTHIST_HD C bspline(C t) {
   const C sign = t < 0 ? C(-1) : C(1);
   const C b = a < 2 ? C(2) - a : C(0);
   const bool inner = a < 1;
+  // Horner forms with the divisions by 6 and 24 folded into the coefficients.
   if constexpr (Order == 0) {
-    // Mass in [0, a], then K(t) = 1/2 + sign * mass.
-    const C inner_mass = (C(4) * a - C(2) * a * a * a + C(0.75) * a * a * a * a) / C(6);
-    const C outer_mass = C(0.5) - b * b * b * b / C(24);
+    // Mass in [0, a] = (4a - 2a^3 + 3a^4/4) / 6, or 1/2 - (2 - a)^4 / 24; then
+    // K(t) = 1/2 + sign * mass.
+    const C inner_mass = a * (C(2.0 / 3) + a * a * (C(-1.0 / 3) + C(0.125) * a));
+    const C outer_mass = C(0.5) - b * b * b * b * C(1.0 / 24);
     return C(0.5) + sign * (inner ? inner_mass : outer_mass);
   }
-  if constexpr (Order == 1) return inner ? (C(4) - C(6) * a * a + C(3) * a * a * a) / C(6) : b * b * b / C(6);
+  if constexpr (Order == 1)
+    return inner ? C(2.0 / 3) + a * a * (C(-1) + C(0.5) * a) : b * b * b * C(1.0 / 6);
   if constexpr (Order == 2) return sign * (inner ? C(-2) * a + C(1.5) * a * a : C(-0.5) * b * b);
   if constexpr (Order == 3) return inner ? C(-2) + C(3) * a : b;
 }

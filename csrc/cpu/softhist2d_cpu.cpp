@@ -106,16 +106,19 @@ SOFTHIST_CLONES void scatter2d_chunk(const T* x, const T* y, const T* w, int64_t
       double* a = acc + int64_t(blk.first_x[l]) * stride + blk.first_y[l];
       // The padding holds zeros, but bins past the window may lie there: a
       // NaN or infinite weight must not turn them into 0 * inf = NaN.
-      const int64_t cols = std::isfinite(blk.scale[l]) ? pad : blk.wy.edges - 1;
-      for (int64_t k = 0; k < ex; ++k, a += stride) {
-        const double s = sx[k * kLanes + l];
-        if (cols < pad) {
-          for (int64_t j = 0; j < cols; ++j) a[j] += s * yl[j];
-          continue;
-        }
-        for (int64_t j0 = 0; j0 < pad; j0 += kRow)
+      if (!std::isfinite(blk.scale[l])) {
+        for (int64_t k = 0; k < ex; ++k, a += stride)
+          for (int64_t j = 0; j + 1 < blk.wy.edges; ++j) a[j] += sx[k * kLanes + l] * yl[j];
+        continue;
+      }
+      for (int64_t j0 = 0; j0 < pad; j0 += kRow) {
+        const double* __restrict yr = yl + j0;
+        double* __restrict ar = a + j0;
+        for (int64_t k = 0; k < ex; ++k, ar += stride) {
+          const double s = sx[k * kLanes + l];
 #pragma omp simd
-          for (int64_t j = j0; j < j0 + kRow; ++j) a[j] += s * yl[j];
+          for (int64_t j = 0; j < kRow; ++j) ar[j] += s * yr[j];
+        }
       }
     }
   }
