@@ -75,7 +75,7 @@ struct RowVecOf {
 template <typename C>
 using RowVec = typename RowVecOf<C>::type;
 template <typename C>
-constexpr int64_t kVecLen = 32 / sizeof(C);  // divides kRow
+constexpr int64_t kVecLen = 32 / sizeof(C);
 
 template <typename C>
 SOFTHIST_HD const RowVec<C>& row_at(const C* p) { return *reinterpret_cast<const RowVec<C>*>(p); }
@@ -132,6 +132,7 @@ SOFTHIST_CLONES void gather2d_chunk(const T* x, const T* y, const C* h, int64_t 
   const int64_t ex = blk.wx.edges - 1, ey = blk.wy.edges - 1, pad = row_pad(blk.wy);
   std::vector<C> ty(static_cast<size_t>(kLanes * pad));
   constexpr int64_t V = kVecLen<C>;
+  static_assert(kRow % V == 0, "rows are padded to whole vectors");
   RowVec<C> column;  // j - j0
   for (int64_t j = 0; j < V; ++j) column[j] = static_cast<C>(j);
   for (int64_t i0 = 0; i0 < n; i0 += kLanes) {
