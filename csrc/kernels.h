@@ -213,15 +213,21 @@ SOFTHIST_HD double rounded_to(double v) {
 // saturated, so a window of `edges` consecutive edges, clipped to [0, bins],
 // holds every nonzero D_m. The window length is the same for every sample;
 // only its first edge differs.
+//
+// Open ends (conserve_mass): a sample inside [min, max] keeps its whole mass,
+// the kernel mass beyond min going to the first bin and beyond max to the last
+// (K is taken as 1 at edge 0 and 0 at edge `bins`; its derivatives as 0);
+// samples outside [min, max] add nothing, as in torch.histc.
 struct Window {
   double lo, inv_width, c, reach;
   double in_lo, in_hi;  // the range rounded to the samples' type, as torch.histc sees it
   int64_t bins, edges;
+  bool open_ends;
 
   // C: the type kernel values are computed in; T: the samples' type.
   template <typename C, typename T>
   SOFTHIST_HD static Window make(Kernel kernel, double lo, double hi, double kappa,
-                                 int64_t bins) {
+                                 int64_t bins, bool open_ends) {
     Window w;
     const double width = (hi - lo) / static_cast<double>(bins);
     w.lo = lo;
@@ -233,31 +239,45 @@ struct Window {
     w.bins = bins;
     const double span = __builtin_ceil(2.0 * w.reach) + 2.0;
     w.edges = span > static_cast<double>(bins + 1) ? bins + 1 : static_cast<int64_t>(span);
+    w.open_ends = open_ends;
     return w;
   }
 
-  // The bin of x as torch.histc counts it, or false when x is outside the
-  // range or not finite. As torch.histc, it compares x with min and max
-  // rounded to the samples' type (a float32 sample equal to float32(max) is
-  // counted where float32(max) > max), and max falls in the last bin.
+  // Whether x lies in [min, max] as torch.histc compares them: with min and
+  // max rounded to the samples' type (a float32 sample equal to float32(max)
+  // is counted where float32(max) > max). False for NaN.
+  SOFTHIST_HD bool inside(double x) const { return x >= in_lo && x <= in_hi; }
+
+  // The bin of x as torch.histc counts it (max falls in the last bin), or
+  // false when x is outside the range or not finite.
   SOFTHIST_HD bool bin_of(double x, int64_t& bin) const {
-    if (!(x >= in_lo && x <= in_hi)) return false;
+    if (!inside(x)) return false;
     const double u = (x - lo) * inv_width;
     bin = u < 1 ? 0 : (u < static_cast<double>(bins) ? static_cast<int64_t>(u) : bins - 1);
     return true;
   }
 
   // First edge of x's window and kappa*(x - e_first), or false when x is not
-  // finite or too far from the range to reach any bin.
+  // finite, too far from the range to reach any bin, or (open ends) outside it.
   SOFTHIST_HD bool locate(double x, int64_t& first, double& t_first) const {
     const double u = (x - lo) * inv_width;
     if (!(u > -reach && u < static_cast<double>(bins) + reach)) return false;
+    if (open_ends && !inside(x)) return false;
     double start = __builtin_floor(u - reach);
     const double last_start = static_cast<double>(bins + 1 - edges);
     start = start < 0 ? 0 : (start > last_start ? last_start : start);
     first = static_cast<int64_t>(start);
     t_first = c * (u - start);
     return true;
+  }
+
+  // K^(order) at edge `edge` given its kernel value: the value itself, except
+  // at the open ends.
+  template <typename C>
+  SOFTHIST_HD C at_edge(int64_t edge, int order, C value) const {
+    if (open_ends && edge == 0) return order == 0 ? C(1) : C(0);
+    if (open_ends && edge == bins) return C(0);
+    return value;
   }
 };
 

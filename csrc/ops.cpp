@@ -56,9 +56,9 @@ void check_bins(int64_t bins) {
 
 void check_params(const Tensor& params, const Tensor& input) {
   SOFTHIST_CHECK(params.scalar_type() == ScalarType::Double && params.dim() == 1 &&
-                     params.numel() == 3 && params.is_contiguous(),
-                  "softhist: params must be the float64 tensor of 3 values returned by "
-                  "torch.ops.softhist.params");
+                     params.numel() == kParamsSize && params.is_contiguous(),
+                  "softhist: params must be the float64 tensor of ", kParamsSize,
+                  " values returned by torch.ops.softhist.params");
   SOFTHIST_CHECK(params.device() == input.device(),
                   "softhist: params must be on the input's device");
 }
@@ -99,7 +99,9 @@ void check_input(const Tensor& input) {
                   "bfloat16, float32 or float64); convert it with input.float()");
 }
 
-void check_histc_args(int64_t bins, double min, double max, std::optional<double> kappa) {
+RangeArgs range_args(const Tensor& input, int64_t bins, double min, double max,
+                     std::optional<double> kappa, Kernel kernel, bool open_ends) {
+  check_input(input);
   check_bins(bins);
   SOFTHIST_CHECK(std::isfinite(min) && std::isfinite(max),
                   "softhist: min and max must be finite, got min=", min, " and max=", max);
@@ -111,30 +113,15 @@ void check_histc_args(int64_t bins, double min, double max, std::optional<double
                     "slope, in 1/units of the input), got ",
                     *kappa, "; pass kappa=None for the default");
   }
-}
-
-Resolved resolve(Kernel kernel, int64_t bins, double min, double max,
-                 std::optional<double> kappa, double data_lo, double data_hi) {
-  Resolved r{min, max, 0.0};
-  if (min == max) {
-    // torch.histc: the range of the data, widened by 1 when it is a point.
-    if (data_lo <= data_hi) {
-      r.lo = data_lo;
-      r.hi = data_hi;
-    }
-    if (r.lo == r.hi) {
-      r.lo -= 1;
-      r.hi += 1;
-    }
+  if (min != max) {
+    const double width = (max - min) / static_cast<double>(bins);
+    SOFTHIST_CHECK(std::isfinite(width) && width > 0 && min + width > min && max - width < max,
+                    "softhist: the range [", min, ", ", max, "] split into ", bins,
+                    " bins gives bins too narrow to represent; widen min/max or use fewer "
+                    "bins");
   }
-  const double width = (r.hi - r.lo) / static_cast<double>(bins);
-  SOFTHIST_CHECK(std::isfinite(width) && width > 0 && r.lo + width > r.lo &&
-                      r.hi - width < r.hi,
-                  "softhist: the range [", r.lo, ", ", r.hi, "] split into ", bins,
-                  " bins gives bins too narrow to represent; widen min/max or use fewer "
-                  "bins");
-  r.kappa = kappa.has_value() ? *kappa : default_kappa_width(kernel) / width;
-  return r;
+  return {min, max, bins, kappa.has_value(),
+          kappa.has_value() ? *kappa : default_kappa_width(kernel), open_ends};
 }
 
 void check_scatter_args(const Tensor& input, const std::optional<Tensor>& weight,

@@ -5,6 +5,7 @@
 #include <torch/csrc/stable/tensor.h>
 
 #include "kernels.h"
+#include "range.h"
 
 #include <optional>
 #include <string>
@@ -26,18 +27,16 @@ template <typename... Args>
 #define SOFTHIST_CHECK(cond, ...) \
   if (!(cond)) ::softhist::fail(__VA_ARGS__)
 
-// The range and kappa after defaults, as the op `params` stores them.
-struct Resolved {
-  double lo, hi, kappa;
-};
+// The op `params` stores the range and kappa after defaults, and whether the
+// ends are open (conserve_mass): float64 [lo, hi, kappa, open].
+constexpr int64_t kParamsSize = 4;
 
 Kernel parse_kernel(const std::string& name);
 void check_input(const Tensor& input);
-void check_histc_args(int64_t bins, double min, double max, std::optional<double> kappa);
-// Completes a data range [data_lo, data_hi] (of finite samples; empty: lo > hi)
-// into the histogram range, as torch.histc does, and fills in kappa.
-Resolved resolve(Kernel kernel, int64_t bins, double min, double max,
-                 std::optional<double> kappa, double data_lo, double data_hi);
+// Checks the arguments of `params` and what resolve_range (range.h) needs
+// besides the data's range; an explicit range must split into representable bins.
+RangeArgs range_args(const Tensor& input, int64_t bins, double min, double max,
+                     std::optional<double> kappa, Kernel kernel, bool open_ends);
 // The ops work along the last dimension of input, batched over the others.
 void check_scatter_args(const Tensor& input, const std::optional<Tensor>& weight,
                         const Tensor& params, int64_t bins, int64_t order, Kernel kernel);

@@ -21,7 +21,7 @@ namespace {
 }
 
 Tensor params_no_kernel(const Tensor& input, int64_t, double, double, std::optional<double>,
-                        std::string) {
+                        std::string, bool) {
   no_kernel("params", input);
 }
 Tensor scatter_no_kernel(const Tensor& input, const std::optional<Tensor>&, const Tensor&,
@@ -45,11 +45,12 @@ Tensor gather2d_no_kernel(const Tensor& x, const Tensor&, const Tensor&, const T
 }  // namespace
 
 STABLE_TORCH_LIBRARY(softhist, m) {
-  // Range and kappa after defaults, as float64 [lo, hi, kappa] on the input's
-  // device, so that a range taken from the data never leaves the device.
+  // Range and kappa after defaults, and open ends (conserve_mass), as float64
+  // [lo, hi, kappa, open] on the input's device, so that a range taken from
+  // the data never leaves the device.
   m.def(
       "params(Tensor input, int bins, float min, float max, float? kappa, "
-      "str kernel) -> Tensor");
+      "str kernel, bool conserve_mass=False) -> Tensor");
   // Along the last dimension, batched over the others (see kernels.h):
   // out[..., b] = sum_i weight[..., i] * D_order(input[..., i], b), shape (..., bins).
   m.def(

@@ -31,15 +31,18 @@ c10::TypedOperatorHandle<Signature> find_op(const char* name) {
 
 }  // namespace detail
 
-// Range and kappa after defaults, as a float64 tensor [lo, hi, kappa] on
-// input's device (min == max takes the range of the finite samples). Not
-// differentiable.
+// Range and kappa after defaults, and open ends, as a float64 tensor
+// [lo, hi, kappa, open] on input's device (min == max takes the range of the
+// finite samples; conserve_mass opens the ends: in-range samples keep their
+// whole mass, the others add nothing). Not differentiable.
 inline at::Tensor params(const at::Tensor& input, int64_t bins, double min, double max,
-                         std::optional<double> kappa, std::string_view kernel) {
-  static const auto op = detail::find_op<at::Tensor(
-      const at::Tensor&, int64_t, double, double, std::optional<double>, std::string_view)>(
-      "softhist::params");
-  return op.call(input, bins, min, max, kappa, kernel);
+                         std::optional<double> kappa, std::string_view kernel,
+                         bool conserve_mass = false) {
+  static const auto op =
+      detail::find_op<at::Tensor(const at::Tensor&, int64_t, double, double,
+                                 std::optional<double>, std::string_view, bool)>(
+          "softhist::params");
+  return op.call(input, bins, min, max, kappa, kernel, conserve_mass);
 }
 
 // Along the last dimension, batched over the others:
@@ -68,14 +71,15 @@ inline at::Tensor gather(const at::Tensor& input, const at::Tensor& hist,
 inline at::Tensor histc(const at::Tensor& input, int64_t bins = 100, double min = 0.0,
                         double max = 0.0, std::optional<double> kappa = std::nullopt,
                         std::string_view kernel = "logistic",
-                        const std::optional<at::Tensor>& weight = std::nullopt) {
+                        const std::optional<at::Tensor>& weight = std::nullopt,
+                        bool conserve_mass = false) {
   TORCH_CHECK(!weight.has_value() || weight->sizes() == input.sizes(),
               "softhist: weight must have the input's shape ", input.sizes(), ", got ",
               weight->sizes());
   const at::Tensor x = input.reshape({-1});
   const std::optional<at::Tensor> w =
       weight.has_value() ? std::optional<at::Tensor>(weight->reshape({-1})) : std::nullopt;
-  return scatter(x, w, params(x, bins, min, max, kappa, kernel), bins, 0, kernel);
+  return scatter(x, w, params(x, bins, min, max, kappa, kernel, conserve_mass), bins, 0, kernel);
 }
 
 }  // namespace softhist

@@ -67,6 +67,10 @@ KINDS: Dict[str, Tuple[Callable[[object], bool], str]] = {
     "int list?": (_optional(_is_int_list), "a list of ints or None"),
     "int pair": (_one_or_pair(is_int), "an int or an (x, y) pair of ints"),
     "number pair": (_one_or_pair(is_real), "a number or an (x, y) pair of numbers"),
+    "number pair?": (
+        _optional(_one_or_pair(is_real)),
+        "a number, an (x, y) pair of numbers, or None",
+    ),
     "number? pair": (
         _one_or_pair(_optional(is_real)),
         "a number, None, or an (x, y) pair of numbers or None",
@@ -94,3 +98,13 @@ def arguments(fn: str, **args: Tuple[object, str]) -> None:
         is_kind, expected = KINDS[kind]
         if not is_kind(value):
             raise TypeError(f"softhist: {fn}'s {name} must be {expected}, got {_describe(value)}")
+
+
+def dim_in_range(fn: str, dim: int, ndim: int) -> None:
+    """Raise ``IndexError`` naming ``dim`` unless it indexes a tensor of
+    ``ndim`` dimensions (a 0-d tensor takes 0 and -1, as torch's functions do)."""
+    n = max(ndim, 1)
+    if not -n <= dim < n:
+        raise IndexError(
+            f"softhist: {fn}'s dim must be in [{-n}, {n - 1}] for a {ndim}-d input, got {dim}"
+        )

@@ -30,8 +30,8 @@ def _weighted(grad, weight):
 
 
 @torch.library.register_fake("softhist::params")
-def _params_fake(input, bins, min, max, kappa, kernel):
-    return input.new_empty((3,), dtype=torch.float64)
+def _params_fake(input, bins, min, max, kappa, kernel, conserve_mass=False):
+    return input.new_empty((4,), dtype=torch.float64)
 
 
 @torch.library.register_fake("softhist::scatter")
@@ -63,7 +63,7 @@ def _params_setup(ctx, inputs, output):
 
 
 def _params_backward(ctx, grad):
-    return None, None, None, None, None, None
+    return None, None, None, None, None, None, None
 
 
 def _scatter_setup(ctx, inputs, output):

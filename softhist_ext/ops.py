@@ -19,58 +19,76 @@ def histc(
     dim: Optional[int] = None,
     density: bool = False,
     straight_through: bool = False,
+    conserve_mass: bool = False,
 ) -> Tensor:
-    r"""Differentiable :func:`torch.histc`.
+    """Differentiable torch.histc.
 
-    (The arguments after ``kappa`` are meant as keywords; they are not
-    keyword-only because TorchScript can't compile that.)
+    Each sample spreads over the bins by a smoothing kernel of scale 1/kappa,
+    and a bin receives the kernel mass that falls inside it. With the default
+    logistic kernel, for bins with edges e_j = min + j * (max - min) / bins:
 
-    Each sample spreads over the bins by a smoothing kernel of scale ``1/kappa``;
-    a bin receives the kernel mass that falls inside it. With the default
-    logistic kernel
+        out[b] = sum_i w_i * (sigmoid(kappa * (x_i - e_b)) - sigmoid(kappa * (x_i - e_(b+1))))
 
-    .. math::
-        \text{out}_b = \sum_i w_i \left[\sigma(\kappa(x_i - e_b)) - \sigma(\kappa(x_i - e_{b+1}))\right],
-        \qquad e_j = \text{min} + j\,\frac{\text{max} - \text{min}}{\text{bins}}
-
-    so samples well inside ``[min, max]`` add exactly ``w_i`` in total, and
-    ``kappa -> inf`` gives ``torch.histc``. Gradients flow to ``input`` and
-    ``weight`` (first and second order); only the bins a sample's kernel
-    reaches are touched, so memory is O(N + bins).
+    Samples well inside [min, max] add exactly w_i in total, and kappa -> inf
+    gives torch.histc. Gradients flow to input and weight (first and second
+    order). Only the bins a sample's kernel reaches are touched: memory is
+    O(N + bins), with no N x bins tensor. (The arguments after kappa are meant
+    as keywords; they are not keyword-only because TorchScript can't compile
+    that.)
 
     Args:
-        input: samples, float16/bfloat16/float32/float64. NaN and +-inf samples
-            add nothing and get zero gradient.
-        bins: number of bins, at least 1.
-        min, max: the histogram range. If equal (the default, 0 and 0), the range
-            of the finite samples is used, as in ``torch.histc``; that range is a
-            constant for autograd.
-        kappa: inverse kernel scale, in 1/units of ``input`` (for "logistic" the
+        input: samples, float16, bfloat16, float32 or float64. NaN and +-inf
+            samples add nothing and get a zero gradient.
+        bins: number of equal-width bins, at least 1.
+        min, max: the range. If equal (the default, 0 and 0), the range of the
+            finite samples, as in torch.histc; that range is a constant for
+            autograd.
+        kappa: inverse kernel scale, in 1/units of input ("logistic": the
             sigmoid slope; "gaussian": 1/standard deviation; "triangular":
-            1/half-width; "bspline": 2/support half-width). ``None`` scales it with
-            the bin width, so a kernel spreads over about half a bin whatever the
-            data's range (README, "Choosing kappa").
-        kernel: "logistic", "gaussian", "triangular", "bspline", or "hard" (exact
-            counts; differentiable in ``weight`` only).
-        weight: per-sample weights, ``input``'s shape and dtype.
-        dim: compute one histogram per slice along ``dim``: the result has
-            ``input``'s shape with ``dim`` replaced by ``bins``. ``None`` flattens.
-        density: normalise each histogram to integrate to 1 over ``[min, max]``,
-            as ``torch.histogram(density=True)``.
-        straight_through: return exact counts (as ``torch.histc``) in the forward
-            pass and the kernel's gradient in the backward pass.
+            1/half-width; "bspline": 2/support half-width). None sets it from
+            the bin width, so a kernel spreads over about half a bin whatever
+            the data's range (README, "Choosing kappa").
+        kernel: "logistic", "gaussian", "triangular", "bspline", or "hard"
+            (exact counts, differentiable in weight only).
+        weight: per-sample weights, input's shape and dtype.
+        dim: one histogram per slice along dim: the result has input's shape
+            with dim replaced by bins. None flattens, as torch.histc.
+        density: normalise each histogram to integrate to 1 over [min, max],
+            as torch.histogram(density=True).
+        straight_through: exact counts (torch.histc's) in the forward pass,
+            the kernel's gradient in the backward pass.
+        conserve_mass: open outer bins. A sample inside [min, max] keeps its
+            whole mass: the kernel mass beyond min goes to the first bin, beyond
+            max to the last. Samples outside [min, max] add nothing, as in
+            torch.histc, so the total equals torch.histc's for every kernel.
+            False (the default): a sample near an end loses the kernel mass
+            beyond it, and one just outside adds the mass that reaches in.
 
     Returns:
-        ``(bins,)`` (or ``input``'s shape with ``dim`` replaced by ``bins``), with
-        ``input``'s dtype and device.
+        (bins,), or input's shape with dim replaced by bins; input's dtype and
+        device.
+
+    Examples:
+        >>> x = torch.tensor([0.1, 0.5, 0.52, 0.9], requires_grad=True)
+        >>> h = softhist_ext.histc(x, bins=4, min=0.0, max=1.0)
+        >>> h.sum()  # samples near the ends lose the mass beyond them
+        tensor(3.7612, grad_fn=<SumBackward0>)
+        >>> softhist_ext.histc(x, 4, 0.0, 1.0, conserve_mass=True).sum()
+        tensor(4., grad_fn=<SumBackward0>)
+        >>> h[1].backward()  # d(count in [0.25, 0.5)) / dx
+        >>> images = torch.rand(8, 3, 32, 32)  # one histogram per image and channel
+        >>> softhist_ext.histc(images.flatten(2), 16, 0.0, 1.0, dim=-1).shape
+        torch.Size([8, 3, 16])
     """
     if not torch.jit.is_scripting():
         _checks.arguments(
             "histc", input=(input, "Tensor"), bins=(bins, "int"), min=(min, "number"),
             max=(max, "number"), kappa=(kappa, "number?"), kernel=(kernel, "str"),
             weight=(weight, "Tensor?"), dim=(dim, "int?"), density=(density, "bool"),
-            straight_through=(straight_through, "bool"),
+            straight_through=(straight_through, "bool"), conserve_mass=(conserve_mass, "bool"),
         )
+        if dim is not None:
+            _checks.dim_in_range("histc", dim, input.dim())
     if weight is not None and weight.shape != input.shape:
         raise ValueError(
             f"softhist: weight must have the input's shape {list(input.shape)}, "
@@ -82,7 +100,7 @@ def histc(
     else:
         x = input.movedim(dim, -1)
         w = weight.movedim(dim, -1) if weight is not None else None
-    params = torch.ops.softhist.params(x, bins, min, max, kappa, kernel)
+    params = torch.ops.softhist.params(x, bins, min, max, kappa, kernel, conserve_mass)
     out = torch.ops.softhist.scatter(x, w, params, bins, 0, kernel)
     if straight_through:
         w_hard = w.detach() if w is not None else None
@@ -191,33 +209,51 @@ def histc2d(
     kernel: str = "logistic",
     weight: Optional[Tensor] = None,
     dim: Optional[int] = None,
+    conserve_mass: bool = False,
 ) -> Tensor:
-    """Differentiable joint histogram of the pairs ``(x_i, y_i)``.
+    """Differentiable joint histogram of the pairs (x_i, y_i).
 
-    Each pair splats the product of its two kernels into the bins: the joint
-    counterpart of :func:`histc`, fused (no N x bins tensor), with gradients
-    with respect to ``x``, ``y`` and ``weight``. Its marginals are
-    ``histc(x, ...)`` and ``histc(y, ...)`` (for pairs whose other coordinate
-    is inside its range).
+    Each pair splats the product of its two kernel windows into the bins:
+
+        out[a, b] = sum_i w_i * mass_x(x_i, a) * mass_y(y_i, b)
+
+    where mass(x, a) is the kernel mass of x in bin a, as in histc. Fused (no
+    N x bins tensor), with gradients with respect to x, y and weight. Its
+    marginals are histc(x, ...) and histc(y, ...) (for pairs whose other
+    coordinate is inside its range).
 
     Args:
         x, y: paired samples of the same shape and dtype.
-        bins, min, max, kappa: as in :func:`histc`, each a number for both axes
-            or an ``(x, y)`` pair. ``min == max`` takes that axis's range from
-            its data.
-        kernel, weight, dim: as in :func:`histc`; ``dim`` gives one joint
-            histogram per slice.
+        bins, min, max, kappa: as in histc, each a number for both axes or an
+            (x, y) pair. min == max takes that axis's range from its data.
+        kernel, weight: as in histc.
+        dim: one joint histogram per slice along dim.
+        conserve_mass: open outer bins on both axes, as in histc: a pair
+            inside both ranges keeps its whole mass; the others add nothing.
 
     Returns:
-        ``(bins_x, bins_y)``, or with ``dim``: ``x``'s shape without ``dim``,
-        followed by ``(bins_x, bins_y)``.
+        (bins_x, bins_y), or with dim: x's shape without dim, followed by
+        (bins_x, bins_y).
+
+    Examples:
+        >>> x = torch.rand(10_000)
+        >>> y = (x + 0.1 * torch.randn(10_000)).clamp(0, 1)
+        >>> joint = softhist_ext.histc2d(x, y, bins=8, min=0.0, max=1.0)
+        >>> joint.shape
+        torch.Size([8, 8])
+        >>> batch = softhist_ext.histc2d(x.view(4, -1), y.view(4, -1), (8, 6), dim=-1)
+        >>> batch.shape
+        torch.Size([4, 8, 6])
     """
     if not torch.jit.is_scripting():
         _checks.arguments(
             "histc2d", x=(x, "Tensor"), y=(y, "Tensor"), bins=(bins, "int pair"),
             min=(min, "number pair"), max=(max, "number pair"), kappa=(kappa, "number? pair"),
             kernel=(kernel, "str"), weight=(weight, "Tensor?"), dim=(dim, "int?"),
+            conserve_mass=(conserve_mass, "bool"),
         )
+        if dim is not None:
+            _checks.dim_in_range("histc2d", dim, x.dim())
     if y.shape != x.shape:
         raise ValueError(f"softhist: x and y must have the same shape, got {list(x.shape)} and {list(y.shape)}")
     if weight is not None and weight.shape != x.shape:
@@ -232,6 +268,6 @@ def histc2d(
     else:
         xs, ys = x.movedim(dim, -1), y.movedim(dim, -1)
         w = weight.movedim(dim, -1) if weight is not None else None
-    params_x = torch.ops.softhist.params(xs, bins_x, min_x, max_x, kappa_x, kernel)
-    params_y = torch.ops.softhist.params(ys, bins_y, min_y, max_y, kappa_y, kernel)
+    params_x = torch.ops.softhist.params(xs, bins_x, min_x, max_x, kappa_x, kernel, conserve_mass)
+    params_y = torch.ops.softhist.params(ys, bins_y, min_y, max_y, kappa_y, kernel, conserve_mass)
     return torch.ops.softhist.scatter2d(xs, ys, w, params_x, params_y, bins_x, bins_y, 0, 0, kernel)

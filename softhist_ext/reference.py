@@ -38,14 +38,17 @@ def histc(
     weight: Optional[Tensor] = None,
     dim: Optional[int] = None,
     density: bool = False,
+    conserve_mass: bool = False,
 ) -> Tensor:
     """The soft histogram written out: the kernel's CDF at every edge, for every
-    sample (an N x (bins + 1) tensor)."""
+    sample (an N x (bins + 1) tensor). ``conserve_mass``: the CDF is 1 at the
+    first edge and 0 at the last, and only samples in [min, max] count."""
     finite_all = torch.isfinite(input)
     lo, hi = float(min), float(max)
     if lo == hi:
         if bool(finite_all.any()):
-            lo, hi = float(input[finite_all].min()), float(input[finite_all].max())
+            finite_values = input.detach()[finite_all]
+            lo, hi = float(finite_values.min()), float(finite_values.max())
         if lo == hi:
             lo, hi = lo - 1, hi + 1
     if kappa is None:
@@ -57,12 +60,23 @@ def histc(
     edges = torch.linspace(lo, hi, bins + 1, dtype=torch.float64, device=x.device)
     xs = torch.where(finite, x, torch.zeros_like(x)).to(torch.float64)
     cdf = kernel_cdf(kernel, kappa * (xs[..., None] - edges))
+    if conserve_mass:
+        cdf, finite = _open_ends(cdf, x, finite, lo, hi)
     per_sample = (cdf[..., :-1] - cdf[..., 1:]) * (finite * w).to(torch.float64)[..., None]
     out = per_sample.sum(-2)
     if density:
         out = out / (out.sum(-1, keepdim=True) * ((hi - lo) / bins))
     out = out.to(input.dtype)
     return out if dim is None else out.movedim(-1, dim)
+
+
+def _open_ends(cdf: Tensor, x: Tensor, counted: Tensor, lo: float, hi: float):
+    """conserve_mass: the CDF at the outer edges set to 1 and 0, and only the
+    samples in [lo, hi] (compared in x's dtype, as torch.histc does) counted."""
+    inner = cdf[..., 1:-1]
+    cdf = torch.cat([torch.ones_like(cdf[..., :1]), inner, torch.zeros_like(cdf[..., :1])], -1)
+    inside = (x >= torch.tensor(lo, dtype=x.dtype)) & (x <= torch.tensor(hi, dtype=x.dtype))
+    return cdf, counted & inside
 
 
 def forum_soft_histogram(x: Tensor, bins: int, min: float, max: float, sigma: float) -> Tensor:
@@ -88,7 +102,7 @@ def forum_gaussian_histogram(
 
 
 def histc2d(x: Tensor, y: Tensor, bins, lo, hi, kappa, kernel: str = "logistic",
-            weight: Optional[Tensor] = None) -> Tensor:
+            weight: Optional[Tensor] = None, conserve_mass: bool = False) -> Tensor:
     """The joint histogram written out: the outer product of each pair's bin
     masses, summed (N x bins_x x bins_y). ``bins``, ``lo``, ``hi``, ``kappa``
     are (x, y) pairs; explicit ranges only."""
@@ -96,6 +110,9 @@ def histc2d(x: Tensor, y: Tensor, bins, lo, hi, kappa, kernel: str = "logistic",
     def masses(v: Tensor, b: int, a: float, c: float, k: float) -> Tensor:
         edges = torch.linspace(a, c, b + 1, dtype=torch.float64, device=v.device)
         cdf = kernel_cdf(kernel, k * (v.to(torch.float64)[..., None] - edges))
+        if conserve_mass:
+            cdf, inside = _open_ends(cdf, v, torch.ones_like(v, dtype=torch.bool), a, c)
+            return (cdf[..., :-1] - cdf[..., 1:]) * inside[..., None]
         return cdf[..., :-1] - cdf[..., 1:]
 
     mx = masses(x, bins[0], lo[0], hi[0], kappa[0])

@@ -48,6 +48,7 @@ def _cxx_compiler():
 
 
 pytestmark = [
+    pytest.mark.slow,  # builds the library with CMake: minutes
     pytest.mark.skipif(shutil.which("cmake") is None, reason="cmake is not installed"),
     pytest.mark.skipif(_cxx_compiler() is None, reason="no C++ compiler (c++, g++, clang++)"),
 ]

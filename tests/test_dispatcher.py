@@ -143,7 +143,8 @@ def test_every_public_function_scripts():
         (softhist_ext.histc, (x, 8, 0.0, 4.0, None, "gaussian", y, -1, True, False)),
         (softhist_ext.histc2d, (x, y, (4, 3), (0.0, 0.0), (4.0, 1.0), (None, 5.0), "bspline", y, -1)),
         (softhist_ext.bincount, (x[0], y[0], 7, 3.0, "triangular")),
-        (softhist_ext.mutual_information, (x, y, 8, (0.0, 0.0), (4.0, 1.0))),
+        (softhist_ext.mutual_information, (x, y, 8, (0.0, 0.0), (4.0, 1.0), None, "bspline", False, None, [1])),
+        (softhist_ext.mutual_information, (x, y, 8, None, None, None, "bspline", True, y, [-1], False)),
     ]
     for f, args in calls:
         torch.testing.assert_close(torch.jit.script(f)(*args), f(*args))

@@ -30,6 +30,22 @@ def test_bad_arguments(kwargs, match):
         softhist_ext.histc(x, **kwargs)
 
 
+def test_data_range_too_narrow_is_widened_the_same_on_every_device(device):
+    # An explicit range this narrow raises (above); one taken from the data is
+    # widened instead, as torch.histc counts such data, on every device alike
+    # (a CUDA device could only raise after a host sync).
+    data = torch.tensor([1.0, 1.0 + 2.3e-16], dtype=torch.float64)
+    ops = torch.ops.softhist
+    lo, hi, kappa, open_ends = ops.params(data.to(device), 10, 0.0, 0.0, None, "logistic").tolist()
+    width = (hi - lo) / 10
+    assert lo < 1.0 < hi and lo + width > lo and hi - width < hi
+    assert kappa == pytest.approx(4.0 / width) and open_ends == 0.0
+    assert torch.equal(ops.params(data, 10, 0.0, 0.0, None, "logistic"),
+                       ops.params(data.to(device), 10, 0.0, 0.0, None, "logistic").cpu())
+    out = softhist_ext.histc(data.to(device), 10, kernel="hard")
+    assert out.sum().item() == 2.0
+
+
 @pytest.mark.parametrize(
     "tensor,match",
     [

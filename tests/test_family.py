@@ -216,7 +216,9 @@ def test_family_argument_errors():
         softhist_ext.histc(x, 5, kernel="epanechnikov")
     with pytest.raises(ValueError, match="weight must have the input's shape"):
         softhist_ext.histc(x, 5, weight=torch.ones(9))
-    with pytest.raises(IndexError, match="Dimension out of range"):
+    with pytest.raises(IndexError, match=r"histc's dim must be in \[-1, 0\] for a 1-d input, got 3"):
         softhist_ext.histc(x, 5, dim=3)
+    with pytest.raises(IndexError, match=r"histc2d's dim must be in \[-2, 1\] for a 2-d input, got -3"):
+        softhist_ext.histc2d(x.view(2, 5), x.view(2, 5), 4, dim=-3)
     with pytest.raises(ValueError, match="must be 1-d"):
         softhist_ext.bincount(torch.ones(2, 2, dtype=torch.long))

@@ -130,7 +130,7 @@ def test_mi_of_independent_samples_is_about_zero(device):
     gen = torch.Generator().manual_seed(3)
     x = torch.rand(1, 1 << 18, generator=gen, dtype=torch.float64)
     y = torch.rand(1, 1 << 18, generator=gen, dtype=torch.float64)
-    mi = softhist_ext.mutual_information(x.to(device), y.to(device), bins=16)
+    mi = softhist_ext.mutual_information(x.to(device), y.to(device), bins=16, dim=[-1])
     # The plug-in estimate's bias is about (bins - 1)^2 / (2N) = 4e-4 nats.
     assert 0 <= mi.item() < 2e-3
 
@@ -140,31 +140,36 @@ def test_mi_of_an_image_with_itself_is_its_entropy(device):
     for b in range(2):
         p = torch.histc(x[b].cpu(), 32, 0.0, 1.0) / x[b].numel()
         entropy = -(p[p > 0] * p[p > 0].log()).sum()
-        hard = softhist_ext.mutual_information(x[b : b + 1], x[b : b + 1], kernel="hard")
-        torch.testing.assert_close(hard.cpu()[0], entropy, rtol=1e-12, atol=1e-12)
+        hard = softhist_ext.mutual_information(x[b].flatten(), x[b].flatten(), 32, 0.0, 1.0, kernel="hard")
+        torch.testing.assert_close(hard.cpu(), entropy, rtol=1e-12, atol=1e-12)
     # A soft kernel spreads each sample off the diagonal: MI(x, x) is then below
     # H(x), approaching it as the kernel sharpens.
-    sharp = softhist_ext.mutual_information(x, x, kappa=32 * 5000.0)
-    hard = softhist_ext.mutual_information(x, x, kernel="hard")
+    item = [1, 2]
+    sharp = softhist_ext.mutual_information(x, x, 32, 0.0, 1.0, kappa=32 * 5000.0, dim=item)
+    hard = softhist_ext.mutual_information(x, x, 32, 0.0, 1.0, kernel="hard", dim=item)
     torch.testing.assert_close(sharp, hard, rtol=5e-3, atol=0)
-    assert (softhist_ext.mutual_information(x, x) < hard).all()
-    norm = softhist_ext.mutual_information(x, x, kernel="hard", normalized=True)
+    assert (softhist_ext.mutual_information(x, x, dim=item) < hard).all()
+    norm = softhist_ext.mutual_information(x, x, kernel="hard", normalized=True, dim=item)
     torch.testing.assert_close(norm, torch.ones_like(norm))
 
 
 @pytest.mark.parametrize("kernel", ["logistic", "gaussian", "bspline", "hard"])
 def test_mi_is_invariant_to_an_invertible_remap(device, kernel):
-    x = torch.rand(2, 40, 40, dtype=torch.float64, device=device)
+    x = torch.rand(2, 1, 40, 40, dtype=torch.float64, device=device)
     y = (x + 0.1 * torch.randn_like(x)).clamp(0, 1 - 1e-9)
-    mi = softhist_ext.mutual_information(x, y, kernel=kernel)
-    # Reflection maps bins onto bins, and symmetric kernels onto themselves.
-    torch.testing.assert_close(softhist_ext.mutual_information(x, 1 - y, kernel=kernel), mi,
-                               rtol=1e-10, atol=1e-12)
+    for conserve_mass in (True, False):
+        mi = softhist_ext.mutual_information(x, y, kernel=kernel, conserve_mass=conserve_mass)
+        # Reflection maps bins onto bins (and each item's range onto itself),
+        # and symmetric kernels onto themselves.
+        torch.testing.assert_close(
+            softhist_ext.mutual_information(x, 1 - y, kernel=kernel, conserve_mass=conserve_mass),
+            mi, rtol=1e-10, atol=1e-12)
     if kernel == "hard":
         # So does moving the top half of the bins below the bottom half.
+        mi = softhist_ext.mutual_information(x, y, 32, 0.0, 1.0, kernel=kernel)
         shuffled = torch.where(y < 0.5, y + 0.5, y - 0.5)
-        torch.testing.assert_close(softhist_ext.mutual_information(x, shuffled, kernel=kernel), mi,
-                                   rtol=1e-10, atol=1e-12)
+        torch.testing.assert_close(softhist_ext.mutual_information(x, shuffled, 32, 0.0, 1.0, kernel=kernel),
+                                   mi, rtol=1e-10, atol=1e-12)
 
 
 def test_mi_is_per_batch_item_not_over_the_flattened_batch(device):
@@ -179,10 +184,10 @@ def test_mi_is_per_batch_item_not_over_the_flattened_batch(device):
 
 
 def test_mask_restricts_mi_to_a_region(device):
-    x = torch.rand(1, 30, 30, dtype=torch.float64, device=device)
+    x = torch.rand(1, 1, 30, 30, dtype=torch.float64, device=device)
     y = (x + 0.2 * torch.rand_like(x)) / 1.2
     mask = torch.zeros_like(x)
-    mask[:, 5:20, 10:25] = 1
+    mask[..., 5:20, 10:25] = 1
     inside = mask.bool()
     torch.testing.assert_close(
         softhist_ext.mutual_information(x, y, weight=mask)[0],
@@ -191,15 +196,17 @@ def test_mask_restricts_mi_to_a_region(device):
 
 
 def test_loss_gradients_and_reduction(device):
-    x = torch.rand(2, 8, 8, dtype=torch.float64, device=device, requires_grad=True)
-    y = torch.rand(2, 8, 8, dtype=torch.float64, device=device)
-    loss = softhist_ext.losses.MutualInformationLoss(bins=8, reduction="none")
+    x = torch.rand(2, 1, 8, 8, dtype=torch.float64, device=device, requires_grad=True)
+    y = torch.rand(2, 1, 8, 8, dtype=torch.float64, device=device)
+    # A fixed range: each item's own range (the default) is a constant for
+    # autograd, which numerical differentiation of its extreme samples is not.
+    loss = softhist_ext.losses.MutualInformationLoss(bins=8, min=-0.1, max=1.1, reduction="none")
     assert torch.autograd.gradcheck(lambda x: loss(x, y), (x,))
     mean = softhist_ext.losses.MutualInformationLoss(bins=8)(x, y)
     torch.testing.assert_close(mean, -softhist_ext.mutual_information(x, y, bins=8).mean())
     scripted = torch.jit.script(softhist_ext.losses.MutualInformationLoss(bins=8))
     torch.testing.assert_close(scripted(x, y), mean)
-    int_kappa = softhist_ext.losses.MutualInformationLoss(bins=8, kappa=8)
+    int_kappa = softhist_ext.losses.MutualInformationLoss(bins=8, min=0, max=1, kappa=8)
     torch.testing.assert_close(torch.jit.script(int_kappa)(x, y), int_kappa(x, y))
     with pytest.raises(ValueError, match="reduction must be"):
         softhist_ext.losses.MutualInformationLoss(reduction="max")
@@ -237,3 +244,120 @@ def test_compiled_and_scripted_joint_histogram(device):
         (grad,) = torch.autograd.grad(value, x)
         torch.testing.assert_close(value, eager)
         torch.testing.assert_close(grad, g_eager)
+
+
+def _volumes(shape, dtype=torch.float32, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    base = torch.rand(shape, generator=gen, dtype=torch.float64)
+    other = (0.6 * base + 0.4 * torch.rand(shape, generator=gen, dtype=torch.float64)) ** 2
+    return base.to(dtype), other.to(dtype)
+
+
+@pytest.mark.parametrize("scale, offset", [(255.0, 0.0), (255.0, 5.0), (4000.0, -1000.0)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_mi_of_real_intensities_equals_mi_of_the_unit_rescaled_volumes(device, scale, offset, dtype):
+    # Intensities as users have them (8-bit images, CT units): each item's own
+    # range by default, so the MI is that of the volumes rescaled to [0, 1].
+    unit_x, unit_y = _volumes((3, 1, 12, 14, 10), dtype)
+    x, y = unit_x * scale + offset, unit_y * (scale / 2) + offset
+    mi = softhist_ext.mutual_information(x.to(device), y.to(device))
+    unit = softhist_ext.mutual_information(unit_x.to(device), unit_y.to(device))
+    assert mi.shape == (3,) and torch.isfinite(mi).all() and (mi > 0.1).all()
+    tol = 1e-10 if dtype == torch.float64 else 2e-4
+    torch.testing.assert_close(mi, unit, rtol=tol, atol=tol)
+    # One unbatched volume, as (1, 1, D, H, W): one value, item 0's.
+    one = softhist_ext.mutual_information(x[0, 0][None, None].to(device), y[0, 0][None, None].to(device))
+    torch.testing.assert_close(one, mi[:1], rtol=tol, atol=tol)
+    # The loss agrees, and its gradient is finite.
+    xg = x.to(device).requires_grad_()
+    loss = softhist_ext.losses.MutualInformationLoss()(xg, y.to(device))
+    loss.backward()
+    torch.testing.assert_close(loss, -mi.mean())
+    assert torch.isfinite(xg.grad).all() and xg.grad.abs().sum() > 0
+
+
+def test_mi_own_range_equals_the_fixed_range_it_takes(device):
+    # Values and gradients: the own range is the fixed range [min, max] of
+    # the item's samples, a constant for autograd.
+    x, y = _volumes((1, 1, 9, 11), torch.float64, seed=4)
+    x = (x * 900 - 300).to(device).requires_grad_()
+    y = (y * 80).to(device)
+    own = softhist_ext.mutual_information(x, y, 16)
+    lo = (float(x.detach().min()), float(y.min()))
+    hi = (float(x.detach().max()), float(y.max()))
+    fixed = softhist_ext.mutual_information(x, y, 16, lo, hi)
+    torch.testing.assert_close(own, fixed, rtol=1e-10, atol=1e-12)
+    (g_own,) = torch.autograd.grad(own.sum(), x)
+    (g_fixed,) = torch.autograd.grad(fixed.sum(), x)
+    torch.testing.assert_close(g_own, g_fixed, rtol=1e-8, atol=1e-12)
+
+
+@pytest.mark.parametrize("shape", [(20, 20), (6, 20, 20)])
+def test_mi_of_ambiguous_shapes_raises_and_says_how_to_call_it(shape):
+    x, y = _volumes(shape)
+    with pytest.raises(ValueError, match=r"x\[None, None\].*dim"):
+        softhist_ext.mutual_information(x, y)
+    with pytest.raises(ValueError, match=r"x\[None, None\]"):
+        softhist_ext.losses.MutualInformationLoss()(x, y)
+    # Saying which dimensions hold one item's samples works.
+    one = softhist_ext.mutual_information(x, y, dim=list(range(len(shape))))
+    torch.testing.assert_close(one, softhist_ext.mutual_information(x[None, None], y[None, None])[0])
+
+
+def test_mi_without_mass_raises_never_nan(device):
+    x, y = _volumes((2, 1, 8, 8))
+    x, y = x.to(device), y.to(device)
+    x_nan = x.clone()
+    x_nan[1] = float("nan")
+    with pytest.raises(ValueError, match="item 1 .*has no mass"):
+        softhist_ext.mutual_information(x_nan, y)
+    mask = torch.ones_like(x)
+    mask[0] = 0
+    with pytest.raises(ValueError, match="item 0 .*has no mass"):
+        softhist_ext.mutual_information(x, y, weight=mask)
+    with pytest.raises(ValueError, match="item 0 .*inside \\[min, max\\]"):
+        softhist_ext.mutual_information(x + 10, y, 8, (0.0, 0.0), (1.0, 1.0))
+    scripted = torch.jit.script(softhist_ext.mutual_information)
+    with pytest.raises(Exception, match="has no mass"):
+        scripted(x_nan, y)
+
+
+def test_mi_warns_when_a_fixed_range_leaves_out_much_of_the_mass():
+    x, y = _volumes((1, 1, 16, 16))
+    with pytest.warns(UserWarning, match=r"falls outside the given \[min, max\]"):
+        mi = softhist_ext.mutual_information(x * 255, y * 255, 32, 0.0, 128.0)
+    assert torch.isfinite(mi).all()
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        softhist_ext.mutual_information(x * 255, y * 255, 32, 0.0, 255.0)
+        softhist_ext.mutual_information(x * 255, y * 255)
+
+
+def test_mi_argument_errors():
+    x, y = _volumes((1, 1, 8, 8))
+    with pytest.raises(ValueError, match="min and max together"):
+        softhist_ext.mutual_information(x, y, min=0.0)
+    with pytest.raises(ValueError, match="pass min and max too"):
+        softhist_ext.mutual_information(x, y, kappa=30.0)
+    with pytest.raises(IndexError, match="dim must be in"):
+        softhist_ext.mutual_information(x, y, dim=[4])
+
+
+def test_conserve_mass_is_the_default_for_mi_and_counts_the_ends(device):
+    # Half the voxels at the lowest intensity (a background): with open ends
+    # the background keeps its whole mass; without, the kernel's half beyond
+    # the range is lost and the marginal is biased.
+    x, y = _volumes((1, 1, 16, 16), torch.float64)
+    x[..., :8] = 0
+    y[..., :8] = 0
+    x, y = x.to(device), y.to(device)
+    default = softhist_ext.mutual_information(x, y, 16)
+    torch.testing.assert_close(default, softhist_ext.mutual_information(x, y, 16, conserve_mass=True))
+    assert not torch.allclose(default, softhist_ext.mutual_information(x, y, 16, conserve_mass=False))
+    lo, hi = (0.0, 0.0), (float(x.max()), float(y.max()))
+    joint = softhist_ext.histc2d(x.flatten(), y.flatten(), 16, lo, hi, None, "bspline", conserve_mass=True)
+    dense = reference.histc2d(x.flatten().cpu(), y.flatten().cpu(), (16, 16), lo, hi,
+                              (16 / hi[0], 16 / hi[1]), "bspline", conserve_mass=True)
+    torch.testing.assert_close(joint.cpu(), dense, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(joint.sum().item(), float(x.numel()), rtol=1e-12, atol=0)

@@ -1,8 +1,12 @@
 """More samples than a 32-bit index can count: int64 index math end to end."""
 
+import pytest
 import torch
 
 import softhist_ext
+
+# 2^31 bfloat16 samples and their gradient: about 9.5 GB of RAM.
+pytestmark = pytest.mark.slow
 
 
 def bspline_cdf(t: float) -> float:

@@ -164,3 +164,64 @@ def test_float32_precision_at_1e8_samples(device):
     out64 = softhist_ext.histc(x.double(), 256, -4.0, 4.0, kappa=256.0)
     rel = ((out32.double() - out64).abs() / out64.clamp_min(1.0)).max().item()
     assert rel < 1e-6, rel
+
+
+SMOOTH_KERNELS = ["logistic", "gaussian", "triangular", "bspline"]
+
+
+@pytest.mark.parametrize("kernel", SMOOTH_KERNELS + ["hard"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_conserve_mass_total_equals_torch_histc(device, kernel, dtype):
+    # Samples on, near and outside both ends: in-range samples keep their
+    # whole mass, the others add nothing, so the total is torch.histc's.
+    x = torch.cat([torch.randn(997, dtype=dtype), torch.tensor([-1.0, 1.0, 1.0001], dtype=dtype)])
+    for lo, hi in ((-1.0, 1.0), (0.0, 0.0), (-0.5, 3.0)):
+        for bins in (1, 4, 10, 255):
+            out = softhist_ext.histc(x.to(device), bins, lo, hi, kernel=kernel, conserve_mass=True)
+            counted = torch.histc(x, bins, lo, hi).sum().item()
+            assert abs(out.sum().item() - counted) <= 1e-9 * counted + (1e-3 if dtype == torch.float32 else 0)
+    # The two samples of the issue: exact end counts, as torch.histc.
+    ends = softhist_ext.histc(torch.tensor([0.0, 1.0], dtype=dtype, device=device), 4, kernel=kernel,
+                              conserve_mass=True).cpu()
+    assert ends.sum().item() == pytest.approx(2.0, abs=1e-6)
+    assert ends[0] > 0.9 and ends[-1] > 0.9
+
+
+@pytest.mark.parametrize("kernel", SMOOTH_KERNELS)
+@pytest.mark.parametrize("bins,lo,hi,kappa", [(10, -1.0, 1.0, None), (3, -2.0, 2.0, 0.8), (64, 0.0, 255.0, 0.1),
+                                              (1, -1.0, 1.0, 3.0)])
+def test_conserve_mass_matches_dense_reference(device, kernel, bins, lo, hi, kappa):
+    x = torch.randn(2, 700, dtype=torch.float64) * (hi - lo) / 3 + (hi + lo) / 2
+    w = torch.rand_like(x)
+    out = softhist_ext.histc(x.to(device), bins, lo, hi, kappa, kernel, w.to(device), dim=-1, conserve_mass=True)
+    kappa_ref = kappa if kappa is not None else reference.DEFAULT_KAPPA_WIDTH[kernel] * bins / (hi - lo)
+    expected = reference.histc(x, bins, lo, hi, kappa_ref, kernel, w, dim=-1, conserve_mass=True)
+    torch.testing.assert_close(out.cpu(), expected, rtol=1e-10, atol=1e-10)
+    out32 = softhist_ext.histc(x.float().to(device), bins, lo, hi, kappa, kernel, w.float().to(device), dim=-1,
+                               conserve_mass=True)
+    torch.testing.assert_close(out32.cpu().double(), expected, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("kernel", SMOOTH_KERNELS)
+def test_conserve_mass_gradients_match_dense_reference(device, kernel):
+    # Samples inside the range (the in-range mask is a step at min and max).
+    x = (torch.rand(40, dtype=torch.float64) * 1.9 - 0.95).to(device).requires_grad_()
+    w = torch.rand(40, dtype=torch.float64, device=device, requires_grad=True)
+
+    def f(x, w):
+        return softhist_ext.histc(x, 6, -1.0, 1.0, 4.0, kernel, w, conserve_mass=True)
+
+    assert torch.autograd.gradcheck(f, (x, w))
+    assert torch.autograd.gradgradcheck(f, (x, w))
+    g = torch.randn(6, dtype=torch.float64, device=device)
+    ours = torch.autograd.grad(f(x, w), (x, w), g)
+    dense = torch.autograd.grad(reference.histc(x, 6, -1.0, 1.0, 4.0, kernel, w, conserve_mass=True), (x, w), g)
+    for a, b in zip(ours, dense):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-11)
+    y = x.detach().flip(0).requires_grad_()
+
+    def f2(x, y, w):
+        return softhist_ext.histc2d(x, y, (5, 4), -1.0, 1.0, 4.0, kernel, w, conserve_mass=True)
+
+    assert torch.autograd.gradcheck(f2, (x, y, w))
+    assert torch.autograd.gradgradcheck(f2, (x, y, w))

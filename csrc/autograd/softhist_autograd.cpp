@@ -97,9 +97,10 @@ at::Tensor gather_autograd(const at::Tensor& input, const at::Tensor& hist,
 // params depends on the data only through its range, which is a constant for
 // autograd: run it below autograd so its result never joins the graph.
 at::Tensor params_autograd(const at::Tensor& input, int64_t bins, double min, double max,
-                           std::optional<double> kappa, std::string_view kernel) {
+                           std::optional<double> kappa, std::string_view kernel,
+                           bool conserve_mass) {
   at::AutoDispatchBelowADInplaceOrView below_autograd;
-  return softhist::params(input, bins, min, max, kappa, kernel);
+  return softhist::params(input, bins, min, max, kappa, kernel, conserve_mass);
 }
 
 }  // namespace

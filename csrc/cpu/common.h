@@ -61,10 +61,14 @@ SOFTHIST_HD void locate_block(const T* x, const T* w, int64_t n, const Window& w
   const double lo = win.lo, inv_width = win.inv_width, c = win.c, reach = win.reach;
   const double hi = static_cast<double>(win.bins) + reach;
   const double last_start = static_cast<double>(win.bins + 1 - win.edges);
+  // Open ends: only samples inside [min, max] count (Window::locate).
+  const double in_lo = win.open_ends ? win.in_lo : -INFINITY;
+  const double in_hi = win.open_ends ? win.in_hi : INFINITY;
 #pragma omp simd
   for (int l = 0; l < kLanes; ++l) {
-    double u = (static_cast<double>(x[l]) - lo) * inv_width;
-    const bool alive = u > -reach && u < hi;  // false for NaN
+    const double xd = static_cast<double>(x[l]);
+    double u = (xd - lo) * inv_width;
+    const bool alive = u > -reach && u < hi && xd >= in_lo && xd <= in_hi;  // false for NaN
     u = alive ? u : 0.0;
     double start = u - reach;
     start = start > 0 ? start : 0.0;
@@ -82,6 +86,18 @@ SOFTHIST_CLONES void window_values(const C* t_first, C c, int64_t edges, C* v) {
     const C shift = c * static_cast<C>(k);
 #pragma omp simd
     for (int l = 0; l < kLanes; ++l) v[k * kLanes + l] = cdf<K, Order>(t_first[l] - shift);
+  }
+}
+
+// Window values (as window_values lays them out) at the open ends of the
+// range: edge 0 is the first edge of a window starting there, edge `bins` the
+// last edge of one ending there.
+template <typename C>
+void open_window_ends(const Window& win, int order, const int32_t* first, C* v) {
+  const int64_t last = (win.edges - 1) * kLanes;
+  for (int l = 0; l < kLanes; ++l) {
+    if (first[l] == 0) v[l] = win.at_edge(0, order, v[l]);
+    if (first[l] + win.edges - 1 == win.bins) v[last + l] = C(0);
   }
 }
 
@@ -124,7 +140,7 @@ void merge_partials(const std::vector<double>& partial, int64_t rows, int64_t ch
 template <typename C, typename T>
 Window window_from(Kernel kernel, const Tensor& params, int64_t bins) {
   const double* p = params.const_data_ptr<double>();
-  return Window::make<C, T>(kernel, p[0], p[1], p[2], bins);
+  return Window::make<C, T>(kernel, p[0], p[1], p[2], bins, p[3] != 0);
 }
 
 

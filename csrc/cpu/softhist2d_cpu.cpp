@@ -18,16 +18,18 @@ template <typename T, typename C>
 struct PairBlock {
   const Window &wx, &wy;
   ValuesFn<C> fx, fy;
+  int order_x, order_y;
   std::vector<C> vx, vy;
   int32_t first_x[kLanes], first_y[kLanes];
   double scale[kLanes];
 
   // Smooth kernels only: the hard kernel's chunks locate bins directly.
-  PairBlock(const Window& wx_, const Window& wy_, Kernel kernel, int64_t order_x,
-            int64_t order_y)
+  PairBlock(const Window& wx_, const Window& wy_, Kernel kernel, int64_t order_x_,
+            int64_t order_y_)
       : wx(wx_), wy(wy_),
-        fx(kernel == Kernel::Hard ? nullptr : values_fn<C>(kernel, order_x)),
-        fy(kernel == Kernel::Hard ? nullptr : values_fn<C>(kernel, order_y)),
+        fx(kernel == Kernel::Hard ? nullptr : values_fn<C>(kernel, order_x_)),
+        fy(kernel == Kernel::Hard ? nullptr : values_fn<C>(kernel, order_y_)),
+        order_x(static_cast<int>(order_x_)), order_y(static_cast<int>(order_y_)),
         vx(static_cast<size_t>(wx_.edges * kLanes)),
         vy(static_cast<size_t>(wy_.edges * kLanes)) {}
 
@@ -51,6 +53,8 @@ SOFTHIST_CLONES void PairBlock<T, C>::load(const T* x, const T* y, const T* w, i
   }
   fx(cx, static_cast<C>(wx.c), wx.edges, vx.data());
   fy(cy, static_cast<C>(wy.c), wy.edges, vy.data());
+  if (wx.open_ends) open_window_ends(wx, order_x, first_x, vx.data());
+  if (wy.open_ends) open_window_ends(wy, order_y, first_y, vy.data());
   // Edge values to bin masses, in place: D_k = K_k - K_{k+1}.
   for (int64_t k = 0; k + 1 < wx.edges; ++k)
     for (int l = 0; l < kLanes; ++l) vx[k * kLanes + l] -= vx[(k + 1) * kLanes + l];

@@ -26,6 +26,7 @@ SOFTHIST_CLONES void scatter_chunk(const T* x, const T* w, int64_t n, const Wind
     locate_block(x + i0, w ? w + i0 : nullptr, n - i0, win, first, t64, scale);
     for (int l = 0; l < kLanes; ++l) t_first[l] = static_cast<C>(t64[l]);
     window_values<K, Order>(t_first, c, edges, v);
+    if (win.open_ends) open_window_ends(win, Order, first, v);
     for (int l = 0; l < kLanes; ++l) {
       if (scale[l] == 0) continue;
       double* a = acc + first[l];
@@ -46,12 +47,13 @@ SOFTHIST_CLONES void gather_chunk(const T* x, const C* h, int64_t n, const Windo
   for (int64_t i0 = 0; i0 < n; i0 += kLanes) {
     int32_t first[kLanes];
     double t64[kLanes], scale[kLanes];
-    C t_first[kLanes], prev[kLanes], acc[kLanes];
+    C t_first[kLanes], prev[kLanes], acc[kLanes], at_first[kLanes];
     locate_block(x + i0, static_cast<const T*>(nullptr), n - i0, win, first, t64, scale);
 #pragma omp simd
     for (int l = 0; l < kLanes; ++l) {
       t_first[l] = static_cast<C>(t64[l]);
       prev[l] = cdf<K, Order>(t_first[l]);
+      at_first[l] = prev[l];
       acc[l] = 0;
     }
     for (int64_t k = 1; k < edges; ++k) {
@@ -61,6 +63,14 @@ SOFTHIST_CLONES void gather_chunk(const T* x, const C* h, int64_t n, const Windo
         const C cur = cdf<K, Order>(t_first[l] - shift);
         acc[l] += h[first[l] + k - 1] * (prev[l] - cur);
         prev[l] = cur;
+      }
+    }
+    // Open ends: the first bin's term used K at edge 0 and the last bin's K at
+    // edge `bins` (prev holds the window's last edge); swap in the ends' values.
+    if (win.open_ends) {
+      for (int l = 0; l < kLanes; ++l) {
+        if (first[l] == 0) acc[l] += h[0] * (win.at_edge(0, Order, at_first[l]) - at_first[l]);
+        if (first[l] + edges - 1 == win.bins) acc[l] += h[win.bins - 1] * prev[l];
       }
     }
     const int64_t m = std::min<int64_t>(kLanes, n - i0);
@@ -87,10 +97,9 @@ void gather_hard_chunk(const T* x, const C* h, int64_t n, const Window& win, T* 
 }
 
 Tensor params_cpu(const Tensor& input, int64_t bins, double min, double max,
-                  std::optional<double> kappa, std::string kernel_name) {
-  const Kernel kernel = parse_kernel(kernel_name);
-  check_input(input);
-  check_histc_args(bins, min, max, kappa);
+                  std::optional<double> kappa, std::string kernel_name, bool conserve_mass) {
+  const RangeArgs args =
+      range_args(input, bins, min, max, kappa, parse_kernel(kernel_name), conserve_mass);
   double lo = std::numeric_limits<double>::infinity(), hi = -lo;
   if (min == max && input.numel() > 0) {
     const Tensor x = torch::stable::contiguous(input);
@@ -106,12 +115,9 @@ Tensor params_cpu(const Tensor& input, int64_t bins, double min, double max,
       }
     });
   }
-  const Resolved r = resolve(kernel, bins, min, max, kappa, lo, hi);
-  Tensor out = torch::stable::empty({3}, ScalarType::Double, std::nullopt, input.device());
-  double* o = out.mutable_data_ptr<double>();
-  o[0] = r.lo;
-  o[1] = r.hi;
-  o[2] = r.kappa;
+  Tensor out = torch::stable::empty({kParamsSize}, ScalarType::Double, std::nullopt,
+                                    input.device());
+  resolve_range(args, lo, hi, out.mutable_data_ptr<double>());
   return out;
 }
 

@@ -1,4 +1,4 @@
-// The float64 params [lo, hi, kappa] as kernels read them: on the device, so a
+// The float64 params [lo, hi, kappa, open] as kernels read them: on the device, so a
 // range taken from the data never comes back to the host.
 #pragma once
 
@@ -12,7 +12,7 @@ namespace softhist::cuda {
 
 template <Kernel K, typename C, typename T>
 __device__ Window window_of(const double* params, int64_t bins) {
-  return Window::make<C, T>(K, params[0], params[1], params[2], bins);
+  return Window::make<C, T>(K, params[0], params[1], params[2], bins, params[3] != 0);
 }
 
 // kappa^order, the chain-rule factor of D_order: std::pow's value on the CPU

@@ -28,9 +28,9 @@ __device__ T gather_one(const Window& win, double x, const Hist& h, double facto
     double t = 0;
     if (!win.locate(x, first, t)) return T(0);
     const C t_first = static_cast<C>(t), c = static_cast<C>(win.c);
-    C prev = cdf<K, Order>(t_first), acc = 0;
+    C prev = win.at_edge(first, Order, cdf<K, Order>(t_first)), acc = 0;
     for (int64_t k = 1; k < win.edges; ++k) {
-      const C cur = cdf<K, Order>(t_first - c * static_cast<C>(k));
+      const C cur = win.at_edge(first + k, Order, cdf<K, Order>(t_first - c * static_cast<C>(k)));
       acc += h[first + k - 1] * (prev - cur);
       prev = cur;
     }

@@ -12,7 +12,7 @@ namespace softhist::cuda {
 using torch::stable::Tensor;
 
 Tensor params_cuda(const Tensor& input, int64_t bins, double min, double max,
-                   std::optional<double> kappa, std::string kernel_name);
+                   std::optional<double> kappa, std::string kernel_name, bool conserve_mass);
 Tensor scatter_cuda(const Tensor& input, const std::optional<Tensor>& weight,
                     const Tensor& params, int64_t bins, int64_t order, std::string kernel_name);
 Tensor gather_cuda(const Tensor& input, const Tensor& hist, const Tensor& params,

@@ -125,7 +125,11 @@ struct PairWindow {
         // edge minus the next lane's is the mass of the bin from its edge.
         const bool needed = x_lane ? lane <= nx : y_edge <= ny;
         const int64_t k = x_lane ? xs + lane : ys + y_edge;
-        const C edge = needed ? cdf_of_order<K>(order, t - c * static_cast<C>(k)) : C(0);
+        const Window& w = x_lane ? wx : wy;
+        const int64_t first = x_lane ? p.first_x : p.first_y;
+        const C edge =
+            needed ? w.at_edge(first + k, order, cdf_of_order<K>(order, t - c * static_cast<C>(k)))
+                   : C(0);
         stage[lane] = edge - __shfl_down_sync(kFullWarp, edge, 1);
         __syncwarp();
         // Lane takes bins s = lane, lane + 32, ... of the slab, s = kx * ny + ky,

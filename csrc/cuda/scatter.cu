@@ -54,19 +54,21 @@ struct TileSums {
 // differences in double.
 template <Kernel K, int Order, typename C>
 struct SmoothSample {
+  const Window* win = nullptr;
   int64_t first = 0;
   bool located = false;
   C t_first = 0, c = 0, prev = 0;
 
-  __device__ void locate(const Window& win, double x) {
+  __device__ void locate(const Window& w, double x) {
     double t = 0;
-    located = win.locate(x, first, t);
+    win = &w;
+    located = w.locate(x, first, t);
     t_first = static_cast<C>(t);
-    c = static_cast<C>(win.c);
+    c = static_cast<C>(w.c);
   }
   __device__ static int64_t span(const Window& win) { return win.edges - 1; }
   __device__ C edge_value(int64_t k) const {
-    return cdf<K, Order>(t_first - c * static_cast<C>(k));
+    return win->at_edge(first + k, Order, cdf<K, Order>(t_first - c * static_cast<C>(k)));
   }
   __device__ void start(int64_t k) { prev = edge_value(k); }
   __device__ double next(int64_t k, double weight) {

@@ -1,0 +1,61 @@
+// Range resolution, one definition for every device: the host runs it for
+// the CPU and for explicit ranges, CUDA kernels for a range taken from data
+// on the device (so that it never needs a host sync). Plain C++, no torch types.
+#pragma once
+
+#include <cstdint>
+
+#include "kernels.h"
+
+namespace softhist {
+
+// What resolution needs besides the data's range, after the host's checks.
+struct RangeArgs {
+  double min, max;   // the range asked for; min == max: take the data's
+  int64_t bins;
+  bool has_kappa;
+  double kappa;      // kappa if given, else the default kappa * bin width
+  bool open_ends;
+};
+
+// Writes params [lo, hi, kappa, open] from the finite samples' range
+// [data_lo, data_hi] (empty: data_lo > data_hi). An explicit range is kept
+// (the host has checked it). A range from the data follows torch.histc (a
+// point is widened by 1 on each side); where it can't be split into `bins`
+// representable bins, torch.histc still counts, so it is widened rather than
+// refused: clipped to +-2^1022 when its span overflows, and widened about its
+// midpoint to bins of 2^-50 of its magnitude when they are too narrow.
+SOFTHIST_HD void resolve_range(const RangeArgs& a, double data_lo, double data_hi, double* out) {
+  double lo = a.min, hi = a.max;
+  if (lo == hi) {
+    if (data_lo <= data_hi) {
+      lo = data_lo;
+      hi = data_hi;
+    }
+    if (lo == hi) {
+      lo -= 1;
+      hi += 1;
+    }
+    const double bins = static_cast<double>(a.bins);
+    const double span = (hi - lo) / bins;
+    if (!(span - span == 0)) {  // not finite
+      lo = lo > -0x1p1022 ? lo : -0x1p1022;
+      hi = hi < 0x1p1022 ? hi : 0x1p1022;
+    }
+    const double width = (hi - lo) / bins;
+    if (!(width > 0 && lo + width > lo && hi - width < hi)) {
+      const double mid = 0.5 * lo + 0.5 * hi;
+      const double magnitude = (lo < 0 ? -lo : lo) > (hi < 0 ? -hi : hi) ? (lo < 0 ? -lo : lo)
+                                                                          : (hi < 0 ? -hi : hi);
+      const double step = magnitude * 0x1p-50 > 0x1p-1022 ? magnitude * 0x1p-50 : 0x1p-1022;
+      lo = mid - 0.5 * bins * step;
+      hi = mid + 0.5 * bins * step;
+    }
+  }
+  out[0] = lo;
+  out[1] = hi;
+  out[2] = a.has_kappa ? a.kappa : a.kappa * static_cast<double>(a.bins) / (hi - lo);
+  out[3] = a.open_ends ? 1.0 : 0.0;
+}
+
+}  // namespace softhist
