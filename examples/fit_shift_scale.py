@@ -7,6 +7,8 @@ has no gradient. Prints progress and saves fit_shift_scale.png (soft vs hard
 histograms, before and after).
 """
 
+from pathlib import Path
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -55,8 +57,9 @@ def main(steps: int = 300) -> None:
     axes[0].set_ylabel("fraction of samples")
     axes[0].legend(loc="upper left", fontsize=8)
     fig.tight_layout()
-    fig.savefig("fit_shift_scale.png", dpi=110)
-    print("saved fit_shift_scale.png")
+    out = Path(__file__).with_suffix(".png")
+    fig.savefig(out, dpi=110)
+    print(f"saved {out}")
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ works for data in [-1, 1] or [0, 255], with 10 bins or 255.
 """
 
 import math
+from pathlib import Path
 
 import matplotlib
 
@@ -41,7 +42,10 @@ def main() -> None:
     right.set_title("the default follows the data's scale")
     right.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig("examples/kappa_default.png", dpi=90)
+    out = Path(__file__).with_suffix(".png")
+    fig.savefig(out, dpi=90)
+    print(f"at kappa * width = 4 a bin-centred sample keeps {math.tanh(1):.0%} of its mass and "
+          f"{1 / math.cosh(1) ** 2:.0%} of an edge sample's gradient; saved {out}")
 
 
 if __name__ == "__main__":

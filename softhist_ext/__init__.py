@@ -5,17 +5,41 @@ by fused kernels registered as ``torch.ops.softhist.*`` (autograd, TorchScript
 and torch.compile included).
 """
 
+import sys
 from pathlib import Path
+from typing import List, Optional
 
 import torch
 
 __version__ = "0.1.0"
 
 
+def _libraries(folder: Path, stem: str) -> List[Path]:
+    return sorted(folder.glob(f"{stem}.*so")) + sorted(folder.glob(f"{stem}.*pyd"))
+
+
+def _installed_elsewhere(here: Path) -> Optional[Path]:
+    """Another softhist_ext on sys.path that has its compiled library: the
+    installed package, which this (source) folder shadows."""
+    for entry in sys.path:
+        other = Path(entry or ".").resolve() / "softhist_ext"
+        if other != here.resolve() and _libraries(other, "_C"):
+            return other
+    return None
+
+
 def _load_library() -> None:
     here = Path(__file__).parent
-    found = sorted(here.glob("_C.*so")) + sorted(here.glob("_C.*pyd"))
+    found = _libraries(here, "_C")
     if not found:
+        installed = _installed_elsewhere(here)
+        if installed is not None:
+            raise ImportError(
+                f"softhist_ext: Python imported the source folder {here}, which has no compiled "
+                f"library, instead of the installed package {installed}: the current directory "
+                "comes first on sys.path. Run Python from another directory, or build the source "
+                "folder in place with `pip install -e .`."
+            )
         raise ImportError(
             f"softhist_ext: the compiled library _C is missing from {here}. "
             "Install the package with `pip install .` from its source tree "
@@ -37,7 +61,7 @@ def _load_cuda_library() -> None:
     if torch.version.cuda is None:
         return
     here = Path(__file__).parent
-    found = sorted(here.glob("_C_cuda.*so")) + sorted(here.glob("_C_cuda.*pyd"))
+    found = _libraries(here, "_C_cuda")
     if not found:
         return
     try:

@@ -10,13 +10,19 @@ from .ops import histc
 
 
 class SoftHistogram(torch.nn.Module):
-    """A differentiable histogram of its input, a drop-in for the forum's
-    ``SoftHistogram(bins, min, max, sigma)`` (``sigma`` there is the sigmoid
-    slope, ``kappa`` here; both names are accepted). Scriptable.
+    """A differentiable histogram of its input (softhist_ext.histc), a drop-in
+    for the forum's SoftHistogram(bins, min, max, sigma) (sigma there is the
+    sigmoid slope, kappa here; both names are accepted). Scriptable.
 
-    The forum's ``GaussianHistogram(bins, min, max, sigma)``, whose ``sigma`` is
-    a standard deviation, is ``SoftHistogram(bins, min, max, 1 / sigma,
-    kernel="gaussian")`` (bin-integrated rather than sampled at bin centres).
+    The forum's GaussianHistogram(bins, min, max, sigma), whose sigma is a
+    standard deviation, is SoftHistogram(bins, min, max, 1 / sigma,
+    kernel="gaussian") (bin-integrated rather than sampled at bin centres).
+
+    Examples:
+        >>> layer = softhist_ext.nn.SoftHistogram(bins=8, min=-2.0, max=2.0)
+        >>> layer(torch.randn(1000)).shape
+        torch.Size([8])
+        >>> scripted = torch.jit.script(layer)
     """
 
     def __init__(

@@ -72,7 +72,7 @@ def histc(
         >>> x = torch.tensor([0.1, 0.5, 0.52, 0.9], requires_grad=True)
         >>> h = softhist_ext.histc(x, bins=4, min=0.0, max=1.0)
         >>> h.sum()  # samples near the ends lose the mass beyond them
-        tensor(3.7612, grad_fn=<SumBackward0>)
+        tensor(3.6627, grad_fn=<SumBackward0>)
         >>> softhist_ext.histc(x, 4, 0.0, 1.0, conserve_mass=True).sum()
         tensor(4., grad_fn=<SumBackward0>)
         >>> h[1].backward()  # d(count in [0.25, 0.5)) / dx
@@ -119,13 +119,22 @@ def bincount(
     kappa: Optional[float] = None,
     kernel: str = "logistic",
 ) -> Tensor:
-    """Differentiable :func:`torch.bincount`.
+    """Differentiable torch.bincount.
 
-    Integer ``input`` gives ``torch.bincount``'s exact counts, differentiable
-    with respect to floating ``weights``. Floating ``input`` gives soft counts at
-    the integers 0, 1, ... (``histc`` with bins centred on them, kernel
-    ``kernel`` of inverse scale ``kappa``), differentiable with respect to
-    ``input`` and ``weights``. The length is ``max(minlength, max(input) + 1)``.
+    Integer input gives torch.bincount's exact counts, differentiable with
+    respect to floating weights. Floating input gives soft counts at the
+    integers 0, 1, ...: histc with unit bins centred on them (kernel `kernel`
+    of inverse scale `kappa`), differentiable with respect to input and
+    weights. The length is max(minlength, max(input) + 1).
+
+    Examples:
+        >>> labels = torch.tensor([0, 2, 2, 3])
+        >>> scores = torch.tensor([0.5, 1.0, 2.0, 0.25], requires_grad=True)
+        >>> softhist_ext.bincount(labels, scores)
+        tensor([0.5000, 0.0000, 3.0000, 0.2500], grad_fn=<ToCopyBackward0>)
+        >>> positions = torch.tensor([0.0, 1.9, 2.1], requires_grad=True)
+        >>> softhist_ext.bincount(positions, kernel="triangular").detach()
+        tensor([0.7500, 0.3850, 1.4800])
     """
     if not torch.jit.is_scripting():
         _checks.arguments(
