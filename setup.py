@@ -41,8 +41,7 @@ sanitizer_flags = (
 cpu_sources = [
     "csrc/registration.cpp",
     "csrc/ops.cpp",
-    "csrc/cpu/softhist_cpu.cpp",
-    "csrc/cpu/softhist2d_cpu.cpp",
+    "csrc/cpu/engine.cpp",
 ]
 cuda_sources = ["csrc/ops.cpp"] + sorted(
     str(p.relative_to(ROOT)) for p in (ROOT / "csrc/cuda").glob("*.cu")
@@ -93,7 +92,7 @@ ext_modules = [
     CppExtension(
         "softhist_ext._C",
         cpu_sources,
-        depends=["csrc/kernels.h", "csrc/ops.h", "csrc/dispatch.h", "csrc/cpu/common.h"],
+        depends=["csrc/kernels.h", "csrc/range.h", "csrc/ops.h", "csrc/dispatch.h", "csrc/cpu/common.h"],
         extra_compile_args=[*cpu_flags, STABLE_ABI_TARGET, *sanitizer_flags],
         extra_link_args=sanitizer_flags,
         py_limited_api=True,

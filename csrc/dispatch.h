@@ -44,10 +44,10 @@ void dispatch_order(int64_t order, const F& f) {
 template <typename F>
 void dispatch_smooth(Kernel kernel, int64_t order, const F& f) {
   switch (kernel) {
-    case Kernel::Logistic: return dispatch_order<Kernel::Logistic>(order, f);
-    case Kernel::Gaussian: return dispatch_order<Kernel::Gaussian>(order, f);
-    case Kernel::Triangular: return dispatch_order<Kernel::Triangular>(order, f);
-    case Kernel::BSpline: return dispatch_order<Kernel::BSpline>(order, f);
+#define SOFTHIST_CASE(K) \
+  case Kernel::K: return dispatch_order<Kernel::K>(order, f);
+    SOFTHIST_FORALL_SMOOTH_KERNELS(SOFTHIST_CASE)
+#undef SOFTHIST_CASE
     case Kernel::Hard: break;
   }
 }

@@ -71,59 +71,46 @@ SOFTHIST_HD double exp_bounded(double x) {
   return p * scale;
 }
 
-// The smoothing kernels. Each is the CDF K of a density with scale 1/kappa,
-// written in units of t = kappa * (x - edge); K^(m) is its m-th derivative
-// in those units (the caller multiplies by kappa^m).
-enum class Kernel : int32_t {
-  Logistic,    // K = sigmoid(t): the forum's SoftHistogram
-  Gaussian,    // K = Phi(t): standard deviation 1/kappa
-  Triangular,  // density max(0, 1 - |t|): half-width 1/kappa (linear splat)
-  BSpline,     // cubic B-spline density, support |t| < 2 (MONAI's Parzen window)
-  Hard,        // the bin a sample falls in, as torch.histc (no derivative in x)
-};
+// The smoothing kernels, one traits struct each: the CDF K of a density with
+// scale 1/kappa in units of t = kappa * (x - edge), and K^(m), its m-th
+// derivative in those units (the caller multiplies by kappa^m). Each has:
+//   kName                 its name in the API
+//   kDefaultKappaWidth    kappa * bin width for kappa=None: a spread of about
+//                         half a bin (README, "Choosing kappa")
+//   saturation<C>()       |t| beyond which K is within 1e-8 (float compute) or
+//                         1e-17 (double) of 0 or 1: a sample's mass is kept to
+//                         2 * that, below the result's rounding error; exact
+//                         for compact kernels
+//   log2_max_abs_d(m)     ceil(log2(max K^(m) - min K^(m))): |D_m| <= 2^this,
+//                         the headroom a fixed-point sum of D_m needs
+//   cdf<Order>(t)         K^(Order)(t)
+// Adding a kernel: a struct here, its line in SOFTHIST_FORALL_SMOOTH_KERNELS,
+// and its dense formula in softhist_ext/reference.py.
 
-// |t| beyond which K is within `saturation` of 0 or 1: exact for compact
-// kernels; for the others chosen from the precision promised, not the dtype's
-// epsilon: a sample's total mass is kept to 2 * 1e-8 relative for float
-// compute and 2 * 1e-17 for double, below the rounding error of the result.
-template <typename C>
-SOFTHIST_HD C saturation(Kernel k) {
-  const bool dbl = sizeof(C) == 8;
-  switch (k) {
-    case Kernel::Logistic: return dbl ? C(39.2) : C(18.5);  // e^-T
-    case Kernel::Gaussian: return dbl ? C(8.6) : C(5.7);    // Phi(-T)
-    case Kernel::Triangular: return C(1);
-    case Kernel::BSpline: return C(2);
-    case Kernel::Hard: return C(0);
+struct Logistic {  // K = sigmoid(t): the forum's SoftHistogram
+  static constexpr const char* kName = "logistic";
+  static constexpr double kDefaultKappaWidth = 4.0;  // standard deviation 0.45 bins
+  template <typename C>
+  SOFTHIST_HD static C saturation() { return sizeof(C) == 8 ? C(39.2) : C(18.5); }  // e^-T
+  // sigmoid spans 1, s(1-s) <= 1/4, and its derivatives span less.
+  SOFTHIST_HD static int log2_max_abs_d(int64_t order) { return order == 0 ? 0 : -2; }
+
+  template <int Order, typename C>
+  SOFTHIST_HD static C cdf(C t) {
+    // With s = sigmoid(t), q = 1 - s is computed as e^-t * s so it keeps full
+    // precision where s is near 1.
+    const C sat = saturation<C>() + 2;
+    t = t > -sat ? t : -sat;  // the operand order of maxps/minps: no blend needed
+    t = t < sat ? t : sat;
+    const C e = exp_bounded(-t);
+    const C s = C(1) / (C(1) + e);
+    const C q = e * s;
+    if constexpr (Order == 0) return s;
+    if constexpr (Order == 1) return s * q;
+    if constexpr (Order == 2) return s * q * (q - s);
+    if constexpr (Order == 3) return s * q * (C(1) - C(6) * s * q);
   }
-  return C(0);
-}
-
-// ceil(log2(max K^(m) - min K^(m))): |D_m| = |K^(m)(a) - K^(m)(b)| <= 2^this,
-// the headroom a fixed-point sum of D_m needs. (Logistic: sigmoid, s(1-s) <= 1/4
-// and its derivatives span less; gaussian: pdf <= 0.40, -t pdf spans 0.48,
-// (t^2 - 1) pdf 0.58; triangular: 1, 1, 2, 0; bspline: 2/3, 4/3, 3; hard: 1.)
-SOFTHIST_HD int log2_max_abs_d(Kernel k, int64_t order) {
-  constexpr signed char bits[5][4] = {
-      {0, -2, -2, -2}, {0, -1, -1, 0}, {0, 0, 1, 0}, {0, 0, 1, 2}, {0, 0, 0, 0}};
-  return bits[static_cast<int>(k)][order];
-}
-
-template <int Order, typename C>
-SOFTHIST_HD C logistic(C t) {
-  // With s = sigmoid(t), q = 1 - s is computed as e^-t * s so it keeps full
-  // precision where s is near 1.
-  const C sat = saturation<C>(Kernel::Logistic) + 2;
-  t = t > -sat ? t : -sat;  // the operand order of maxps/minps: no blend needed
-  t = t < sat ? t : sat;
-  const C e = exp_bounded(-t);
-  const C s = C(1) / (C(1) + e);
-  const C q = e * s;
-  if constexpr (Order == 0) return s;
-  if constexpr (Order == 1) return s * q;
-  if constexpr (Order == 2) return s * q * (q - s);
-  if constexpr (Order == 3) return s * q * (C(1) - C(6) * s * q);
-}
+};
 
 // erfc(x) for float compute: Numerical Recipes' Chebyshev fit, relative error
 // below 1.2e-7 everywhere, in arithmetic that vectorises. Double compute keeps
@@ -146,56 +133,128 @@ SOFTHIST_HD float erfc_vectorisable(float x) {
 }
 SOFTHIST_HD double erfc_vectorisable(double x) { return std::erfc(x); }
 
-template <int Order, typename C>
-SOFTHIST_HD C gaussian(C t) {
-  const C sat = saturation<C>(Kernel::Gaussian) + 1;
-  t = t > -sat ? t : -sat;
-  t = t < sat ? t : sat;
-  const C pdf = C(0.398942280401432677939946) * exp_bounded(C(-0.5) * t * t);
-  if constexpr (Order == 0) return C(0.5) * erfc_vectorisable(C(-0.707106781186547524400844) * t);
-  if constexpr (Order == 1) return pdf;
-  if constexpr (Order == 2) return -t * pdf;
-  if constexpr (Order == 3) return (t * t - C(1)) * pdf;
-}
+struct Gaussian {  // K = Phi(t): standard deviation 1/kappa
+  static constexpr const char* kName = "gaussian";
+  static constexpr double kDefaultKappaWidth = 2.0;  // standard deviation 0.5 bins
+  template <typename C>
+  SOFTHIST_HD static C saturation() { return sizeof(C) == 8 ? C(8.6) : C(5.7); }  // Phi(-T)
+  // Phi spans 1, pdf <= 0.40, -t pdf spans 0.48, (t^2 - 1) pdf 0.58.
+  SOFTHIST_HD static int log2_max_abs_d(int64_t order) { return order == 0 || order == 3 ? 0 : -1; }
 
-template <int Order, typename C>
-SOFTHIST_HD C triangular(C t) {
-  const C a = t < 0 ? -t : t;
-  const C r = a < 1 ? C(1) - a : C(0);  // density; its derivatives ignore the kinks
-  const C sign = t < 0 ? C(-1) : C(1);
-  if constexpr (Order == 0) return t < 0 ? C(0.5) * r * r : C(1) - C(0.5) * r * r;
-  if constexpr (Order == 1) return r;
-  if constexpr (Order == 2) return a < 1 ? -sign : C(0);
-  if constexpr (Order == 3) return C(0);
-}
-
-template <int Order, typename C>
-SOFTHIST_HD C bspline(C t) {
-  // Density (4 - 6a^2 + 3a^3)/6 for a = |t| < 1, (2 - a)^3/6 for 1 <= a < 2.
-  const C a = t < 0 ? -t : t;
-  const C sign = t < 0 ? C(-1) : C(1);
-  const C b = a < 2 ? C(2) - a : C(0);
-  const bool inner = a < 1;
-  // Horner forms with the divisions by 6 and 24 folded into the coefficients.
-  if constexpr (Order == 0) {
-    // Mass in [0, a] = (4a - 2a^3 + 3a^4/4) / 6, or 1/2 - (2 - a)^4 / 24; then
-    // K(t) = 1/2 + sign * mass.
-    const C inner_mass = a * (C(2.0 / 3) + a * a * (C(-1.0 / 3) + C(0.125) * a));
-    const C outer_mass = C(0.5) - b * b * b * b * C(1.0 / 24);
-    return C(0.5) + sign * (inner ? inner_mass : outer_mass);
+  template <int Order, typename C>
+  SOFTHIST_HD static C cdf(C t) {
+    const C sat = saturation<C>() + 1;
+    t = t > -sat ? t : -sat;
+    t = t < sat ? t : sat;
+    const C pdf = C(0.398942280401432677939946) * exp_bounded(C(-0.5) * t * t);
+    if constexpr (Order == 0) return C(0.5) * erfc_vectorisable(C(-0.707106781186547524400844) * t);
+    if constexpr (Order == 1) return pdf;
+    if constexpr (Order == 2) return -t * pdf;
+    if constexpr (Order == 3) return (t * t - C(1)) * pdf;
   }
-  if constexpr (Order == 1)
-    return inner ? C(2.0 / 3) + a * a * (C(-1) + C(0.5) * a) : b * b * b * C(1.0 / 6);
-  if constexpr (Order == 2) return sign * (inner ? C(-2) * a + C(1.5) * a * a : C(-0.5) * b * b);
-  if constexpr (Order == 3) return inner ? C(-2) + C(3) * a : b;
-}
+};
+
+struct Triangular {  // density max(0, 1 - |t|): half-width 1/kappa (the linear splat)
+  static constexpr const char* kName = "triangular";
+  static constexpr double kDefaultKappaWidth = 1.0;  // standard deviation 0.41 bins
+  template <typename C>
+  SOFTHIST_HD static C saturation() { return C(1); }
+  // K spans 1, the density 1, its derivative 2, then 0.
+  SOFTHIST_HD static int log2_max_abs_d(int64_t order) { return order == 2 ? 1 : 0; }
+
+  template <int Order, typename C>
+  SOFTHIST_HD static C cdf(C t) {
+    const C a = t < 0 ? -t : t;
+    const C r = a < 1 ? C(1) - a : C(0);  // density; its derivatives ignore the kinks
+    const C sign = t < 0 ? C(-1) : C(1);
+    if constexpr (Order == 0) return t < 0 ? C(0.5) * r * r : C(1) - C(0.5) * r * r;
+    if constexpr (Order == 1) return r;
+    if constexpr (Order == 2) return a < 1 ? -sign : C(0);
+    if constexpr (Order == 3) return C(0);
+  }
+};
+
+struct BSpline {  // cubic B-spline density, support |t| < 2 (MONAI's Parzen window)
+  static constexpr const char* kName = "bspline";
+  static constexpr double kDefaultKappaWidth = 1.0;  // standard deviation 0.58 bins
+  template <typename C>
+  SOFTHIST_HD static C saturation() { return C(2); }
+  // K spans 1, the density 2/3, its derivatives 4/3 and 3.
+  SOFTHIST_HD static int log2_max_abs_d(int64_t order) { return order < 2 ? 0 : int(order) - 1; }
+
+  template <int Order, typename C>
+  SOFTHIST_HD static C cdf(C t) {
+    // Density (4 - 6a^2 + 3a^3)/6 for a = |t| < 1, (2 - a)^3/6 for 1 <= a < 2.
+    const C a = t < 0 ? -t : t;
+    const C sign = t < 0 ? C(-1) : C(1);
+    const C b = a < 2 ? C(2) - a : C(0);
+    const bool inner = a < 1;
+    // Horner forms with the divisions by 6 and 24 folded into the coefficients.
+    if constexpr (Order == 0) {
+      // Mass in [0, a] = (4a - 2a^3 + 3a^4/4) / 6, or 1/2 - (2 - a)^4 / 24; then
+      // K(t) = 1/2 + sign * mass.
+      const C inner_mass = a * (C(2.0 / 3) + a * a * (C(-1.0 / 3) + C(0.125) * a));
+      const C outer_mass = C(0.5) - b * b * b * b * C(1.0 / 24);
+      return C(0.5) + sign * (inner ? inner_mass : outer_mass);
+    }
+    if constexpr (Order == 1)
+      return inner ? C(2.0 / 3) + a * a * (C(-1) + C(0.5) * a) : b * b * b * C(1.0 / 6);
+    if constexpr (Order == 2) return sign * (inner ? C(-2) * a + C(1.5) * a * a : C(-0.5) * b * b);
+    if constexpr (Order == 3) return inner ? C(-2) + C(3) * a : b;
+  }
+};
+
+// The one list of smoothing kernels: the enum, parsing, dispatch, defaults
+// and error messages are generated from it.
+#define SOFTHIST_FORALL_SMOOTH_KERNELS(_) _(Logistic) _(Gaussian) _(Triangular) _(BSpline)
+
+// A smoothing kernel, or Hard: the bin a sample falls in, as torch.histc
+// (exact counts, no derivative in x).
+enum class Kernel : int32_t {
+#define SOFTHIST_ENUM_ENTRY(K) K,
+  SOFTHIST_FORALL_SMOOTH_KERNELS(SOFTHIST_ENUM_ENTRY)
+#undef SOFTHIST_ENUM_ENTRY
+  Hard,
+};
+constexpr const char* kHardName = "hard";
+
+template <Kernel K>
+struct TraitsOf;
+#define SOFTHIST_TRAITS_ENTRY(K) \
+  template <>                    \
+  struct TraitsOf<Kernel::K> {   \
+    using type = K;              \
+  };
+SOFTHIST_FORALL_SMOOTH_KERNELS(SOFTHIST_TRAITS_ENTRY)
+#undef SOFTHIST_TRAITS_ENTRY
 
 template <Kernel K, int Order, typename C>
 SOFTHIST_HD C cdf(C t) {
-  if constexpr (K == Kernel::Logistic) return logistic<Order>(t);
-  if constexpr (K == Kernel::Gaussian) return gaussian<Order>(t);
-  if constexpr (K == Kernel::Triangular) return triangular<Order>(t);
-  if constexpr (K == Kernel::BSpline) return bspline<Order>(t);
+  return TraitsOf<K>::type::template cdf<Order>(t);
+}
+
+// The traits of a kernel known at run time; the hard kernel's window is its bin.
+template <typename C>
+SOFTHIST_HD C saturation(Kernel k) {
+  switch (k) {
+#define SOFTHIST_CASE(K) \
+  case Kernel::K: return K::saturation<C>();
+    SOFTHIST_FORALL_SMOOTH_KERNELS(SOFTHIST_CASE)
+#undef SOFTHIST_CASE
+    case Kernel::Hard: return C(0);
+  }
+  return C(0);
+}
+
+SOFTHIST_HD int log2_max_abs_d(Kernel k, int64_t order) {
+  switch (k) {
+#define SOFTHIST_CASE(K) \
+  case Kernel::K: return K::log2_max_abs_d(order);
+    SOFTHIST_FORALL_SMOOTH_KERNELS(SOFTHIST_CASE)
+#undef SOFTHIST_CASE
+    case Kernel::Hard: return 0;  // counts of weights
+  }
+  return 0;
 }
 
 // v rounded to the type T and back. The volatile keeps the rounding: GCC 12's
@@ -248,12 +307,18 @@ struct Window {
   // is counted where float32(max) > max). False for NaN.
   SOFTHIST_HD bool inside(double x) const { return x >= in_lo && x <= in_hi; }
 
-  // The bin of x as torch.histc counts it (max falls in the last bin), or
-  // false when x is outside the range or not finite.
+  // The bin of x as torch.histc counts it, or false when x is outside the
+  // range or not finite. A is the type torch.histc computes the bin in (the
+  // samples' type on the CPU, rounding after each operation; CUDA's
+  // accumulation type), so that a sample within rounding of an edge lands
+  // where torch.histc puts it; max falls in the last bin.
+  template <typename A>
   SOFTHIST_HD bool bin_of(double x, int64_t& bin) const {
     if (!inside(x)) return false;
-    const double u = (x - lo) * inv_width;
-    bin = u < 1 ? 0 : (u < static_cast<double>(bins) ? static_cast<int64_t>(u) : bins - 1);
+    const A lo_a = static_cast<A>(in_lo);
+    const A pos = (static_cast<A>(x) - lo_a) * static_cast<A>(bins) / (static_cast<A>(in_hi) - lo_a);
+    const double p = static_cast<double>(pos);  // >= 0; inf where bins overflow A
+    bin = p < static_cast<double>(bins) ? static_cast<int64_t>(p) : bins - 1;
     return true;
   }
 

@@ -35,16 +35,14 @@ void check_order(int64_t order, Kernel kernel) {
                  "counts with a smooth gradient");
 }
 
-// kappa * bin width when kappa is not given: each kernel's spread is about
-// half a bin (standard deviation 0.45, 0.5, 0.41 and 0.58 bin widths). See the
-// README, "Choosing kappa".
+// kappa * bin width when kappa is not given (the kernel traits in kernels.h).
 double default_kappa_width(Kernel kernel) {
   switch (kernel) {
-    case Kernel::Logistic: return 4.0;
-    case Kernel::Gaussian: return 2.0;
-    case Kernel::Triangular: return 1.0;
-    case Kernel::BSpline: return 1.0;
-    case Kernel::Hard: return 1.0;  // unused: the hard kernel has no width
+#define SOFTHIST_CASE(K) \
+  case Kernel::K: return K::kDefaultKappaWidth;
+    SOFTHIST_FORALL_SMOOTH_KERNELS(SOFTHIST_CASE)
+#undef SOFTHIST_CASE
+    case Kernel::Hard: break;  // no width: the value is unused
   }
   return 1.0;
 }
@@ -54,25 +52,26 @@ void check_bins(int64_t bins) {
                   "softhist: bins must be between 1 and 2^31 - 1, got ", bins);
 }
 
-void check_params(const Tensor& params, const Tensor& input) {
-  SOFTHIST_CHECK(params.scalar_type() == ScalarType::Double && params.dim() == 1 &&
-                     params.numel() == kParamsSize && params.is_contiguous(),
-                  "softhist: params must be the float64 tensor of ", kParamsSize,
-                  " values returned by torch.ops.softhist.params");
-  SOFTHIST_CHECK(params.device() == input.device(),
-                  "softhist: params must be on the input's device");
-}
-
 }  // namespace
 
+std::vector<std::string> kernel_names() {
+  return {
+#define SOFTHIST_NAME(K) K::kName,
+      SOFTHIST_FORALL_SMOOTH_KERNELS(SOFTHIST_NAME)
+#undef SOFTHIST_NAME
+  };
+}
+
 Kernel parse_kernel(const std::string& name) {
-  if (name == "logistic") return Kernel::Logistic;
-  if (name == "gaussian") return Kernel::Gaussian;
-  if (name == "triangular") return Kernel::Triangular;
-  if (name == "bspline") return Kernel::BSpline;
-  if (name == "hard") return Kernel::Hard;
-  fail("softhist: kernel must be one of \"logistic\", \"gaussian\", \"triangular\", "
-       "\"bspline\" (or \"hard\" for exact counts), got \"", name, "\"");
+#define SOFTHIST_PARSE(K) \
+  if (name == K::kName) return Kernel::K;
+  SOFTHIST_FORALL_SMOOTH_KERNELS(SOFTHIST_PARSE)
+#undef SOFTHIST_PARSE
+  if (name == kHardName) return Kernel::Hard;
+  std::string names;
+  for (const std::string& known : kernel_names()) names += "\"" + known + "\", ";
+  fail("softhist: kernel must be one of ", names, "or \"", kHardName,
+       "\" for exact counts; got \"", name, "\"");
 }
 
 int64_t row_length(const Tensor& input) {
@@ -124,12 +123,54 @@ RangeArgs range_args(const Tensor& input, int64_t bins, double min, double max,
           kappa.has_value() ? *kappa : default_kappa_width(kernel), open_ends};
 }
 
-void check_scatter_args(const Tensor& input, const std::optional<Tensor>& weight,
-                        const Tensor& params, int64_t bins, int64_t order, Kernel kernel) {
-  check_input(input);
-  check_bins(bins);
-  check_order(order, kernel);
-  check_params(params, input);
+namespace {
+
+// coords: 1 to kMaxAxes tensors of one shape, dtype and device; params one
+// row per axis; returns D.
+int64_t check_coords(const std::vector<Tensor>& coords, const Tensor& params,
+                     const std::vector<int64_t>& orders, Kernel kernel) {
+  const int64_t axes = static_cast<int64_t>(coords.size());
+  SOFTHIST_CHECK(axes >= 1 && axes <= kMaxAxes, "softhist: coords must hold 1 to ", kMaxAxes,
+                 " tensors (one per axis), got ", axes);
+  check_input(coords[0]);
+  for (const Tensor& c : coords)
+    SOFTHIST_CHECK(c.sizes().equals(coords[0].sizes()) && c.scalar_type() == coords[0].scalar_type() &&
+                       c.device() == coords[0].device(),
+                   "softhist: the coordinates of every axis must have the same shape, dtype and "
+                   "device (they pair up sample by sample)");
+  SOFTHIST_CHECK(static_cast<int64_t>(orders.size()) == axes,
+                 "softhist: orders must have one entry per axis (", axes, "), got ", orders.size());
+  for (int64_t order : orders) check_order(order, kernel);
+  SOFTHIST_CHECK(params.scalar_type() == ScalarType::Double && params.dim() == 2 &&
+                     params.size(0) == axes && params.size(1) == kParamsSize &&
+                     params.is_contiguous(),
+                 "softhist: params must be the float64 (axes, ", kParamsSize,
+                 ") tensor of torch.ops.softhist.params rows, one per axis");
+  SOFTHIST_CHECK(params.device() == coords[0].device(),
+                 "softhist: params must be on the input's device");
+  return axes;
+}
+
+void check_joint_bins(const std::vector<int64_t>& bins) {
+  int64_t total = 1;
+  for (int64_t b : bins) {
+    check_bins(b);
+    total *= b;
+    SOFTHIST_CHECK(total < (int64_t(1) << 31),
+                   "softhist: the product of the bins of all axes must be below 2^31");
+  }
+}
+
+}  // namespace
+
+Problem check_scatter_args(const std::vector<Tensor>& coords, const std::optional<Tensor>& weight,
+                           const Tensor& params, const std::vector<int64_t>& bins,
+                           const std::vector<int64_t>& orders, Kernel kernel) {
+  const int64_t axes = check_coords(coords, params, orders, kernel);
+  SOFTHIST_CHECK(static_cast<int64_t>(bins.size()) == axes,
+                 "softhist: bins must have one entry per axis (", axes, "), got ", bins.size());
+  check_joint_bins(bins);
+  const Tensor& input = coords[0];
   if (weight.has_value()) {
     SOFTHIST_CHECK(weight->sizes().equals(input.sizes()),
                    "softhist: weight must have the input's shape");
@@ -140,57 +181,24 @@ void check_scatter_args(const Tensor& input, const std::optional<Tensor>& weight
     SOFTHIST_CHECK(weight->device() == input.device(),
                    "softhist: weight must be on the input's device");
   }
+  return {axes, row_length(input), row_count(input), bins, orders};
 }
 
-void check_gather_args(const Tensor& input, const Tensor& hist, const Tensor& params,
-                       int64_t order, Kernel kernel) {
-  check_input(input);
-  check_order(order, kernel);
-  check_params(params, input);
-  SOFTHIST_CHECK(hist.dim() == (input.dim() == 0 ? 1 : input.dim()) &&
-                     hist.scalar_type() == input.scalar_type() &&
-                     hist.device() == input.device(),
-                 "softhist: hist must have the input's dtype, device and shape, with bins "
-                 "in the last dimension");
-  check_bins(row_length(hist));
-  for (int64_t d = 0; d + 1 < input.dim(); ++d)
-    SOFTHIST_CHECK(hist.size(d) == input.size(d),
-                   "softhist: hist must have the input's shape, with bins in the last "
-                   "dimension");
-}
-
-void check_scatter2d_args(const Tensor& x, const Tensor& y, const std::optional<Tensor>& weight,
-                          const Tensor& params_x, const Tensor& params_y, int64_t bins_x,
-                          int64_t bins_y, int64_t order_x, int64_t order_y, Kernel kernel) {
-  check_scatter_args(x, weight, params_x, bins_x, order_x, kernel);
-  check_scatter_args(y, std::nullopt, params_y, bins_y, order_y, kernel);
-  SOFTHIST_CHECK(x.sizes().equals(y.sizes()) && x.scalar_type() == y.scalar_type() &&
-                     x.device() == y.device(),
-                 "softhist: x and y must have the same shape, dtype and device (they pair "
-                 "up sample by sample)");
-  SOFTHIST_CHECK(int64_t(1) * bins_x * bins_y < (int64_t(1) << 31),
-                 "softhist: bins_x * bins_y must be below 2^31");
-}
-
-void check_gather2d_args(const Tensor& x, const Tensor& y, const Tensor& hist,
-                         const Tensor& params_x, const Tensor& params_y, int64_t order_x,
-                         int64_t order_y, Kernel kernel) {
-  check_input(x);
-  check_order(order_x, kernel);
-  check_order(order_y, kernel);
-  check_params(params_x, x);
-  check_params(params_y, x);
-  SOFTHIST_CHECK(x.sizes().equals(y.sizes()) && x.scalar_type() == y.scalar_type() &&
-                     x.device() == y.device(),
-                 "softhist: x and y must have the same shape, dtype and device");
-  const int64_t lead = x.dim() == 0 ? 0 : x.dim() - 1;
-  bool ok = hist.dim() == lead + 2 && hist.scalar_type() == x.scalar_type() &&
-            hist.device() == x.device();
-  for (int64_t d = 0; ok && d < lead; ++d) ok = hist.size(d) == x.size(d);
-  SOFTHIST_CHECK(ok, "softhist: hist must have x's dtype and device and shape "
-                     "x.shape[:-1] + (bins_x, bins_y)");
-  check_bins(hist.size(lead));
-  check_bins(hist.size(lead + 1));
+Problem check_gather_args(const std::vector<Tensor>& coords, const Tensor& hist,
+                          const Tensor& params, const std::vector<int64_t>& orders,
+                          Kernel kernel) {
+  const int64_t axes = check_coords(coords, params, orders, kernel);
+  const Tensor& input = coords[0];
+  const int64_t lead = input.dim() == 0 ? 0 : input.dim() - 1;
+  bool ok = hist.dim() == lead + axes && hist.scalar_type() == input.scalar_type() &&
+            hist.device() == input.device();
+  for (int64_t d = 0; ok && d < lead; ++d) ok = hist.size(d) == input.size(d);
+  SOFTHIST_CHECK(ok, "softhist: hist must have the input's dtype and device and shape "
+                     "input.shape[:-1] + bins (one dimension per axis)");
+  std::vector<int64_t> bins;
+  for (int64_t a = 0; a < axes; ++a) bins.push_back(hist.size(lead + a));
+  check_joint_bins(bins);
+  return {axes, row_length(input), row_count(input), bins, orders};
 }
 
 }  // namespace softhist

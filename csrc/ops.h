@@ -9,6 +9,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 #include <sstream>
 #include <stdexcept>
 
@@ -31,24 +32,33 @@ template <typename... Args>
 // ends are open (conserve_mass): float64 [lo, hi, kappa, open].
 constexpr int64_t kParamsSize = 4;
 
+// The smoothing kernels' names, in the order of SOFTHIST_FORALL_SMOOTH_KERNELS.
+std::vector<std::string> kernel_names();
 Kernel parse_kernel(const std::string& name);
 void check_input(const Tensor& input);
 // Checks the arguments of `params` and what resolve_range (range.h) needs
 // besides the data's range; an explicit range must split into representable bins.
 RangeArgs range_args(const Tensor& input, int64_t bins, double min, double max,
                      std::optional<double> kappa, Kernel kernel, bool open_ends);
-// The ops work along the last dimension of input, batched over the others.
-void check_scatter_args(const Tensor& input, const std::optional<Tensor>& weight,
-                        const Tensor& params, int64_t bins, int64_t order, Kernel kernel);
-void check_gather_args(const Tensor& input, const Tensor& hist, const Tensor& params,
-                       int64_t order, Kernel kernel);
-// The joint ops: x and y pair up sample by sample (same shape, dtype, device).
-void check_scatter2d_args(const Tensor& x, const Tensor& y, const std::optional<Tensor>& weight,
-                          const Tensor& params_x, const Tensor& params_y, int64_t bins_x,
-                          int64_t bins_y, int64_t order_x, int64_t order_y, Kernel kernel);
-void check_gather2d_args(const Tensor& x, const Tensor& y, const Tensor& hist,
-                         const Tensor& params_x, const Tensor& params_y, int64_t order_x,
-                         int64_t order_y, Kernel kernel);
+// The engine's ops (scatter, gather) histogram D = 1 to kMaxAxes coordinates
+// of each sample: coords holds D tensors of one shape (..., N), the samples
+// along the last dimension, batched over the others; params is (D, kParamsSize)
+// float64, one row per axis; bins and orders have one entry per axis.
+constexpr int64_t kMaxAxes = 3;
+
+// What the checks establish, for the backends.
+struct Problem {
+  int64_t axes, n, rows;  // D, samples per row, rows
+  std::vector<int64_t> bins, orders;
+};
+
+Problem check_scatter_args(const std::vector<Tensor>& coords, const std::optional<Tensor>& weight,
+                           const Tensor& params, const std::vector<int64_t>& bins,
+                           const std::vector<int64_t>& orders, Kernel kernel);
+// hist is (..., *bins): coords' leading shape, then one dimension per axis.
+Problem check_gather_args(const std::vector<Tensor>& coords, const Tensor& hist,
+                          const Tensor& params, const std::vector<int64_t>& orders,
+                          Kernel kernel);
 // Samples per row (the last dimension) and number of rows.
 int64_t row_length(const Tensor& input);
 int64_t row_count(const Tensor& input);

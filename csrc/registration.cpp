@@ -4,6 +4,7 @@
 #include <torch/csrc/stable/library.h>
 
 #include <string>
+#include <vector>
 
 #include "ops.h"
 
@@ -24,58 +25,45 @@ Tensor params_no_kernel(const Tensor& input, int64_t, double, double, std::optio
                         std::string, bool) {
   no_kernel("params", input);
 }
-Tensor scatter_no_kernel(const Tensor& input, const std::optional<Tensor>&, const Tensor&,
-                         int64_t, int64_t, std::string) {
-  no_kernel("scatter", input);
+Tensor scatter_no_kernel(std::vector<Tensor> coords, const std::optional<Tensor>&,
+                         const Tensor&, std::vector<int64_t>, std::vector<int64_t>, std::string) {
+  no_kernel("scatter", coords.at(0));
 }
-Tensor gather_no_kernel(const Tensor& input, const Tensor&, const Tensor&, int64_t,
-                        std::string) {
-  no_kernel("gather", input);
-}
-Tensor scatter2d_no_kernel(const Tensor& x, const Tensor&, const std::optional<Tensor>&,
-                           const Tensor&, const Tensor&, int64_t, int64_t, int64_t, int64_t,
-                           std::string) {
-  no_kernel("scatter2d", x);
-}
-Tensor gather2d_no_kernel(const Tensor& x, const Tensor&, const Tensor&, const Tensor&,
-                          const Tensor&, int64_t, int64_t, std::string) {
-  no_kernel("gather2d", x);
+Tensor gather_no_kernel(std::vector<Tensor> coords, const Tensor&, const Tensor&,
+                        std::vector<int64_t>, std::string) {
+  no_kernel("gather", coords.at(0));
 }
 
 }  // namespace
 
 STABLE_TORCH_LIBRARY(softhist, m) {
+  // The smoothing kernels' names (kernels.h), for Python to list.
+  m.def("kernels() -> str[]");
   // Range and kappa after defaults, and open ends (conserve_mass), as float64
   // [lo, hi, kappa, open] on the input's device, so that a range taken from
   // the data never leaves the device.
   m.def(
       "params(Tensor input, int bins, float min, float max, float? kappa, "
       "str kernel, bool conserve_mass=False) -> Tensor");
-  // Along the last dimension, batched over the others (see kernels.h):
-  // out[..., b] = sum_i weight[..., i] * D_order(input[..., i], b), shape (..., bins).
+  // The engine, over D = 1 to 3 axes (see kernels.h): coords are the D
+  // coordinates of the samples, each (..., N), batched over the leading
+  // dimensions; params is (D, 4), a `params` row per axis.
+  //   scatter: out[..., b_1..b_D] = sum_i weight[..., i] * prod_a D_order_a(coords[a][..., i], b_a),
+  //            shape (..., *bins)
+  //   gather:  out[..., i] = sum_b hist[..., b_1..b_D] * prod_a D_order_a(coords[a][..., i], b_a),
+  //            coords' shape
   m.def(
-      "scatter(Tensor input, Tensor? weight, Tensor params, int bins, int order, "
+      "scatter(Tensor[] coords, Tensor? weight, Tensor params, int[] bins, int[] orders, "
       "str kernel) -> Tensor");
-  // out[..., i] = sum_b hist[..., b] * D_order(input[..., i], b), input's shape.
   m.def(
-      "gather(Tensor input, Tensor hist, Tensor params, int order, "
-      "str kernel) -> Tensor");
-  // Joint histograms: out[..., a, b] = sum_i w_i D_order_x(x_i, a) D_order_y(y_i, b),
-  // shape (..., bins_x, bins_y); and its transpose, back to the samples.
-  m.def(
-      "scatter2d(Tensor x, Tensor y, Tensor? weight, Tensor params_x, Tensor params_y, "
-      "int bins_x, int bins_y, int order_x, int order_y, str kernel) -> Tensor");
-  m.def(
-      "gather2d(Tensor x, Tensor y, Tensor hist, Tensor params_x, Tensor params_y, "
-      "int order_x, int order_y, str kernel) -> Tensor");
+      "gather(Tensor[] coords, Tensor hist, Tensor params, int[] orders, str kernel) -> Tensor");
 }
 
 STABLE_TORCH_LIBRARY_IMPL(softhist, CompositeExplicitAutograd, m) {
+  m.impl("kernels", TORCH_BOX(&kernel_names));
   m.impl("params", TORCH_BOX(&params_no_kernel));
   m.impl("scatter", TORCH_BOX(&scatter_no_kernel));
   m.impl("gather", TORCH_BOX(&gather_no_kernel));
-  m.impl("scatter2d", TORCH_BOX(&scatter2d_no_kernel));
-  m.impl("gather2d", TORCH_BOX(&gather2d_no_kernel));
 }
 
 }  // namespace softhist

@@ -7,7 +7,7 @@ and torch.compile included).
 
 import sys
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import torch
 
@@ -79,9 +79,13 @@ def _load_cuda_library() -> None:
 _load_library()
 _load_cuda_library()
 
+#: The smoothing kernels, as the compiled library defines them; "hard" (exact
+#: counts) is the one other value ``kernel`` takes.
+KERNELS: Tuple[str, ...] = tuple(torch.ops.softhist.kernels())
+
 from . import _registrations  # noqa: E402,F401  (fake kernels and autograd)
 from . import distributed, losses, nn  # noqa: E402
 from .losses import mutual_information  # noqa: E402
 from .ops import bincount, histc, histc2d  # noqa: E402
 
-__all__ = ["bincount", "distributed", "histc", "histc2d", "losses", "mutual_information", "nn"]
+__all__ = ["KERNELS", "bincount", "distributed", "histc", "histc2d", "losses", "mutual_information", "nn"]

@@ -2,9 +2,10 @@
 because the stable ABI the kernels are built on has no autograd.
 
 Every op's derivative is another op one derivative order up (see
-``csrc/kernels.h``): d scatter_m = gather_{m+1} (x) and gather_m (weight);
-d gather_m = gather_{m+1} (x) and scatter_m (hist). The joint ops scatter2d
-and gather2d work alike, with one order per axis.
+``csrc/kernels.h``), per axis: d scatter / d coords[a] = gather with axis a's
+order + 1, d scatter / d weight = gather; d gather / d coords[a] = gather with
+axis a's order + 1, d gather / d hist = scatter. csrc/autograd builds the same
+for C++ programs.
 """
 
 import torch
@@ -35,27 +36,19 @@ def _params_fake(input, bins, min, max, kappa, kernel, conserve_mass=False):
 
 
 @torch.library.register_fake("softhist::scatter")
-def _scatter_fake(input, weight, params, bins, order, kernel):
-    _check_devices("scatter", input, weight=weight, params=params)
-    return input.new_empty(tuple(input.shape[:-1]) + (bins,))
+def _scatter_fake(coords, weight, params, bins, orders, kernel):
+    _check_devices("scatter", coords[0], **_named(coords), weight=weight, params=params)
+    return coords[0].new_empty(tuple(coords[0].shape[:-1]) + tuple(bins))
 
 
 @torch.library.register_fake("softhist::gather")
-def _gather_fake(input, hist, params, order, kernel):
-    _check_devices("gather", input, hist=hist, params=params)
-    return torch.empty_like(input, memory_format=torch.contiguous_format)
+def _gather_fake(coords, hist, params, orders, kernel):
+    _check_devices("gather", coords[0], **_named(coords), hist=hist, params=params)
+    return torch.empty_like(coords[0], memory_format=torch.contiguous_format)
 
 
-@torch.library.register_fake("softhist::scatter2d")
-def _scatter2d_fake(x, y, weight, params_x, params_y, bins_x, bins_y, order_x, order_y, kernel):
-    _check_devices("scatter2d", x, y=y, weight=weight, params_x=params_x, params_y=params_y)
-    return x.new_empty(tuple(x.shape[:-1]) + (bins_x, bins_y))
-
-
-@torch.library.register_fake("softhist::gather2d")
-def _gather2d_fake(x, y, hist, params_x, params_y, order_x, order_y, kernel):
-    _check_devices("gather2d", x, y=y, hist=hist, params_x=params_x, params_y=params_y)
-    return torch.empty_like(x, memory_format=torch.contiguous_format)
+def _named(coords):
+    return {f"coords[{a}]": c for a, c in enumerate(coords)}
 
 
 def _params_setup(ctx, inputs, output):
@@ -66,75 +59,49 @@ def _params_backward(ctx, grad):
     return None, None, None, None, None, None, None
 
 
+def _raised(orders, axis):
+    """orders with axis's one higher: the derivative along that axis."""
+    return [o + (a == axis) for a, o in enumerate(orders)]
+
+
 def _scatter_setup(ctx, inputs, output):
-    input, weight, params, bins, order, kernel = inputs
-    ctx.save_for_backward(input, weight, params)
-    ctx.order, ctx.kernel = order, kernel
+    coords, weight, params, bins, orders, kernel = inputs
+    ctx.save_for_backward(weight, params, *coords)
+    ctx.orders, ctx.kernel = list(orders), kernel
+    ctx.coords_need_grad = [c.requires_grad for c in coords]
 
 
 def _scatter_backward(ctx, grad):
-    input, weight, params = ctx.saved_tensors
-    grad_input = grad_weight = None
-    if ctx.needs_input_grad[0]:
-        grad_input = _weighted(ops.gather(input, grad, params, ctx.order + 1, ctx.kernel), weight)
-    if ctx.needs_input_grad[1]:
-        grad_weight = ops.gather(input, grad, params, ctx.order, ctx.kernel)
-    return grad_input, grad_weight, None, None, None, None
+    weight, params, *coords = ctx.saved_tensors
+    orders, kernel = ctx.orders, ctx.kernel
+    grad_coords = [
+        _weighted(ops.gather(coords, grad, params, _raised(orders, a), kernel), weight)
+        if needed else None
+        for a, needed in enumerate(ctx.coords_need_grad)
+    ]
+    grad_weight = ops.gather(coords, grad, params, orders, kernel) if ctx.needs_input_grad[1] else None
+    return grad_coords, grad_weight, None, None, None, None
 
 
 def _gather_setup(ctx, inputs, output):
-    input, hist, params, order, kernel = inputs
-    ctx.save_for_backward(input, hist, params)
-    ctx.order, ctx.kernel = order, kernel
+    coords, hist, params, orders, kernel = inputs
+    ctx.save_for_backward(hist, params, *coords)
+    ctx.orders, ctx.kernel = list(orders), kernel
+    ctx.coords_need_grad = [c.requires_grad for c in coords]
 
 
 def _gather_backward(ctx, grad):
-    input, hist, params = ctx.saved_tensors
-    grad_input = grad_hist = None
-    if ctx.needs_input_grad[0]:
-        grad_input = grad * ops.gather(input, hist, params, ctx.order + 1, ctx.kernel)
+    hist, params, *coords = ctx.saved_tensors
+    orders, kernel = ctx.orders, ctx.kernel
+    grad_coords = [
+        grad * ops.gather(coords, hist, params, _raised(orders, a), kernel) if needed else None
+        for a, needed in enumerate(ctx.coords_need_grad)
+    ]
+    grad_hist = None
     if ctx.needs_input_grad[1]:
-        grad_hist = ops.scatter(input, grad, params, hist.shape[-1], ctx.order, ctx.kernel)
-    return grad_input, grad_hist, None, None, None
-
-
-def _scatter2d_setup(ctx, inputs, output):
-    x, y, weight, params_x, params_y, bins_x, bins_y, order_x, order_y, kernel = inputs
-    ctx.save_for_backward(x, y, weight, params_x, params_y)
-    ctx.orders, ctx.kernel = (order_x, order_y), kernel
-
-
-def _scatter2d_backward(ctx, grad):
-    x, y, weight, px, py = ctx.saved_tensors
-    (ox, oy), k = ctx.orders, ctx.kernel
-    grad_x = grad_y = grad_weight = None
-    if ctx.needs_input_grad[0]:
-        grad_x = _weighted(ops.gather2d(x, y, grad, px, py, ox + 1, oy, k), weight)
-    if ctx.needs_input_grad[1]:
-        grad_y = _weighted(ops.gather2d(x, y, grad, px, py, ox, oy + 1, k), weight)
-    if ctx.needs_input_grad[2]:
-        grad_weight = ops.gather2d(x, y, grad, px, py, ox, oy, k)
-    return grad_x, grad_y, grad_weight, None, None, None, None, None, None, None
-
-
-def _gather2d_setup(ctx, inputs, output):
-    x, y, hist, params_x, params_y, order_x, order_y, kernel = inputs
-    ctx.save_for_backward(x, y, hist, params_x, params_y)
-    ctx.orders, ctx.kernel = (order_x, order_y), kernel
-
-
-def _gather2d_backward(ctx, grad):
-    x, y, hist, px, py = ctx.saved_tensors
-    (ox, oy), k = ctx.orders, ctx.kernel
-    grad_x = grad_y = grad_hist = None
-    if ctx.needs_input_grad[0]:
-        grad_x = grad * ops.gather2d(x, y, hist, px, py, ox + 1, oy, k)
-    if ctx.needs_input_grad[1]:
-        grad_y = grad * ops.gather2d(x, y, hist, px, py, ox, oy + 1, k)
-    if ctx.needs_input_grad[2]:
-        bins_x, bins_y = hist.shape[-2], hist.shape[-1]
-        grad_hist = ops.scatter2d(x, y, grad, px, py, bins_x, bins_y, ox, oy, k)
-    return grad_x, grad_y, grad_hist, None, None, None, None, None
+        bins = list(hist.shape[hist.dim() - len(coords):])
+        grad_hist = ops.scatter(coords, grad, params, bins, orders, kernel)
+    return grad_coords, grad_hist, None, None, None
 
 
 def _register_autograd(op, backward, setup_context):
@@ -147,5 +114,3 @@ def _register_autograd(op, backward, setup_context):
 _register_autograd("softhist::params", _params_backward, _params_setup)
 _register_autograd("softhist::scatter", _scatter_backward, _scatter_setup)
 _register_autograd("softhist::gather", _gather_backward, _gather_setup)
-_register_autograd("softhist::scatter2d", _scatter2d_backward, _scatter2d_setup)
-_register_autograd("softhist::gather2d", _gather2d_backward, _gather2d_setup)

@@ -100,14 +100,14 @@ def histc(
     else:
         x = input.movedim(dim, -1)
         w = weight.movedim(dim, -1) if weight is not None else None
-    params = torch.ops.softhist.params(x, bins, min, max, kappa, kernel, conserve_mass)
-    out = torch.ops.softhist.scatter(x, w, params, bins, 0, kernel)
+    params = torch.ops.softhist.params(x, bins, min, max, kappa, kernel, conserve_mass)[None]
+    out = torch.ops.softhist.scatter([x], w, params, [bins], [0], kernel)
     if straight_through:
         w_hard = w.detach() if w is not None else None
-        hard = torch.ops.softhist.scatter(x.detach(), w_hard, params, bins, 0, "hard")
+        hard = torch.ops.softhist.scatter([x.detach()], w_hard, params, [bins], [0], "hard")
         out = hard + (out - out.detach())
     if density:
-        width = ((params[1] - params[0]) / bins).to(out.dtype)
+        width = ((params[0, 1] - params[0, 0]) / bins).to(out.dtype)
         out = out / (out.sum(-1, keepdim=True) * width)
     return out if dim is None else out.movedim(-1, dim)
 
@@ -165,9 +165,10 @@ def bincount(
             return torch.bincount(input, weights, minlength)
         length = torch.bincount(input, None, minlength).shape[0]  # torch's checks and length
         # float64 positions are exact for integers below 2^53.
-        params = torch.ops.softhist.params(input.double(), length, -0.5, length - 0.5, None, "hard")
+        positions = input.double()
+        params = torch.ops.softhist.params(positions, length, -0.5, length - 0.5, None, "hard")
         counts = torch.ops.softhist.scatter(
-            input.double(), weights.double(), params, length, 0, "hard"
+            [positions], weights.double(), params[None], [length], [0], "hard"
         )
         return counts.to(weights.dtype)
     finite = input.detach()[torch.isfinite(input.detach())]
@@ -263,8 +264,12 @@ def histc2d(
         )
         if dim is not None:
             _checks.dim_in_range("histc2d", dim, x.dim())
-    if y.shape != x.shape:
-        raise ValueError(f"softhist: x and y must have the same shape, got {list(x.shape)} and {list(y.shape)}")
+    if y.shape != x.shape or y.dtype != x.dtype or y.device != x.device:
+        raise ValueError(
+            f"softhist: x and y must have the same shape, dtype and device (they pair up sample "
+            f"by sample), got {list(x.shape)}, {x.dtype}, {x.device} and {list(y.shape)}, "
+            f"{y.dtype}, {y.device}"
+        )
     if weight is not None and weight.shape != x.shape:
         raise ValueError(f"softhist: weight must have x's shape {list(x.shape)}, got {list(weight.shape)}")
     bins_x, bins_y = _pair_int(bins)
@@ -277,6 +282,8 @@ def histc2d(
     else:
         xs, ys = x.movedim(dim, -1), y.movedim(dim, -1)
         w = weight.movedim(dim, -1) if weight is not None else None
-    params_x = torch.ops.softhist.params(xs, bins_x, min_x, max_x, kappa_x, kernel, conserve_mass)
-    params_y = torch.ops.softhist.params(ys, bins_y, min_y, max_y, kappa_y, kernel, conserve_mass)
-    return torch.ops.softhist.scatter2d(xs, ys, w, params_x, params_y, bins_x, bins_y, 0, 0, kernel)
+    params = torch.stack([
+        torch.ops.softhist.params(xs, bins_x, min_x, max_x, kappa_x, kernel, conserve_mass),
+        torch.ops.softhist.params(ys, bins_y, min_y, max_y, kappa_y, kernel, conserve_mass),
+    ])
+    return torch.ops.softhist.scatter([xs, ys], w, params, [bins_x, bins_y], [0, 0], kernel)

@@ -25,7 +25,9 @@ def kernel_cdf(kernel: str, t: Tensor) -> Tensor:
     raise ValueError(kernel)
 
 
-DEFAULT_KAPPA_WIDTH = {"logistic": 4.0, "gaussian": 2.0, "triangular": 1.0, "bspline": 1.0}
+def default_kappa_width(kernel: str) -> float:
+    """kappa * bin width for kappa=None: the library's policy, asked of it."""
+    return float(torch.ops.softhist.params(torch.zeros(1), 1, 0.0, 1.0, None, kernel)[2])
 
 
 def histc(
@@ -52,7 +54,7 @@ def histc(
         if lo == hi:
             lo, hi = lo - 1, hi + 1
     if kappa is None:
-        kappa = DEFAULT_KAPPA_WIDTH[kernel] * bins / (hi - lo)
+        kappa = default_kappa_width(kernel) * bins / (hi - lo)
     x = input.reshape(-1) if dim is None else input.movedim(dim, -1)
     w = torch.ones_like(x) if weight is None else (
         weight.reshape(-1) if dim is None else weight.movedim(dim, -1))
@@ -101,11 +103,12 @@ def forum_gaussian_histogram(
     return d.sum(dim=1)
 
 
-def histc2d(x: Tensor, y: Tensor, bins, lo, hi, kappa, kernel: str = "logistic",
-            weight: Optional[Tensor] = None, conserve_mass: bool = False) -> Tensor:
-    """The joint histogram written out: the outer product of each pair's bin
-    masses, summed (N x bins_x x bins_y). ``bins``, ``lo``, ``hi``, ``kappa``
-    are (x, y) pairs; explicit ranges only."""
+def histogramdd(coords, bins, lo, hi, kappa, kernel: str = "logistic",
+                weight: Optional[Tensor] = None, conserve_mass: bool = False) -> Tensor:
+    """The D-axis joint histogram written out: the outer product of each
+    sample's bin masses on every axis, summed (N x bins_1 x ... x bins_D).
+    ``coords`` holds D tensors (..., N); ``bins``, ``lo``, ``hi``, ``kappa``
+    one value per axis; explicit ranges only."""
 
     def masses(v: Tensor, b: int, a: float, c: float, k: float) -> Tensor:
         edges = torch.linspace(a, c, b + 1, dtype=torch.float64, device=v.device)
@@ -115,7 +118,16 @@ def histc2d(x: Tensor, y: Tensor, bins, lo, hi, kappa, kernel: str = "logistic",
             return (cdf[..., :-1] - cdf[..., 1:]) * inside[..., None]
         return cdf[..., :-1] - cdf[..., 1:]
 
-    mx = masses(x, bins[0], lo[0], hi[0], kappa[0])
-    my = masses(y, bins[1], lo[1], hi[1], kappa[1])
-    w = torch.ones_like(x, dtype=torch.float64) if weight is None else weight.to(torch.float64)
-    return torch.einsum("...n,...na,...nb->...ab", w, mx, my).to(x.dtype)
+    x = coords[0]
+    out = torch.ones_like(x, dtype=torch.float64) if weight is None else weight.to(torch.float64)
+    out = out[..., None]  # (..., N, 1), then one more bin dimension per axis
+    for axis, v in enumerate(coords):
+        m = masses(v, bins[axis], lo[axis], hi[axis], kappa[axis])
+        out = out.unsqueeze(-1) * m.reshape(m.shape[:-1] + (1,) * (axis + 1) + m.shape[-1:])
+    return out.squeeze(x.dim()).sum(x.dim() - 1).to(x.dtype)
+
+
+def histc2d(x: Tensor, y: Tensor, bins, lo, hi, kappa, kernel: str = "logistic",
+            weight: Optional[Tensor] = None, conserve_mass: bool = False) -> Tensor:
+    """The joint histogram written out (histogramdd of the two axes)."""
+    return histogramdd([x, y], bins, lo, hi, kappa, kernel, weight, conserve_mass)

@@ -13,7 +13,7 @@ import softhist_ext
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 ops = torch.ops.softhist
-SMOOTH = ["logistic", "gaussian", "triangular", "bspline"]
+SMOOTH = list(softhist_ext.KERNELS)
 
 
 def forward_backward(x, g, *args, weight=None, **kwargs):
@@ -44,7 +44,7 @@ def test_signed_weights_of_double_backward_are_reproducible():
     x = torch.randn(3, 1_000_000, dtype=torch.float64, device="cuda")
     w = torch.randn_like(x)  # the upstream gradient in double backward
     p = ops.params(x, 100, -4.0, 4.0, None, "gaussian")
-    runs = [ops.scatter(x, w, p, 100, 1, "gaussian") for _ in range(3)]
+    runs = [ops.scatter([x], w, p[None], [100], [1], "gaussian") for _ in range(3)]
     assert all(torch.equal(r, runs[0]) for r in runs[1:])
 
 
@@ -109,12 +109,12 @@ def test_float64_scatter_and_gather_equal_the_cpu(kernel, order, bins):
     h = torch.randn(3, bins, dtype=torch.float64)
     p = ops.params(x, bins, -4.0, 4.0, None, kernel)
     pc = p.cuda()
-    close_to_cpu(ops.scatter(x.cuda(), w.cuda(), pc, bins, order, kernel),
-                 ops.scatter(x, w, p, bins, order, kernel), 1e-11)
-    close_to_cpu(ops.scatter(x.cuda(), None, pc, bins, order, kernel),
-                 ops.scatter(x, None, p, bins, order, kernel), 1e-11)
-    close_to_cpu(ops.gather(x.cuda(), h.cuda(), pc, order, kernel),
-                 ops.gather(x, h, p, order, kernel), 1e-11)
+    close_to_cpu(ops.scatter([x.cuda()], w.cuda(), pc[None], [bins], [order], kernel),
+                 ops.scatter([x], w, p[None], [bins], [order], kernel), 1e-11)
+    close_to_cpu(ops.scatter([x.cuda()], None, pc[None], [bins], [order], kernel),
+                 ops.scatter([x], None, p[None], [bins], [order], kernel), 1e-11)
+    close_to_cpu(ops.gather([x.cuda()], h.cuda(), pc[None], [order], kernel),
+                 ops.gather([x], h, p[None], [order], kernel), 1e-11)
 
 
 def test_hard_kernel_equals_the_cpu_and_is_reproducible():
@@ -123,13 +123,13 @@ def test_hard_kernel_equals_the_cpu_and_is_reproducible():
     h = torch.randn(2, 30, dtype=torch.float64)
     p = ops.params(x, 30, -2.0, 2.0, None, "hard")
     for weight in (None, w):
-        expected = ops.scatter(x, weight, p, 30, 0, "hard")
+        expected = ops.scatter([x], weight, p[None], [30], [0], "hard")
         wc = None if weight is None else w.cuda()
-        runs = [ops.scatter(x.cuda(), wc, p.cuda(), 30, 0, "hard") for _ in range(3)]
+        runs = [ops.scatter([x.cuda()], wc, p.cuda()[None], [30], [0], "hard") for _ in range(3)]
         assert all(torch.equal(r, runs[0]) for r in runs[1:])
         close_to_cpu(runs[0], expected, 1e-13)
-    assert torch.equal(ops.gather(x.cuda(), h.cuda(), p.cuda(), 0, "hard").cpu(),
-                       ops.gather(x, h, p, 0, "hard"))
+    assert torch.equal(ops.gather([x.cuda()], h.cuda(), p.cuda()[None], [0], "hard").cpu(),
+                       ops.gather([x], h, p[None], [0], "hard"))
 
 
 @pytest.mark.parametrize(
@@ -144,10 +144,10 @@ def test_low_precision_inputs_equal_the_cpu(dtype, rtol, kernel):
     h = torch.randn(2, 64).to(dtype)
     p = ops.params(x, 64, -4.0, 4.0, None, kernel)
     pc = p.cuda()
-    close_to_cpu(ops.scatter(x.cuda(), w.cuda(), pc, 64, 0, kernel),
-                 ops.scatter(x, w, p, 64, 0, kernel), rtol)
-    close_to_cpu(ops.gather(x.cuda(), h.cuda(), pc, 1, kernel),
-                 ops.gather(x, h, p, 1, kernel), rtol)
+    close_to_cpu(ops.scatter([x.cuda()], w.cuda(), pc[None], [64], [0], kernel),
+                 ops.scatter([x], w, p[None], [64], [0], kernel), rtol)
+    close_to_cpu(ops.gather([x.cuda()], h.cuda(), pc[None], [1], kernel),
+                 ops.gather([x], h, p[None], [1], kernel), rtol)
 
 
 def test_every_sample_in_one_bin_equals_the_cpu():
@@ -155,8 +155,8 @@ def test_every_sample_in_one_bin_equals_the_cpu():
     # start at one or two different edges.
     x = 0.3 + torch.rand(1_000_000, dtype=torch.float64) * 0.03
     p = ops.params(x, 256, -4.0, 4.0, 8 * 256 / 8.0, "logistic")
-    expected = ops.scatter(x, None, p, 256, 0, "logistic")
-    runs = [ops.scatter(x.cuda(), None, p.cuda(), 256, 0, "logistic") for _ in range(2)]
+    expected = ops.scatter([x], None, p[None], [256], [0], "logistic")
+    runs = [ops.scatter([x.cuda()], None, p.cuda()[None], [256], [0], "logistic") for _ in range(2)]
     assert torch.equal(runs[0], runs[1])
     close_to_cpu(runs[0], expected, 1e-11)
 
@@ -167,8 +167,8 @@ def test_nonfinite_weights_give_the_cpus_nan_and_inf():
                       [1.0, float("nan"), 1.0, 1.0],
                       [float("inf"), float("-inf"), 1.0, 1.0]], dtype=torch.float64)
     p = ops.params(x, 8, -2.0, 2.0, 3.0, "bspline")
-    expected = ops.scatter(x, w, p, 8, 0, "bspline")
-    actual = ops.scatter(x.cuda(), w.cuda(), p.cuda(), 8, 0, "bspline").cpu()
+    expected = ops.scatter([x], w, p[None], [8], [0], "bspline")
+    actual = ops.scatter([x.cuda()], w.cuda(), p.cuda()[None], [8], [0], "bspline").cpu()
     torch.testing.assert_close(actual, expected, rtol=1e-12, atol=1e-12, equal_nan=True)
 
 
@@ -205,8 +205,8 @@ def test_joint_scatter_and_gather_equal_the_cpu(kernel, dtype, rtol, orders):
         for weight, weight_cuda in ((w, wc), (None, None)):
             close_to_cpu(ops.scatter2d(xc, yc, weight_cuda, pxc, pyc, *bins, ox, oy, kernel),
                          ops.scatter2d(x, y, weight, px, py, *bins, ox, oy, kernel), rtol)
-        close_to_cpu(ops.gather2d(xc, yc, hc, pxc, pyc, ox, oy, kernel),
-                     ops.gather2d(x, y, h, px, py, ox, oy, kernel), rtol)
+        close_to_cpu(ops.gather([xc, yc], hc, torch.stack([pxc, pyc]), [ox, oy], kernel),
+                     ops.gather([x, y], h, torch.stack([px, py]), [ox, oy], kernel), rtol)
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
@@ -226,8 +226,8 @@ def test_joint_hard_kernel_equals_the_cpu_and_is_reproducible(dtype):
             assert torch.equal(runs[0].cpu(), expected)
         else:
             close_to_cpu(runs[0], expected, 1e-12 if dtype == torch.float64 else 1e-6)
-    assert torch.equal(ops.gather2d(xc, yc, h.cuda(), pxc, pyc, 0, 0, "hard").cpu(),
-                       ops.gather2d(x, y, h, px, py, 0, 0, "hard"))
+    assert torch.equal(ops.gather([xc, yc], h.cuda(), torch.stack([pxc, pyc]), [0, 0], "hard").cpu(),
+                       ops.gather([x, y], h, torch.stack([px, py]), [0, 0], "hard"))
 
 
 def test_joint_unit_weight_hard_counts_are_exact():
@@ -235,8 +235,8 @@ def test_joint_unit_weight_hard_counts_are_exact():
     y = torch.rand(300_000, dtype=torch.float64)
     x[:100_000] = 0.5  # concentrated: many lanes of a warp in one bin
     px, py = joint_params(x, y, (16, 12), "hard")
-    expected = ops.scatter2d(x, y, None, px, py, 16, 12, 0, 0, "hard")
-    actual = ops.scatter2d(x.cuda(), y.cuda(), None, px.cuda(), py.cuda(), 16, 12, 0, 0, "hard")
+    expected = ops.scatter([x, y], None, torch.stack([px, py]), [16, 12], [0, 0], "hard")
+    actual = ops.scatter([x.cuda(), y.cuda()], None, torch.stack([px.cuda(), py.cuda()]), [16, 12], [0, 0], "hard")
     assert torch.equal(actual.cpu(), expected)
 
 
@@ -268,14 +268,13 @@ def test_joint_rows_are_independent_histograms():
     out = ops.scatter2d(x.cuda(), y.cuda(), w.cuda(), *args, 10, 9, 1, 0, "gaussian")
     grad = ops.gather2d(x.cuda(), y.cuda(), h.cuda(), *args, 0, 1, "gaussian")
     assert out.shape == (3, 2, 10, 9) and grad.shape == x.shape
-    close_to_cpu(out, ops.scatter2d(x, y, w, px, py, 10, 9, 1, 0, "gaussian"), 1e-11)
-    close_to_cpu(grad, ops.gather2d(x, y, h, px, py, 0, 1, "gaussian"), 1e-11)
+    close_to_cpu(out, ops.scatter([x, y], w, torch.stack([px, py]), [10, 9], [1, 0], "gaussian"), 1e-11)
+    close_to_cpu(grad, ops.gather([x, y], h, torch.stack([px, py]), [0, 1], "gaussian"), 1e-11)
     for i in range(3):
         for j in range(2):
             one = ops.scatter2d(x[i, j].cuda(), y[i, j].cuda(), w[i, j].cuda(), *args, 10, 9, 1, 0,
                                 "gaussian")
-            close_to_cpu(one, ops.scatter2d(x[i, j], y[i, j], w[i, j], px, py, 10, 9, 1, 0,
-                                            "gaussian"), 1e-11)
+            close_to_cpu(one, ops.scatter([x[i, j], y[i, j]], w[i, j], torch.stack([px, py]), [10, 9], [1, 0], "gaussian"), 1e-11)
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
@@ -302,9 +301,9 @@ def test_joint_wide_windows_walked_in_slabs_equal_the_cpu():
     py = ops.params(y, 50, -5.0, 5.0, 0.2 * 50 / 10.0, "logistic")
     args = (px.cuda(), py.cuda())
     close_to_cpu(ops.scatter2d(x.cuda(), y.cuda(), w.cuda(), *args, 60, 50, 0, 1, "logistic"),
-                 ops.scatter2d(x, y, w, px, py, 60, 50, 0, 1, "logistic"), 1e-11)
+                 ops.scatter([x, y], w, torch.stack([px, py]), [60, 50], [0, 1], "logistic"), 1e-11)
     close_to_cpu(ops.gather2d(x.cuda(), y.cuda(), h.cuda(), *args, 1, 0, "logistic"),
-                 ops.gather2d(x, y, h, px, py, 1, 0, "logistic"), 1e-11)
+                 ops.gather([x, y], h, torch.stack([px, py]), [1, 0], "logistic"), 1e-11)
 
 
 def test_joint_nonfinite_weights_give_the_cpus_nan_and_inf():
@@ -316,9 +315,8 @@ def test_joint_nonfinite_weights_give_the_cpus_nan_and_inf():
     # 40 y bins: windows narrower than a row, so bins past them stay finite.
     for kernel, (bx, by) in itertools.product(("bspline", "hard"), ((8, 6), (8, 40))):
         px, py = joint_params(x, y, (bx, by), kernel)
-        expected = ops.scatter2d(x, y, w, px, py, bx, by, 0, 0, kernel)
-        actual = ops.scatter2d(x.cuda(), y.cuda(), w.cuda(), px.cuda(), py.cuda(), bx, by, 0, 0,
-                               kernel).cpu()
+        expected = ops.scatter([x, y], w, torch.stack([px, py]), [bx, by], [0, 0], kernel)
+        actual = ops.scatter([x.cuda(), y.cuda()], w.cuda(), torch.stack([px.cuda(), py.cuda()]), [bx, by], [0, 0], kernel).cpu()
         torch.testing.assert_close(actual, expected, rtol=1e-12, atol=1e-12, equal_nan=True)
 
 

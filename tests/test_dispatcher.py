@@ -13,7 +13,7 @@ import softhist_ext
 ops = torch.ops.softhist
 
 
-KERNELS = ["logistic", "gaussian", "triangular", "bspline"]
+KERNELS = list(softhist_ext.KERNELS)
 
 
 def _params(x, bins, lo, hi, kappa, kernel="logistic"):
@@ -34,7 +34,7 @@ def test_opcheck_scatter(device, kernel, order, weighted):
     x = torch.randn(3, 40, dtype=torch.float64, device=device, requires_grad=True)
     w = torch.rand(3, 40, dtype=torch.float64, device=device, requires_grad=True) if weighted else None
     p = _params(x, 9, -2.0, 2.0, 3.0, kernel)
-    opcheck(ops.scatter, (x, w, p, 9, order, kernel))
+    opcheck(ops.scatter, ([x], w, p[None], [9], [order], kernel))
 
 
 @pytest.mark.parametrize("kernel", KERNELS)
@@ -43,15 +43,15 @@ def test_opcheck_gather(device, kernel, order):
     x = torch.randn(2, 40, dtype=torch.float64, device=device, requires_grad=True)
     h = torch.randn(2, 9, dtype=torch.float64, device=device, requires_grad=True)
     p = _params(x, 9, -2.0, 2.0, 3.0, kernel)
-    opcheck(ops.gather, (x, h, p, order, kernel))
+    opcheck(ops.gather, ([x], h, p[None], [order], kernel))
 
 
 def test_opcheck_hard_kernel(device):
     x = torch.randn(50, dtype=torch.float64, device=device)
     w = torch.rand(50, dtype=torch.float64, device=device, requires_grad=True)
     p = _params(x, 9, -2.0, 2.0, None, "hard")
-    opcheck(ops.scatter, (x, w, p, 9, 0, "hard"))
-    opcheck(ops.gather, (x, torch.randn(9, dtype=torch.float64, device=device), p, 0, "hard"))
+    opcheck(ops.scatter, ([x], w, p[None], [9], [0], "hard"))
+    opcheck(ops.gather, ([x], torch.randn(9, dtype=torch.float64, device=device), p[None], [0], "hard"))
 
 
 @pytest.mark.parametrize("kernel", KERNELS)
@@ -63,8 +63,8 @@ def test_scatter_and_gather_are_transposes(device, kernel):
     h = torch.randn(2, 11, dtype=torch.float64, device=device)
     p = _params(x, 11, -2.0, 2.0, 2.5, kernel)
     for order in range(4):
-        lhs = (ops.scatter(x, w, p, 11, order, kernel) * h).sum()
-        rhs = (w * ops.gather(x, h, p, order, kernel)).sum()
+        lhs = (ops.scatter([x], w, p[None], [11], [order], kernel) * h).sum()
+        rhs = (w * ops.gather([x], h, p[None], [order], kernel)).sum()
         torch.testing.assert_close(lhs, rhs, rtol=1e-11, atol=1e-11)
 
 
@@ -132,7 +132,7 @@ def test_gather_gives_exactly_zero_to_samples_that_reach_no_bin(device):
     x = torch.tensor([-50.0, 0.1, 50.0, float("nan")], dtype=torch.float64, device=device)
     p = _params(x, 4, -1.0, 1.0, 3.0)
     hist = torch.tensor([float("nan"), 1.0, 2.0, float("inf")], dtype=torch.float64, device=device)
-    out = ops.gather(x, hist, p, 1, "logistic")
+    out = ops.gather([x], hist, p[None], [1], "logistic")
     assert out[0] == 0 and out[2] == 0 and out[3] == 0
 
 

@@ -73,17 +73,17 @@ def test_device_without_kernels_is_named():
 def test_internal_ops_check_their_arguments():
     ops = torch.ops.softhist
     p = ops.params(x, 5, -1.0, 1.0, None, "logistic")
-    with pytest.raises(RuntimeError, match="params must be the float64 tensor"):
-        ops.scatter(x, None, p.float(), 5, 0, "logistic")
+    with pytest.raises(RuntimeError, match="params must be the float64 .axes, 4. tensor"):
+        ops.scatter([x], None, p.float()[None], [5], [0], "logistic")
     with pytest.raises(RuntimeError, match="weight must have the input's shape"):
-        ops.scatter(x, torch.ones(3), p, 5, 0, "logistic")
+        ops.scatter([x], torch.ones(3), p[None], [5], [0], "logistic")
     with pytest.raises(RuntimeError, match="weight must have the input's dtype.*weight.to"):
-        ops.scatter(x, torch.ones(10, dtype=torch.float64), p, 5, 0, "logistic")
+        ops.scatter([x], torch.ones(10, dtype=torch.float64), p[None], [5], [0], "logistic")
     with pytest.raises(RuntimeError, match="derivative order 4 is not implemented"):
-        ops.gather(x, torch.ones(5), p, 4, "logistic")
+        ops.gather([x], torch.ones(5), p[None], [4], "logistic")
     with pytest.raises(RuntimeError, match="hist must have the input's dtype"):
-        ops.gather(x, torch.ones(5, dtype=torch.float64), p, 1, "logistic")
-    with pytest.raises(RuntimeError, match="hist must have the input's shape"):
-        ops.gather(x.reshape(2, 5), torch.ones(3, 5), p, 1, "logistic")
+        ops.gather([x], torch.ones(5, dtype=torch.float64), p[None], [1], "logistic")
+    with pytest.raises(RuntimeError, match=r"hist must have .*shape input.shape\[:-1\] \+ bins"):
+        ops.gather([x.reshape(2, 5)], torch.ones(3, 5), p[None], [1], "logistic")
     with pytest.raises(RuntimeError, match="hard kernel.*straight_through=True"):
-        ops.gather(x, torch.ones(5), p, 1, "hard")
+        ops.gather([x], torch.ones(5), p[None], [1], "hard")

@@ -7,7 +7,7 @@ import torch
 import softhist_ext
 from softhist_ext import reference
 
-KERNELS = ["logistic", "gaussian", "triangular", "bspline"]
+KERNELS = list(softhist_ext.KERNELS)
 
 
 @pytest.mark.parametrize("kernel", KERNELS)

@@ -10,7 +10,7 @@ from torch.library import opcheck
 import softhist_ext
 from softhist_ext import reference
 
-KERNELS = ["logistic", "gaussian", "triangular", "bspline"]
+KERNELS = list(softhist_ext.KERNELS)
 
 
 @pytest.mark.parametrize("kernel", KERNELS)
@@ -112,18 +112,20 @@ def test_nonfinite_gradient_outside_a_pair_window_is_not_read(device, kernel):
 
 
 @pytest.mark.parametrize("kernel", ["logistic", "bspline", "hard"])
-def test_opcheck_joint_ops(device, kernel):
+@pytest.mark.parametrize("bins", [(6, 5), (6, 5, 4)])
+def test_opcheck_joint_ops(device, kernel, bins):
     ops = torch.ops.softhist
     smooth = kernel != "hard"
-    x = torch.randn(2, 30, dtype=torch.float64, device=device, requires_grad=smooth)
-    y = torch.randn(2, 30, dtype=torch.float64, device=device, requires_grad=smooth)
+    coords = [torch.randn(2, 30, dtype=torch.float64, device=device, requires_grad=smooth) for _ in bins]
     w = torch.rand(2, 30, dtype=torch.float64, device=device, requires_grad=True)
-    px = ops.params(x.detach(), 6, -2.0, 2.0, 2.0, kernel)
-    py = ops.params(y.detach(), 5, -2.0, 2.0, 2.5, kernel)
-    h = torch.randn(2, 6, 5, dtype=torch.float64, device=device, requires_grad=True)
-    for ox, oy in ([(0, 0), (1, 0), (0, 2)] if smooth else [(0, 0)]):
-        opcheck(ops.scatter2d, (x, y, w, px, py, 6, 5, ox, oy, kernel))
-        opcheck(ops.gather2d, (x, y, h, px, py, ox, oy, kernel))
+    p = torch.stack([ops.params(c.detach(), b, -2.0, 2.0, 2.0 + a / 2, kernel) for a, (c, b) in enumerate(zip(coords, bins))])
+    h = torch.randn(2, *bins, dtype=torch.float64, device=device, requires_grad=True)
+    orders = [[0] * len(bins)]
+    if smooth:
+        orders += [[1] + [0] * (len(bins) - 1), [0] * (len(bins) - 1) + [2]]
+    for o in orders:
+        opcheck(ops.scatter, (coords, w, p, list(bins), o, kernel))
+        opcheck(ops.gather, (coords, h, p, o, kernel))
 
 
 def test_mi_of_independent_samples_is_about_zero(device):

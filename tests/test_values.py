@@ -166,7 +166,7 @@ def test_float32_precision_at_1e8_samples(device):
     assert rel < 1e-6, rel
 
 
-SMOOTH_KERNELS = ["logistic", "gaussian", "triangular", "bspline"]
+SMOOTH_KERNELS = list(softhist_ext.KERNELS)
 
 
 @pytest.mark.parametrize("kernel", SMOOTH_KERNELS + ["hard"])
@@ -194,7 +194,7 @@ def test_conserve_mass_matches_dense_reference(device, kernel, bins, lo, hi, kap
     x = torch.randn(2, 700, dtype=torch.float64) * (hi - lo) / 3 + (hi + lo) / 2
     w = torch.rand_like(x)
     out = softhist_ext.histc(x.to(device), bins, lo, hi, kappa, kernel, w.to(device), dim=-1, conserve_mass=True)
-    kappa_ref = kappa if kappa is not None else reference.DEFAULT_KAPPA_WIDTH[kernel] * bins / (hi - lo)
+    kappa_ref = kappa if kappa is not None else reference.default_kappa_width(kernel) * bins / (hi - lo)
     expected = reference.histc(x, bins, lo, hi, kappa_ref, kernel, w, dim=-1, conserve_mass=True)
     torch.testing.assert_close(out.cpu(), expected, rtol=1e-10, atol=1e-10)
     out32 = softhist_ext.histc(x.float().to(device), bins, lo, hi, kappa, kernel, w.float().to(device), dim=-1,
@@ -225,3 +225,31 @@ def test_conserve_mass_gradients_match_dense_reference(device, kernel):
 
     assert torch.autograd.gradcheck(f2, (x, y, w))
     assert torch.autograd.gradgradcheck(f2, (x, y, w))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16])
+def test_hard_kernel_equals_torch_histc_bit_for_bit(device, dtype):
+    # Samples on and within rounding of inner edges land where torch.histc
+    # (on the same device) puts them: the bin is computed in torch's arithmetic.
+    x = torch.linspace(0, 1, 1001, dtype=dtype, device=device)
+    assert torch.equal(softhist_ext.histc(x, 10, 0, 1, kernel="hard"), torch.histc(x, 10, 0, 1))
+    gen = torch.Generator().manual_seed(1)
+    for _ in range(60):
+        bins = int(torch.randint(1, 300, (), generator=gen))
+        lo = float(torch.randn((), generator=gen) * 10)
+        hi = lo + float(torch.rand((), generator=gen) * 20 + 1e-3)
+        xs = torch.linspace(lo - 1, hi + 1, 1500, dtype=torch.float64).to(dtype).to(device)
+        expected = torch.histc(xs, bins, lo, hi)
+        assert torch.equal(softhist_ext.histc(xs, bins, lo, hi, kernel="hard"), expected), (bins, lo, hi)
+        st = softhist_ext.histc(xs, bins, lo, hi, straight_through=True)
+        assert torch.equal(st, expected), (bins, lo, hi)
+
+
+def test_the_library_lists_its_kernels_and_their_documented_defaults():
+    # The one list (csrc/kernels.h), asked of the library; the defaults are
+    # the README's kernel table ("default kappa * width").
+    assert softhist_ext.KERNELS == ("logistic", "gaussian", "triangular", "bspline")
+    documented = {"logistic": 4.0, "gaussian": 2.0, "triangular": 1.0, "bspline": 1.0}
+    assert {k: reference.default_kappa_width(k) for k in softhist_ext.KERNELS} == documented
+    with pytest.raises(RuntimeError, match='one of "logistic", "gaussian", "triangular", "bspline", or "hard"'):
+        softhist_ext.histc(torch.zeros(3), 4, kernel="box")

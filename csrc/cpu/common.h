@@ -115,34 +115,18 @@ ValuesFn<C> values_fn(Kernel kernel, int64_t order) {
 }
 
 // Chunks per row for scatter: enough to keep every thread busy, few enough
-// that the partial histograms stay within kPartialBudget.
-inline int64_t chunks_per_row(int64_t n, int64_t rows, int64_t bins) {
+// that the partial histograms (`size` doubles each) stay within kPartialBudget.
+inline int64_t chunks_per_row(int64_t n, int64_t rows, int64_t size) {
   return std::max<int64_t>(
-      1, std::min({n / std::max(kMinChunk, 2 * bins), kMaxChunks,
-                   kPartialBudget / (bins * std::max<int64_t>(rows, 1))}));
+      1, std::min({n / std::max(kMinChunk, 2 * size), kMaxChunks,
+                   kPartialBudget / (size * std::max<int64_t>(rows, 1))}));
 }
 
-// Sums the chunk partials of each row in chunk order, times factor, into out.
-template <typename T>
-void merge_partials(const std::vector<double>& partial, int64_t rows, int64_t chunks,
-                    int64_t bins, double factor, T* out) {
-  torch::stable::parallel_for(0, rows * bins, 4096, [&](int64_t j0, int64_t j1) {
-    for (int64_t j = j0; j < j1; ++j) {
-      const int64_t row = j / bins, b = j % bins;
-      const double* p = partial.data() + row * chunks * bins + b;
-      double s = 0;
-      for (int64_t ci = 0; ci < chunks; ++ci) s += p[ci * bins];
-      out[j] = static_cast<T>(s * factor);
-    }
-  });
-}
-
+// Axis a's window from params row a.
 template <typename C, typename T>
-Window window_from(Kernel kernel, const Tensor& params, int64_t bins) {
-  const double* p = params.const_data_ptr<double>();
+Window window_from(Kernel kernel, const Tensor& params, int64_t axis, int64_t bins) {
+  const double* p = params.const_data_ptr<double>() + axis * kParamsSize;
   return Window::make<C, T>(kernel, p[0], p[1], p[2], bins, p[3] != 0);
 }
-
-
 
 }  // namespace softhist::cpu

@@ -5,10 +5,16 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <type_traits>
 
 #include "../kernels.h"
 
 namespace softhist::cuda {
+
+// The type torch.histc on CUDA computes a sample's bin in (its accumulation
+// type): the hard kernel does the same, so that it counts as torch.histc does.
+template <typename T>
+using HistcMath = std::conditional_t<std::is_same_v<T, double>, double, float>;
 
 template <Kernel K, typename C, typename T>
 __device__ Window window_of(const double* params, int64_t bins) {

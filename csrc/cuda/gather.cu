@@ -22,7 +22,7 @@ template <Kernel K, int Order, typename T, typename C, typename Hist>
 __device__ T gather_one(const Window& win, double x, const Hist& h, double factor) {
   if constexpr (K == Kernel::Hard) {
     int64_t b = 0;
-    return static_cast<T>(win.bin_of(x, b) ? h[b] : C(0));
+    return static_cast<T>(win.bin_of<HistcMath<T>>(x, b) ? h[b] : C(0));
   } else {
     int64_t first = 0;
     double t = 0;

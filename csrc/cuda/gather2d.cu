@@ -67,8 +67,8 @@ __device__ void gather_hard_pairs(const Gather2dArgs<T>& a, const Window& wx, co
                                   const Hist& h, int64_t begin, int64_t end) {
   for (int64_t i = begin + threadIdx.x; i < end; i += blockDim.x) {
     int64_t ia = 0, ib = 0;
-    const bool in = wx.bin_of(static_cast<double>(a.x[i]), ia) &&
-                    wy.bin_of(static_cast<double>(a.y[i]), ib);
+    const bool in = wx.bin_of<HistcMath<T>>(static_cast<double>(a.x[i]), ia) &&
+                    wy.bin_of<HistcMath<T>>(static_cast<double>(a.y[i]), ib);
     a.out[i] = static_cast<T>(in ? h[ia * a.bins_y + ib] : C(0));
   }
 }

@@ -80,18 +80,21 @@ struct SmoothSample {
 };
 
 // The hard kernel: the weight, in the bin torch.histc counts the sample in.
+template <typename C>
 struct HardSample {
   int64_t first = 0;
   bool located = false;
 
-  __device__ void locate(const Window& win, double x) { located = win.bin_of(x, first); }
+  __device__ void locate(const Window& win, double x) {
+    located = win.bin_of<HistcMath<C>>(x, first);
+  }
   __device__ static int64_t span(const Window&) { return 1; }
   __device__ void start(int64_t) {}
   __device__ double next(int64_t, double weight) { return weight; }
 };
 
 template <Kernel K, int Order, typename C>
-using Sample = std::conditional_t<K == Kernel::Hard, HardSample, SmoothSample<K, Order, C>>;
+using Sample = std::conditional_t<K == Kernel::Hard, HardSample<C>, SmoothSample<K, Order, C>>;
 
 // One sample per thread (i < end), a whole warp at a time.
 template <typename S, typename T>

@@ -99,8 +99,8 @@ __device__ void scatter_hard_pairs(const Scatter2dArgs<T>& a, const Window& wx,
   for (int64_t base = begin + threadIdx.x / 32 * 32; base < end; base += blockDim.x) {
     const int64_t i = base + lane;
     int64_t ia = 0, ib = 0;
-    const bool in = i < end && wx.bin_of(static_cast<double>(a.x[i]), ia) &&
-                    wy.bin_of(static_cast<double>(a.y[i]), ib) && tile.holds(ia, ib);
+    const bool in = i < end && wx.bin_of<HistcMath<T>>(static_cast<double>(a.x[i]), ia) &&
+                    wy.bin_of<HistcMath<T>>(static_cast<double>(a.y[i]), ib) && tile.holds(ia, ib);
     if (a.weight) {
       if (in) {
         const double w = static_cast<double>(a.weight[i]);

@@ -1,0 +1,541 @@
+// The CPU engine: scatter (samples -> bins) and gather (bins -> samples) over
+// D = 1, 2 or 3 axes, as compile-time D. Samples are processed in blocks of
+// kLanes, so the window loops (fixed length, only their offsets differ per
+// sample) vectorise across samples. Per D, the innermost loop:
+//   D = 1: a sample's window of edges, the kernel and order as compile-time
+//          constants; only the scatter into bins is scalar;
+//   D > 1: a sample's window on the last axis, as whole vectors of kRow values
+//          over histogram rows padded with zeros; the outer axes' windows
+//          give each row its coefficient.
+// Scatter sums fixed chunks of each row into float64 partials, merged in chunk
+// order, so results do not depend on the thread count.
+#include <torch/csrc/stable/library.h>
+
+#include <array>
+#include <cmath>
+#include <limits>
+
+#include "common.h"
+
+namespace softhist::cpu {
+namespace {
+
+// ---------------------------------------------------------------- D = 1
+
+// acc[b] += sum_i w_i * D_Order(x_i, b) / kappa^Order over n samples.
+template <Kernel K, int Order, typename T, typename C>
+SOFTHIST_CLONES void scatter_chunk_1d(const T* x, const T* w, int64_t n, const Window& win,
+                                      double* acc) {
+  const int64_t edges = win.edges;
+  const C c = static_cast<C>(win.c);
+  std::vector<C> values(static_cast<size_t>(edges * kLanes));
+  C* v = values.data();
+  for (int64_t i0 = 0; i0 < n; i0 += kLanes) {
+    int32_t first[kLanes];
+    double t64[kLanes], scale[kLanes];
+    C t_first[kLanes];
+    locate_block(x + i0, w ? w + i0 : nullptr, n - i0, win, first, t64, scale);
+    for (int l = 0; l < kLanes; ++l) t_first[l] = static_cast<C>(t64[l]);
+    window_values<K, Order>(t_first, c, edges, v);
+    if (win.open_ends) open_window_ends(win, Order, first, v);
+    for (int l = 0; l < kLanes; ++l) {
+      if (scale[l] == 0) continue;
+      double* a = acc + first[l];
+      const C* vl = v + l;
+      for (int64_t k = 0; k + 1 < edges; ++k)
+        a[k] += scale[l] * (static_cast<double>(vl[k * kLanes]) -
+                            static_cast<double>(vl[(k + 1) * kLanes]));
+    }
+  }
+}
+
+// out_i = sum_b h_b * D_Order(x_i, b) * factor.
+template <Kernel K, int Order, typename T, typename C>
+SOFTHIST_CLONES void gather_chunk_1d(const T* x, const C* h, int64_t n, const Window& win,
+                                     double factor, T* out) {
+  const int64_t edges = win.edges;
+  const C c = static_cast<C>(win.c);
+  for (int64_t i0 = 0; i0 < n; i0 += kLanes) {
+    int32_t first[kLanes];
+    double t64[kLanes], scale[kLanes];
+    C t_first[kLanes], prev[kLanes], acc[kLanes], at_first[kLanes];
+    locate_block(x + i0, static_cast<const T*>(nullptr), n - i0, win, first, t64, scale);
+#pragma omp simd
+    for (int l = 0; l < kLanes; ++l) {
+      t_first[l] = static_cast<C>(t64[l]);
+      prev[l] = cdf<K, Order>(t_first[l]);
+      at_first[l] = prev[l];
+      acc[l] = 0;
+    }
+    for (int64_t k = 1; k < edges; ++k) {
+      const C shift = c * static_cast<C>(k);
+#pragma omp simd
+      for (int l = 0; l < kLanes; ++l) {
+        const C cur = cdf<K, Order>(t_first[l] - shift);
+        acc[l] += h[first[l] + k - 1] * (prev[l] - cur);
+        prev[l] = cur;
+      }
+    }
+    // Open ends: the first bin's term used K at edge 0 and the last bin's K at
+    // edge `bins` (prev holds the window's last edge); swap in the ends' values.
+    if (win.open_ends) {
+      for (int l = 0; l < kLanes; ++l) {
+        if (first[l] == 0) acc[l] += h[0] * (win.at_edge(0, Order, at_first[l]) - at_first[l]);
+        if (first[l] + edges - 1 == win.bins) acc[l] += h[win.bins - 1] * prev[l];
+      }
+    }
+    const int64_t m = std::min<int64_t>(kLanes, n - i0);
+    for (int l = 0; l < m; ++l)  // exactly 0 for a sample that reaches no bin
+      out[i0 + l] = scale[l] == 0 ? T(0) : static_cast<T>(static_cast<double>(acc[l]) * factor);
+  }
+}
+
+// ---------------------------------------------------------------- D > 1
+
+// The histograms of D > 1 axes are stored with rows (the last axis) padded by
+// `pad` columns, a multiple of kRow and at least the last axis's window, so
+// that a sample's window on it is added as whole vectors, zeros past its end.
+constexpr int64_t kRow = 8;
+
+int64_t row_pad(const Window& last) { return (last.edges - 1 + kRow - 1) / kRow * kRow; }
+
+// Per block of kLanes samples: where their windows start on each axis, the
+// bin masses d(a, k, l) = D_order_a(x_l on axis a, first[a][l] + k), and each
+// sample's scale (its weight, or 0 when it reaches no bin on some axis).
+template <int D, typename T, typename C>
+struct Block {
+  const Window* win;
+  ValuesFn<C> values[D];
+  int order[D];
+  std::vector<C> v[D];
+  int32_t first[D][kLanes];
+  double scale[kLanes];
+
+  // Smooth kernels only: the hard kernel's chunks locate bins directly.
+  Block(const Window* w, Kernel kernel, const std::vector<int64_t>& orders) : win(w) {
+    for (int a = 0; a < D; ++a) {
+      values[a] = kernel == Kernel::Hard ? nullptr : values_fn<C>(kernel, orders[a]);
+      order[a] = static_cast<int>(orders[a]);
+      v[a].resize(static_cast<size_t>(w[a].edges * kLanes));
+    }
+  }
+
+  void load(const std::array<const T*, D>& x, const T* w, int64_t n);
+
+  C d(int a, int64_t k, int l) const { return v[a][k * kLanes + l]; }
+};
+
+template <int D, typename T, typename C>
+SOFTHIST_CLONES void Block<D, T, C>::load(const std::array<const T*, D>& x, const T* w,
+                                          int64_t n) {
+  double t[kLanes], alive[kLanes];
+  C ct[kLanes];
+  for (int a = 0; a < D; ++a) {
+    locate_block(x[a], a == 0 ? w : static_cast<const T*>(nullptr), n, win[a], first[a], t,
+                 a == 0 ? scale : alive);
+    for (int l = 0; l < kLanes; ++l) {
+      // Select, not multiply: a NaN or infinite weight times 0 would be NaN.
+      if (a > 0) scale[l] = alive[l] != 0 ? scale[l] : 0.0;
+      ct[l] = static_cast<C>(t[l]);
+    }
+    C* va = v[a].data();
+    values[a](ct, static_cast<C>(win[a].c), win[a].edges, va);
+    if (win[a].open_ends) open_window_ends(win[a], order[a], first[a], va);
+    // Edge values to bin masses, in place: D_k = K_k - K_{k+1}.
+    for (int64_t k = 0; k + 1 < win[a].edges; ++k)
+      for (int l = 0; l < kLanes; ++l) va[k * kLanes + l] -= va[(k + 1) * kLanes + l];
+  }
+}
+
+// One 32-byte vector of C (GCC's vector extension; an AVX2 register), read in
+// place from a row (C's alignment, may alias C): the gather's row sums stay in
+// registers, where stack arrays stall store forwarding.
+template <typename C>
+struct RowVecOf {
+  typedef C type __attribute__((vector_size(32), aligned(alignof(C)), may_alias));
+};
+template <typename C>
+using RowVec = typename RowVecOf<C>::type;
+template <typename C>
+constexpr int64_t kVecLen = 32 / sizeof(C);
+
+template <typename C>
+SOFTHIST_HD const RowVec<C>& row_at(const C* p) { return *reinterpret_cast<const RowVec<C>*>(p); }
+
+// The block's masses on the last axis, one zero-padded row of `pad` values
+// per sample: rows[l * pad + j] = d(D - 1, j, l). The padding is never written.
+template <typename A, int D, typename T, typename C>
+SOFTHIST_CLONES void transpose_last(const Block<D, T, C>& blk, int64_t pad, A* rows) {
+  for (int64_t j = 0; j + 1 < blk.win[D - 1].edges; ++j)
+    for (int l = 0; l < kLanes; ++l) rows[l * pad + j] = static_cast<A>(blk.d(D - 1, j, l));
+}
+
+// A histogram row's layout: strides of the axes (the last axis contiguous,
+// padded by `pad` for D > 1) and the size of one row's histogram.
+template <int D>
+struct Layout {
+  std::array<int64_t, D> stride;
+  int64_t pad, size;
+
+  static Layout of(const Window* win, const std::vector<int64_t>& bins) {
+    Layout lay;
+    lay.pad = D == 1 ? 0 : row_pad(win[D - 1]);
+    int64_t s = bins[D - 1] + lay.pad;
+    lay.stride[D - 1] = 1;
+    for (int a = D - 2; a >= 0; --a) {
+      lay.stride[a] = s;
+      s *= bins[a];
+    }
+    lay.size = D == 1 ? bins[0] : s;
+    return lay;
+  }
+  int64_t offset(const int32_t (&first)[D][kLanes], int l) const {
+    int64_t o = 0;
+    for (int a = 0; a < D; ++a) o += int64_t(first[a][l]) * stride[a];
+    return o;
+  }
+};
+
+// The outer axes' part of sample l's window (every axis but the last): each
+// row's offset from the window's first bin, and its coefficient, the product
+// of the outer masses times `scale`.
+template <int D, typename T, typename C, typename S>
+int64_t outer_rows(const Block<D, T, C>& blk, const Layout<D>& lay, int l, S scale,
+                   int64_t* offset, S* coef) {
+  int64_t count = 1;
+  offset[0] = 0;
+  coef[0] = scale;
+  for (int a = 0; a + 1 < D; ++a) {
+    const int64_t e = blk.win[a].edges - 1;
+    for (int64_t m = count - 1; m >= 0; --m)
+      for (int64_t k = e - 1; k >= 0; --k) {
+        offset[m * e + k] = offset[m] + k * lay.stride[a];
+        coef[m * e + k] = coef[m] * static_cast<S>(blk.d(a, k, l));
+      }
+    count *= e;
+  }
+  return count;
+}
+
+template <int D, typename T, typename C>
+SOFTHIST_CLONES void scatter_chunk_joint(const std::array<const T*, D>& x, const T* w, int64_t n,
+                                         Block<D, T, C>& blk, const Layout<D>& lay, double* acc) {
+  const int64_t pad = lay.pad, last = blk.win[D - 1].edges - 1;
+  int64_t outer = 1;
+  for (int a = 0; a + 1 < D; ++a) outer *= blk.win[a].edges - 1;
+  std::vector<double> rows(static_cast<size_t>(kLanes * pad)), coef(outer);
+  std::vector<int64_t> offset(outer);
+  for (int64_t i0 = 0; i0 < n; i0 += kLanes) {
+    std::array<const T*, D> xs;
+    for (int a = 0; a < D; ++a) xs[a] = x[a] + i0;
+    blk.load(xs, w ? w + i0 : nullptr, n - i0);
+    transpose_last(blk, pad, rows.data());
+    for (int l = 0; l < kLanes; ++l) {
+      if (blk.scale[l] == 0) continue;
+      const double* yl = rows.data() + l * pad;
+      double* a = acc + lay.offset(blk.first, l);
+      const int64_t count = outer_rows(blk, lay, l, blk.scale[l], offset.data(), coef.data());
+      // The padding holds zeros, but bins past the window may lie there: a
+      // NaN or infinite weight must not turn them into 0 * inf = NaN.
+      if (!std::isfinite(blk.scale[l])) {
+        for (int64_t m = 0; m < count; ++m)
+          for (int64_t j = 0; j < last; ++j) a[offset[m] + j] += coef[m] * yl[j];
+        continue;
+      }
+      for (int64_t j0 = 0; j0 < pad; j0 += kRow) {
+        const double* __restrict yr = yl + j0;
+        for (int64_t m = 0; m < count; ++m) {
+          double* __restrict ar = a + offset[m] + j0;
+          const double s = coef[m];
+#pragma omp simd
+          for (int64_t j = 0; j < kRow; ++j) ar[j] += s * yr[j];
+        }
+      }
+    }
+  }
+}
+
+// h is padded like the partials of the scatter (zeros in the padding).
+template <int D, typename T, typename C>
+SOFTHIST_CLONES void gather_chunk_joint(const std::array<const T*, D>& x, const C* h, int64_t n,
+                                        Block<D, T, C>& blk, const Layout<D>& lay, double factor,
+                                        T* out) {
+  const int64_t pad = lay.pad, last = blk.win[D - 1].edges - 1;
+  int64_t outer = 1;
+  for (int a = 0; a + 1 < D; ++a) outer *= blk.win[a].edges - 1;
+  std::vector<C> rows(static_cast<size_t>(kLanes * pad)), coef(outer);
+  std::vector<int64_t> offset(outer);
+  constexpr int64_t V = kVecLen<C>;
+  static_assert(kRow % V == 0, "rows are padded to whole vectors");
+  RowVec<C> column;  // j - j0
+  for (int64_t j = 0; j < V; ++j) column[j] = static_cast<C>(j);
+  for (int64_t i0 = 0; i0 < n; i0 += kLanes) {
+    std::array<const T*, D> xs;
+    for (int a = 0; a < D; ++a) xs[a] = x[a] + i0;
+    blk.load(xs, nullptr, n - i0);
+    transpose_last(blk, pad, rows.data());
+    const int64_t m_lanes = std::min<int64_t>(kLanes, n - i0);
+    for (int l = 0; l < m_lanes; ++l) {
+      double acc = 0;
+      if (blk.scale[l] != 0) {
+        // sum_j d_last(j) sum_outer coef * h[row][j], a vector of columns at a
+        // time, in registers; one horizontal sum at the end.
+        const C* yl = rows.data() + l * pad;
+        const C* h0 = h + lay.offset(blk.first, l);
+        const int64_t count = outer_rows(blk, lay, l, C(1), offset.data(), coef.data());
+        RowVec<C> sum = {};
+        for (int64_t j0 = 0; j0 < pad; j0 += V) {
+          RowVec<C> col = {};
+          for (int64_t m = 0; m < count; ++m) col += coef[m] * row_at(h0 + offset[m] + j0);
+          // Columns past the window read bins outside it, which may hold
+          // NaN or inf: masked, not multiplied by their zero mass.
+          sum += column + static_cast<C>(j0) < static_cast<C>(last) ? col * row_at(yl + j0)
+                                                                     : RowVec<C>{};
+        }
+        for (int64_t half = V / 2; half > 0; half /= 2)
+          for (int64_t j = 0; j < half; ++j) sum[j] += sum[j + half];
+        acc = static_cast<double>(sum[0]);
+      }
+      out[i0 + l] = static_cast<T>(acc * factor);
+    }
+  }
+}
+
+// ---------------------------------------------------------------- hard
+
+// The hard kernel: exact counts, as torch.histc counts each coordinate.
+template <int D, typename T>
+bool hard_offset(const std::array<const T*, D>& x, int64_t i, const Window* win,
+                 const Layout<D>& lay, int64_t& offset) {
+  offset = 0;
+  for (int a = 0; a < D; ++a) {
+    int64_t b;
+    if (!win[a].template bin_of<T>(static_cast<double>(x[a][i]), b)) return false;
+    offset += b * lay.stride[a];
+  }
+  return true;
+}
+
+template <int D, typename T>
+void scatter_chunk_hard(const std::array<const T*, D>& x, const T* w, int64_t n,
+                        const Window* win, const Layout<D>& lay, double* acc) {
+  for (int64_t i = 0; i < n; ++i) {
+    int64_t o;
+    if (hard_offset<D>(x, i, win, lay, o)) acc[o] += w ? static_cast<double>(w[i]) : 1.0;
+  }
+}
+
+template <int D, typename T, typename C>
+void gather_chunk_hard(const std::array<const T*, D>& x, const C* h, int64_t n,
+                       const Window* win, const Layout<D>& lay, T* out) {
+  for (int64_t i = 0; i < n; ++i) {
+    int64_t o;
+    out[i] = static_cast<T>(hard_offset<D>(x, i, win, lay, o) ? h[o] : C(0));
+  }
+}
+
+// ---------------------------------------------------------------- ops
+
+Tensor params_cpu(const Tensor& input, int64_t bins, double min, double max,
+                  std::optional<double> kappa, std::string kernel_name, bool conserve_mass) {
+  const RangeArgs args =
+      range_args(input, bins, min, max, kappa, parse_kernel(kernel_name), conserve_mass);
+  double lo = std::numeric_limits<double>::infinity(), hi = -lo;
+  if (min == max && input.numel() > 0) {
+    const Tensor x = torch::stable::contiguous(input);
+    dispatch_float(x.scalar_type(), [&](auto tag, auto) {
+      using T = decltype(tag);
+      const T* p = x.const_data_ptr<T>();
+      for (int64_t i = 0, n = x.numel(); i < n; ++i) {
+        const double v = static_cast<double>(p[i]);
+        if (std::isfinite(v)) {
+          lo = std::min(lo, v);
+          hi = std::max(hi, v);
+        }
+      }
+    });
+  }
+  Tensor out = torch::stable::empty({kParamsSize}, ScalarType::Double, std::nullopt,
+                                    input.device());
+  resolve_range(args, lo, hi, out.mutable_data_ptr<double>());
+  return out;
+}
+
+// What an op of D axes works on: contiguous coordinates, windows and layout.
+template <int D, typename T, typename C>
+struct Axes {
+  std::array<const T*, D> x;
+  std::array<Window, D> win;
+  Layout<D> lay;
+  double factor;  // prod kappa_a^order_a: window values are in units of kappa
+
+  Axes(const std::vector<Tensor>& coords, const Tensor& params, const Problem& pb,
+       Kernel kernel) {
+    factor = 1;
+    const double* p = params.const_data_ptr<double>();
+    for (int a = 0; a < D; ++a) {
+      x[a] = coords[a].const_data_ptr<T>();
+      win[a] = window_from<C, T>(kernel, params, a, pb.bins[a]);
+      factor *= std::pow(p[a * kParamsSize + 2], static_cast<double>(pb.orders[a]));
+    }
+    lay = Layout<D>::of(win.data(), pb.bins);
+  }
+  std::array<const T*, D> at(int64_t i) const {
+    std::array<const T*, D> xs;
+    for (int a = 0; a < D; ++a) xs[a] = x[a] + i;
+    return xs;
+  }
+};
+
+// out[row, outer, j] = factor * sum over chunks of partial[row, chunk, outer
+// row, j], in chunk order, dropping the rows' padding.
+template <typename T>
+void merge_partials(const std::vector<double>& partial, int64_t rows, int64_t chunks,
+                    int64_t size, int64_t total_bins, int64_t last_bins, int64_t pad,
+                    double factor, T* out) {
+  torch::stable::parallel_for(0, rows * total_bins, 4096, [&](int64_t j0, int64_t j1) {
+    for (int64_t j = j0; j < j1; ++j) {
+      const int64_t row = j / total_bins, b = j % total_bins;
+      const double* p =
+          partial.data() + row * chunks * size + b / last_bins * (last_bins + pad) + b % last_bins;
+      double s = 0;
+      for (int64_t ci = 0; ci < chunks; ++ci) s += p[ci * size];
+      out[j] = static_cast<T>(s * factor);
+    }
+  });
+}
+
+template <int D, typename T, typename C>
+void scatter_axes(const std::vector<Tensor>& coords, const T* w, const Tensor& params,
+                  const Problem& pb, Kernel kernel, T* out) {
+  const Axes<D, T, C> ax(coords, params, pb, kernel);
+  const int64_t n = pb.n, rows = pb.rows, size = ax.lay.size;
+  const int64_t chunks = chunks_per_row(n, rows, size);
+  std::vector<double> partial(static_cast<size_t>(rows * chunks * size));
+  // Work item i: chunk i % chunks of row i / chunks, into partial[i].
+  torch::stable::parallel_for(0, rows * chunks, 1, [&](int64_t i0, int64_t i1) {
+    std::optional<Block<D, T, C>> blk;
+    if (D > 1 && kernel != Kernel::Hard) blk.emplace(ax.win.data(), kernel, pb.orders);
+    for (int64_t i = i0; i < i1; ++i) {
+      const int64_t row = i / chunks, ci = i % chunks;
+      const int64_t b = row * n + n * ci / chunks, m = row * n + n * (ci + 1) / chunks - b;
+      const T* ws = w ? w + b : nullptr;
+      double* acc = partial.data() + i * size;
+      if (kernel == Kernel::Hard) {
+        scatter_chunk_hard<D>(ax.at(b), ws, m, ax.win.data(), ax.lay, acc);
+      } else if constexpr (D == 1) {
+        dispatch_smooth(kernel, pb.orders[0], [&](auto k, auto ord) {
+          scatter_chunk_1d<decltype(k)::value, decltype(ord)::value, T, C>(ax.x[0] + b, ws, m,
+                                                                           ax.win[0], acc);
+        });
+      } else {
+        scatter_chunk_joint<D>(ax.at(b), ws, m, *blk, ax.lay, acc);
+      }
+    }
+  });
+  int64_t total = 1;
+  for (int64_t bins : pb.bins) total *= bins;
+  merge_partials(partial, rows, chunks, size, total, pb.bins[D - 1], ax.lay.pad, ax.factor, out);
+}
+
+template <int D, typename T, typename C>
+void gather_axes(const std::vector<Tensor>& coords, const T* hist, const Tensor& params,
+                 const Problem& pb, Kernel kernel, T* out) {
+  const Axes<D, T, C> ax(coords, params, pb, kernel);
+  const int64_t n = pb.n, rows = pb.rows, size = ax.lay.size;
+  const int64_t last = pb.bins[D - 1], stride = last + ax.lay.pad;
+  int64_t total = 1;
+  for (int64_t bins : pb.bins) total *= bins;
+  // The histogram in C, rows padded with zeros as the scatter's partials are.
+  std::vector<C> h(static_cast<size_t>(rows * size), C(0));
+  for (int64_t r = 0; r < rows * (total / last); ++r)
+    for (int64_t b = 0; b < last; ++b) h[r * stride + b] = static_cast<C>(hist[r * last + b]);
+  const int64_t blocks = (n + kGatherBlock - 1) / kGatherBlock;
+  // Work item i: block i % blocks of row i / blocks.
+  torch::stable::parallel_for(0, rows * blocks, 1, [&](int64_t i0, int64_t i1) {
+    std::optional<Block<D, T, C>> blk;
+    if (D > 1 && kernel != Kernel::Hard) blk.emplace(ax.win.data(), kernel, pb.orders);
+    for (int64_t i = i0; i < i1; ++i) {
+      const int64_t row = i / blocks, b = row * n + (i % blocks) * kGatherBlock;
+      const int64_t m = std::min(b + kGatherBlock, (row + 1) * n) - b;
+      const C* hr = h.data() + row * size;
+      if (kernel == Kernel::Hard) {
+        gather_chunk_hard<D>(ax.at(b), hr, m, ax.win.data(), ax.lay, out + b);
+      } else if constexpr (D == 1) {
+        dispatch_smooth(kernel, pb.orders[0], [&](auto k, auto ord) {
+          gather_chunk_1d<decltype(k)::value, decltype(ord)::value, T, C>(
+              ax.x[0] + b, hr, m, ax.win[0], ax.factor, out + b);
+        });
+      } else {
+        gather_chunk_joint<D>(ax.at(b), hr, m, *blk, ax.lay, ax.factor, out + b);
+      }
+    }
+  });
+}
+
+// f(std::integral_constant<int, D>) for the problem's number of axes.
+template <typename F>
+void dispatch_axes(int64_t axes, const F& f) {
+  switch (axes) {
+    case 1: return f(std::integral_constant<int, 1>{});
+    case 2: return f(std::integral_constant<int, 2>{});
+    case 3: return f(std::integral_constant<int, 3>{});
+  }
+}
+
+std::vector<Tensor> contiguous_all(const std::vector<Tensor>& ts) {
+  std::vector<Tensor> out;
+  for (const Tensor& t : ts) out.push_back(torch::stable::contiguous(t));
+  return out;
+}
+
+Tensor scatter_cpu(std::vector<Tensor> coords_in, const std::optional<Tensor>& weight,
+                   const Tensor& params, std::vector<int64_t> bins, std::vector<int64_t> orders,
+                   std::string kernel_name) {
+  const Kernel kernel = parse_kernel(kernel_name);
+  const Problem pb = check_scatter_args(coords_in, weight, params, bins, orders, kernel);
+  const std::vector<Tensor> coords = contiguous_all(coords_in);
+  const std::optional<Tensor> wc =
+      weight.has_value() ? std::optional<Tensor>(torch::stable::contiguous(*weight))
+                         : std::nullopt;
+  Tensor out = torch::stable::empty(with_last(coords[0], bins), coords[0].scalar_type(),
+                                    std::nullopt, coords[0].device());
+  dispatch_float(coords[0].scalar_type(), [&](auto tag, auto ctag) {
+    using T = decltype(tag);
+    using C = decltype(ctag);
+    const T* w = wc.has_value() ? wc->const_data_ptr<T>() : nullptr;
+    dispatch_axes(pb.axes, [&](auto d) {
+      scatter_axes<decltype(d)::value, T, C>(coords, w, params, pb, kernel,
+                                             out.mutable_data_ptr<T>());
+    });
+  });
+  return out;
+}
+
+Tensor gather_cpu(std::vector<Tensor> coords_in, const Tensor& hist, const Tensor& params,
+                  std::vector<int64_t> orders, std::string kernel_name) {
+  const Kernel kernel = parse_kernel(kernel_name);
+  const Problem pb = check_gather_args(coords_in, hist, params, orders, kernel);
+  const std::vector<Tensor> coords = contiguous_all(coords_in);
+  const Tensor hc = torch::stable::contiguous(hist);
+  Tensor out = torch::stable::empty_like(coords[0]);
+  dispatch_float(coords[0].scalar_type(), [&](auto tag, auto ctag) {
+    using T = decltype(tag);
+    using C = decltype(ctag);
+    dispatch_axes(pb.axes, [&](auto d) {
+      gather_axes<decltype(d)::value, T, C>(coords, hc.const_data_ptr<T>(), params, pb, kernel,
+                                            out.mutable_data_ptr<T>());
+    });
+  });
+  return out;
+}
+
+}  // namespace
+
+STABLE_TORCH_LIBRARY_IMPL(softhist, CPU, m) {
+  m.impl("params", TORCH_BOX(&params_cpu));
+  m.impl("scatter", TORCH_BOX(&scatter_cpu));
+  m.impl("gather", TORCH_BOX(&gather_cpu));
+}
+
+}  // namespace softhist::cpu
