@@ -4,9 +4,13 @@ The binary calls only torch's stable C shim (target: torch 2.10), so it runs
 with any torch >= 2.10, whichever torch the (isolated) build happened to use.
 It uses no Python C API either, hence one abi3 wheel for every CPython >= 3.9.
 
-The CUDA kernels are a second library, built when the build's torch has CUDA
-and nvcc's major version matches it (FORCE_CUDA=1 builds it regardless,
-FORCE_ONLY_CPU=1 never).
+The CUDA kernels are a second library, built only where they can run: the
+build's torch has CUDA, nvcc's major version matches it and torch sees a GPU.
+FORCE_CUDA=1 builds them regardless (e.g. for a wheel made on a machine
+without a GPU, as CI does), FORCE_ONLY_CPU=1 never.
+
+The sources compile in parallel with ninja (MAX_JOBS limits the jobs; without
+ninja, setuptools compiles one file at a time).
 
 SOFTHIST_SANITIZE=1 builds the CPU library with AddressSanitizer and
 UndefinedBehaviorSanitizer (any report aborts the process; debug info and
@@ -18,6 +22,7 @@ distribution, since Python must then run with the ASan runtime preloaded
 import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import torch
@@ -72,14 +77,32 @@ def nvcc_major(home):
     return found.group(1) if found else None
 
 
+def gpu_visible():
+    """Whether torch sees a CUDA GPU here (no GPU, or a driver too old for the
+    build's torch: no)."""
+    try:
+        return torch.cuda.is_available()
+    except Exception:  # a broken driver install: treat as no GPU
+        return False
+
+
 def build_cuda(home):
-    if os.environ.get("FORCE_ONLY_CPU") == "1" or SANITIZE:
-        return False
+    """Whether to build the CUDA library, and why (for the build log)."""
+    if SANITIZE:
+        return False, "SOFTHIST_SANITIZE=1 builds the CPU library only"
+    if os.environ.get("FORCE_ONLY_CPU") == "1":
+        return False, "FORCE_ONLY_CPU=1"
     if os.environ.get("FORCE_CUDA") == "1":
-        return True
-    if torch.version.cuda is None or home is None:
-        return False
-    return nvcc_major(home) == torch.version.cuda.split(".")[0]
+        return True, "FORCE_CUDA=1"
+    if torch.version.cuda is None:
+        return False, f"the build's torch {torch.__version__} has no CUDA"
+    if home is None:
+        return False, "no CUDA toolkit found (CUDA_HOME, nvcc, /usr/local/cuda)"
+    if nvcc_major(home) != torch.version.cuda.split(".")[0]:
+        return False, f"nvcc in {home} does not match torch's CUDA {torch.version.cuda}"
+    if not gpu_visible():
+        return False, "torch sees no GPU here (FORCE_CUDA=1 builds them anyway)"
+    return True, f"torch {torch.__version__} sees a GPU"
 
 
 # -fno-trapping-math: without it, on targets without AVX-512's masked lanes
@@ -99,7 +122,10 @@ ext_modules = [
     )
 ]
 toolkit = cuda_toolkit()
-if build_cuda(toolkit):
+with_cuda, reason = build_cuda(toolkit)
+print(f"softhist_ext: {'building' if with_cuda else 'not building'} the CUDA kernels: {reason}",
+      file=sys.stderr)
+if with_cuda:
     cpp_extension.CUDA_HOME = toolkit  # what CUDAExtension and BuildExtension build with
     common = ["-O3", "-std=c++17", STABLE_ABI_TARGET, "-DUSE_CUDA"]
     ext_modules.append(
@@ -117,6 +143,8 @@ if build_cuda(toolkit):
 
 setup(
     ext_modules=ext_modules,
-    cmdclass={"build_ext": BuildExtension.with_options(use_ninja=False)},
+    # ninja compiles the sources in parallel; BuildExtension falls back to one
+    # at a time, with a warning, where ninja is not installed.
+    cmdclass={"build_ext": BuildExtension.with_options(use_ninja=True)},
     options={"bdist_wheel": {"py_limited_api": "cp39"}},
 )

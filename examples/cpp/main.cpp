@@ -4,11 +4,12 @@
 //   softhist_deploy model.pt < samples.txt
 //
 // Reads float64 samples (whitespace-separated) from stdin; takes the loss
-// sum(hist^2) and prints, one line each (name: values):
-//   hist          the model's histogram of the samples
+// sum(hist^2) and prints a summary, one line each:
+//   hist          the model's histogram of the samples (all its bins)
 //   grad_shift    d loss / d shift (the model's parameter)
-//   grad_input    d loss / d samples
 //   grad2_shift   d^2 loss / d shift^2 (double backward)
+//   grad_input    d loss / d samples: count, sum, largest magnitude and where,
+//                 the first values
 //   direct_diff   max |hist - softhist::histc(samples + shift)|: the C++ API
 //                 agrees with the model
 //
@@ -18,18 +19,33 @@
 #include <torch/autograd.h>
 #include <torch/script.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <iostream>
 #include <vector>
 
 namespace {
 
-void print(const char* name, const torch::Tensor& t) {
+constexpr int64_t kShown = 8;  // values printed per tensor
+
+// "name: n=N sum=S max_abs=M at=I values=v0 v1 ..." (the first kShown values),
+// or "name: v" for one value.
+void summary(const char* name, const torch::Tensor& t) {
   const torch::Tensor flat = t.detach().to(torch::kFloat64).contiguous().reshape({-1});
-  std::printf("%s:", name);
   const double* p = flat.data_ptr<double>();
-  for (int64_t i = 0; i < flat.numel(); ++i) std::printf(" %.17g", p[i]);
-  std::printf("\n");
+  const int64_t n = flat.numel();
+  std::printf("%s:", name);
+  if (n == 1) {
+    std::printf(" %.10g\n", p[0]);
+    return;
+  }
+  const int64_t at = n == 0 ? 0 : flat.abs().argmax().item<int64_t>();
+  std::printf(" n=%lld sum=%.10g max_abs=%.10g at=%lld values=", static_cast<long long>(n),
+              flat.sum().item<double>(), n == 0 ? 0.0 : std::abs(p[at]),
+              static_cast<long long>(at));
+  for (int64_t i = 0; i < std::min(n, kShown); ++i) std::printf("%s%.10g", i ? " " : "", p[i]);
+  std::printf(n > kShown ? " ...\n" : "\n");
 }
 
 }  // namespace
@@ -63,11 +79,11 @@ int main(int argc, char** argv) {
         softhist::histc(x + shift, model.attr("bins").toInt(), model.attr("min").toDouble(),
                         model.attr("max").toDouble());
 
-    print("hist", hist);
-    print("grad_shift", grads[0]);
-    print("grad_input", grads[1]);
-    print("grad2_shift", grad2_shift);
-    print("direct_diff", (hist - direct).abs().max());
+    summary("hist", hist);
+    summary("grad_shift", grads[0]);
+    summary("grad2_shift", grad2_shift);
+    summary("grad_input", grads[1]);
+    summary("direct_diff", (hist - direct).abs().max());
   } catch (const std::exception& e) {
     std::fprintf(stderr, "%s: %s\n", argv[0], e.what());
     return 1;
