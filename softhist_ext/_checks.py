@@ -65,6 +65,16 @@ KINDS: Dict[str, Tuple[Callable[[object], bool], str]] = {
     "str": (lambda v: isinstance(v, str), "a str"),
     "bool": (lambda v: isinstance(v, bool), "a bool"),
     "int list?": (_optional(_is_int_list), "a list of ints or None"),
+    "int or int list": (lambda v: is_int(v) or _is_int_list(v), "an int or a list of ints"),
+    "number list?": (
+        _optional(lambda v: isinstance(v, (list, tuple)) and all(is_real(u) for u in v)),
+        "a list of numbers or None",
+    ),
+    "number? or list": (
+        lambda v: v is None or is_real(v) or (
+            isinstance(v, (list, tuple)) and all(u is None or is_real(u) for u in v)),
+        "a number, None, or a list of numbers or None",
+    ),
     "int pair": (_one_or_pair(is_int), "an int or an (x, y) pair of ints"),
     "number pair": (_one_or_pair(is_real), "a number or an (x, y) pair of numbers"),
     "number pair?": (

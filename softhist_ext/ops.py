@@ -1,6 +1,6 @@
 """Typed, scriptable wrappers around ``torch.ops.softhist``."""
 
-from typing import List, Optional, Tuple, Union
+from typing import List, NamedTuple, Optional, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -287,3 +287,165 @@ def histc2d(
         torch.ops.softhist.params(ys, bins_y, min_y, max_y, kappa_y, kernel, conserve_mass),
     ])
     return torch.ops.softhist.scatter([xs, ys], w, params, [bins_x, bins_y], [0, 0], kernel)
+
+
+class HistogramddResult(NamedTuple):
+    """histogramdd's result, as torch.histogramdd's: the histogram and, per
+    axis, its bin edges."""
+
+    hist: Tensor
+    bin_edges: List[Tensor]
+
+
+def _per_axis_ints(v: Union[int, List[int]], axes: int, name: str) -> List[int]:
+    if isinstance(v, int):
+        return [v] * axes
+    if len(v) != axes:
+        raise ValueError(f"softhist: histogramdd's {name} must be an int or a list of {axes} ints (one per axis), got {len(v)}")
+    return [int(b) for b in v]
+
+
+def _per_axis_kappa(v: Union[None, float, List[Optional[float]]], axes: int) -> List[Optional[float]]:
+    out: List[Optional[float]] = []
+    if v is None:
+        for _ in range(axes):
+            out.append(None)
+        return out
+    if isinstance(v, (int, float)):
+        for _ in range(axes):
+            out.append(float(v))
+        return out
+    if len(v) != axes:
+        raise ValueError(f"softhist: histogramdd's kappa must be a number, None or a list of {axes} (one per axis), got {len(v)}")
+    for k in v:
+        out.append(None if k is None else float(k))
+    return out
+
+
+def _indices(n: int) -> List[int]:
+    # (histogramdd's argument `range` hides the builtin there.)
+    return list(range(n))
+
+
+def _data_range(v: Tensor) -> Tuple[float, float]:
+    """The range of v's finite values as torch.histogramdd takes it (a point
+    widened by 0.5 on each side; [0, 1] without finite values, as numpy)."""
+    d = v.detach()
+    finite = torch.isfinite(d)
+    lo = float(torch.where(finite, d, torch.full_like(d, float("inf"))).min().item()) if d.numel() > 0 else float("inf")
+    hi = float(torch.where(finite, d, torch.full_like(d, float("-inf"))).max().item()) if d.numel() > 0 else float("-inf")
+    if lo > hi:
+        return 0.0, 1.0
+    if lo == hi:
+        return lo - 0.5, hi + 0.5
+    return lo, hi
+
+
+def histogramdd(
+    input: Tensor,
+    bins: Union[int, List[int]] = 10,
+    range: Optional[List[float]] = None,
+    weight: Optional[Tensor] = None,
+    density: bool = False,
+    kappa: Union[None, float, List[Optional[float]]] = None,
+    kernel: str = "logistic",
+    dim: Optional[int] = None,
+    conserve_mass: bool = False,
+) -> HistogramddResult:
+    """Differentiable torch.histogramdd, for D = 1, 2 or 3 coordinates.
+
+    The joint histogram of the samples' D coordinates (the last dimension of
+    input): each sample spreads over the bins by the product of one smoothing
+    kernel per axis,
+
+        hist[b_1, ..., b_D] = sum_i w_i * mass_1(x_i1, b_1) * ... * mass_D(x_iD, b_D)
+
+    where mass_a(x, b) is the kernel mass of x in axis a's bin b, as in histc.
+    Fused (memory O(N + bins), no N x bins tensor); gradients of first and
+    second order flow to input and weight. kernel="hard" equals
+    torch.histogramdd. (The arguments after density are meant as keywords;
+    they are not keyword-only because TorchScript can't compile that.)
+
+    Args:
+        input: samples (N, D), D <= 3, float16/bfloat16/float32/float64; leading
+            dimensions beyond one are flattened, as torch.histogramdd does,
+            unless dim is given. NaN and +-inf coordinates drop their sample.
+        bins: bins per axis: an int for every axis, or a list of D ints.
+        range: [min_1, max_1, ..., min_D, max_D], as torch.histogramdd's.
+            None takes each axis's range from its finite values (a point
+            widened by 0.5 on each side), a constant for autograd; that needs
+            the values on the host (a device sync on CUDA).
+        weight: per-sample weights, input.shape[:-1].
+        density: normalise to integrate to 1 over the range, as
+            torch.histogramdd(density=True).
+        kappa: inverse kernel scale per axis (a number for all, or a list of
+            D numbers or None), in 1/units of that axis; None sets it from the
+            bin width as histc does.
+        kernel: as in histc: "logistic", "gaussian", "triangular", "bspline"
+            (softhist_ext.KERNELS) or "hard".
+        dim: the dimension of input that holds the samples; the others
+            before the last give one histogram each (batched rows): input
+            (B, N, D) with dim=1 gives B histograms, (B, *bins).
+        conserve_mass: open outer bins on every axis, as in histc.
+
+    Returns:
+        (hist, bin_edges): hist of shape bins (or the batch dimensions, then
+        bins), input's dtype; bin_edges, D tensors of bins[a] + 1 edges.
+
+    Examples:
+        >>> rgb = torch.rand(64 * 64, 3, requires_grad=True)  # the pixels of an RGB image
+        >>> hist, edges = softhist_ext.histogramdd(rgb, bins=8, range=[0.0, 1.0] * 3)
+        >>> hist.shape, len(edges)
+        (torch.Size([8, 8, 8]), 3)
+        >>> hist.sum().backward()  # gradients with respect to every pixel
+        >>> batch = torch.rand(4, 1000, 2)  # four sets of 2-d points
+        >>> softhist_ext.histogramdd(batch, [5, 6], [0.0, 1.0, 0.0, 1.0], dim=1).hist.shape
+        torch.Size([4, 5, 6])
+    """
+    if not torch.jit.is_scripting():
+        _checks.arguments(
+            "histogramdd", input=(input, "Tensor"), bins=(bins, "int or int list"),
+            range=(range, "number list?"), weight=(weight, "Tensor?"), density=(density, "bool"),
+            kappa=(kappa, "number? or list"), kernel=(kernel, "str"), dim=(dim, "int?"),
+            conserve_mass=(conserve_mass, "bool"),
+        )
+    if input.dim() < 2 or input.shape[-1] < 1 or input.shape[-1] > 3:
+        raise ValueError(
+            f"softhist: histogramdd's input must be (N, D) with D = 1, 2 or 3 coordinates per "
+            f"sample, got shape {list(input.shape)}"
+        )
+    axes = input.shape[-1]
+    lead = list(input.shape[:-1])
+    if weight is not None and list(weight.shape) != lead:
+        raise ValueError(f"softhist: histogramdd's weight must have shape input.shape[:-1] = {lead}, got {list(weight.shape)}")
+    if dim is None:
+        x = input.reshape(-1, axes)
+        w = weight.reshape(-1) if weight is not None else None
+    else:
+        if not torch.jit.is_scripting():
+            _checks.dim_in_range("histogramdd", dim, input.dim() - 1)
+        x = input.movedim(dim % (input.dim() - 1), -2)
+        w = weight.movedim(dim % (input.dim() - 1), -1) if weight is not None else None
+    bins_per_axis = _per_axis_ints(bins, axes, "bins")
+    kappas = _per_axis_kappa(kappa, axes)
+    if range is not None and len(range) != 2 * axes:
+        raise ValueError(f"softhist: histogramdd's range must list min and max for each of the {axes} axes ({2 * axes} numbers), got {len(range)}")
+    coords = list(x.movedim(-1, 0).unbind(0))
+    rows: List[Tensor] = []
+    edges: List[Tensor] = []
+    for a in _indices(axes):
+        if range is not None:
+            lo, hi = float(range[2 * a]), float(range[2 * a + 1])
+            if not lo < hi:
+                raise ValueError(f"softhist: histogramdd's range for axis {a} must have min < max, got [{lo}, {hi}]")
+        else:
+            lo, hi = _data_range(coords[a])
+        rows.append(torch.ops.softhist.params(coords[a], bins_per_axis[a], lo, hi, kappas[a], kernel, conserve_mass))
+        edges.append(torch.linspace(lo, hi, bins_per_axis[a] + 1, dtype=input.dtype, device=input.device))
+    params = torch.stack(rows)
+    hist = torch.ops.softhist.scatter(coords, w, params, bins_per_axis, [0] * axes, kernel)
+    if density:
+        volume = torch.prod((params[:, 1] - params[:, 0]) / torch.tensor(bins_per_axis, dtype=torch.float64, device=params.device))
+        bin_dims = [hist.dim() - axes + a for a in _indices(axes)]
+        hist = hist / (hist.sum(bin_dims, keepdim=True) * volume.to(hist.dtype))
+    return HistogramddResult(hist, edges)
