@@ -51,21 +51,26 @@ def _item_dims(n: int, dim: Optional[List[int]], shape: List[int]) -> List[int]:
     return dims
 
 
-def _to_unit_range(v: Tensor, counted: Tensor) -> Tensor:
-    """v (..., N) mapped onto [0, 1] per row by the range of its counted
-    samples, a constant for autograd (a row of equal samples onto 0.5: its
-    range widened by 1 on each side, as histc widens a point)."""
+def _to_unit_range(v: Tensor, weight: Optional[Tensor]) -> Tensor:
+    """v (..., N) mapped onto [0, 1] per row by the range of its finite
+    samples (those with a nonzero weight, if weighted), a constant for
+    autograd; a row of equal samples onto 0.5 (its range widened by 1 on
+    each side, as histc widens a point)."""
     d = v.detach()
-    inf = torch.full_like(d, float("inf"))
-    lo = torch.where(counted, d, inf).amin(-1, keepdim=True)
-    hi = torch.where(counted, d, -inf).amax(-1, keepdim=True)
+    inf = float("inf")
+    if weight is not None:
+        d = torch.where(weight.detach() != 0, d, torch.full_like(d, float("nan")))
+    # NaN and +-inf samples out of the min and the max (nan_to_num is one
+    # fast pass, unlike isfinite).
+    lo = torch.nan_to_num(d, nan=inf, posinf=inf, neginf=inf).amin(-1, keepdim=True)
+    hi = torch.nan_to_num(d, nan=-inf, posinf=-inf, neginf=-inf).amax(-1, keepdim=True)
     empty = lo > hi  # no counted sample: reported by the caller
     lo = torch.where(empty, torch.zeros_like(lo), lo)
     hi = torch.where(empty, torch.ones_like(hi), hi)
     point = lo == hi
     lo = torch.where(point, lo - 1, lo)
     hi = torch.where(point, hi + 1, hi)
-    return (v - lo) / (hi - lo)
+    return (v - lo) * (1 / (hi - lo))
 
 
 def mutual_information(
@@ -173,17 +178,16 @@ def mutual_information(
     xs, ys = x.permute(order).reshape(shape), y.permute(order).reshape(shape)
     if xs.shape[-1] == 0:
         raise ValueError("softhist: mutual_information needs samples: each item of x and y is empty")
-    counted = torch.isfinite(xs.detach()) & torch.isfinite(ys.detach())
-    if w is not None:
-        counted = counted & (w.detach() != 0)
     lo: Union[float, Tuple[float, float]] = 0.0
     hi: Union[float, Tuple[float, float]] = 1.0
     if own_range:
         if not xs.is_floating_point():
             raise ValueError(f"softhist: mutual_information needs floating-point x and y, got {xs.dtype}")
         compute = torch.float64 if xs.dtype == torch.float64 else torch.float32
-        xs = _to_unit_range(xs.to(compute), counted)
-        ys = _to_unit_range(ys.to(compute), counted)
+        # A pair counts where both coordinates are finite: each axis's range
+        # is taken over its own finite values (the other's NaN drops the pair).
+        xs = _to_unit_range(xs.to(compute), w)
+        ys = _to_unit_range(ys.to(compute), w)
         if w is not None:
             w = w.to(compute)
     else:
@@ -193,7 +197,7 @@ def mutual_information(
     if joint.dtype != torch.float64:  # entropies in float32 or better
         joint = joint.float()
     total = joint.sum([-2, -1], keepdim=True)
-    _check_mass(total.reshape(lead), counted, w, own_range)
+    _check_mass(total.reshape(lead), xs.shape[-1], w, own_range)
     p = joint / total.clamp_min(1e-300)
     h_x = _entropy(p.sum(-1), [-1])
     h_y = _entropy(p.sum(-2), [-1])
@@ -201,7 +205,7 @@ def mutual_information(
     return 2 * mi / (h_x + h_y) if normalized else mi
 
 
-def _check_mass(total: Tensor, counted: Tensor, w: Optional[Tensor], own_range: bool) -> None:
+def _check_mass(total: Tensor, n: int, w: Optional[Tensor], own_range: bool) -> None:
     """Raise for items with no mass (their MI would be NaN); warn when a fixed
     range leaves out much of an item's mass. Skipped under torch.compile (a
     data-dependent branch), where such an item's MI is 0."""
@@ -219,16 +223,18 @@ def _check_mass(total: Tensor, counted: Tensor, w: Optional[Tensor], own_range: 
         )
     if not torch.jit.is_scripting():
         if not own_range:
-            _warn_outside(total, counted, w)
+            _warn_outside(total, n, w)
 
 
-def _warn_outside(total: Tensor, counted: Tensor, w: Optional[Tensor]) -> None:
-    mass = counted.to(total.dtype) if w is None else torch.where(counted, w, 0).to(total.dtype)
-    worst = float((1 - total.detach() / mass.sum(-1)).max())
+def _warn_outside(total: Tensor, n: int, w: Optional[Tensor]) -> None:
+    # Non-finite samples count as outside: they are not in the histogram either.
+    mass = total.new_full(total.shape, float(n)) if w is None else w.detach().sum(-1).to(total.dtype)
+    worst = float((1 - total.detach() / mass).max())
     if worst > OUTSIDE_SHARE_WARNING:
         warnings.warn(
             f"softhist: mutual_information: {worst:.0%} of an item's mass falls outside the "
-            "given [min, max]; widen min and max, or leave both None for each item's own range",
+            "given [min, max] (or is not finite); widen min and max, or leave both None for "
+            "each item's own range",
             stacklevel=4,
         )
 

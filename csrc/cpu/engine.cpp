@@ -196,57 +196,72 @@ struct Layout {
   }
 };
 
-// The outer axes' part of sample l's window (every axis but the last): each
-// row's offset from the window's first bin, and its coefficient, the product
-// of the outer masses times `scale`.
-template <int D, typename T, typename C, typename S>
-int64_t outer_rows(const Block<D, T, C>& blk, const Layout<D>& lay, int l, S scale,
-                   int64_t* offset, S* coef) {
-  int64_t count = 1;
-  offset[0] = 0;
-  coef[0] = scale;
+// The rows of a window on the outer axes (every axis but the last), in
+// order: their offsets from the window's first bin, the same for every sample.
+template <int D>
+std::vector<int64_t> outer_offsets(const Window* win, const Layout<D>& lay) {
+  std::vector<int64_t> offset{0};
   for (int a = 0; a + 1 < D; ++a) {
-    const int64_t e = blk.win[a].edges - 1;
-    for (int64_t m = count - 1; m >= 0; --m)
-      for (int64_t k = e - 1; k >= 0; --k) {
-        offset[m * e + k] = offset[m] + k * lay.stride[a];
-        coef[m * e + k] = coef[m] * static_cast<S>(blk.d(a, k, l));
-      }
-    count *= e;
+    std::vector<int64_t> next;
+    for (int64_t o : offset)
+      for (int64_t k = 0; k + 1 < win[a].edges; ++k) next.push_back(o + k * lay.stride[a]);
+    offset.swap(next);
   }
-  return count;
+  return offset;
+}
+
+// coef[m * kLanes + l]: sample l's masses on the outer axes multiplied
+// together for row m (outer_offsets' order), times scale[l] (1 if null).
+template <typename S, int D, typename T, typename C>
+SOFTHIST_CLONES void outer_coefs(const Block<D, T, C>& blk, const double* scale, S* coef) {
+  const int64_t ex = blk.win[0].edges - 1;
+  if constexpr (D == 2) {
+    for (int64_t k = 0; k < ex; ++k)
+#pragma omp simd
+      for (int l = 0; l < kLanes; ++l)
+        coef[k * kLanes + l] = (scale ? static_cast<S>(scale[l]) : S(1)) * static_cast<S>(blk.d(0, k, l));
+  } else {
+    static_assert(D == 3, "outer_coefs: D = 2 or 3");
+    const int64_t ey = blk.win[1].edges - 1;
+    for (int64_t kx = 0; kx < ex; ++kx)
+      for (int64_t ky = 0; ky < ey; ++ky)
+#pragma omp simd
+        for (int l = 0; l < kLanes; ++l)
+          coef[(kx * ey + ky) * kLanes + l] = (scale ? static_cast<S>(scale[l]) : S(1)) *
+                                              static_cast<S>(blk.d(0, kx, l)) *
+                                              static_cast<S>(blk.d(1, ky, l));
+  }
 }
 
 template <int D, typename T, typename C>
 SOFTHIST_CLONES void scatter_chunk_joint(const std::array<const T*, D>& x, const T* w, int64_t n,
                                          Block<D, T, C>& blk, const Layout<D>& lay, double* acc) {
   const int64_t pad = lay.pad, last = blk.win[D - 1].edges - 1;
-  int64_t outer = 1;
-  for (int a = 0; a + 1 < D; ++a) outer *= blk.win[a].edges - 1;
-  std::vector<double> rows(static_cast<size_t>(kLanes * pad)), coef(outer);
-  std::vector<int64_t> offset(outer);
+  const std::vector<int64_t> offset = outer_offsets<D>(blk.win, lay);
+  const int64_t count = static_cast<int64_t>(offset.size());
+  std::vector<double> rows(static_cast<size_t>(kLanes * pad)), coef(count * kLanes);
   for (int64_t i0 = 0; i0 < n; i0 += kLanes) {
     std::array<const T*, D> xs;
     for (int a = 0; a < D; ++a) xs[a] = x[a] + i0;
     blk.load(xs, w ? w + i0 : nullptr, n - i0);
+    outer_coefs(blk, blk.scale, coef.data());
     transpose_last(blk, pad, rows.data());
     for (int l = 0; l < kLanes; ++l) {
       if (blk.scale[l] == 0) continue;
       const double* yl = rows.data() + l * pad;
       double* a = acc + lay.offset(blk.first, l);
-      const int64_t count = outer_rows(blk, lay, l, blk.scale[l], offset.data(), coef.data());
       // The padding holds zeros, but bins past the window may lie there: a
       // NaN or infinite weight must not turn them into 0 * inf = NaN.
       if (!std::isfinite(blk.scale[l])) {
         for (int64_t m = 0; m < count; ++m)
-          for (int64_t j = 0; j < last; ++j) a[offset[m] + j] += coef[m] * yl[j];
+          for (int64_t j = 0; j < last; ++j) a[offset[m] + j] += coef[m * kLanes + l] * yl[j];
         continue;
       }
       for (int64_t j0 = 0; j0 < pad; j0 += kRow) {
         const double* __restrict yr = yl + j0;
         for (int64_t m = 0; m < count; ++m) {
           double* __restrict ar = a + offset[m] + j0;
-          const double s = coef[m];
+          const double s = coef[m * kLanes + l];
 #pragma omp simd
           for (int64_t j = 0; j < kRow; ++j) ar[j] += s * yr[j];
         }
@@ -261,10 +276,9 @@ SOFTHIST_CLONES void gather_chunk_joint(const std::array<const T*, D>& x, const 
                                         Block<D, T, C>& blk, const Layout<D>& lay, double factor,
                                         T* out) {
   const int64_t pad = lay.pad, last = blk.win[D - 1].edges - 1;
-  int64_t outer = 1;
-  for (int a = 0; a + 1 < D; ++a) outer *= blk.win[a].edges - 1;
-  std::vector<C> rows(static_cast<size_t>(kLanes * pad)), coef(outer);
-  std::vector<int64_t> offset(outer);
+  const std::vector<int64_t> offset = outer_offsets<D>(blk.win, lay);
+  const int64_t count = static_cast<int64_t>(offset.size());
+  std::vector<C> rows(static_cast<size_t>(kLanes * pad)), coef(count * kLanes);
   constexpr int64_t V = kVecLen<C>;
   static_assert(kRow % V == 0, "rows are padded to whole vectors");
   RowVec<C> column;  // j - j0
@@ -273,20 +287,21 @@ SOFTHIST_CLONES void gather_chunk_joint(const std::array<const T*, D>& x, const 
     std::array<const T*, D> xs;
     for (int a = 0; a < D; ++a) xs[a] = x[a] + i0;
     blk.load(xs, nullptr, n - i0);
+    outer_coefs(blk, static_cast<const double*>(nullptr), coef.data());
     transpose_last(blk, pad, rows.data());
     const int64_t m_lanes = std::min<int64_t>(kLanes, n - i0);
     for (int l = 0; l < m_lanes; ++l) {
       double acc = 0;
       if (blk.scale[l] != 0) {
-        // sum_j d_last(j) sum_outer coef * h[row][j], a vector of columns at a
+        // sum_j d_last(j) sum_m coef_m h[row m][j], a vector of columns at a
         // time, in registers; one horizontal sum at the end.
         const C* yl = rows.data() + l * pad;
         const C* h0 = h + lay.offset(blk.first, l);
-        const int64_t count = outer_rows(blk, lay, l, C(1), offset.data(), coef.data());
         RowVec<C> sum = {};
         for (int64_t j0 = 0; j0 < pad; j0 += V) {
           RowVec<C> col = {};
-          for (int64_t m = 0; m < count; ++m) col += coef[m] * row_at(h0 + offset[m] + j0);
+          for (int64_t m = 0; m < count; ++m)
+            col += coef[m * kLanes + l] * row_at(h0 + offset[m] + j0);
           // Columns past the window read bins outside it, which may hold
           // NaN or inf: masked, not multiplied by their zero mass.
           sum += column + static_cast<C>(j0) < static_cast<C>(last) ? col * row_at(yl + j0)
