@@ -70,7 +70,9 @@ def _to_unit_range(v: Tensor, weight: Optional[Tensor]) -> Tensor:
     point = lo == hi
     lo = torch.where(point, lo - 1, lo)
     hi = torch.where(point, hi + 1, hi)
-    return (v - lo) * (1 / (hi - lo))
+    # A division, not a product with the reciprocal: the largest sample then
+    # maps to exactly 1, inside the range.
+    return (v - lo) / (hi - lo)
 
 
 def mutual_information(
@@ -183,13 +185,17 @@ def mutual_information(
     if own_range:
         if not xs.is_floating_point():
             raise ValueError(f"softhist: mutual_information needs floating-point x and y, got {xs.dtype}")
-        compute = torch.float64 if xs.dtype == torch.float64 else torch.float32
-        # A pair counts where both coordinates are finite: each axis's range
-        # is taken over its own finite values (the other's NaN drops the pair).
-        xs = _to_unit_range(xs.to(compute), w)
-        ys = _to_unit_range(ys.to(compute), w)
-        if w is not None:
-            w = w.to(compute)
+        if w is None and xs.numel() == xs.shape[-1]:
+            # One item: histc2d's range from the data (min == max) is its own.
+            lo = (0.0, 0.0)
+            hi = (0.0, 0.0)
+        else:
+            compute = torch.float64 if xs.dtype == torch.float64 else torch.float32
+            # Each axis's range is taken over its own finite values.
+            xs = _to_unit_range(xs.to(compute), w)
+            ys = _to_unit_range(ys.to(compute), w)
+            if w is not None:
+                w = w.to(compute)
     else:
         assert min is not None and max is not None
         lo, hi = min, max
