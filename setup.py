@@ -109,7 +109,9 @@ def build_cuda(home):
 # (AVX2, SSE), GCC keeps the kernels' selects (clamps, compact supports, masks)
 # as branches and the window loops don't vectorise. Results are unchanged:
 # nothing reads the floating-point exception flags.
-cpu_flags = ["-O3", "-std=c++17", "-fopenmp-simd", "-fno-trapping-math"]
+# C++20, as CMakeLists.txt (torch >= 2.14's classic headers, which the C++
+# autograd there includes, need it): one standard for every build.
+cpu_flags = ["-O3", "-std=c++20", "-fopenmp-simd", "-fno-trapping-math"]
 
 ext_modules = [
     CppExtension(
@@ -127,7 +129,7 @@ print(f"softhist_ext: {'building' if with_cuda else 'not building'} the CUDA ker
       file=sys.stderr)
 if with_cuda:
     cpp_extension.CUDA_HOME = toolkit  # what CUDAExtension and BuildExtension build with
-    common = ["-O3", "-std=c++17", STABLE_ABI_TARGET, "-DUSE_CUDA"]
+    common = ["-O3", "-std=c++20", STABLE_ABI_TARGET, "-DUSE_CUDA"]
     ext_modules.append(
         CUDAExtension(
             "softhist_ext._C_cuda",
