@@ -25,6 +25,14 @@ def kernel_cdf(kernel: str, t: Tensor) -> Tensor:
     raise ValueError(kernel)
 
 
+def kernel_density(kernel: str, t: Tensor) -> Tensor:
+    """The kernels' densities k(t) = K'(t): kernel_cdf differentiated by
+    autograd (kernel_cdf is written so that this is right at its kinks too)."""
+    t = t.detach().to(torch.float64).requires_grad_()
+    (k,) = torch.autograd.grad(kernel_cdf(kernel, t).sum(), t)
+    return k
+
+
 def default_kappa_width(kernel: str) -> float:
     """kappa * bin width for kappa=None: the library's policy, asked of it."""
     return float(torch.ops.softhist.params(torch.zeros(1), 1, 0.0, 1.0, None, kernel)[2])

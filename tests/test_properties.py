@@ -123,21 +123,6 @@ def test_histc_matches_dense_reference(case):
     torch.testing.assert_close(out.double(), expected, rtol=tol, atol=tol * (1 + total_weight(case)))
 
 
-def kernel_density(kernel, t):
-    """The kernels' densities k(t), written out (the reference's autograd gives
-    the one-sided slope 0 of |t| at t == 0, where triangular and bspline have
-    density 1 and 2/3)."""
-    if kernel == "logistic":
-        s = torch.sigmoid(t)
-        return s * (1 - s)
-    if kernel == "gaussian":
-        return torch.exp(-0.5 * t * t) / math.sqrt(2 * math.pi)
-    a = t.abs()
-    if kernel == "triangular":
-        return (1 - a).clamp_min(0)
-    return torch.where(a < 1, (4 - 6 * a**2 + 3 * a**3) / 6, (2 - a).clamp_min(0) ** 3 / 6)
-
-
 def dense_input_grad(x, w, g, bins, lo, hi, kappa, kernel, dim):
     """d(sum(g * histc))/dx = sum_b g_b w kappa (k(t_b) - k(t_{b+1})) for finite x."""
     rows = dim is None or x.dim() == 0
@@ -146,7 +131,7 @@ def dense_input_grad(x, w, g, bins, lo, hi, kappa, kernel, dim):
     gs = g if rows else g.movedim(dim, -1)
     finite = torch.isfinite(xs)
     edges = torch.linspace(lo, hi, bins + 1, dtype=torch.float64)
-    k = kernel_density(kernel, kappa * (torch.where(finite, xs, 0)[..., None] - edges))
+    k = reference.kernel_density(kernel, kappa * (torch.where(finite, xs, 0)[..., None] - edges))
     grad = (kappa * (k[..., :-1] - k[..., 1:]) * gs[..., None, :]).sum(-1) * ws * finite
     return grad.reshape(x.shape) if rows else grad.movedim(-1, dim)
 
@@ -420,7 +405,7 @@ def dense_masses_and_slopes(v, bins, lo, hi, kappa, kernel):
     """Each sample's bin masses and their derivatives in the sample, N x bins."""
     edges = torch.linspace(lo, hi, bins + 1, dtype=torch.float64)
     t = kappa * (v[:, None] - edges)
-    cdf, k = reference.kernel_cdf(kernel, t), kernel_density(kernel, t)
+    cdf, k = reference.kernel_cdf(kernel, t), reference.kernel_density(kernel, t)
     return cdf[:, :-1] - cdf[:, 1:], kappa * (k[:, :-1] - k[:, 1:])
 
 
