@@ -10,6 +10,8 @@
 
 #include <ATen/core/Tensor.h>
 #include <ATen/core/dispatch/Dispatcher.h>
+#include <ATen/ops/stack.h>
+#include <c10/util/ArrayRef.h>
 #include <c10/util/Exception.h>
 
 #include <cstdint>
@@ -45,25 +47,31 @@ inline at::Tensor params(const at::Tensor& input, int64_t bins, double min, doub
   return op.call(input, bins, min, max, kappa, kernel, conserve_mass);
 }
 
-// Along the last dimension, batched over the others:
-// out[..., b] = sum_i weight[..., i] * D_order(input[..., i], b), shape (..., bins).
-inline at::Tensor scatter(const at::Tensor& input, const std::optional<at::Tensor>& weight,
-                          const at::Tensor& params, int64_t bins, int64_t order,
-                          std::string_view kernel) {
-  static const auto op = detail::find_op<at::Tensor(const at::Tensor&,
-                                                    const std::optional<at::Tensor>&,
-                                                    const at::Tensor&, int64_t, int64_t,
-                                                    std::string_view)>("softhist::scatter");
-  return op.call(input, weight, params, bins, order, kernel);
+// The engine over D = 1 to 3 axes. coords are the samples' D coordinates, each
+// (..., N), batched over the leading dimensions; params is (D, 4), one
+// `params` row per axis (torch::stack them); bins and orders have one entry
+// per axis (order 0: the histogram; k: the kernel's k-th derivative along
+// that axis). Along the last dimension:
+//   out[..., b_1..b_D] = sum_i weight[..., i] * prod_a D_orders[a](coords[a][..., i], b_a),
+// shape (..., *bins).
+inline at::Tensor scatter(at::TensorList coords, const std::optional<at::Tensor>& weight,
+                          const at::Tensor& params, at::IntArrayRef bins,
+                          at::IntArrayRef orders, std::string_view kernel) {
+  static const auto op = detail::find_op<at::Tensor(
+      at::TensorList, const std::optional<at::Tensor>&, const at::Tensor&, at::IntArrayRef,
+      at::IntArrayRef, std::string_view)>("softhist::scatter");
+  return op.call(coords, weight, params, bins, orders, kernel);
 }
 
-// out[..., i] = sum_b hist[..., b] * D_order(input[..., i], b), input's shape.
-inline at::Tensor gather(const at::Tensor& input, const at::Tensor& hist,
-                         const at::Tensor& params, int64_t order, std::string_view kernel) {
-  static const auto op = detail::find_op<at::Tensor(
-      const at::Tensor&, const at::Tensor&, const at::Tensor&, int64_t, std::string_view)>(
-      "softhist::gather");
-  return op.call(input, hist, params, order, kernel);
+// The adjoint of scatter: hist is (..., *bins);
+//   out[..., i] = sum_b hist[..., b_1..b_D] * prod_a D_orders[a](coords[a][..., i], b_a),
+// coords[0]'s shape.
+inline at::Tensor gather(at::TensorList coords, const at::Tensor& hist, const at::Tensor& params,
+                         at::IntArrayRef orders, std::string_view kernel) {
+  static const auto op = detail::find_op<at::Tensor(at::TensorList, const at::Tensor&,
+                                                    const at::Tensor&, at::IntArrayRef,
+                                                    std::string_view)>("softhist::gather");
+  return op.call(coords, hist, params, orders, kernel);
 }
 
 // Differentiable torch.histc of all of input's samples (flattened), as
@@ -79,7 +87,31 @@ inline at::Tensor histc(const at::Tensor& input, int64_t bins = 100, double min 
   const at::Tensor x = input.reshape({-1});
   const std::optional<at::Tensor> w =
       weight.has_value() ? std::optional<at::Tensor>(weight->reshape({-1})) : std::nullopt;
-  return scatter(x, w, params(x, bins, min, max, kappa, kernel, conserve_mass), bins, 0, kernel);
+  const at::Tensor p = params(x, bins, min, max, kappa, kernel, conserve_mass).unsqueeze(0);
+  return scatter({x}, w, p, {bins}, {0}, kernel);
+}
+
+// Differentiable joint histogram of the pairs (x_i, y_i) of all samples
+// (flattened), as softhist_ext.histc2d in Python with one range and kappa
+// for both axes: shape (bins_x, bins_y), x's dtype and device.
+inline at::Tensor histc2d(const at::Tensor& x, const at::Tensor& y, int64_t bins_x = 32,
+                          int64_t bins_y = 32, double min = 0.0, double max = 0.0,
+                          std::optional<double> kappa = std::nullopt,
+                          std::string_view kernel = "logistic",
+                          const std::optional<at::Tensor>& weight = std::nullopt,
+                          bool conserve_mass = false) {
+  TORCH_CHECK(y.sizes() == x.sizes() && y.scalar_type() == x.scalar_type() &&
+                  y.device() == x.device(),
+              "softhist: x and y must have the same shape, dtype and device, got ", x.sizes(),
+              " and ", y.sizes());
+  TORCH_CHECK(!weight.has_value() || weight->sizes() == x.sizes(),
+              "softhist: weight must have x's shape ", x.sizes(), ", got ", weight->sizes());
+  const at::Tensor xs = x.reshape({-1}), ys = y.reshape({-1});
+  const std::optional<at::Tensor> w =
+      weight.has_value() ? std::optional<at::Tensor>(weight->reshape({-1})) : std::nullopt;
+  const at::Tensor p = at::stack({params(xs, bins_x, min, max, kappa, kernel, conserve_mass),
+                                  params(ys, bins_y, min, max, kappa, kernel, conserve_mass)});
+  return scatter({xs, ys}, w, p, {bins_x, bins_y}, {0, 0}, kernel);
 }
 
 }  // namespace softhist

@@ -13,12 +13,14 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import List
 
 import pytest
 import torch
 import torch.utils
 
-import softhist_ext  # noqa: F401  (the ops, for the Python reference)
+import softhist_ext  # the ops, for the Python reference
+import softhist_ext.losses
 
 ROOT = Path(__file__).resolve().parents[1]
 TORCH_PREFIX = torch.utils.cmake_prefix_path
@@ -187,29 +189,54 @@ _CPP_AUTOGRAD_FROM_PYTHON = textwrap.dedent(
     spec.loader.exec_module(importlib.util.module_from_spec(spec))
 
     ops = torch.ops.softhist
-    x = (torch.randn(2, 30, dtype=torch.float64) * 1.5).requires_grad_()
-    w = torch.rand(2, 30, dtype=torch.float64).requires_grad_()
-    h = torch.randn(2, 7, dtype=torch.float64).requires_grad_()
-    p = ops.params(x, 7, -2.0, 2.0, 2.0, "logistic")
-    assert not p.requires_grad and p.grad_fn is None, "params must stay off the graph"
+    gen = torch.Generator().manual_seed(0)
+    bins = [7, 5, 4]
+    coords = [(torch.randn(2, 20, dtype=torch.float64, generator=gen) * 1.5).requires_grad_()
+              for _ in bins]
+    w = torch.rand(2, 20, dtype=torch.float64, generator=gen).requires_grad_()
 
+    def params(kernel, D):
+        return torch.stack([ops.params(c, b, -2.0, 2.0, 2.0, kernel)
+                            for c, b in zip(coords[:D], bins[:D])])
+
+    p = params("logistic", 1)
+    assert not p.requires_grad and p.grad_fn is None, "params must stay off the graph"
+    h = torch.randn(2, 7, dtype=torch.float64).requires_grad_()
     names = {
-        "scatter": ops.scatter(x, w, p, 7, 0, "logistic").grad_fn.name(),
-        "gather": ops.gather(x, h, p, 0, "logistic").grad_fn.name(),
+        "scatter": ops.scatter(coords[:1], w, p, [7], [0], "logistic").grad_fn.name(),
+        "gather": ops.gather(coords[:1], h, p, [0], "logistic").grad_fn.name(),
     }
     assert "ScatterFunction" in names["scatter"], names
     assert "GatherFunction" in names["gather"], names
 
+    # One description for every D: first and second derivatives, for each
+    # axis count, with weights and without, at raised orders on some axes.
     for kernel in ["logistic", "gaussian"]:
-        p = ops.params(x, 7, -2.0, 2.0, 2.0, kernel)
-        checks = [
-            (lambda x, w: ops.scatter(x, w, p, 7, 0, kernel), (x, w)),
-            (lambda x: ops.scatter(x, None, p, 7, 1, kernel), (x,)),
-            (lambda x, h: ops.gather(x, h, p, 0, kernel), (x, h)),
-        ]
-        for f, args in checks:
-            assert gradcheck(f, args), kernel
-            assert gradgradcheck(f, args), kernel
+        for D in [1, 2, 3]:
+            p, b = params(kernel, D), bins[:D]
+            h = torch.randn([2] + b, dtype=torch.float64, generator=gen).requires_grad_()
+            raised = [a % 2 for a in range(D)]  # 0, 1, 0
+
+            def scatter(*args, D=D, p=p, b=b, kernel=kernel):
+                return ops.scatter(list(args[:D]), args[D], p, b, [0] * D, kernel)
+
+            def scatter_raised(*cs, p=p, b=b, kernel=kernel, raised=raised):
+                return ops.scatter(list(cs), None, p, b, raised, kernel)
+
+            def gather(*args, D=D, p=p, kernel=kernel, raised=raised):
+                return ops.gather(list(args[:D]), args[D], p, raised, kernel)
+
+            checks = [
+                (scatter, (*coords[:D], w)),
+                (scatter_raised, tuple(coords[:D])),
+                (gather, (*coords[:D], h)),
+            ]
+            for f, args in checks:
+                assert gradcheck(f, args), (kernel, D, f.__name__)
+                assert gradgradcheck(f, args), (kernel, D, f.__name__)
+            # Gradients only where asked: a constant axis gets none.
+            out = ops.scatter([coords[0].detach()] + coords[1:D], None, p, b, [0] * D, kernel)
+            assert out.requires_grad == (D > 1)
     print("ok")
     """
 )
@@ -220,3 +247,226 @@ def test_cpp_autograd_from_python(prefix):
     registrations = ROOT / "softhist_ext" / "_registrations.py"
     out = _run([sys.executable, "-c", _CPP_AUTOGRAD_FROM_PYTHON, library, registrations])
     assert out.strip() == "ok"
+
+
+# A generic C++ program for scripted models that carry their inputs (an
+# attribute `inputs`, a list of tensors): the scalar the model returns, its
+# gradients with respect to the model's parameters and the inputs (create_graph),
+# and the gradients of the sum of the parameters' gradients with respect to
+# the parameters and the inputs (a Hessian-vector product). One line each,
+# "name: v0 v1 ...", every value, to 17 significant digits.
+_GRADS_CPP = r"""
+#include <softhist_ext/softhist.h>
+#include <torch/autograd.h>
+#include <torch/script.h>
+
+#include <cstdio>
+#include <string>
+#include <vector>
+
+static void print(const std::string& name, const torch::Tensor& t) {
+  std::printf("%s:", name.c_str());
+  if (t.defined()) {
+    const torch::Tensor flat = t.detach().to(torch::kFloat64).contiguous().reshape({-1});
+    for (int64_t i = 0; i < flat.numel(); ++i) std::printf(" %.17g", flat[i].item<double>());
+  } else {
+    std::printf(" none");
+  }
+  std::printf("\n");
+}
+
+int main(int argc, char** argv) {
+  if (argc != 2) return 2;
+  try {
+    torch::jit::Module model = torch::jit::load(argv[1]);
+    std::vector<std::string> names;
+    std::vector<torch::Tensor> wrt;
+    for (const auto& p : model.named_parameters()) {
+      names.push_back(p.name);
+      wrt.push_back(p.value);
+    }
+    const size_t n_params = wrt.size();
+    std::vector<torch::jit::IValue> args;
+    const auto inputs = model.attr("inputs").toTensorList();
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      torch::Tensor x = inputs.get(i).detach().clone().requires_grad_();
+      names.push_back("input" + std::to_string(i));
+      wrt.push_back(x);
+      args.emplace_back(x);
+    }
+    const torch::Tensor loss = model.forward(args).toTensor();
+    const auto grads = torch::autograd::grad({loss}, wrt, {}, /*retain_graph=*/true,
+                                             /*create_graph=*/true);
+    torch::Tensor v = torch::zeros({}, loss.options());
+    for (size_t i = 0; i < n_params; ++i) v = v + grads[i].sum();
+    const auto grads2 = torch::autograd::grad({v}, wrt, {}, /*retain_graph=*/false,
+                                              /*create_graph=*/false, /*allow_unused=*/true);
+    print("loss", loss);
+    for (size_t i = 0; i < wrt.size(); ++i) print("grad:" + names[i], grads[i]);
+    for (size_t i = 0; i < wrt.size(); ++i) print("grad2:" + names[i], grads2[i]);
+    // A model with a method joint(x, y) (its histc2d of two inputs) is also
+    // compared with the header's softhist::histc2d at the model's settings.
+    if (model.find_method("joint")) {
+      const torch::Tensor x = inputs.get(0), y = inputs.get(1);
+      const torch::Tensor joint = model.run_method("joint", x, y).toTensor();
+      const auto bins = model.attr("joint_bins").toIntVector();
+      const torch::Tensor direct = softhist::histc2d(
+          x, y, bins.at(0), bins.at(1), model.attr("joint_min").toDouble(),
+          model.attr("joint_max").toDouble(), std::nullopt,
+          model.attr("joint_kernel").toStringRef());
+      print("joint", joint);
+      print("joint_direct_diff", (joint - direct).abs().max());
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
+"""
+
+_GRADS_CMAKE = """
+cmake_minimum_required(VERSION 3.18)
+project(softhist_grads LANGUAGES CXX)
+set(CMAKE_CXX_STANDARD 20)
+set(CMAKE_CXX_STANDARD_REQUIRED ON)
+find_package(SofthistExt REQUIRED)
+add_executable(softhist_grads main.cpp)
+target_link_libraries(softhist_grads PRIVATE SofthistExt::SofthistExt)
+"""
+
+
+@pytest.fixture(scope="module")
+def grads_program(prefix, tmp_path_factory):
+    """_GRADS_CPP built against the installed package."""
+    src = tmp_path_factory.mktemp("grads_src")
+    (src / "main.cpp").write_text(_GRADS_CPP)
+    (src / "CMakeLists.txt").write_text(_GRADS_CMAKE)
+    build = tmp_path_factory.mktemp("grads_build")
+    _run(["cmake", "-S", src, "-B", build, f"-DCMAKE_PREFIX_PATH={prefix};{TORCH_PREFIX}"])
+    _run(["cmake", "--build", build])
+    return build / "softhist_grads"
+
+
+class MutualInformationModel(torch.nn.Module):
+    """Registration-style: -MI between a shifted moving image and a fixed one,
+    plus a term on their joint histogram (histc2d)."""
+
+    def __init__(self):
+        super().__init__()
+        self.shift = torch.nn.Parameter(torch.tensor(0.03, dtype=torch.float64))
+        self.mi = softhist_ext.losses.MutualInformationLoss(bins=16, min=0.0, max=1.0)
+        self.joint_bins: List[int] = [12, 10]
+        self.joint_min, self.joint_max, self.joint_kernel = 0.0, 1.0, "gaussian"
+
+    @torch.jit.export
+    def joint(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        bins = (self.joint_bins[0], self.joint_bins[1])
+        return softhist_ext.histc2d(x, y, bins, self.joint_min, self.joint_max,
+                                    kernel=self.joint_kernel)
+
+    def forward(self, moving: torch.Tensor, fixed: torch.Tensor) -> torch.Tensor:
+        shifted = moving + self.shift
+        return self.mi(shifted, fixed) + 1e-4 * self.joint(shifted, fixed).pow(2).sum()
+
+
+def _mutual_information_case():
+    gen = torch.Generator().manual_seed(5)
+    fixed = torch.rand(2, 1, 12, 12, dtype=torch.float64, generator=gen) * 0.8 + 0.1
+    moving = (0.9 - fixed + 0.05 * torch.randn(fixed.shape, dtype=torch.float64, generator=gen))
+    return MutualInformationModel(), [moving, fixed]
+
+
+class HistogramddModel(torch.nn.Module):
+    """A 3-d soft histogram of shifted samples (N, 3), the shift learnable."""
+
+    def __init__(self):
+        super().__init__()
+        self.shift = torch.nn.Parameter(torch.tensor([0.1, -0.05, 0.02], dtype=torch.float64))
+
+    def forward(self, samples: torch.Tensor) -> torch.Tensor:
+        hist, _ = softhist_ext.histogramdd(samples + self.shift, [6, 5, 4],
+                                           [-2.0, 2.0, -2.0, 2.0, -2.0, 2.0])
+        return hist.pow(2).sum()
+
+
+def _histogramdd_case():
+    gen = torch.Generator().manual_seed(6)
+    return HistogramddModel(), [torch.randn(300, 3, dtype=torch.float64, generator=gen)]
+
+
+# Scripted models for the C++ program: (name, factory returning the module and
+# its inputs). A model's forward takes its inputs as tensors and returns a
+# scalar; a model with a joint(x, y) method is also checked against
+# softhist::histc2d. histogramdd's joins where the package has it (left out
+# rather than skipped: CI refuses skips in this file).
+SCRIPTED_MODELS = [("mutual_information", _mutual_information_case)]
+if hasattr(softhist_ext, "histogramdd"):
+    SCRIPTED_MODELS.append(("histogramdd", _histogramdd_case))
+
+
+def _grads_reference(model, inputs):
+    """What _GRADS_CPP computes, in Python (eager, Python autograd)."""
+    named = list(model.named_parameters())
+    names = [name for name, _ in named] + [f"input{i}" for i in range(len(inputs))]
+    xs = [x.detach().clone().requires_grad_() for x in inputs]
+    wrt = [p for _, p in named] + xs
+    loss = model(*xs)
+    grads = torch.autograd.grad(loss, wrt, create_graph=True)
+    v = sum(g.sum() for g in grads[: len(named)])
+    grads2 = torch.autograd.grad(v, wrt, allow_unused=True)
+    out = {"loss": loss.detach()}
+    out.update({f"grad:{n}": g.detach() for n, g in zip(names, grads)})
+    out.update({f"grad2:{n}": g for n, g in zip(names, grads2)})
+    if hasattr(model, "joint"):
+        out["joint"] = model.joint(*inputs[:2]).detach()
+    return out
+
+
+def _parse_full(stdout):
+    values = {}
+    for line in stdout.splitlines():
+        name, _, rest = line.partition(":")
+        name2, sep, rest2 = rest.partition(":")
+        if sep and name in ("grad", "grad2"):
+            name, rest = f"{name}:{name2}", rest2
+        fields = rest.split()
+        values[name] = None if fields == ["none"] else torch.tensor([float(v) for v in fields],
+                                                                  dtype=torch.float64)
+    return values
+
+
+@pytest.mark.parametrize("case", [factory for _, factory in SCRIPTED_MODELS],
+                         ids=[name for name, _ in SCRIPTED_MODELS])
+def test_cpp_scripted_model_matches_python(grads_program, tmp_path, case):
+    model, inputs = case()
+    expected = _grads_reference(model, inputs)
+
+    model.inputs = [x.detach().clone() for x in inputs]  # read by the C++ program
+    model_path = tmp_path / "model.pt"
+    torch.jit.script(model).save(str(model_path))
+    result = subprocess.run([str(grads_program), str(model_path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "autograd kernel was not registered" not in result.stderr, result.stderr[-4000:]
+    got = _parse_full(result.stdout)
+
+    direct_diff = got.pop("joint_direct_diff", None)
+    assert set(got) == set(expected)
+    if "joint" in expected:  # the header's histc2d agrees with the model's
+        assert direct_diff.item() <= 1e-12 * expected["joint"].abs().max().item()
+    for name, want in expected.items():
+        have = got[name]
+        if want is None:
+            assert have is None, name
+            continue
+        assert have is not None, name
+        want = want.reshape(-1)
+        assert have.shape == want.shape, name
+        diff = (have - want).abs().max().item()
+        scale = max(1.0, want.abs().max().item())
+        assert diff <= 1e-9 * scale, (name, diff, scale)
+    # The checks mean something: gradients reach the parameters and both
+    # inputs, and the second derivative is not trivially 0.
+    for name, want in expected.items():
+        if name.startswith("grad"):
+            assert want is not None and want.abs().max() > 0, name
