@@ -398,11 +398,8 @@ def _histogramdd_case():
 # Scripted models for the C++ program: (name, factory returning the module and
 # its inputs). A model's forward takes its inputs as tensors and returns a
 # scalar; a model with a joint(x, y) method is also checked against
-# softhist::histc2d. histogramdd's joins where the package has it (left out
-# rather than skipped: CI refuses skips in this file).
-SCRIPTED_MODELS = [("mutual_information", _mutual_information_case)]
-if hasattr(softhist_ext, "histogramdd"):
-    SCRIPTED_MODELS.append(("histogramdd", _histogramdd_case))
+# softhist::histc2d.
+SCRIPTED_MODELS = [("mutual_information", _mutual_information_case), ("histogramdd", _histogramdd_case)]
 
 
 def _grads_reference(model, inputs):
