@@ -51,11 +51,13 @@ struct GatherJob : Job {
   Tensor hist;  // contiguous, (..., *bins)
 };
 
-// The implementations by number of axes: 1 (scatter.cu, gather.cu) and 2
-// (scatter2d.cu, gather2d.cu).
+// The implementations by number of axes: 1 (scatter.cu, gather.cu), 2
+// (scatter2d.cu, gather2d.cu) and 3 (scatter3d.cu, gather3d.cu).
 void scatter_1d(const ScatterJob& job);
 void scatter_2d(const ScatterJob& job);
+void scatter_3d(const ScatterJob& job);
 void gather_1d(const GatherJob& job);
 void gather_2d(const GatherJob& job);
+void gather_3d(const GatherJob& job);
 
 }  // namespace softhist::cuda

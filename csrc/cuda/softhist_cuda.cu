@@ -42,7 +42,7 @@ Tensor scatter_cuda(std::vector<Tensor> coords, const std::optional<Tensor>& wei
   switch (job.pb.axes) {
     case 1: scatter_1d(job); break;
     case 2: scatter_2d(job); break;
-    default: fail("softhist: scatter over ", job.pb.axes, " axes has no CUDA kernel yet");
+    default: scatter_3d(job); break;  // check_scatter_args: 1 to kMaxAxes = 3
   }
   return job.out;
 }
@@ -64,7 +64,7 @@ Tensor gather_cuda(std::vector<Tensor> coords, const Tensor& hist, const Tensor&
   switch (job.pb.axes) {
     case 1: gather_1d(job); break;
     case 2: gather_2d(job); break;
-    default: fail("softhist: gather over ", job.pb.axes, " axes has no CUDA kernel yet");
+    default: gather_3d(job); break;  // check_gather_args: 1 to kMaxAxes = 3
   }
   return job.out;
 }
