@@ -52,4 +52,31 @@ __device__ __forceinline__ void for_each_mass(const AxisWalk<K, C>& w, int64_t k
   }
 }
 
+// The masses of the innermost axis, which the walk of the outer axes reads
+// once per outer bin: computed once and kept in local memory when there are at
+// most kCached of them, else recomputed on each pass. Either way f(k, mass)
+// gets the values for_each_mass gives.
+template <Kernel K, typename C>
+struct InnerMasses {
+  static constexpr int64_t kCached = 16;
+
+  const AxisWalk<K, C>* w;
+  int64_t k0, k1;
+  bool cached;
+  C cache[kCached];
+
+  __device__ InnerMasses(const AxisWalk<K, C>& walk, int64_t k0_, int64_t k1_)
+      : w(&walk), k0(k0_), k1(k1_), cached(k1_ - k0_ <= kCached) {
+    if (cached) for_each_mass(walk, k0, k1, [&](int64_t k, C d) { cache[k - k0] = d; });
+  }
+  template <typename F>
+  __device__ void for_each(const F& f) const {
+    if (cached) {
+      for (int64_t k = k0; k < k1; ++k) f(k, cache[k - k0]);
+    } else {
+      for_each_mass(*w, k0, k1, f);
+    }
+  }
+};
+
 }  // namespace softhist::cuda

@@ -46,14 +46,14 @@ __device__ T gather_one(const Gather3dArgs<T>& a, const Window* win, const Hist&
     AxisWalk<K, C> w[3];
     for (int ax = 0; ax < 3; ++ax)
       if (!w[ax].locate(win[ax], a.orders[ax], static_cast<double>(a.x[ax][i]))) return T(0);
+    const InnerMasses<K, C> z(w[2], 0, w[2].span());
     C acc = 0;
     for_each_mass(w[0], 0, w[0].span(), [&](int64_t kx, C dx) {
       const int64_t row_x = (w[0].first + kx) * bins_y;
       for_each_mass(w[1], 0, w[1].span(), [&](int64_t ky, C dy) {
         const C dxy = dx * dy;  // the CPU's outer coefficient
         const int64_t base = (row_x + w[1].first + ky) * bins_z + w[2].first;
-        for_each_mass(w[2], 0, w[2].span(),
-                      [&](int64_t kz, C dz) { acc += dxy * h[base + kz] * dz; });
+        z.for_each([&](int64_t kz, C dz) { acc += dxy * h[base + kz] * dz; });
       });
     });
     return static_cast<T>(static_cast<double>(acc) * factor);

@@ -124,11 +124,12 @@ __device__ void scatter_smooth_sample(const Scatter3dArgs<T>& a, const Window* w
   }
   // Every bin of the window in the box, zero masses included: a NaN or
   // infinite weight makes them NaN there, as on the CPU.
+  const InnerMasses<K, C> z(w[2], k0[2], k1[2]);
   for_each_mass(w[0], k0[0], k1[0], [&](int64_t kx, C dx) {
     const double wx = weight * static_cast<double>(dx);
     for_each_mass(w[1], k0[1], k1[1], [&](int64_t ky, C dy) {
       const double wxy = wx * static_cast<double>(dy);
-      for_each_mass(w[2], k0[2], k1[2], [&](int64_t kz, C dz) {
+      z.for_each([&](int64_t kz, C dz) {
         sums.add(w[0].first + kx, w[1].first + ky, w[2].first + kz,
                  wxy * static_cast<double>(dz));
       });
