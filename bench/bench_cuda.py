@@ -118,7 +118,7 @@ def main():
     args = parser.parse_args()
     if not torch.cuda.is_available():
         sys.exit("bench_cuda.py needs a CUDA device, and torch.cuda.is_available() is False.")
-    if not torch._C._dispatch_has_kernel_for_dispatch_key("softhist::scatter2d", "CUDA"):
+    if not torch._C._dispatch_has_kernel_for_dispatch_key("softhist::scatter", "CUDA"):
         sys.exit(
             "softhist_ext was built without CUDA kernels: reinstall it (pip install .) "
             "where nvcc's major version matches torch's CUDA " + str(torch.version.cuda)

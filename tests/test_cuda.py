@@ -172,7 +172,7 @@ def test_nonfinite_weights_give_the_cpus_nan_and_inf():
     torch.testing.assert_close(actual, expected, rtol=1e-12, atol=1e-12, equal_nan=True)
 
 
-# Joint histograms (scatter2d / gather2d).
+# Joint histograms over two axes (scatter / gather with two coordinates).
 
 ORDER_PAIRS = [(ox, oy) for ox in range(4) for oy in range(4)]
 
@@ -203,8 +203,10 @@ def test_joint_scatter_and_gather_equal_the_cpu(kernel, dtype, rtol, orders):
     xc, yc, wc, hc, pxc, pyc = (t.cuda() for t in (x, y, w, h, px, py))
     for ox, oy in orders:
         for weight, weight_cuda in ((w, wc), (None, None)):
-            close_to_cpu(ops.scatter2d(xc, yc, weight_cuda, pxc, pyc, *bins, ox, oy, kernel),
-                         ops.scatter2d(x, y, weight, px, py, *bins, ox, oy, kernel), rtol)
+            close_to_cpu(ops.scatter([xc, yc], weight_cuda, torch.stack([pxc, pyc]), list(bins),
+                                     [ox, oy], kernel),
+                         ops.scatter([x, y], weight, torch.stack([px, py]), list(bins), [ox, oy],
+                                     kernel), rtol)
         close_to_cpu(ops.gather([xc, yc], hc, torch.stack([pxc, pyc]), [ox, oy], kernel),
                      ops.gather([x, y], h, torch.stack([px, py]), [ox, oy], kernel), rtol)
 
@@ -219,14 +221,16 @@ def test_joint_hard_kernel_equals_the_cpu_and_is_reproducible(dtype):
     xc, yc, pxc, pyc = x.cuda(), y.cuda(), px.cuda(), py.cuda()
     for weight in (None, w):
         wc = None if weight is None else weight.cuda()
-        expected = ops.scatter2d(x, y, weight, px, py, *bins, 0, 0, "hard")
-        runs = [ops.scatter2d(xc, yc, wc, pxc, pyc, *bins, 0, 0, "hard") for _ in range(2)]
+        expected = ops.scatter([x, y], weight, torch.stack([px, py]), list(bins), [0, 0], "hard")
+        runs = [ops.scatter([xc, yc], wc, torch.stack([pxc, pyc]), list(bins), [0, 0], "hard")
+                for _ in range(2)]
         assert torch.equal(runs[0], runs[1])
         if weight is None:  # unit weights: exact counts
             assert torch.equal(runs[0].cpu(), expected)
         else:
             close_to_cpu(runs[0], expected, 1e-12 if dtype == torch.float64 else 1e-6)
-    assert torch.equal(ops.gather([xc, yc], h.cuda(), torch.stack([pxc, pyc]), [0, 0], "hard").cpu(),
+    assert torch.equal(ops.gather([xc, yc], h.cuda(), torch.stack([pxc, pyc]), [0, 0],
+                                  "hard").cpu(),
                        ops.gather([x, y], h, torch.stack([px, py]), [0, 0], "hard"))
 
 
@@ -236,7 +240,8 @@ def test_joint_unit_weight_hard_counts_are_exact():
     x[:100_000] = 0.5  # concentrated: many lanes of a warp in one bin
     px, py = joint_params(x, y, (16, 12), "hard")
     expected = ops.scatter([x, y], None, torch.stack([px, py]), [16, 12], [0, 0], "hard")
-    actual = ops.scatter([x.cuda(), y.cuda()], None, torch.stack([px.cuda(), py.cuda()]), [16, 12], [0, 0], "hard")
+    actual = ops.scatter([x.cuda(), y.cuda()], None, torch.stack([px, py]).cuda(), [16, 12],
+                         [0, 0], "hard")
     assert torch.equal(actual.cpu(), expected)
 
 
@@ -264,17 +269,19 @@ def test_joint_rows_are_independent_histograms():
     w = torch.rand(3, 2, 4000, dtype=torch.float64)
     h = torch.randn(3, 2, 10, 9, dtype=torch.float64)
     px, py = joint_params(x, y, (10, 9), "gaussian")
-    args = (px.cuda(), py.cuda())
-    out = ops.scatter2d(x.cuda(), y.cuda(), w.cuda(), *args, 10, 9, 1, 0, "gaussian")
-    grad = ops.gather2d(x.cuda(), y.cuda(), h.cuda(), *args, 0, 1, "gaussian")
+    pc = torch.stack([px, py]).cuda()
+    out = ops.scatter([x.cuda(), y.cuda()], w.cuda(), pc, [10, 9], [1, 0], "gaussian")
+    grad = ops.gather([x.cuda(), y.cuda()], h.cuda(), pc, [0, 1], "gaussian")
     assert out.shape == (3, 2, 10, 9) and grad.shape == x.shape
-    close_to_cpu(out, ops.scatter([x, y], w, torch.stack([px, py]), [10, 9], [1, 0], "gaussian"), 1e-11)
-    close_to_cpu(grad, ops.gather([x, y], h, torch.stack([px, py]), [0, 1], "gaussian"), 1e-11)
+    p = torch.stack([px, py])
+    close_to_cpu(out, ops.scatter([x, y], w, p, [10, 9], [1, 0], "gaussian"), 1e-11)
+    close_to_cpu(grad, ops.gather([x, y], h, p, [0, 1], "gaussian"), 1e-11)
     for i in range(3):
         for j in range(2):
-            one = ops.scatter2d(x[i, j].cuda(), y[i, j].cuda(), w[i, j].cuda(), *args, 10, 9, 1, 0,
-                                "gaussian")
-            close_to_cpu(one, ops.scatter([x[i, j], y[i, j]], w[i, j], torch.stack([px, py]), [10, 9], [1, 0], "gaussian"), 1e-11)
+            one = ops.scatter([x[i, j].cuda(), y[i, j].cuda()], w[i, j].cuda(), pc, [10, 9], [1, 0],
+                              "gaussian")
+            close_to_cpu(one, ops.scatter([x[i, j], y[i, j]], w[i, j], p, [10, 9], [1, 0],
+                                          "gaussian"), 1e-11)
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
@@ -288,10 +295,11 @@ def test_joint_histogram_over_several_tiles_equals_the_cpu(dtype, bins):
         px, py = joint_params(x, y, bins, kernel)
         xc, yc, pxc, pyc = x.cuda(), y.cuda(), px.cuda(), py.cuda()
         orders = (0, 0) if kernel == "hard" else (1, 0)
-        close_to_cpu(ops.scatter2d(xc, yc, w.cuda(), pxc, pyc, *bins, *orders, kernel),
-                     ops.scatter2d(x, y, w, px, py, *bins, *orders, kernel), rtol)
-        close_to_cpu(ops.gather2d(xc, yc, h.cuda(), pxc, pyc, *orders, kernel),
-                     ops.gather2d(x, y, h, px, py, *orders, kernel), rtol)
+        p, pc = torch.stack([px, py]), torch.stack([pxc, pyc])
+        close_to_cpu(ops.scatter([xc, yc], w.cuda(), pc, list(bins), list(orders), kernel),
+                     ops.scatter([x, y], w, p, list(bins), list(orders), kernel), rtol)
+        close_to_cpu(ops.gather([xc, yc], h.cuda(), pc, list(orders), kernel),
+                     ops.gather([x, y], h, p, list(orders), kernel), rtol)
 
 
 def test_joint_wide_windows_walked_in_slabs_equal_the_cpu():
@@ -299,10 +307,10 @@ def test_joint_wide_windows_walked_in_slabs_equal_the_cpu():
     x, y, w, h = joint_case(torch.float64, (60, 50), rows=1, n=3000)
     px = ops.params(x, 60, -4.0, 4.0, 0.2 * 60 / 8.0, "logistic")
     py = ops.params(y, 50, -5.0, 5.0, 0.2 * 50 / 10.0, "logistic")
-    args = (px.cuda(), py.cuda())
-    close_to_cpu(ops.scatter2d(x.cuda(), y.cuda(), w.cuda(), *args, 60, 50, 0, 1, "logistic"),
+    pc = torch.stack([px, py]).cuda()
+    close_to_cpu(ops.scatter([x.cuda(), y.cuda()], w.cuda(), pc, [60, 50], [0, 1], "logistic"),
                  ops.scatter([x, y], w, torch.stack([px, py]), [60, 50], [0, 1], "logistic"), 1e-11)
-    close_to_cpu(ops.gather2d(x.cuda(), y.cuda(), h.cuda(), *args, 1, 0, "logistic"),
+    close_to_cpu(ops.gather([x.cuda(), y.cuda()], h.cuda(), pc, [1, 0], "logistic"),
                  ops.gather([x, y], h, torch.stack([px, py]), [1, 0], "logistic"), 1e-11)
 
 
@@ -316,8 +324,174 @@ def test_joint_nonfinite_weights_give_the_cpus_nan_and_inf():
     for kernel, (bx, by) in itertools.product(("bspline", "hard"), ((8, 6), (8, 40))):
         px, py = joint_params(x, y, (bx, by), kernel)
         expected = ops.scatter([x, y], w, torch.stack([px, py]), [bx, by], [0, 0], kernel)
-        actual = ops.scatter([x.cuda(), y.cuda()], w.cuda(), torch.stack([px.cuda(), py.cuda()]), [bx, by], [0, 0], kernel).cpu()
+        actual = ops.scatter([x.cuda(), y.cuda()], w.cuda(), torch.stack([px, py]).cuda(),
+                             [bx, by], [0, 0], kernel).cpu()
         torch.testing.assert_close(actual, expected, rtol=1e-12, atol=1e-12, equal_nan=True)
+
+
+# Histograms over three axes (scatter / gather with three coordinates).
+
+ORDER_TRIPLES = [(0, 0, 0), (1, 0, 0), (0, 1, 0), (0, 0, 1), (1, 1, 1), (2, 0, 1), (0, 3, 2),
+                 (3, 2, 0)]
+RANGES_3D = ((-4.0, 4.0), (-5.0, 5.0), (-3.0, 3.0))
+
+
+def triple_case(dtype, bins=(10, 9, 8), rows=2, n=3000):
+    x = (torch.randn(rows, n, dtype=torch.float64) * 1.5).to(dtype)
+    y = (0.6 * x.double() + torch.randn(rows, n, dtype=torch.float64)).to(dtype)
+    z = (torch.rand(rows, n, dtype=torch.float64) * 7 - 3.5).to(dtype)  # some outside the range
+    w = torch.randn(rows, n, dtype=torch.float64).to(dtype)  # signed: the double-backward case
+    h = torch.randn(rows, *bins, dtype=torch.float64).to(dtype)
+    return [x, y, z], w, h
+
+
+def triple_params(coords, bins, kernel, kappas=(None, None, None), conserve_mass=False):
+    """The (3, 4) params of the three axes, on the CPU."""
+    return torch.stack([ops.params(c, b, lo, hi, k, kernel, conserve_mass)
+                        for c, b, (lo, hi), k in zip(coords, bins, RANGES_3D, kappas)])
+
+
+def cuda_all(ts):
+    return [t.cuda() for t in ts]
+
+
+@pytest.mark.parametrize("conserve_mass", [False, True])
+@pytest.mark.parametrize("kernel", SMOOTH)
+@pytest.mark.parametrize(
+    "dtype,rtol,orders",
+    [(torch.float64, 1e-11, ORDER_TRIPLES), (torch.float32, 1e-4, ORDER_TRIPLES),
+     (torch.float16, 2e-3, [(0, 0, 0), (1, 0, 0), (0, 0, 1)]),
+     (torch.bfloat16, 1.6e-2, [(0, 0, 0), (1, 0, 0), (0, 0, 1)])])
+def test_3d_scatter_and_gather_equal_the_cpu(kernel, dtype, rtol, orders, conserve_mass):
+    bins = [10, 9, 8]
+    coords, w, h = triple_case(dtype, bins)
+    p = triple_params(coords, bins, kernel, conserve_mass=conserve_mass)
+    cc, wc, hc, pc = cuda_all(coords), w.cuda(), h.cuda(), p.cuda()
+    for o in orders:
+        for weight, weight_cuda in ((w, wc), (None, None)):
+            close_to_cpu(ops.scatter(cc, weight_cuda, pc, bins, list(o), kernel),
+                         ops.scatter(coords, weight, p, bins, list(o), kernel), rtol)
+        close_to_cpu(ops.gather(cc, hc, pc, list(o), kernel),
+                     ops.gather(coords, h, p, list(o), kernel), rtol)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_3d_hard_kernel_equals_the_cpu_and_is_reproducible(dtype):
+    bins = [8, 6, 5]
+    coords, w, h = triple_case(dtype, bins)
+    for c, v in zip(coords, (0.3, -0.2, 1.1)):
+        c[0, :1500] = v  # half a row in one bin: whole warps on one counter
+    p = triple_params(coords, bins, "hard")
+    cc, pc = cuda_all(coords), p.cuda()
+    for weight in (None, w):
+        wc = None if weight is None else weight.cuda()
+        expected = ops.scatter(coords, weight, p, bins, [0, 0, 0], "hard")
+        runs = [ops.scatter(cc, wc, pc, bins, [0, 0, 0], "hard") for _ in range(2)]
+        assert torch.equal(runs[0], runs[1])
+        if weight is None:  # unit weights: exact counts
+            assert torch.equal(runs[0].cpu(), expected)
+        else:
+            close_to_cpu(runs[0], expected, 1e-12 if dtype == torch.float64 else 1e-6)
+    assert torch.equal(ops.gather(cc, h.cuda(), pc, [0, 0, 0], "hard").cpu(),
+                       ops.gather(coords, h, p, [0, 0, 0], "hard"))
+
+
+def test_3d_hard_kernel_equals_torch_histogramdd():
+    # torch.histogramdd has no CUDA kernel: compared with it on the CPU, in
+    # float64, where a sample within rounding of an edge has probability ~0.
+    bins = [7, 6, 5]
+    coords, w, _ = triple_case(torch.float64, bins, rows=1, n=50_000)
+    p = triple_params(coords, bins, "hard")
+    samples = torch.stack([c[0] for c in coords], dim=1)  # (N, 3)
+    edges = [v for r in RANGES_3D for v in r]
+    for weight in (None, w):
+        expected = torch.histogramdd(samples, bins, range=edges,
+                                     weight=None if weight is None else weight[0]).hist
+        actual = ops.scatter(cuda_all(coords), None if weight is None else weight.cuda(),
+                             p.cuda(), bins, [0, 0, 0], "hard")[0].cpu()
+        if weight is None:
+            assert torch.equal(actual, expected)
+        else:
+            close_to_cpu(actual, expected, 1e-12)
+
+
+def test_3d_rows_are_independent_histograms():
+    coords = [torch.randn(3, 2, 2000, dtype=torch.float64) for _ in range(3)]
+    w = torch.rand(3, 2, 2000, dtype=torch.float64)
+    h = torch.randn(3, 2, 6, 5, 4, dtype=torch.float64)
+    bins = [6, 5, 4]
+    p = triple_params(coords, bins, "gaussian")
+    cc, pc = cuda_all(coords), p.cuda()
+    out = ops.scatter(cc, w.cuda(), pc, bins, [1, 0, 2], "gaussian")
+    grad = ops.gather(cc, h.cuda(), pc, [0, 1, 0], "gaussian")
+    assert out.shape == (3, 2, 6, 5, 4) and grad.shape == coords[0].shape
+    close_to_cpu(out, ops.scatter(coords, w, p, bins, [1, 0, 2], "gaussian"), 1e-11)
+    close_to_cpu(grad, ops.gather(coords, h, p, [0, 1, 0], "gaussian"), 1e-11)
+    for i in range(3):
+        for j in range(2):
+            one = ops.scatter([c[i, j].cuda() for c in coords], w[i, j].cuda(), pc, bins,
+                              [1, 0, 2], "gaussian")
+            close_to_cpu(one, out[i, j].cpu(), 1e-11)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("bins", [(30, 20, 25), (2, 3, 10_000)])  # boxes across x; across z
+def test_3d_histogram_over_several_tiles_equals_the_cpu(dtype, bins):
+    # 15,000 and 60,000 bins: over the 8,192 counters of a box, and (float64)
+    # a histogram row too large for the gather's shared memory.
+    bins = list(bins)
+    coords, w, h = triple_case(dtype, bins, rows=2, n=8000)
+    rtol = 1e-11 if dtype == torch.float64 else 1e-4
+    for kernel in ("logistic", "bspline", "hard"):
+        p = triple_params(coords, bins, kernel)
+        cc, pc = cuda_all(coords), p.cuda()
+        orders = [0, 0, 0] if kernel == "hard" else [1, 0, 2]
+        close_to_cpu(ops.scatter(cc, w.cuda(), pc, bins, orders, kernel),
+                     ops.scatter(coords, w, p, bins, orders, kernel), rtol)
+        close_to_cpu(ops.gather(cc, h.cuda(), pc, orders, kernel),
+                     ops.gather(coords, h, p, orders, kernel), rtol)
+
+
+def test_3d_wide_windows_equal_the_cpu():
+    # kappa * width = 0.3 on x: windows wider than the whole axis (clipped to it).
+    bins = [12, 10, 8]
+    coords, w, h = triple_case(torch.float64, bins, rows=1, n=2000)
+    p = triple_params(coords, bins, "logistic", kappas=(0.3 * 12 / 8.0, None, 2.0))
+    cc, pc = cuda_all(coords), p.cuda()
+    close_to_cpu(ops.scatter(cc, w.cuda(), pc, bins, [0, 1, 0], "logistic"),
+                 ops.scatter(coords, w, p, bins, [0, 1, 0], "logistic"), 1e-11)
+    close_to_cpu(ops.gather(cc, h.cuda(), pc, [1, 0, 0], "logistic"),
+                 ops.gather(coords, h, p, [1, 0, 0], "logistic"), 1e-11)
+
+
+def test_3d_nonfinite_weights_give_the_cpus_nan_and_inf():
+    x = torch.tensor([[0.1, 0.5, -0.7, 1.2]] * 3, dtype=torch.float64)
+    y = torch.tensor([[-0.3, 0.4, 0.9, -1.1]] * 3, dtype=torch.float64)
+    z = torch.tensor([[0.2, -0.6, 1.4, 0.0]] * 3, dtype=torch.float64)
+    w = torch.tensor([[1.0, float("inf"), 1.0, 1.0],
+                      [1.0, float("nan"), 1.0, 1.0],
+                      [float("inf"), float("-inf"), 1.0, 1.0]], dtype=torch.float64)
+    # 40 z bins: windows narrower than a row, so bins past them stay finite.
+    for kernel, bins in itertools.product(("bspline", "hard"), ([8, 6, 5], [8, 6, 40])):
+        p = triple_params([x, y, z], bins, kernel)
+        expected = ops.scatter([x, y, z], w, p, bins, [0, 0, 0], kernel)
+        actual = ops.scatter(cuda_all([x, y, z]), w.cuda(), p.cuda(), bins, [0, 0, 0],
+                             kernel).cpu()
+        torch.testing.assert_close(actual, expected, rtol=1e-12, atol=1e-12, equal_nan=True)
+
+
+@pytest.mark.parametrize("kernel", ["logistic", "bspline", "hard"])
+def test_3d_scatter_and_gather_are_bitwise_reproducible(kernel):
+    # Many samples per bin, so float atomics would reorder the sums.
+    coords = [torch.rand(1, 500_000, device="cuda") for _ in range(3)]
+    w = torch.rand_like(coords[0])
+    h = torch.randn(1, 16, 16, 16, device="cuda")
+    p = torch.stack([ops.params(c, 16, 0.0, 1.0, None, kernel) for c in coords])
+    orders = [0, 0, 0] if kernel == "hard" else [1, 0, 0]
+    runs = [(ops.scatter(coords, w, p, [16, 16, 16], [0, 0, 0], kernel),
+             ops.scatter(coords, None, p, [16, 16, 16], orders, kernel),
+             ops.gather(coords, h, p, orders, kernel)) for _ in range(2)]
+    assert all(torch.equal(a, b) for a, b in zip(*runs))
 
 
 # Streams (issue #7): concurrent calls from several CUDA streams give correct results.

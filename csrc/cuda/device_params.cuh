@@ -1,4 +1,4 @@
-// The float64 params [lo, hi, kappa, open] as kernels read them: on the device, so a
+// The float64 params [lo, hi, kappa, open] (a row per axis) as kernels read them: on the device, so a
 // range taken from the data never comes back to the host.
 #pragma once
 
@@ -6,8 +6,10 @@
 
 #include <cstdint>
 #include <type_traits>
+#include <vector>
 
 #include "../kernels.h"
+#include "../ops.h"
 
 namespace softhist::cuda {
 
@@ -29,18 +31,24 @@ __device__ __forceinline__ double kappa_power(const double* params, int order) {
   return factor;
 }
 
-// The chain-rule factor of a result built from D_order_x in x and D_order_y in
-// y: kappa_x^order_x * kappa_y^order_y, or kappa_x^order_x alone for the 1-d
-// ops (params_y null).
+// The chain-rule factor of a result built from D_orders[a] on each axis a:
+// the product of kappa_a^orders[a], in axis order, for the (axes, kParamsSize)
+// params. (1 * f_x for one axis and (1 * f_x) * f_y for two: the bits of
+// kappa_power(x) and kappa_power(x) * kappa_power(y).)
 struct OrderFactor {
-  const double* params_x;
-  int order_x;
-  const double* params_y;
-  int order_y;
+  const double* params;
+  int axes;
+  int orders[kMaxAxes];
 
+  static OrderFactor of(const double* params, const std::vector<int64_t>& orders) {
+    OrderFactor f{params, static_cast<int>(orders.size()), {}};
+    for (int a = 0; a < f.axes; ++a) f.orders[a] = static_cast<int>(orders[a]);
+    return f;
+  }
   __device__ double value() const {
-    const double fx = kappa_power(params_x, order_x);
-    return params_y ? fx * kappa_power(params_y, order_y) : fx;
+    double factor = 1;
+    for (int a = 0; a < axes; ++a) factor *= kappa_power(params + a * kParamsSize, orders[a]);
+    return factor;
   }
 };
 

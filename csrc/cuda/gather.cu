@@ -1,7 +1,6 @@
 // CUDA gather (bins -> samples): one thread per sample, each reading the bins
 // of its window from the row's histogram, held in shared memory when it fits.
 // No atomics, so results are reproducible; the arithmetic is the CPU's.
-#include <torch/csrc/stable/accelerator.h>
 #include <torch/csrc/stable/ops.h>
 
 #include "device_params.cuh"
@@ -68,18 +67,9 @@ __global__ void __launch_bounds__(kThreads) gather_samples(GatherArgs<T> a) {
 
 }  // namespace
 
-Tensor gather_cuda(const Tensor& input, const Tensor& hist, const Tensor& params,
-                   int64_t order, std::string kernel_name) {
-  const Kernel kernel = parse_kernel(kernel_name);
-  check_gather_args(input, hist, params, order, kernel);
-  const torch::stable::accelerator::DeviceGuard guard(input.get_device_index());
-  const cudaStream_t stream = current_stream(input.get_device_index());
-  const Tensor x = torch::stable::contiguous(input);
-  const Tensor hc = torch::stable::contiguous(hist);
-  const Tensor p = torch::stable::contiguous(params);
-  Tensor out = torch::stable::empty_like(x);
-  if (x.numel() == 0) return out;
-  const int64_t n = row_length(x), rows = row_count(x), bins = row_length(hc);
+void gather_1d(const GatherJob& job) {
+  const Tensor& x = job.coords[0];
+  const int64_t n = job.pb.n, rows = job.pb.rows, bins = job.pb.bins[0];
   dispatch_float(x.scalar_type(), [&](auto tag, auto ctag) {
     using T = decltype(tag);
     using C = decltype(ctag);
@@ -89,20 +79,20 @@ Tensor gather_cuda(const Tensor& input, const Tensor& hist, const Tensor& params
     const int64_t per_block = shared ? std::max(kMinSamplesPerBlock, 2 * bins)
                                      : kMinSamplesPerBlock;
     const int64_t chunks = ceil_div(n, per_block);
-    const GatherArgs<T> args{x.const_data_ptr<T>(), hc.const_data_ptr<T>(),
-                             p.const_data_ptr<double>(), n, bins, chunks, rows * chunks,
-                             out.mutable_data_ptr<T>()};
-    dispatch_kernel(kernel, order, [&](auto k, auto ord) {
+    const GatherArgs<T> args{x.const_data_ptr<T>(), job.hist.const_data_ptr<T>(),
+                             job.params_of(0), n, bins, chunks, rows * chunks,
+                             job.out.mutable_data_ptr<T>()};
+    dispatch_kernel(job.kernel, job.pb.orders[0], [&](auto k, auto ord) {
       constexpr Kernel K = decltype(k)::value;
       constexpr int Order = decltype(ord)::value;
       if (shared)
-        launch(gather_samples<K, Order, T, C, true>, args.items, kThreads, hist_bytes, stream,
-               args);
+        launch(gather_samples<K, Order, T, C, true>, args.items, kThreads, hist_bytes,
+               job.stream, args);
       else
-        launch(gather_samples<K, Order, T, C, false>, args.items, kThreads, 0, stream, args);
+        launch(gather_samples<K, Order, T, C, false>, args.items, kThreads, 0, job.stream,
+               args);
     });
   });
-  return out;
 }
 
 }  // namespace softhist::cuda

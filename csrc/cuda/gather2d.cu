@@ -4,7 +4,6 @@
 // (pair_window.cuh), and adds the lanes' sums in a fixed order; the histogram
 // row is held in shared memory when it fits. No atomics, so results are
 // reproducible. The hard kernel: a pair per thread, reading its one bin.
-#include <torch/csrc/stable/accelerator.h>
 #include <torch/csrc/stable/ops.h>
 
 #include "device_params.cuh"
@@ -80,7 +79,7 @@ __global__ void __launch_bounds__(kThreads) gather2d_pairs(Gather2dArgs<T> a) {
   C* shared_hist = reinterpret_cast<C*>(shared_bytes);
   __shared__ C stage[kThreads];  // 32 per warp
   const PairWindow<K, C, T> pw(a.params_x, a.bins_x, a.order_x, a.params_y, a.bins_y, a.order_y);
-  const double factor = OrderFactor{a.params_x, a.order_x, a.params_y, a.order_y}.value();
+  const double factor = kappa_power(a.params_x, a.order_x) * kappa_power(a.params_y, a.order_y);
   const int64_t bins = a.bins_x * a.bins_y;
   for (int64_t item = blockIdx.x; item < a.items; item += gridDim.x) {
     const int64_t row = item / a.chunks, chunk = item % a.chunks;
@@ -99,21 +98,10 @@ __global__ void __launch_bounds__(kThreads) gather2d_pairs(Gather2dArgs<T> a) {
 
 }  // namespace
 
-Tensor gather2d_cuda(const Tensor& x_in, const Tensor& y_in, const Tensor& hist,
-                     const Tensor& params_x, const Tensor& params_y, int64_t order_x,
-                     int64_t order_y, std::string kernel_name) {
-  const Kernel kernel = parse_kernel(kernel_name);
-  check_gather2d_args(x_in, y_in, hist, params_x, params_y, order_x, order_y, kernel);
-  const torch::stable::accelerator::DeviceGuard guard(x_in.get_device_index());
-  const cudaStream_t stream = current_stream(x_in.get_device_index());
-  const Tensor x = torch::stable::contiguous(x_in), y = torch::stable::contiguous(y_in);
-  const Tensor hc = torch::stable::contiguous(hist);
-  const Tensor px = torch::stable::contiguous(params_x), py = torch::stable::contiguous(params_y);
-  Tensor out = torch::stable::empty_like(x);
-  if (x.numel() == 0) return out;
-  const int64_t n = row_length(x), rows = row_count(x);
-  const int64_t bins_x = hc.size(hc.dim() - 2), bins_y = hc.size(hc.dim() - 1);
-  const int64_t bins = bins_x * bins_y;
+void gather_2d(const GatherJob& job) {
+  const Tensor &x = job.coords[0], &y = job.coords[1];
+  const int64_t n = job.pb.n, rows = job.pb.rows;
+  const int64_t bins_x = job.pb.bins[0], bins_y = job.pb.bins[1], bins = bins_x * bins_y;
   dispatch_float(x.scalar_type(), [&](auto tag, auto ctag) {
     using T = decltype(tag);
     using C = decltype(ctag);
@@ -124,27 +112,27 @@ Tensor gather2d_cuda(const Tensor& x_in, const Tensor& y_in, const Tensor& hist,
     const int64_t chunks = ceil_div(n, per_block);
     const Gather2dArgs<T> args{x.const_data_ptr<T>(),
                                y.const_data_ptr<T>(),
-                               hc.const_data_ptr<T>(),
-                               px.const_data_ptr<double>(),
-                               py.const_data_ptr<double>(),
-                               static_cast<int>(order_x),
-                               static_cast<int>(order_y),
+                               job.hist.const_data_ptr<T>(),
+                               job.params_of(0),
+                               job.params_of(1),
+                               static_cast<int>(job.pb.orders[0]),
+                               static_cast<int>(job.pb.orders[1]),
                                n,
                                bins_x,
                                bins_y,
                                chunks,
                                rows * chunks,
-                               out.mutable_data_ptr<T>()};
+                               job.out.mutable_data_ptr<T>()};
     // The orders are run-time arguments of the kernels (see cdf_of_order).
-    dispatch_kernel(kernel, 0, [&](auto k, auto) {
+    dispatch_kernel(job.kernel, 0, [&](auto k, auto) {
       constexpr Kernel K = decltype(k)::value;
       if (shared)
-        launch(gather2d_pairs<K, T, C, true>, args.items, kThreads, hist_bytes, stream, args);
+        launch(gather2d_pairs<K, T, C, true>, args.items, kThreads, hist_bytes, job.stream,
+               args);
       else
-        launch(gather2d_pairs<K, T, C, false>, args.items, kThreads, 0, stream, args);
+        launch(gather2d_pairs<K, T, C, false>, args.items, kThreads, 0, job.stream, args);
     });
   });
-  return out;
 }
 
 }  // namespace softhist::cuda

@@ -1,11 +1,19 @@
-// The CUDA implementations of the softhist ops (schemas in ../ops.cpp).
+// The CUDA implementations of the softhist ops (schemas in ../registration.cpp).
+// One entry per op (softhist_cuda.cu) checks the arguments, makes the inputs
+// contiguous on the input's device and stream and allocates the output, then
+// hands a job to the implementation for its number of axes.
 #pragma once
+
+#include <cuda_runtime.h>
 
 #include <torch/csrc/stable/tensor.h>
 
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
+
+#include "../ops.h"
 
 namespace softhist::cuda {
 
@@ -13,15 +21,43 @@ using torch::stable::Tensor;
 
 Tensor params_cuda(const Tensor& input, int64_t bins, double min, double max,
                    std::optional<double> kappa, std::string kernel_name, bool conserve_mass);
-Tensor scatter_cuda(const Tensor& input, const std::optional<Tensor>& weight,
-                    const Tensor& params, int64_t bins, int64_t order, std::string kernel_name);
-Tensor gather_cuda(const Tensor& input, const Tensor& hist, const Tensor& params,
-                   int64_t order, std::string kernel_name);
-Tensor scatter2d_cuda(const Tensor& x, const Tensor& y, const std::optional<Tensor>& weight,
-                      const Tensor& params_x, const Tensor& params_y, int64_t bins_x,
-                      int64_t bins_y, int64_t order_x, int64_t order_y, std::string kernel_name);
-Tensor gather2d_cuda(const Tensor& x, const Tensor& y, const Tensor& hist,
-                     const Tensor& params_x, const Tensor& params_y, int64_t order_x,
-                     int64_t order_y, std::string kernel_name);
+Tensor scatter_cuda(std::vector<Tensor> coords, const std::optional<Tensor>& weight,
+                    const Tensor& params, std::vector<int64_t> bins, std::vector<int64_t> orders,
+                    std::string kernel_name);
+Tensor gather_cuda(std::vector<Tensor> coords, const Tensor& hist, const Tensor& params,
+                   std::vector<int64_t> orders, std::string kernel_name);
+
+// What the entries hand the implementations: contiguous tensors on the current
+// device, the checked problem, the stream to launch on, and the output.
+struct Job {
+  Problem pb;
+  Kernel kernel;
+  std::vector<Tensor> coords;  // pb.axes tensors, contiguous
+  Tensor params;               // (pb.axes, kParamsSize) float64; axis a's row at a * kParamsSize
+  cudaStream_t stream;
+  Tensor out;
+
+  const double* params_of(int64_t axis) const {
+    return params.const_data_ptr<double>() + axis * kParamsSize;
+  }
+};
+
+// scatter: out is (..., *bins); every row has at least one sample.
+struct ScatterJob : Job {
+  std::optional<Tensor> weight;  // contiguous
+};
+// gather: out is coords[0]'s shape, not empty.
+struct GatherJob : Job {
+  Tensor hist;  // contiguous, (..., *bins)
+};
+
+// The implementations by number of axes: 1 (scatter.cu, gather.cu), 2
+// (scatter2d.cu, gather2d.cu) and 3 (scatter3d.cu, gather3d.cu).
+void scatter_1d(const ScatterJob& job);
+void scatter_2d(const ScatterJob& job);
+void scatter_3d(const ScatterJob& job);
+void gather_1d(const GatherJob& job);
+void gather_2d(const GatherJob& job);
+void gather_3d(const GatherJob& job);
 
 }  // namespace softhist::cuda

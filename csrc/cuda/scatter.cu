@@ -13,7 +13,6 @@
 // far smaller): 2^-46 for 1e8 samples in 256 bins (chunks of 24,414 samples),
 // 2^-41 in 65,536 bins (chunks of 781,250). The float64 partials and their
 // sum round as the CPU's per-thread partials do.
-#include <torch/csrc/stable/accelerator.h>
 #include <torch/csrc/stable/ops.h>
 
 #include <climits>
@@ -177,24 +176,10 @@ __global__ void __launch_bounds__(kThreads) scatter_partials(ScatterArgs<T> a) {
 
 }  // namespace
 
-Tensor scatter_cuda(const Tensor& input, const std::optional<Tensor>& weight,
-                    const Tensor& params, int64_t bins, int64_t order, std::string kernel_name) {
-  const Kernel kernel = parse_kernel(kernel_name);
-  check_scatter_args(input, weight, params, bins, order, kernel);
-  const torch::stable::accelerator::DeviceGuard guard(input.get_device_index());
-  const cudaStream_t stream = current_stream(input.get_device_index());
-  const Tensor x = torch::stable::contiguous(input);
-  const std::optional<Tensor> wc =
-      weight.has_value() ? std::optional<Tensor>(torch::stable::contiguous(*weight))
-                         : std::nullopt;
-  const Tensor p = torch::stable::contiguous(params);
-  Tensor out = torch::stable::empty(with_last(x, {bins}), x.scalar_type(), std::nullopt,
-                                    x.device());
-  const int64_t n = row_length(x), rows = row_count(x);
-  if (rows == 0) return out;
-  if (n == 0) return torch::stable::zero_(out);
-
-  const ChunkPartials partials(x, n, rows, bins, stream);
+void scatter_1d(const ScatterJob& job) {
+  const Tensor& x = job.coords[0];
+  const int64_t n = job.pb.n, rows = job.pb.rows, bins = job.pb.bins[0];
+  const ChunkPartials partials(x, n, rows, bins, job.stream);
   const int64_t chunks = partials.chunks();
   const int64_t tile_bins = std::min(bins, kTileBins);
   const int64_t items = rows * chunks * ceil_div(bins, tile_bins);
@@ -202,18 +187,16 @@ Tensor scatter_cuda(const Tensor& input, const std::optional<Tensor>& weight,
     using T = decltype(tag);
     using C = decltype(ctag);
     const ScatterArgs<T> args{x.const_data_ptr<T>(),
-                              wc.has_value() ? wc->const_data_ptr<T>() : nullptr,
-                              p.const_data_ptr<double>(), n, bins, chunks, tile_bins, items,
+                              job.weight.has_value() ? job.weight->const_data_ptr<T>() : nullptr,
+                              job.params_of(0), n, bins, chunks, tile_bins, items,
                               partials.partial(), partials.flags()};
-    dispatch_kernel(kernel, order, [&](auto k, auto ord) {
+    dispatch_kernel(job.kernel, job.pb.orders[0], [&](auto k, auto ord) {
       launch(scatter_partials<decltype(k)::value, decltype(ord)::value, T, C>, items, kThreads,
-             2 * sizeof(unsigned) * tile_bins, stream, args);
+             2 * sizeof(unsigned) * tile_bins, job.stream, args);
     });
-    partials.merge_into(out.mutable_data_ptr<T>(),
-                        OrderFactor{p.const_data_ptr<double>(), static_cast<int>(order), nullptr, 0},
-                        stream);
+    partials.merge_into(job.out.mutable_data_ptr<T>(),
+                        OrderFactor::of(job.params_of(0), job.pb.orders), job.stream);
   });
-  return out;
 }
 
 }  // namespace softhist::cuda

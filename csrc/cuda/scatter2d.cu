@@ -5,7 +5,6 @@
 // order (partials.cuh). Smooth kernels: each warp walks one pair's joint
 // window at a time, a bin per lane (pair_window.cuh). The hard kernel: a pair
 // per lane, one bin each.
-#include <torch/csrc/stable/accelerator.h>
 #include <torch/csrc/stable/ops.h>
 
 #include "device_params.cuh"
@@ -157,41 +156,24 @@ __global__ void __launch_bounds__(kThreads) scatter2d_partials(Scatter2dArgs<T> 
 
 }  // namespace
 
-Tensor scatter2d_cuda(const Tensor& x_in, const Tensor& y_in, const std::optional<Tensor>& weight,
-                      const Tensor& params_x, const Tensor& params_y, int64_t bins_x,
-                      int64_t bins_y, int64_t order_x, int64_t order_y, std::string kernel_name) {
-  const Kernel kernel = parse_kernel(kernel_name);
-  check_scatter2d_args(x_in, y_in, weight, params_x, params_y, bins_x, bins_y, order_x, order_y,
-                       kernel);
-  const torch::stable::accelerator::DeviceGuard guard(x_in.get_device_index());
-  const cudaStream_t stream = current_stream(x_in.get_device_index());
-  const Tensor x = torch::stable::contiguous(x_in), y = torch::stable::contiguous(y_in);
-  const std::optional<Tensor> wc =
-      weight.has_value() ? std::optional<Tensor>(torch::stable::contiguous(*weight))
-                         : std::nullopt;
-  const Tensor px = torch::stable::contiguous(params_x), py = torch::stable::contiguous(params_y);
-  Tensor out = torch::stable::empty(with_last(x, {bins_x, bins_y}), x.scalar_type(),
-                                    std::nullopt, x.device());
-  const int64_t n = row_length(x), rows = row_count(x), bins = bins_x * bins_y;
-  if (rows == 0) return out;
-  if (n == 0) return torch::stable::zero_(out);
-
-  const ChunkPartials partials(x, n, rows, bins, stream);
+void scatter_2d(const ScatterJob& job) {
+  const Tensor &x = job.coords[0], &y = job.coords[1];
+  const int64_t n = job.pb.n, rows = job.pb.rows;
+  const int64_t bins_x = job.pb.bins[0], bins_y = job.pb.bins[1], bins = bins_x * bins_y;
+  const ChunkPartials partials(x, n, rows, bins, job.stream);
   const TileGrid grid = TileGrid::of(bins_x, bins_y);
   const int64_t items = rows * partials.chunks() * grid.count();
   const size_t counter_bytes = 2 * sizeof(unsigned) * grid.rows * grid.cols;
-  const OrderFactor factor{px.const_data_ptr<double>(), static_cast<int>(order_x),
-                           py.const_data_ptr<double>(), static_cast<int>(order_y)};
   dispatch_float(x.scalar_type(), [&](auto tag, auto ctag) {
     using T = decltype(tag);
     using C = decltype(ctag);
     const Scatter2dArgs<T> args{x.const_data_ptr<T>(),
                                 y.const_data_ptr<T>(),
-                                wc.has_value() ? wc->const_data_ptr<T>() : nullptr,
-                                factor.params_x,
-                                factor.params_y,
-                                factor.order_x,
-                                factor.order_y,
+                                job.weight.has_value() ? job.weight->const_data_ptr<T>() : nullptr,
+                                job.params_of(0),
+                                job.params_of(1),
+                                static_cast<int>(job.pb.orders[0]),
+                                static_cast<int>(job.pb.orders[1]),
                                 n,
                                 partials.chunks(),
                                 items,
@@ -199,13 +181,13 @@ Tensor scatter2d_cuda(const Tensor& x_in, const Tensor& y_in, const std::optiona
                                 partials.partial(),
                                 partials.flags()};
     // The order is a run-time argument of the kernels (see cdf_of_order).
-    dispatch_kernel(kernel, 0, [&](auto k, auto) {
+    dispatch_kernel(job.kernel, 0, [&](auto k, auto) {
       launch(scatter2d_partials<decltype(k)::value, T, C>, items, kThreads, counter_bytes,
-             stream, args);
+             job.stream, args);
     });
-    partials.merge_into(out.mutable_data_ptr<T>(), factor, stream);
+    partials.merge_into(job.out.mutable_data_ptr<T>(),
+                        OrderFactor::of(job.params_of(0), job.pb.orders), job.stream);
   });
-  return out;
 }
 
 }  // namespace softhist::cuda

@@ -1,0 +1,82 @@
+// A sample's window on one axis, as the thread that walks it holds it: the
+// three-axis kernels (scatter3d.cu, gather3d.cu) give each sample one thread,
+// which walks its whole 3-d window itself, one axis inside the other.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "../kernels.h"
+#include "device_params.cuh"
+#include "pair_window.cuh"
+
+namespace softhist::cuda {
+
+template <Kernel K, typename C>
+struct AxisWalk {
+  const Window* win = nullptr;
+  int64_t first = 0;  // the window's first edge
+  C t = 0, c = 0;     // kappa * (coordinate - e_first), as the CPU rounds it; kappa * bin width
+  int order = 0;
+
+  // Locates x in win (false: it reaches no bin, see Window::locate).
+  __device__ bool locate(const Window& w, int order_, double x) {
+    double t64 = 0;
+    win = &w;
+    order = order_;
+    if (!w.locate(x, first, t64)) return false;
+    t = static_cast<C>(t64);
+    c = static_cast<C>(w.c);
+    return true;
+  }
+  // Bins of the window: edges - 1, all inside [0, bins) (Window::locate clamps).
+  __device__ int64_t span() const { return win->edges - 1; }
+  // K^(order) at the window's edge k, with the open ends' values: the value
+  // the CPU's window holds there (and the 2-d walk's lanes compute).
+  __device__ C edge(int64_t k) const {
+    return win->at_edge(first + k, order, cdf_of_order<K>(order, t - c * static_cast<C>(k)));
+  }
+};
+
+// Walks the masses D_order(x, first + k) = edge(k) - edge(k + 1) for k in
+// [k0, k1), differences in C as on the CPU: f(k, mass).
+template <Kernel K, typename C, typename F>
+__device__ __forceinline__ void for_each_mass(const AxisWalk<K, C>& w, int64_t k0, int64_t k1,
+                                              const F& f) {
+  C prev = w.edge(k0);
+  for (int64_t k = k0; k < k1; ++k) {
+    const C next = w.edge(k + 1);
+    f(k, prev - next);
+    prev = next;
+  }
+}
+
+// The masses of the innermost axis, which the walk of the outer axes reads
+// once per outer bin: computed once and kept in local memory when there are at
+// most kCached of them, else recomputed on each pass. Either way f(k, mass)
+// gets the values for_each_mass gives.
+template <Kernel K, typename C>
+struct InnerMasses {
+  static constexpr int64_t kCached = 16;
+
+  const AxisWalk<K, C>* w;
+  int64_t k0, k1;
+  bool cached;
+  C cache[kCached];
+
+  __device__ InnerMasses(const AxisWalk<K, C>& walk, int64_t k0_, int64_t k1_)
+      : w(&walk), k0(k0_), k1(k1_), cached(k1_ - k0_ <= kCached) {
+    if (cached) for_each_mass(walk, k0, k1, [&](int64_t k, C d) { cache[k - k0] = d; });
+  }
+  template <typename F>
+  __device__ void for_each(const F& f) const {
+    if (cached) {
+      for (int64_t k = k0; k < k1; ++k) f(k, cache[k - k0]);
+    } else {
+      for_each_mass(*w, k0, k1, f);
+    }
+  }
+};
+
+}  // namespace softhist::cuda

@@ -1,0 +1,126 @@
+// CUDA gather over three axes (bins_x x bins_y x bins_z -> samples):
+// out_i = factor * sum_{a,b,c} hist[a, b, c] * D_ox(x_i, a) * D_oy(y_i, b) * D_oz(z_i, c).
+// One thread per sample walks its 3-d window and sums in C, reading the row's
+// histogram from shared memory when it fits. No atomics and a fixed order of
+// the sum per sample, so results are reproducible. The hard kernel reads the
+// histogram at the sample's bin.
+#include <torch/csrc/stable/ops.h>
+
+#include "axis_walk.cuh"
+#include "device_params.cuh"
+#include "hist_row.cuh"
+#include "launch.cuh"
+#include "ops_cuda.h"
+
+namespace softhist::cuda {
+namespace {
+
+constexpr int kThreads = 256;
+constexpr int64_t kMinSamplesPerBlock = 4096;
+constexpr size_t kHistSharedBytes = 64 * 1024;
+
+template <typename T>
+struct Gather3dArgs {
+  const T* x[3];
+  const T* hist;         // [rows, bins_x, bins_y, bins_z]
+  const double* params;  // (3, kParamsSize)
+  int orders[3];
+  int64_t bins[3];
+  int64_t n, chunks, items;
+  T* out;
+};
+
+// Sample i's value. A sample that reaches no bin gets exactly 0 (even where
+// the histogram holds NaN or inf); inside its window every bin counts, zero
+// masses included, as on the CPU.
+template <Kernel K, typename T, typename C, typename Hist>
+__device__ T gather_one(const Gather3dArgs<T>& a, const Window* win, const Hist& h,
+                        double factor, int64_t i) {
+  const int64_t bins_y = a.bins[1], bins_z = a.bins[2];
+  if constexpr (K == Kernel::Hard) {
+    int64_t b[3];
+    for (int ax = 0; ax < 3; ++ax)
+      if (!win[ax].bin_of<HistcMath<T>>(static_cast<double>(a.x[ax][i]), b[ax])) return T(0);
+    return static_cast<T>(h[(b[0] * bins_y + b[1]) * bins_z + b[2]]);
+  } else {
+    AxisWalk<K, C> w[3];
+    for (int ax = 0; ax < 3; ++ax)
+      if (!w[ax].locate(win[ax], a.orders[ax], static_cast<double>(a.x[ax][i]))) return T(0);
+    const InnerMasses<K, C> z(w[2], 0, w[2].span());
+    C acc = 0;
+    for_each_mass(w[0], 0, w[0].span(), [&](int64_t kx, C dx) {
+      const int64_t row_x = (w[0].first + kx) * bins_y;
+      for_each_mass(w[1], 0, w[1].span(), [&](int64_t ky, C dy) {
+        const C dxy = dx * dy;  // the CPU's outer coefficient
+        const int64_t base = (row_x + w[1].first + ky) * bins_z + w[2].first;
+        z.for_each([&](int64_t kz, C dz) { acc += dxy * h[base + kz] * dz; });
+      });
+    });
+    return static_cast<T>(static_cast<double>(acc) * factor);
+  }
+}
+
+// Work item: chunk (item % chunks) of row (item / chunks).
+template <Kernel K, typename T, typename C, bool SharedHist>
+__global__ void __launch_bounds__(kThreads) gather3d_samples(Gather3dArgs<T> a) {
+  extern __shared__ __align__(16) unsigned char shared_bytes[];
+  C* shared_hist = reinterpret_cast<C*>(shared_bytes);
+  Window win[3];
+  double factor = 1;  // as OrderFactor::value
+  for (int ax = 0; ax < 3; ++ax) {
+    win[ax] = window_of<K, C, T>(a.params + ax * kParamsSize, a.bins[ax]);
+    factor *= kappa_power(a.params + ax * kParamsSize, a.orders[ax]);
+  }
+  const int64_t bins = a.bins[0] * a.bins[1] * a.bins[2];
+  for (int64_t item = blockIdx.x; item < a.items; item += gridDim.x) {
+    const int64_t row = item / a.chunks, chunk = item % a.chunks;
+    const T* hist_row = a.hist + row * bins;
+    if constexpr (SharedHist) load_hist_row(hist_row, bins, shared_hist);
+    const HistRow<T, C, SharedHist> h{shared_hist, hist_row};
+    const int64_t end = row * a.n + a.n * (chunk + 1) / a.chunks;
+    for (int64_t i = row * a.n + a.n * chunk / a.chunks + threadIdx.x; i < end; i += blockDim.x)
+      a.out[i] = gather_one<K, T, C>(a, win, h, factor, i);
+    if constexpr (SharedHist) __syncthreads();  // the next item overwrites shared_hist
+  }
+}
+
+}  // namespace
+
+void gather_3d(const GatherJob& job) {
+  const Tensor& x = job.coords[0];
+  const int64_t n = job.pb.n, rows = job.pb.rows;
+  const int64_t bins = job.pb.bins[0] * job.pb.bins[1] * job.pb.bins[2];
+  dispatch_float(x.scalar_type(), [&](auto tag, auto ctag) {
+    using T = decltype(tag);
+    using C = decltype(ctag);
+    const size_t hist_bytes = sizeof(C) * bins;
+    const bool shared = hist_bytes <= kHistSharedBytes;
+    // Enough samples per block to amortise loading the row's histogram.
+    const int64_t per_block = shared ? std::max(kMinSamplesPerBlock, 2 * bins)
+                                     : kMinSamplesPerBlock;
+    const int64_t chunks = ceil_div(n, per_block);
+    Gather3dArgs<T> args{};
+    for (int ax = 0; ax < 3; ++ax) {
+      args.x[ax] = job.coords[ax].const_data_ptr<T>();
+      args.orders[ax] = static_cast<int>(job.pb.orders[ax]);
+      args.bins[ax] = job.pb.bins[ax];
+    }
+    args.hist = job.hist.const_data_ptr<T>();
+    args.params = job.params_of(0);
+    args.n = n;
+    args.chunks = chunks;
+    args.items = rows * chunks;
+    args.out = job.out.mutable_data_ptr<T>();
+    // The orders are run-time arguments of the kernels (see cdf_of_order).
+    dispatch_kernel(job.kernel, 0, [&](auto k, auto) {
+      constexpr Kernel K = decltype(k)::value;
+      if (shared)
+        launch(gather3d_samples<K, T, C, true>, args.items, kThreads, hist_bytes, job.stream,
+               args);
+      else
+        launch(gather3d_samples<K, T, C, false>, args.items, kThreads, 0, job.stream, args);
+    });
+  });
+}
+
+}  // namespace softhist::cuda
