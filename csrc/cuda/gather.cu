@@ -12,8 +12,6 @@ namespace softhist::cuda {
 namespace {
 
 constexpr int kThreads = 256;
-constexpr int64_t kMinSamplesPerBlock = 4096;
-constexpr size_t kHistSharedBytes = 64 * 1024;
 
 // out_i = factor * sum_b h_b * D_Order(x_i, b), as the CPU computes it; a
 // sample that reaches no bin gets exactly 0 (even where h holds NaN or inf).
@@ -73,12 +71,10 @@ void gather_1d(const GatherJob& job) {
   dispatch_float(x.scalar_type(), [&](auto tag, auto ctag) {
     using T = decltype(tag);
     using C = decltype(ctag);
-    const size_t hist_bytes = sizeof(C) * bins;
-    const bool shared = hist_bytes <= kHistSharedBytes;
-    // Enough samples per block to amortise loading the row's histogram.
-    const int64_t per_block = shared ? std::max(kMinSamplesPerBlock, 2 * bins)
-                                     : kMinSamplesPerBlock;
-    const int64_t chunks = ceil_div(n, per_block);
+    const GatherSplit split = GatherSplit::of<C>(n, bins);
+    const bool shared = split.shared;
+    const size_t hist_bytes = split.hist_bytes;
+    const int64_t chunks = split.chunks;
     const GatherArgs<T> args{x.const_data_ptr<T>(), job.hist.const_data_ptr<T>(),
                              job.params_of(0), n, bins, chunks, rows * chunks,
                              job.out.mutable_data_ptr<T>()};

@@ -17,8 +17,6 @@ namespace softhist::cuda {
 namespace {
 
 constexpr int kThreads = 256;
-constexpr int64_t kMinPairsPerBlock = 4096;
-constexpr size_t kHistSharedBytes = 64 * 1024;
 
 template <typename T>
 struct Gather2dArgs {
@@ -105,11 +103,10 @@ void gather_2d(const GatherJob& job) {
   dispatch_float(x.scalar_type(), [&](auto tag, auto ctag) {
     using T = decltype(tag);
     using C = decltype(ctag);
-    const size_t hist_bytes = sizeof(C) * bins;
-    const bool shared = hist_bytes <= kHistSharedBytes;
-    // Enough pairs per block to amortise loading the row's histogram.
-    const int64_t per_block = shared ? std::max(kMinPairsPerBlock, 2 * bins) : kMinPairsPerBlock;
-    const int64_t chunks = ceil_div(n, per_block);
+    const GatherSplit split = GatherSplit::of<C>(n, bins);
+    const bool shared = split.shared;
+    const size_t hist_bytes = split.hist_bytes;
+    const int64_t chunks = split.chunks;
     const Gather2dArgs<T> args{x.const_data_ptr<T>(),
                                y.const_data_ptr<T>(),
                                job.hist.const_data_ptr<T>(),

@@ -16,8 +16,6 @@ namespace softhist::cuda {
 namespace {
 
 constexpr int kThreads = 256;
-constexpr int64_t kMinSamplesPerBlock = 4096;
-constexpr size_t kHistSharedBytes = 64 * 1024;
 
 template <typename T>
 struct Gather3dArgs {
@@ -93,12 +91,10 @@ void gather_3d(const GatherJob& job) {
   dispatch_float(x.scalar_type(), [&](auto tag, auto ctag) {
     using T = decltype(tag);
     using C = decltype(ctag);
-    const size_t hist_bytes = sizeof(C) * bins;
-    const bool shared = hist_bytes <= kHistSharedBytes;
-    // Enough samples per block to amortise loading the row's histogram.
-    const int64_t per_block = shared ? std::max(kMinSamplesPerBlock, 2 * bins)
-                                     : kMinSamplesPerBlock;
-    const int64_t chunks = ceil_div(n, per_block);
+    const GatherSplit split = GatherSplit::of<C>(n, bins);
+    const bool shared = split.shared;
+    const size_t hist_bytes = split.hist_bytes;
+    const int64_t chunks = split.chunks;
     Gather3dArgs<T> args{};
     for (int ax = 0; ax < 3; ++ax) {
       args.x[ax] = job.coords[ax].const_data_ptr<T>();

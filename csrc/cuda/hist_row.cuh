@@ -5,9 +5,33 @@
 
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstdint>
 
 namespace softhist::cuda {
+
+// How a gather splits each row's samples: the row's histogram in shared
+// memory when it fits, and blocks of enough samples to amortise loading it.
+// The one definition for every number of axes.
+constexpr size_t kHistSharedBytes = 64 * 1024;
+constexpr int64_t kMinSamplesPerBlock = 4096;
+
+struct GatherSplit {
+  bool shared;        // the histogram row fits in shared memory
+  size_t hist_bytes;  // its size there
+  int64_t chunks;     // blocks per row
+
+  template <typename C>
+  static GatherSplit of(int64_t n, int64_t bins) {
+    GatherSplit s;
+    s.hist_bytes = sizeof(C) * bins;
+    s.shared = s.hist_bytes <= kHistSharedBytes;
+    const int64_t per_block =
+        s.shared ? std::max(kMinSamplesPerBlock, 2 * bins) : kMinSamplesPerBlock;
+    s.chunks = (n + per_block - 1) / per_block;
+    return s;
+  }
+};
 
 template <typename T, typename C, bool Shared>
 struct HistRow {

@@ -14,10 +14,12 @@ namespace softhist::cuda {
 
 namespace {
 
-std::vector<Tensor> contiguous_all(const std::vector<Tensor>& ts) {
-  std::vector<Tensor> out;
-  for (const Tensor& t : ts) out.push_back(torch::stable::contiguous(t));
-  return out;
+// The part of a job both ops fill alike (under the caller's device guard).
+void prepare(Job& job, const std::vector<Tensor>& coords, const Tensor& params, Kernel kernel) {
+  job.kernel = kernel;
+  job.stream = current_stream(coords[0].get_device_index());
+  for (const Tensor& c : coords) job.coords.push_back(torch::stable::contiguous(c));
+  job.params = torch::stable::contiguous(params);
 }
 
 }  // namespace
@@ -28,12 +30,8 @@ Tensor scatter_cuda(std::vector<Tensor> coords, const std::optional<Tensor>& wei
   const Kernel kernel = parse_kernel(kernel_name);
   ScatterJob job;
   job.pb = check_scatter_args(coords, weight, params, bins, orders, kernel);
-  const int32_t device = coords[0].get_device_index();
-  const torch::stable::accelerator::DeviceGuard guard(device);
-  job.kernel = kernel;
-  job.stream = current_stream(device);
-  job.coords = contiguous_all(coords);
-  job.params = torch::stable::contiguous(params);
+  const torch::stable::accelerator::DeviceGuard guard(coords[0].get_device_index());
+  prepare(job, coords, params, kernel);
   if (weight.has_value()) job.weight = torch::stable::contiguous(*weight);
   const Tensor& x = job.coords[0];
   job.out = torch::stable::empty(with_last(x, bins), x.scalar_type(), std::nullopt, x.device());
@@ -52,12 +50,8 @@ Tensor gather_cuda(std::vector<Tensor> coords, const Tensor& hist, const Tensor&
   const Kernel kernel = parse_kernel(kernel_name);
   GatherJob job;
   job.pb = check_gather_args(coords, hist, params, orders, kernel);
-  const int32_t device = coords[0].get_device_index();
-  const torch::stable::accelerator::DeviceGuard guard(device);
-  job.kernel = kernel;
-  job.stream = current_stream(device);
-  job.coords = contiguous_all(coords);
-  job.params = torch::stable::contiguous(params);
+  const torch::stable::accelerator::DeviceGuard guard(coords[0].get_device_index());
+  prepare(job, coords, params, kernel);
   job.hist = torch::stable::contiguous(hist);
   job.out = torch::stable::empty_like(job.coords[0]);
   if (job.out.numel() == 0) return job.out;
