@@ -7,7 +7,7 @@ import torch
 from torch import Tensor
 
 from . import _checks
-from .ops import histc2d
+from .ops import _pair_float, histc2d
 
 # mutual_information warns when a given range leaves out more than this share
 # of an item's mass.
@@ -180,8 +180,10 @@ def mutual_information(
     xs, ys = x.permute(order).reshape(shape), y.permute(order).reshape(shape)
     if xs.shape[-1] == 0:
         raise ValueError("softhist: mutual_information needs samples: each item of x and y is empty")
-    lo: Union[float, Tuple[float, float]] = 0.0
-    hi: Union[float, Tuple[float, float]] = 1.0
+    # Tuples throughout: TorchScript's serialised code types a variable by
+    # its first assignment.
+    lo: Tuple[float, float] = (0.0, 0.0)
+    hi: Tuple[float, float] = (1.0, 1.0)
     if own_range:
         if not xs.is_floating_point():
             raise ValueError(f"softhist: mutual_information needs floating-point x and y, got {xs.dtype}")
@@ -198,7 +200,7 @@ def mutual_information(
                 w = w.to(compute)
     else:
         assert min is not None and max is not None
-        lo, hi = min, max
+        lo, hi = _pair_float(min), _pair_float(max)
     joint = histc2d(xs, ys, bins, lo, hi, kappa, kernel, w, -1, conserve_mass)
     if joint.dtype != torch.float64:  # entropies in float32 or better
         joint = joint.float()

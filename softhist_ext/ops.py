@@ -322,9 +322,8 @@ def _per_axis_kappa(v: Union[None, float, List[Optional[float]]], axes: int) -> 
     return out
 
 
-def _indices(n: int) -> List[int]:
-    # (histogramdd's argument `range` hides the builtin there.)
-    return list(range(n))
+def _last_dims(ndim: int, count: int) -> List[int]:
+    return list(range(ndim - count, ndim))
 
 
 def _data_range(v: Tensor) -> Tuple[float, float]:
@@ -433,7 +432,10 @@ def histogramdd(
     coords = list(x.movedim(-1, 0).unbind(0))
     rows: List[Tensor] = []
     edges: List[Tensor] = []
-    for a in _indices(axes):
+    # While loops, not for loops: TorchScript's serialised code writes a for
+    # loop with `range`, which the argument of that name hides.
+    a = 0
+    while a < axes:
         if range is not None:
             lo, hi = float(range[2 * a]), float(range[2 * a + 1])
             if not lo < hi:
@@ -442,10 +444,11 @@ def histogramdd(
             lo, hi = _data_range(coords[a])
         rows.append(torch.ops.softhist.params(coords[a], bins_per_axis[a], lo, hi, kappas[a], kernel, conserve_mass))
         edges.append(torch.linspace(lo, hi, bins_per_axis[a] + 1, dtype=input.dtype, device=input.device))
+        a += 1
     params = torch.stack(rows)
     hist = torch.ops.softhist.scatter(coords, w, params, bins_per_axis, [0] * axes, kernel)
     if density:
         volume = torch.prod((params[:, 1] - params[:, 0]) / torch.tensor(bins_per_axis, dtype=torch.float64, device=params.device))
-        bin_dims = [hist.dim() - axes + a for a in _indices(axes)]
+        bin_dims = _last_dims(hist.dim(), axes)
         hist = hist / (hist.sum(bin_dims, keepdim=True) * volume.to(hist.dtype))
     return HistogramddResult(hist, edges)
