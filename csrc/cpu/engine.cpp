@@ -260,7 +260,8 @@ SOFTHIST_CLONES void scatter_chunk_joint(const std::array<const T*, D>& x, const
       for (int64_t j0 = 0; j0 < pad; j0 += kRow) {
         const double* __restrict yr = yl + j0;
         for (int64_t m = 0; m < count; ++m) {
-          double* __restrict ar = a + offset[m] + j0;
+          // (Two axes: the rows are evenly spaced; no offset to load.)
+          double* __restrict ar = a + (D == 2 ? m * lay.stride[0] : offset[m]) + j0;
           const double s = coef[m * kLanes + l];
 #pragma omp simd
           for (int64_t j = 0; j < kRow; ++j) ar[j] += s * yr[j];
@@ -301,7 +302,7 @@ SOFTHIST_CLONES void gather_chunk_joint(const std::array<const T*, D>& x, const 
         for (int64_t j0 = 0; j0 < pad; j0 += V) {
           RowVec<C> col = {};
           for (int64_t m = 0; m < count; ++m)
-            col += coef[m * kLanes + l] * row_at(h0 + offset[m] + j0);
+            col += coef[m * kLanes + l] * row_at(h0 + (D == 2 ? m * lay.stride[0] : offset[m]) + j0);
           // Columns past the window read bins outside it, which may hold
           // NaN or inf: masked, not multiplied by their zero mass.
           sum += column + static_cast<C>(j0) < static_cast<C>(last) ? col * row_at(yl + j0)
@@ -351,6 +352,35 @@ void gather_chunk_hard(const std::array<const T*, D>& x, const C* h, int64_t n,
 
 // ---------------------------------------------------------------- ops
 
+// [lo, hi] of the finite values of x[0, n) (lo > hi when there are none):
+// blocks in parallel, each a vectorised min and max.
+template <typename T>
+void finite_range(const T* x, int64_t n, double& lo, double& hi) {
+  constexpr int64_t kBlock = 1 << 16;
+  const int64_t blocks = (n + kBlock - 1) / kBlock;
+  std::vector<double> block_lo(blocks), block_hi(blocks);
+  torch::stable::parallel_for(0, blocks, 1, [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b) {
+      const T* p = x + b * kBlock;
+      const int64_t m = std::min(kBlock, n - b * kBlock);
+      double l = INFINITY, h = -INFINITY;
+#pragma omp simd reduction(min : l) reduction(max : h)
+      for (int64_t i = 0; i < m; ++i) {
+        const double v = static_cast<double>(p[i]);
+        const bool finite = v - v == 0;  // false for NaN and +-inf
+        l = std::min(l, finite ? v : INFINITY);
+        h = std::max(h, finite ? v : -INFINITY);
+      }
+      block_lo[b] = l;
+      block_hi[b] = h;
+    }
+  });
+  for (int64_t b = 0; b < blocks; ++b) {
+    lo = std::min(lo, block_lo[b]);
+    hi = std::max(hi, block_hi[b]);
+  }
+}
+
 Tensor params_cpu(const Tensor& input, int64_t bins, double min, double max,
                   std::optional<double> kappa, std::string kernel_name, bool conserve_mass) {
   const RangeArgs args =
@@ -359,15 +389,7 @@ Tensor params_cpu(const Tensor& input, int64_t bins, double min, double max,
   if (min == max && input.numel() > 0) {
     const Tensor x = torch::stable::contiguous(input);
     dispatch_float(x.scalar_type(), [&](auto tag, auto) {
-      using T = decltype(tag);
-      const T* p = x.const_data_ptr<T>();
-      for (int64_t i = 0, n = x.numel(); i < n; ++i) {
-        const double v = static_cast<double>(p[i]);
-        if (std::isfinite(v)) {
-          lo = std::min(lo, v);
-          hi = std::max(hi, v);
-        }
-      }
+      finite_range(x.const_data_ptr<decltype(tag)>(), x.numel(), lo, hi);
     });
   }
   Tensor out = torch::stable::empty({kParamsSize}, ScalarType::Double, std::nullopt,
