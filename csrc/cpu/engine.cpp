@@ -133,11 +133,10 @@ SOFTHIST_CLONES void Block<D, T, C>::load(const std::array<const T*, D>& x, cons
   for (int a = 0; a < D; ++a) {
     locate_block(x[a], a == 0 ? w : static_cast<const T*>(nullptr), n, win[a], first[a], t,
                  a == 0 ? scale : alive);
-    for (int l = 0; l < kLanes; ++l) {
-      // Select, not multiply: a NaN or infinite weight times 0 would be NaN.
-      if (a > 0) scale[l] = alive[l] != 0 ? scale[l] : 0.0;
-      ct[l] = static_cast<C>(t[l]);
-    }
+    // Select, not multiply: a NaN or infinite weight times 0 would be NaN.
+    if (a > 0)
+      for (int l = 0; l < kLanes; ++l) scale[l] = alive[l] != 0 ? scale[l] : 0.0;
+    for (int l = 0; l < kLanes; ++l) ct[l] = static_cast<C>(t[l]);
     C* va = v[a].data();
     values[a](ct, static_cast<C>(win[a].c), win[a].edges, va);
     if (win[a].open_ends) open_window_ends(win[a], order[a], first[a], va);
@@ -288,7 +287,8 @@ SOFTHIST_CLONES void gather_chunk_joint(const std::array<const T*, D>& x, const 
     std::array<const T*, D> xs;
     for (int a = 0; a < D; ++a) xs[a] = x[a] + i0;
     blk.load(xs, nullptr, n - i0);
-    outer_coefs(blk, static_cast<const double*>(nullptr), coef.data());
+    // (Two axes: the coefficients are the first axis's masses themselves.)
+    if constexpr (D > 2) outer_coefs(blk, static_cast<const double*>(nullptr), coef.data());
     transpose_last(blk, pad, rows.data());
     const int64_t m_lanes = std::min<int64_t>(kLanes, n - i0);
     for (int l = 0; l < m_lanes; ++l) {
@@ -301,8 +301,10 @@ SOFTHIST_CLONES void gather_chunk_joint(const std::array<const T*, D>& x, const 
         RowVec<C> sum = {};
         for (int64_t j0 = 0; j0 < pad; j0 += V) {
           RowVec<C> col = {};
-          for (int64_t m = 0; m < count; ++m)
-            col += coef[m * kLanes + l] * row_at(h0 + (D == 2 ? m * lay.stride[0] : offset[m]) + j0);
+          for (int64_t m = 0; m < count; ++m) {
+            const C c = D == 2 ? blk.d(0, m, l) : coef[m * kLanes + l];
+            col += c * row_at(h0 + (D == 2 ? m * lay.stride[0] : offset[m]) + j0);
+          }
           // Columns past the window read bins outside it, which may hold
           // NaN or inf: masked, not multiplied by their zero mass.
           sum += column + static_cast<C>(j0) < static_cast<C>(last) ? col * row_at(yl + j0)
