@@ -204,9 +204,28 @@ struct BSpline {  // cubic B-spline density, support |t| < 2 (MONAI's Parzen win
   }
 };
 
+struct Box {  // density 1/2 for |t| < 1: half-width 1/kappa
+  static constexpr const char* kName = "box";
+  // Half-width half a bin: a sample's masses are the linear interpolation
+  // weights of the two nearest bin centres (linear binning).
+  static constexpr double kDefaultKappaWidth = 2.0;  // standard deviation 0.29 bins
+  template <typename C>
+  SOFTHIST_HD static C saturation() { return C(1); }
+  // K spans 1, the density 1/2, its derivatives are 0 (off the kinks).
+  SOFTHIST_HD static int log2_max_abs_d(int64_t order) { return order == 0 ? 0 : -1; }
+
+  template <int Order, typename C>
+  SOFTHIST_HD static C cdf(C t) {
+    const bool inside = t > C(-1) && t < C(1);
+    if constexpr (Order == 0) return inside ? C(0.5) * (t + C(1)) : (t < 0 ? C(0) : C(1));
+    if constexpr (Order == 1) return inside ? C(0.5) : C(0);
+    if constexpr (Order >= 2) return C(0);
+  }
+};
+
 // The one list of smoothing kernels: the enum, parsing, dispatch, defaults
 // and error messages are generated from it.
-#define SOFTHIST_FORALL_SMOOTH_KERNELS(_) _(Logistic) _(Gaussian) _(Triangular) _(BSpline)
+#define SOFTHIST_FORALL_SMOOTH_KERNELS(_) _(Logistic) _(Gaussian) _(Triangular) _(BSpline) _(Box)
 
 // A smoothing kernel, or Hard: the bin a sample falls in, as torch.histc
 // (exact counts, no derivative in x).

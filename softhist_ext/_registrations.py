@@ -1,5 +1,7 @@
 """Fake kernels and autograd for ``torch.ops.softhist``, registered from Python
-because the stable ABI the kernels are built on has no autograd.
+because the stable ABI the kernels are built on has no autograd. The autograd
+kernels are registered as they are in C++: autograd.Functions at the Autograd
+key.
 
 Every op's derivative is another op one derivative order up (see
 ``csrc/kernels.h``), per axis: d scatter / d coords[a] = gather with axis a's
@@ -51,66 +53,88 @@ def _named(coords):
     return {f"coords[{a}]": c for a, c in enumerate(coords)}
 
 
-def _params_setup(ctx, inputs, output):
-    ctx.mark_non_differentiable(output)
-
-
-def _params_backward(ctx, grad):
-    return None, None, None, None, None, None, None
-
-
 def _raised(orders, axis):
     """orders with axis's one higher: the derivative along that axis."""
     return [o + (a == axis) for a, o in enumerate(orders)]
 
 
-def _scatter_setup(ctx, inputs, output):
-    coords, weight, params, bins, orders, kernel = inputs
-    ctx.save_for_backward(weight, params, *coords)
-    ctx.orders, ctx.kernel = list(orders), kernel
-    ctx.coords_need_grad = [c.requires_grad for c in coords]
+# The autograd kernels are plain autograd.Functions registered at the Autograd
+# key. torch.library.register_autograd would do the same, but its generic
+# argument handling (pytrees, default filling) cost more than the op itself on
+# small inputs. Coordinates are passed unpacked so each gets its own gradient.
 
 
-def _scatter_backward(ctx, grad):
-    weight, params, *coords = ctx.saved_tensors
-    orders, kernel = ctx.orders, ctx.kernel
-    grad_coords = [
-        _weighted(ops.gather(coords, grad, params, _raised(orders, a), kernel), weight)
-        if needed else None
-        for a, needed in enumerate(ctx.coords_need_grad)
-    ]
-    grad_weight = ops.gather(coords, grad, params, orders, kernel) if ctx.needs_input_grad[1] else None
-    return grad_coords, grad_weight, None, None, None, None
+def _below_autograd(op, *args):
+    with torch._C._AutoDispatchBelowAutograd():
+        return op(*args)
 
 
-def _gather_setup(ctx, inputs, output):
-    coords, hist, params, orders, kernel = inputs
-    ctx.save_for_backward(hist, params, *coords)
-    ctx.orders, ctx.kernel = list(orders), kernel
-    ctx.coords_need_grad = [c.requires_grad for c in coords]
+class _Scatter(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, weight, params, bins, orders, kernel, *coords):
+        ctx.save_for_backward(weight, params, *coords)
+        ctx.orders, ctx.kernel = list(orders), kernel
+        return _below_autograd(ops.scatter.default, list(coords), weight, params, bins, orders, kernel)
+
+    @staticmethod
+    def backward(ctx, grad):
+        weight, params, *coords = ctx.saved_tensors
+        orders, kernel, needs = ctx.orders, ctx.kernel, ctx.needs_input_grad
+        grad_weight = ops.gather(coords, grad, params, orders, kernel) if needs[0] else None
+        grad_coords = [
+            _weighted(ops.gather(coords, grad, params, _raised(orders, a), kernel), weight)
+            if needs[5 + a] else None
+            for a in range(len(coords))
+        ]
+        return (grad_weight, None, None, None, None, *grad_coords)
 
 
-def _gather_backward(ctx, grad):
-    hist, params, *coords = ctx.saved_tensors
-    orders, kernel = ctx.orders, ctx.kernel
-    grad_coords = [
-        grad * ops.gather(coords, hist, params, _raised(orders, a), kernel) if needed else None
-        for a, needed in enumerate(ctx.coords_need_grad)
-    ]
-    grad_hist = None
-    if ctx.needs_input_grad[1]:
-        bins = list(hist.shape[hist.dim() - len(coords):])
-        grad_hist = ops.scatter(coords, grad, params, bins, orders, kernel)
-    return grad_coords, grad_hist, None, None, None
+class _Gather(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, hist, params, orders, kernel, *coords):
+        ctx.save_for_backward(hist, params, *coords)
+        ctx.orders, ctx.kernel = list(orders), kernel
+        return _below_autograd(ops.gather.default, list(coords), hist, params, orders, kernel)
+
+    @staticmethod
+    def backward(ctx, grad):
+        hist, params, *coords = ctx.saved_tensors
+        orders, kernel, needs = ctx.orders, ctx.kernel, ctx.needs_input_grad
+        grad_hist = None
+        if needs[0]:
+            bins = list(hist.shape[hist.dim() - len(coords):])
+            grad_hist = ops.scatter(coords, grad, params, bins, orders, kernel)
+        grad_coords = [
+            grad * ops.gather(coords, hist, params, _raised(orders, a), kernel) if needs[4 + a] else None
+            for a in range(len(coords))
+        ]
+        return (grad_hist, None, None, None, *grad_coords)
 
 
-def _register_autograd(op, backward, setup_context):
+def _params_autograd(input, bins, min, max, kappa, kernel, conserve_mass=False):
+    # A constant for autograd: computed below the Autograd key, so it has no
+    # history.
+    return _below_autograd(ops.params.default, input, bins, min, max, kappa, kernel, conserve_mass)
+
+
+def _scatter_autograd(coords, weight, params, bins, orders, kernel):
+    return _Scatter.apply(weight, params, bins, orders, kernel, *coords)
+
+
+def _gather_autograd(coords, hist, params, orders, kernel):
+    return _Gather.apply(hist, params, orders, kernel, *coords)
+
+
+_library = torch.library.Library("softhist", "IMPL")
+
+
+def _register_autograd(name, kernel):
     # A C++ autograd (csrc/autograd, in the CMake-built library a C++ program
     # may link) is already loaded when the process has one: keep it.
-    if not torch._C._dispatch_has_kernel_for_dispatch_key(op, "Autograd"):
-        torch.library.register_autograd(op, backward, setup_context=setup_context)
+    if not torch._C._dispatch_has_kernel_for_dispatch_key(f"softhist::{name}", "Autograd"):
+        _library.impl(name, kernel, "Autograd")
 
 
-_register_autograd("softhist::params", _params_backward, _params_setup)
-_register_autograd("softhist::scatter", _scatter_backward, _scatter_setup)
-_register_autograd("softhist::gather", _gather_backward, _gather_setup)
+_register_autograd("params", _params_autograd)
+_register_autograd("scatter", _scatter_autograd)
+_register_autograd("gather", _gather_autograd)

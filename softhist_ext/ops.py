@@ -44,12 +44,13 @@ def histc(
             finite samples, as in torch.histc; that range is a constant for
             autograd.
         kappa: inverse kernel scale, in 1/units of input ("logistic": the
-            sigmoid slope; "gaussian": 1/standard deviation; "triangular":
-            1/half-width; "bspline": 2/support half-width). None sets it from
+            sigmoid slope; "gaussian": 1/standard deviation; "triangular"
+            and "box": 1/half-width; "bspline": 2/support half-width). None sets it from
             the bin width, so a kernel spreads over about half a bin whatever
             the data's range (README, "Choosing kappa").
-        kernel: "logistic", "gaussian", "triangular", "bspline", or "hard"
-            (exact counts, differentiable in weight only).
+        kernel: "logistic", "gaussian", "triangular", "bspline", "box"
+            (softhist_ext.KERNELS), or "hard" (exact counts, differentiable in
+            weight only).
         weight: per-sample weights, input's shape and dtype.
         dim: one histogram per slice along dim: the result has input's shape
             with dim replaced by bins. None flattens, as torch.histc.
@@ -380,8 +381,8 @@ def histogramdd(
         kappa: inverse kernel scale per axis (a number for all, or a list of
             D numbers or None), in 1/units of that axis; None sets it from the
             bin width as histc does.
-        kernel: as in histc: "logistic", "gaussian", "triangular", "bspline"
-            (softhist_ext.KERNELS) or "hard".
+        kernel: as in histc: "logistic", "gaussian", "triangular", "bspline",
+            "box" (softhist_ext.KERNELS) or "hard".
         dim: the dimension of input that holds the samples; the others
             before the last give one histogram each (batched rows): input
             (B, N, D) with dim=1 gives B histograms, (B, *bins).

@@ -248,11 +248,33 @@ def test_hard_kernel_equals_torch_histc_bit_for_bit(device, dtype):
 def test_the_library_lists_its_kernels_and_their_documented_defaults():
     # The one list (csrc/kernels.h), asked of the library; the defaults are
     # the README's kernel table ("default kappa * width").
-    documented = {"logistic": 4.0, "gaussian": 2.0, "triangular": 1.0, "bspline": 1.0}
-    assert softhist_ext.KERNELS[:4] == tuple(documented) and "hard" not in softhist_ext.KERNELS
+    documented = {"logistic": 4.0, "gaussian": 2.0, "triangular": 1.0, "bspline": 1.0, "box": 2.0}
+    assert softhist_ext.KERNELS == tuple(documented) and "hard" not in softhist_ext.KERNELS
     assert {k: reference.default_kappa_width(k) for k in documented} == documented
     for kernel in softhist_ext.KERNELS:  # each has its dense formula
         reference.kernel_cdf(kernel, torch.zeros(1))
     names = "".join(f'"{k}", ' for k in softhist_ext.KERNELS)
     with pytest.raises(RuntimeError, match=f'one of {names}or "hard"'):
-        softhist_ext.histc(torch.zeros(3), 4, kernel="box")
+        softhist_ext.histc(torch.zeros(3), 4, kernel="cosine")
+
+
+def test_box_at_its_default_kappa_is_linear_binning_and_its_gather_is_np_interp():
+    # The hat function of the distance to each bin centre (linear
+    # interpolation weights), written out; the gather then interpolates a
+    # table linearly between bin centres, clamped beyond the outer centres
+    # when the outer bins are open, as np.interp.
+    np = pytest.importorskip("numpy")
+    x = torch.cat([torch.rand(2000, dtype=torch.float64) * 10 - 1, torch.arange(0.0, 9.5, 0.5, dtype=torch.float64)])
+    centres = torch.arange(8, dtype=torch.float64) + 0.5
+    inside = (x >= 0) & (x <= 8)
+    hat = (1 - (x[:, None] - centres).abs()).clamp_min(0)
+    hat[:, 0] = torch.where(x < 0.5, 1.0, hat[:, 0])
+    hat[:, -1] = torch.where(x > 7.5, 1.0, hat[:, -1])
+    expected = (hat * inside[:, None]).sum(0)
+    actual = softhist_ext.histc(x, 8, 0.0, 8.0, kernel="box", conserve_mass=True)
+    torch.testing.assert_close(actual, expected, rtol=1e-12, atol=1e-12)
+    table = torch.rand(8, dtype=torch.float64)
+    params = torch.ops.softhist.params(x, 8, 0.0, 8.0, None, "box", True)[None]
+    looked_up = torch.ops.softhist.gather([x[inside]], table, params, [0], "box")
+    expected = np.interp(x[inside].numpy(), centres.numpy(), table.numpy())
+    np.testing.assert_allclose(looked_up.numpy(), expected, rtol=1e-12, atol=1e-12)
