@@ -2,7 +2,7 @@
 equalisation, CLAHE and histogram matching, per image and channel, all
 channels and images in one call."""
 
-# from .clahe import equalize_clahe
+from .clahe import equalize_clahe
 from .equalize import equalize
 # from .matching import match_histograms
 
