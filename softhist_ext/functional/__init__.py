@@ -4,6 +4,6 @@ channels and images in one call."""
 
 from .clahe import equalize_clahe
 from .equalize import equalize
-# from .matching import match_histograms
+from .matching import match_histograms
 
 __all__ = ["equalize", "equalize_clahe", "match_histograms"]

@@ -88,6 +88,25 @@ def in_range(v: Tensor, min: Optional[float], max: Optional[float]) -> Tuple[Ten
     return v, float(min), float(max)
 
 
+def row_range(v: Tensor, min: Optional[float], max: Optional[float]) -> Tuple[Tensor, Tensor]:
+    """(lo, hi) per row of v (..., N), each (..., 1): the fixed range, or the
+    row's own as in_range takes it (its finite values; a point widened by 1
+    on each side). in_range's values are (v - lo) / (hi - lo)."""
+    if min is not None and max is not None:
+        shape = list(v.shape[:-1]) + [1]
+        return torch.full(shape, float(min), dtype=v.dtype, device=v.device), torch.full(
+            shape, float(max), dtype=v.dtype, device=v.device)
+    d = v.detach()
+    inf = float("inf")
+    lo = torch.nan_to_num(d, nan=inf, posinf=inf, neginf=inf).amin(-1, keepdim=True)
+    hi = torch.nan_to_num(d, nan=-inf, posinf=-inf, neginf=-inf).amax(-1, keepdim=True)
+    empty = lo > hi
+    lo = torch.where(empty, torch.zeros_like(lo), lo)
+    hi = torch.where(empty, torch.ones_like(hi), hi)
+    point = lo == hi
+    return torch.where(point, lo - 1, lo), torch.where(point, hi + 1, hi)
+
+
 def histograms(v: Tensor, bins: int, lo: float, hi: float, kappa: Optional[float],
                kernel: str) -> Tuple[Tensor, Tensor]:
     """One histogram per row of v (..., N) -> (params (1, 4), hist (..., bins)),
