@@ -3,7 +3,7 @@ equalisation, CLAHE and histogram matching, per image and channel, all
 channels and images in one call."""
 
 from .clahe import equalize_clahe
-from .equalize import equalize
+from .equalization import equalize
 from .matching import match_histograms
 
 __all__ = ["equalize", "equalize_clahe", "match_histograms"]

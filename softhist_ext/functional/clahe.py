@@ -26,6 +26,15 @@ def _neighbours(n: int, device: torch.device) -> Tuple[Tensor, Tensor]:
     return (cells - 1).clamp(0, n - 1), cells.clamp(0, n - 1)
 
 
+def _check_grid_type(grid_size: object) -> None:
+    if not (isinstance(grid_size, (tuple, list)) and len(grid_size) == 2
+            and all(_checks.is_int(g) for g in grid_size)):
+        raise TypeError(
+            f"softhist: equalize_clahe's grid_size must be a pair of ints (tiles along H "
+            f"and W), got {grid_size!r}"
+        )
+
+
 def equalize_clahe(
     image: Tensor,
     clip_limit: float = 40.0,
@@ -98,12 +107,7 @@ def equalize_clahe(
     if not torch.jit.is_scripting():
         _checks.arguments("equalize_clahe", image=(image, "Tensor"), clip_limit=(clip_limit, "number"))
         _lookup.check_types("equalize_clahe", bins, min, max, kappa, kernel)
-        if not (isinstance(grid_size, (tuple, list)) and len(grid_size) == 2
-                and all(_checks.is_int(g) for g in grid_size)):
-            raise TypeError(
-                f"softhist: equalize_clahe's grid_size must be a pair of ints (tiles along H "
-                f"and W), got {grid_size!r}"
-            )
+        _check_grid_type(grid_size)
     _lookup.check_image("equalize_clahe", "image", image, 2)
     _lookup.check_common("equalize_clahe", bins, min, max, kappa)
     if not clip_limit >= 0.0:

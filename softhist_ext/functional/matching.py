@@ -87,9 +87,10 @@ def match_histograms(
     Examples:
         >>> source = torch.tensor([[0.0, 1.0], [2.0, 3.0]])
         >>> reference = torch.tensor([[10.0, 10.0], [20.0, 40.0]])
-        >>> softhist_ext.functional.match_histograms(source, reference, 4, -0.5, 40.5, kernel="hard")
-        tensor([[ 5.5625, 10.6875],
-                [20.8125, 40.9375]])
+        >>> # quantiles 1/4, 2/4, 3/4, 1 onto the reference's (2/4, 10), (3/4, 20), (1, 40)
+        >>> softhist_ext.functional.match_histograms(source, reference, 41, -0.5, 40.5, kernel="hard")
+        tensor([[10., 10.],
+                [20., 40.]])
         >>> batch = torch.rand(2, 3, 32, 32, requires_grad=True)  # (B, C, H, W)
         >>> ref = torch.rand(3, 48, 48) * 255                     # one (C, H, W) reference
         >>> out = softhist_ext.functional.match_histograms(batch, ref)
