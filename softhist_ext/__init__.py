@@ -86,6 +86,7 @@ KERNELS: Tuple[str, ...] = tuple(torch.ops.softhist.kernels())
 from . import _registrations  # noqa: E402,F401  (fake kernels and autograd)
 from . import distributed, losses, nn  # noqa: E402
 from .losses import mutual_information  # noqa: E402
+from . import functional  # noqa: E402
 from .ops import bincount, histc, histc2d, histogramdd  # noqa: E402
 
-__all__ = ["KERNELS", "bincount", "distributed", "histc", "histc2d", "histogramdd", "losses", "mutual_information", "nn"]
+__all__ = ["KERNELS", "bincount", "distributed", "functional", "histc", "histc2d", "histogramdd", "losses", "mutual_information", "nn"]

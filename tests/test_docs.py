@@ -11,14 +11,16 @@ import pytest
 import torch
 
 import softhist_ext
-from softhist_ext import losses, nn, ops
+from softhist_ext import functional, losses, nn, ops
+from softhist_ext.functional import clahe, equalization, matching
 
 PUBLIC = [softhist_ext.histc, softhist_ext.histc2d, softhist_ext.bincount,
-          softhist_ext.mutual_information, losses.MutualInformationLoss, nn.SoftHistogram]
+          softhist_ext.mutual_information, losses.MutualInformationLoss, nn.SoftHistogram,
+          functional.equalize, functional.equalize_clahe, functional.match_histograms]
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
-@pytest.mark.parametrize("module", [ops, losses, nn])
+@pytest.mark.parametrize("module", [ops, losses, nn, equalization, clahe, matching])
 def test_docstring_examples(module):
     torch.manual_seed(0)
     result = doctest.testmod(module, globs={"torch": torch, "softhist_ext": softhist_ext},

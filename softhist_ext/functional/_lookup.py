@@ -1,0 +1,131 @@
+"""What equalize, equalize_clahe and match_histograms share: argument checks,
+the range (each row's own, or a fixed one), per-row histograms and the soft
+CDF lookup (one gather over the cumulative histogram)."""
+
+from typing import List, Optional, Tuple
+
+import torch
+from torch import Tensor
+
+from .. import _checks
+from ..losses import _to_unit_range
+
+
+def check_image(fn: str, name: str, image: Tensor, spatial_dims: int) -> None:
+    """Raise for an image that is not floating point or has fewer dimensions
+    than its spatial ones."""
+    if not image.is_floating_point():
+        raise TypeError(
+            f"softhist: {fn}'s {name} must be a floating-point image, got {image.dtype}; "
+            f"convert it with {name}.float() (the values keep their units)"
+        )
+    if spatial_dims < 1:
+        raise ValueError(f"softhist: {fn}'s spatial_dims must be >= 1, got {spatial_dims}")
+    if image.dim() < spatial_dims:
+        raise ValueError(
+            f"softhist: {fn}'s {name} must have at least spatial_dims = {spatial_dims} "
+            f"dimensions (the histogram is over the last {spatial_dims}; any before them are "
+            f"independent images or channels), got shape {list(image.shape)}"
+        )
+    numel = 1
+    for s in image.shape[image.dim() - spatial_dims:]:
+        numel *= s
+    if numel == 0:
+        raise ValueError(
+            f"softhist: {fn}'s {name} has no pixels: its spatial shape is "
+            f"{list(image.shape[image.dim() - spatial_dims:])}"
+        )
+
+
+def check_common(fn: str, bins: int, min: Optional[float], max: Optional[float],
+                 kappa: Optional[float]) -> None:
+    """bins >= 1, min and max together with min < max, kappa only with them."""
+    if bins < 1:
+        raise ValueError(f"softhist: {fn}'s bins must be >= 1, got {bins}")
+    if (min is None) != (max is None):
+        raise ValueError(
+            f"softhist: {fn} takes min and max together (a fixed range), or neither (each "
+            "image and channel's own range)"
+        )
+    if min is not None and max is not None:
+        if not float(min) < float(max):
+            raise ValueError(f"softhist: {fn}'s min must be below max, got min={min}, max={max}")
+    elif kappa is not None:
+        raise ValueError(
+            f"softhist: {fn}'s kappa is in 1/units of the image, but without min and max each "
+            "image and channel has its own range: pass min and max too, or kappa=None (set "
+            "from the bin width)"
+        )
+
+
+def check_types(fn: str, bins: int, min: Optional[float], max: Optional[float],
+                kappa: Optional[float], kernel: str) -> None:
+    if not torch.jit.is_scripting():
+        _checks.arguments(
+            fn, bins=(bins, "int"), min=(min, "number?"), max=(max, "number?"),
+            kappa=(kappa, "number?"), kernel=(kernel, "str"),
+        )
+
+
+def compute_dtype(image: Tensor) -> torch.dtype:
+    """float64 stays float64; float16, bfloat16 and float32 are computed in
+    float32 (counts of large images overflow float16)."""
+    return torch.float64 if image.dtype == torch.float64 else torch.float32
+
+
+def rows(image: Tensor, spatial_dims: int) -> Tensor:
+    """image (*lead, *spatial) as (*lead, N), in the compute dtype."""
+    lead: List[int] = list(image.shape[: image.dim() - spatial_dims])
+    return image.to(compute_dtype(image)).reshape(lead + [-1])
+
+
+def in_range(v: Tensor, min: Optional[float], max: Optional[float]) -> Tuple[Tensor, float, float]:
+    """The values to histogram and their range: each row (last dimension)
+    mapped onto [0, 1] by its own finite range (a constant for autograd), or
+    v itself with the fixed [min, max]."""
+    if min is None or max is None:
+        return _to_unit_range(v, None), 0.0, 1.0
+    return v, float(min), float(max)
+
+
+def row_range(v: Tensor, min: Optional[float], max: Optional[float]) -> Tuple[Tensor, Tensor]:
+    """(lo, hi) per row of v (..., N), each (..., 1): the fixed range, or the
+    row's own as in_range takes it (its finite values; a point widened by 1
+    on each side). in_range's values are (v - lo) / (hi - lo)."""
+    if min is not None and max is not None:
+        shape = list(v.shape[:-1]) + [1]
+        return torch.full(shape, float(min), dtype=v.dtype, device=v.device), torch.full(
+            shape, float(max), dtype=v.dtype, device=v.device)
+    d = v.detach()
+    inf = float("inf")
+    lo = torch.nan_to_num(d, nan=inf, posinf=inf, neginf=inf).amin(-1, keepdim=True)
+    hi = torch.nan_to_num(d, nan=-inf, posinf=-inf, neginf=-inf).amax(-1, keepdim=True)
+    empty = lo > hi
+    lo = torch.where(empty, torch.zeros_like(lo), lo)
+    hi = torch.where(empty, torch.ones_like(hi), hi)
+    point = lo == hi
+    return torch.where(point, lo - 1, lo), torch.where(point, hi + 1, hi)
+
+
+def histograms(v: Tensor, bins: int, lo: float, hi: float, kappa: Optional[float],
+               kernel: str) -> Tuple[Tensor, Tensor]:
+    """One histogram per row of v (..., N) -> (params (1, 4), hist (..., bins)),
+    with open outer bins (every sample in [lo, hi] keeps its whole mass)."""
+    params = torch.ops.softhist.params(v, bins, lo, hi, kappa, kernel, True)[None]
+    hist = torch.ops.softhist.scatter([v], None, params, [bins], [0], kernel)
+    return params, hist
+
+
+def cdf(hist: Tensor) -> Tensor:
+    """The inclusive cumulative histogram of each row, normalised to end at 1
+    (a row without mass stays 0)."""
+    c = hist.cumsum(-1)
+    total = c[..., -1:]
+    return c / torch.where(total > 0, total, torch.ones_like(total))
+
+
+def lookup(v: Tensor, table: Tensor, params: Tensor, lo: float, hi: float, kernel: str) -> Tensor:
+    """sum_b table[b] * mass(v_i, b) per row: the soft table lookup, one
+    gather. Values are clamped into [lo, hi] first (beyond the range a CDF is
+    flat), so +-inf read the end bins; NaN reads 0."""
+    return torch.ops.softhist.gather([v.clamp(lo, hi)], table, params, [0], kernel)
