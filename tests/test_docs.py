@@ -13,14 +13,17 @@ import torch
 import softhist_ext
 from softhist_ext import functional, losses, nn, ops
 from softhist_ext.functional import clahe, equalization, matching
+from softhist_ext.losses import distances, embedding, information
 
 PUBLIC = [softhist_ext.histc, softhist_ext.histc2d, softhist_ext.bincount,
           softhist_ext.mutual_information, losses.MutualInformationLoss, nn.SoftHistogram,
-          functional.equalize, functional.equalize_clahe, functional.match_histograms]
+          functional.equalize, functional.equalize_clahe, functional.match_histograms,
+          losses.histogram_distance, losses.HistogramLoss, losses.embedding_histogram_loss,
+          losses.EmbeddingHistogramLoss]
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
-@pytest.mark.parametrize("module", [ops, losses, nn, equalization, clahe, matching])
+@pytest.mark.parametrize("module", [ops, nn, information, distances, embedding, equalization, clahe, matching])
 def test_docstring_examples(module):
     torch.manual_seed(0)
     result = doctest.testmod(module, globs={"torch": torch, "softhist_ext": softhist_ext},

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from .. import _checks
-from ..losses import _to_unit_range
+from .._ranges import finite_range, to_unit
 
 
 def check_image(fn: str, name: str, image: Tensor, spatial_dims: int) -> None:
@@ -84,7 +84,8 @@ def in_range(v: Tensor, min: Optional[float], max: Optional[float]) -> Tuple[Ten
     mapped onto [0, 1] by its own finite range (a constant for autograd), or
     v itself with the fixed [min, max]."""
     if min is None or max is None:
-        return _to_unit_range(v, None), 0.0, 1.0
+        lo, hi = finite_range([v])
+        return to_unit(v, lo, hi), 0.0, 1.0
     return v, float(min), float(max)
 
 
@@ -96,15 +97,7 @@ def row_range(v: Tensor, min: Optional[float], max: Optional[float]) -> Tuple[Te
         shape = list(v.shape[:-1]) + [1]
         return torch.full(shape, float(min), dtype=v.dtype, device=v.device), torch.full(
             shape, float(max), dtype=v.dtype, device=v.device)
-    d = v.detach()
-    inf = float("inf")
-    lo = torch.nan_to_num(d, nan=inf, posinf=inf, neginf=inf).amin(-1, keepdim=True)
-    hi = torch.nan_to_num(d, nan=-inf, posinf=-inf, neginf=-inf).amax(-1, keepdim=True)
-    empty = lo > hi
-    lo = torch.where(empty, torch.zeros_like(lo), lo)
-    hi = torch.where(empty, torch.ones_like(hi), hi)
-    point = lo == hi
-    return torch.where(point, lo - 1, lo), torch.where(point, hi + 1, hi)
+    return finite_range([v])
 
 
 def histograms(v: Tensor, bins: int, lo: float, hi: float, kappa: Optional[float],

@@ -1,0 +1,41 @@
+"""Each row's own range of finite samples: the default range of
+mutual_information, the histogram losses and the image functions."""
+
+from typing import List, Optional, Tuple
+
+import torch
+from torch import Tensor
+
+
+def finite_range(rows: List[Tensor], weight: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+    """(lo, hi), each (..., 1): per row (last dimension), the range of the
+    finite samples of every tensor in rows together (with a nonzero weight,
+    if weighted: one weight for a single tensor), a constant for autograd.
+    A row without such a sample gets [0, 1] (its caller reports it); a row
+    of equal samples is widened by 1 on each side, as histc widens a point."""
+    inf = float("inf")
+    lo = torch.empty(0)
+    hi = torch.empty(0)
+    first = True
+    for v in rows:
+        d = v.detach()
+        if weight is not None:
+            d = torch.where(weight.detach() != 0, d, torch.full_like(d, float("nan")))
+        # NaN and +-inf out of the min and the max (nan_to_num is one fast
+        # pass, unlike isfinite).
+        row_lo = torch.nan_to_num(d, nan=inf, posinf=inf, neginf=inf).amin(-1, keepdim=True)
+        row_hi = torch.nan_to_num(d, nan=-inf, posinf=-inf, neginf=-inf).amax(-1, keepdim=True)
+        lo = row_lo if first else torch.minimum(lo, row_lo)
+        hi = row_hi if first else torch.maximum(hi, row_hi)
+        first = False
+    empty = lo > hi
+    lo = torch.where(empty, torch.zeros_like(lo), lo)
+    hi = torch.where(empty, torch.ones_like(hi), hi)
+    point = lo == hi
+    return torch.where(point, lo - 1, lo), torch.where(point, hi + 1, hi)
+
+
+def to_unit(v: Tensor, lo: Tensor, hi: Tensor) -> Tensor:
+    """v mapped from [lo, hi] onto [0, 1]: by a division, not a product with
+    the reciprocal, so the largest sample maps to exactly 1, inside the range."""
+    return (v - lo) / (hi - lo)
