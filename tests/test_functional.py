@@ -55,7 +55,7 @@ def test_equalize_float_images_within_a_bin_share_of_skimage(scale, offset):
     share = counts.max() / image.size
     hard = equalize(torch.from_numpy(image), kernel="hard").numpy()
     assert np.abs(hard - expected).max() <= share + 1e-9
-    soft = equalize(torch.from_numpy(image)).numpy()  # logistic, kappa from the bin width
+    soft = equalize(torch.from_numpy(image)).numpy()  # the default box kernel
     assert np.abs(soft - expected).max() < 2 * share
     assert np.abs(soft - expected).mean() < share / 4
 
@@ -79,7 +79,7 @@ def test_equalize_within_stated_tolerance_of_kornia():
 def test_equalize_output_in_unit_interval_and_nearly_idempotent():
     ct = torch.from_numpy(CAMERA[::4, ::4].astype(np.float32)) * 16 - 1000
     ct[0, 0] = 30000.0  # an outlier stretches the range
-    for kernel in ["logistic", "gaussian", "bspline", "triangular", "hard"]:
+    for kernel in [*softhist_ext.KERNELS, "hard"]:
         out = equalize(ct, kernel=kernel)
         assert torch.isfinite(out).all() and out.min() >= 0 and out.max() <= 1
     once = equalize(torch.from_numpy(CAMERA / 255.0))
@@ -175,7 +175,7 @@ def test_match_float_images_within_half_a_bin_of_skimage():
 def test_match_to_itself_is_nearly_the_identity():
     image = torch.from_numpy(CAMERA[::2, ::2] / 255.0)
     half_bin = 0.5 / 256
-    for kernel in ["hard", "logistic", "bspline"]:
+    for kernel in [*softhist_ext.KERNELS, "hard"]:
         out = match_histograms(image, image, kernel=kernel)
         assert (out - image).abs().max() <= 2 * half_bin + 1e-9
     assert (match_histograms(image, image) - image).abs().mean() < 0.2 * half_bin
@@ -196,7 +196,7 @@ def test_match_broadcasts_one_reference_over_a_batch():
 
 def test_gradcheck_equalize():
     x = (torch.randn(2, 5, 6, dtype=torch.float64)).requires_grad_()
-    for kernel in ["logistic", "bspline"]:
+    for kernel in softhist_ext.KERNELS:
         assert torch.autograd.gradcheck(lambda x: equalize(x, 8, -4.0, 4.0, None, kernel), (x,), fast_mode=True)
 
 
@@ -308,3 +308,51 @@ def test_torch_compile_fullgraph():
     (g,) = torch.autograd.grad(out.sum(), x)
     (expected,) = torch.autograd.grad(Pipeline()(x, ref).sum(), x)
     torch.testing.assert_close(g, expected, rtol=1e-4, atol=1e-4)
+
+
+def _hat_weights(v, centres):
+    """Linear interpolation weights of the centres at v, clamped beyond the
+    outer ones: w[..., k] (np.interp's weights)."""
+    w = np.zeros(v.shape + (len(centres),))
+    for k in range(len(centres)):
+        e = np.zeros(len(centres))
+        e[k] = 1.0
+        w[..., k] = np.interp(v, centres, e)
+    return w
+
+
+@pytest.mark.parametrize("clip, cut", [(0.0, (0, 0)), (2.0, (0, 0)), (2.0, (1, 1))])
+def test_equalize_clahe_box_is_bilinear_blend_of_linearly_interpolated_tile_cdfs(clip, cut):
+    # The default (box) kernel written out in numpy: each tile's histogram by
+    # linear binning onto the bin centres, clipped, its CDF interpolated
+    # linearly between bin centres at each pixel, and the four surrounding
+    # tiles' values blended bilinearly between tile centres (clamped). cut:
+    # rows and columns short of whole tiles, reflect-padded for the tiles.
+    rng = np.random.default_rng(0)
+    gh, gw, th, tw, bins = 3, 2, 4, 5, 8
+    height, width = gh * th - cut[0], gw * tw - cut[1]
+    original = rng.random((2, height, width)) ** 2
+    image = np.pad(original, ((0, 0), (0, cut[0]), (0, cut[1])), mode="reflect")
+    centres = (np.arange(bins) + 0.5) / bins
+    limit = max(np.floor(clip * th * tw / bins), 1.0)
+    cdfs = np.zeros((2, gh, gw, bins))
+    for c in range(2):
+        for a in range(gh):
+            for b in range(gw):
+                tile = image[c, a * th:(a + 1) * th, b * tw:(b + 1) * tw].ravel()
+                h = _hat_weights(tile, centres).sum(0)
+                if clip > 0:
+                    h = np.minimum(h, limit) + np.maximum(h - limit, 0).sum() / bins
+                cdfs[c, a, b] = np.cumsum(h) / h.sum()
+    expected = np.zeros_like(image)
+    rows = _hat_weights(np.arange(gh * th), np.arange(gh) * th + (th - 1) / 2)
+    cols = _hat_weights(np.arange(gw * tw), np.arange(gw) * tw + (tw - 1) / 2)
+    for c in range(2):
+        for i in range(height):
+            for j in range(width):
+                for a in range(gh):
+                    for b in range(gw):
+                        value = np.interp(image[c, i, j], centres, cdfs[c, a, b])
+                        expected[c, i, j] += rows[i, a] * cols[j, b] * value
+    ours = equalize_clahe(torch.from_numpy(original), clip, (gh, gw), bins, 0.0, 1.0)
+    np.testing.assert_allclose(ours.numpy(), expected[:, :height, :width], rtol=0, atol=1e-12)

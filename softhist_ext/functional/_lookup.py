@@ -117,8 +117,8 @@ def cdf(hist: Tensor) -> Tensor:
     return c / torch.where(total > 0, total, torch.ones_like(total))
 
 
-def lookup(v: Tensor, table: Tensor, params: Tensor, lo: float, hi: float, kernel: str) -> Tensor:
+def lookup(v: Tensor, table: Tensor, params: Tensor, kernel: str) -> Tensor:
     """sum_b table[b] * mass(v_i, b) per row: the soft table lookup, one
-    gather. Values are clamped into [lo, hi] first (beyond the range a CDF is
-    flat), so +-inf read the end bins; NaN reads 0."""
-    return torch.ops.softhist.gather([v.clamp(lo, hi)], table, params, [0], kernel)
+    gather. Callers clamp v into the range first (beyond it a CDF is flat),
+    so +-inf read the end bins; NaN reads 0."""
+    return torch.ops.softhist.gather([v], table, params, [0], kernel)

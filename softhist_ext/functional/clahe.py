@@ -35,6 +35,28 @@ def _check_grid_type(grid_size: object) -> None:
         )
 
 
+def _box_blend(v: Tensor, table: Tensor, params: Tensor, th: int, tw: int) -> Tensor:
+    """sum_t w_t(i) * sum_b C_t[b] * mass(v_i, b) for the box kernel, as one
+    three-axis gather: along rows and columns, bins a tile wide centred on
+    the tile centres, with open ends, give each pixel's box-kernel masses
+    the bilinear weights of the tile centres around it (clamped at the
+    border). v (count, H, W), table (count, gh, gw, bins)."""
+    count, height, width = v.shape[0], v.shape[1], v.shape[2]
+    gh, gw = table.shape[1], table.shape[2]
+    rows = torch.arange(height, dtype=v.dtype, device=v.device)[:, None].expand(height, width)
+    cols = torch.arange(width, dtype=v.dtype, device=v.device)[None, :].expand(height, width)
+    rows = rows.reshape(1, -1).expand(count, -1)
+    cols = cols.reshape(1, -1).expand(count, -1)
+    # Pixel p's centre is at p; the tiles span [-0.5, g * t - 0.5].
+    spatial = torch.stack([
+        torch.ops.softhist.params(rows, gh, -0.5, gh * th - 0.5, None, "box", True),
+        torch.ops.softhist.params(cols, gw, -0.5, gw * tw - 0.5, None, "box", True),
+    ])
+    out = torch.ops.softhist.gather([v.reshape(count, -1), rows, cols], table.permute(0, 3, 1, 2),
+                                    torch.cat([params, spatial]), [0, 0, 0], "box")
+    return out.reshape(count, height, width)
+
+
 def equalize_clahe(
     image: Tensor,
     clip_limit: float = 40.0,
@@ -43,7 +65,7 @@ def equalize_clahe(
     min: Optional[float] = None,
     max: Optional[float] = None,
     kappa: Optional[float] = None,
-    kernel: str = "logistic",
+    kernel: str = "box",
 ) -> Tensor:
     """Differentiable CLAHE (contrast-limited adaptive histogram equalisation).
 
@@ -66,7 +88,10 @@ def equalize_clahe(
 
     The four lookups of all pixels are one gather (rows: the cells between
     tile centres x their four tiles): memory O(pixels + tiles x bins), no
-    pixels x bins tensor and no loop over tiles. Gradients flow through
+    pixels x bins tensor and no loop over tiles. With the default box kernel
+    the bilinear weights are themselves box-kernel masses (linear binning
+    over the tile centres), so lookups and blend are one three-axis gather
+    (intensity, row, column) over the tiles' CDFs, at about half the time. Gradients flow through
     the tile histograms (clipping included) and each pixel's lookups.
 
     Hard limit (kernel="hard"): kornia.enhance.equalize_clahe's, for an
@@ -92,7 +117,11 @@ def equalize_clahe(
             channel's own range of finite values, a constant for autograd.
         kappa: inverse kernel scale in 1/units of image; only with min and
             max. None sets it from the bin width.
-        kernel: "logistic", "gaussian", "triangular", "bspline" or "hard".
+        kernel: a smoothing kernel of softhist_ext.KERNELS, or "hard".
+            Default "box": linear binning, so each lookup interpolates C
+            linearly between bin centres (skimage's np.interp), and the
+            cheapest kernel; "logistic", "gaussian" and "bspline" are smooth
+            (nonzero second derivatives) at 1.5-3x the time.
 
     Returns:
         image's shape and dtype, in [0, 1]; NaN pixels stay NaN.
@@ -128,6 +157,7 @@ def equalize_clahe(
     x = image.to(_lookup.compute_dtype(image)).reshape([count, height * width])
     v, lo, hi = _lookup.in_range(x, min, max)
     v = v.reshape([count, height, width])
+    pixels = v
     th, tw = (height + gh - 1) // gh, (width + gw - 1) // gw
     pad_h, pad_w = th * gh - height, tw * gw - width
     if pad_h > 0 or pad_w > 0:
@@ -142,25 +172,28 @@ def equalize_clahe(
         clipped = hist.clamp(max=limit)
         hist = clipped + (hist - clipped).sum(-1, keepdim=True) / bins
     table = _lookup.cdf(hist)
-    # Cells between tile centres, each th x tw pixels once the image is padded
-    # by half a tile on each side: cell (i, j) blends tiles i - 1, i (rows) and
-    # j - 1, j (columns), clamped to the grid.
-    i0, i1 = _neighbours(gh, image.device)
-    j0, j1 = _neighbours(gw, image.device)
-    rows_idx = torch.stack([i0, i0, i1, i1], -1)[:, None, :]
-    cols_idx = torch.stack([j0, j1, j0, j1], -1)[None, :, :]
-    tables = table[:, rows_idx, cols_idx]  # (count, gh + 1, gw + 1, 4, bins)
-    top, left = th - th // 2, tw - tw // 2
-    cells = F.pad(v, [left, tw // 2, top, th // 2])
-    cells = cells.reshape(count, gh + 1, th, gw + 1, tw).permute(0, 1, 3, 2, 4)
-    cells = cells.reshape(count, gh + 1, gw + 1, 1, th * tw).expand(count, gh + 1, gw + 1, 4, th * tw)
-    looked = _lookup.lookup(cells, tables, params, lo, hi, kernel)
-    wy = _tile_weights(th, looked)[:, None]
-    wx = _tile_weights(tw, looked)[None, :]
-    weights = torch.stack([(1 - wy) * (1 - wx), (1 - wy) * wx, wy * (1 - wx), wy * wx]).reshape(4, th * tw)
-    out = (looked * weights).sum(-2)
-    out = out.reshape(count, gh + 1, gw + 1, th, tw).permute(0, 1, 3, 2, 4)
-    out = out.reshape(count, (gh + 1) * th, (gw + 1) * tw)[:, top:top + height, left:left + width]
+    if kernel == "box":
+        out = _box_blend(pixels.clamp(lo, hi), table, params, th, tw)
+    else:
+        # Cells between tile centres, each th x tw pixels once the image is padded
+        # by half a tile on each side: cell (i, j) blends tiles i - 1, i (rows) and
+        # j - 1, j (columns), clamped to the grid.
+        i0, i1 = _neighbours(gh, image.device)
+        j0, j1 = _neighbours(gw, image.device)
+        rows_idx = torch.stack([i0, i0, i1, i1], -1)[:, None, :]
+        cols_idx = torch.stack([j0, j1, j0, j1], -1)[None, :, :]
+        tables = table[:, rows_idx, cols_idx]  # (count, gh + 1, gw + 1, 4, bins)
+        top, left = th - th // 2, tw - tw // 2
+        cells = F.pad(v.clamp(lo, hi), [left, tw // 2, top, th // 2])
+        cells = cells.reshape(count, gh + 1, th, gw + 1, tw).permute(0, 1, 3, 2, 4)
+        cells = cells.reshape(count, gh + 1, gw + 1, 1, th * tw).expand(count, gh + 1, gw + 1, 4, th * tw)
+        looked = _lookup.lookup(cells, tables, params, kernel)
+        wy = _tile_weights(th, looked)[:, None]
+        wx = _tile_weights(tw, looked)[None, :]
+        weights = torch.stack([(1 - wy) * (1 - wx), (1 - wy) * wx, wy * (1 - wx), wy * wx]).reshape(4, th * tw)
+        out = (looked * weights).sum(-2)
+        out = out.reshape(count, gh + 1, gw + 1, th, tw).permute(0, 1, 3, 2, 4)
+        out = out.reshape(count, (gh + 1) * th, (gw + 1) * tw)[:, top:top + height, left:left + width]
     out = out.clamp(0.0, 1.0).reshape(x.shape)
     out = torch.where(torch.isnan(x), x, out)
     return out.reshape(image.shape).to(image.dtype)
