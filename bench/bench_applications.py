@@ -14,6 +14,7 @@ kornia's equalize_clahe(slow_and_differentiable=True) at <= 1/20 of its memory.
 """
 
 import argparse
+import statistics
 import subprocess
 import sys
 from typing import Callable, Dict
@@ -114,7 +115,7 @@ def main():
     print(f"{'method':40s} {'min ms':>9s} {'median ms':>10s} {'peak MB':>9s}")
     mem = {name: peak_mb(name, 1, 256) for name in small}
     for name, t in times.items():
-        print(f"{name:40s} {min(t) * 1e3:9.1f} {sorted(t)[len(t) // 2] * 1e3:10.1f} {mem[name]:9.1f}")
+        print(f"{name:40s} {min(t) * 1e3:9.1f} {statistics.median(t) * 1e3:10.1f} {mem[name]:9.1f}")
     for ours, peer in PEERS.items():
         print(f"{peer} / {ours}: {ratio(times, peer, ours)} the time, "
               f"{mem[peer] / max(mem[ours], 0.1):.0f}x the peak memory")
@@ -125,7 +126,7 @@ def main():
     print(f"{'method':40s} {'min s':>9s} {'median s':>10s} {'ns/pixel':>9s} {'peak MB':>9s}")
     pixels = args.batch * 3 * args.size * args.size
     for name, t in times.items():
-        median = sorted(t)[len(t) // 2]
+        median = statistics.median(t)
         print(f"{name:40s} {min(t):9.3f} {median:10.3f} {min(t) / pixels * 1e9:9.1f} "
               f"{peak_mb(name, args.batch, args.size):9.1f}")
 

@@ -6,19 +6,20 @@ measured in one process, plus each method's peak memory (in a fresh process).
 
 The recipes people use instead (the forum's SoftHistogram and GaussianHistogram,
 kornia.enhance.histogram) build an N x bins tensor, so they run at --peer-n.
+Each ratio to torch.histc is the minimum (and median) over interleaved rounds.
 """
 
 import argparse
 import statistics
 import subprocess
 import sys
-import time
 
 import torch
 
 import softhist_ext
 from softhist_ext import reference
 from peak_memory import FRESH_PAGES
+from timing import interleaved, machine, ratio
 
 LO, HI = -4.0, 4.0
 
@@ -55,16 +56,6 @@ def run_once(fn, backward, x):
             fn(x)
 
 
-def seconds(fn, backward, x, repeat):
-    run_once(fn, backward, x)  # warm-up
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        run_once(fn, backward, x)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
 def peak_memory_mb(name, n, bins, kappa):
     """Peak resident memory added by one (warm) call, in a fresh process."""
     code = (
@@ -77,38 +68,48 @@ def peak_memory_mb(name, n, bins, kappa):
     return float(out.stdout) if out.returncode == 0 else float("nan")
 
 
+def call(fn, backward, x):
+    return lambda: run_once(fn, backward, x)
+
+
+def table(methods, names, n, rounds, bins, kappa, memory):
+    """Interleaved rounds of torch.histc and the named methods on N samples."""
+    x = torch.randn(n, generator=torch.Generator().manual_seed(0))
+    base = "torch.histc (forward, no grad)"
+    times = interleaved({name: call(*methods[name], x) for name in [base, *names]}, rounds)
+    for name, t in times.items():
+        mem = peak_memory_mb(name, n, bins, kappa) if memory else float("nan")
+        print(f"{name:44s} {n:9d} {min(t) * 1e3:9.2f} {statistics.median(t) * 1e3:9.2f} "
+              f"{min(t) / n * 1e9:9.2f} {ratio(times, name, base):>16s} {mem:8.1f}")
+    return times
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--n", type=int, default=4_000_000)
     ap.add_argument("--peer-n", type=int, default=250_000)
     ap.add_argument("--bins", type=int, default=256)
     ap.add_argument("--kw", type=float, nargs="+", default=[8.0], help="kappa * bin width")
-    ap.add_argument("--repeat", type=int, default=7)
+    ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--no-memory", action="store_true")
     args = ap.parse_args()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"{args.bins} bins over [{LO}, {HI}], float32 randn samples")
+    print(machine())
+    print(f"{args.bins} bins over [{LO}, {HI}], float32 randn samples; min and median over "
+          f"{args.rounds} interleaved rounds (the recipes: {max(3, args.rounds // 3)})")
 
     for kw in args.kw:
         kappa = kw * args.bins / (HI - LO)
         methods = make_methods(args.bins, kappa)
+        ours = [name for name in methods if name.startswith("softhist")]
+        recipes = [name for name in methods if not name.startswith(("torch", "softhist"))]
         print(f"\nkappa * width = {kw:g} (kappa = {kappa:g})")
-        print(f"{'method':44s} {'N':>9s} {'ms':>9s} {'ns/sample':>9s} {'x histc':>8s} {'peak MB':>8s}")
-        for n in (args.n, args.peer_n):
-            x = torch.randn(n)
-            base = seconds(*methods["torch.histc (forward, no grad)"], x, args.repeat)
-            for name, (fn, bw) in methods.items():
-                recipe = not name.startswith(("torch", "softhist"))
-                if recipe and n == args.n:
-                    continue
-                t = base if name.startswith("torch") else seconds(fn, bw, x, args.repeat if not recipe else 3)
-                mem = float("nan") if args.no_memory else peak_memory_mb(name, n, args.bins, kappa)
-                print(f"{name:44s} {n:9d} {t * 1e3:9.2f} {t / n * 1e9:9.2f} {t / base:8.2f} {mem:8.1f}")
-                if n == args.n and name.endswith("forward+backward"):
-                    goal = "met" if t / base <= 4 else "NOT met"
-                    ratio = t / base
-        print(f"goal (N={args.n}, forward+backward within 4x torch.histc forward): "
-              f"{ratio:.2f}x, {goal}")
+        print(f"{'method':44s} {'N':>9s} {'min ms':>9s} {'median ms':>9s} {'ns/sample':>9s} "
+              f"{'x histc':>16s} {'peak MB':>8s}")
+        times = table(methods, ours, args.n, args.rounds, args.bins, kappa, not args.no_memory)
+        table(methods, ours + recipes, args.peer_n, max(3, args.rounds // 3), args.bins, kappa,
+              not args.no_memory)
+        both = ratio(times, "softhist_ext.histc forward+backward", "torch.histc (forward, no grad)")
+        print(f"goal (N={args.n}, forward+backward within 4x torch.histc forward): {both}")
 
 
 if __name__ == "__main__":

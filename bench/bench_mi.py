@@ -1,7 +1,8 @@
 """Mutual information of two volumes: softhist_ext against MONAI's
 GlobalMutualInformationLoss (gaussian and b-spline) and kornia's histogram2d,
-forward+backward, as ratios measured in one process, plus each method's peak
-memory (in a fresh process).
+forward+backward, as ratios measured in one process (the minimum and the
+median over interleaved rounds), plus each method's peak memory (in a fresh
+process).
 
     python bench/bench_mi.py              # 128^3 volume, 32 bins (the goal)
     python bench/bench_mi.py --size 64
@@ -14,12 +15,12 @@ import argparse
 import statistics
 import subprocess
 import sys
-import time
 
 import torch
 
 import softhist_ext
 from peak_memory import FRESH_PAGES, warm_peak_mb
+from timing import interleaved, machine, ratio
 
 def volumes(size: int):
     gen = torch.Generator().manual_seed(0)
@@ -67,33 +68,32 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--bins", type=int, default=32)
+    ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--one", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
         return one(args.one, args.size, args.bins)
 
     fixed, moving = volumes(args.size)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; "
-          f"{args.size}^3 volume, {args.bins} bins, forward+backward")
-    print(f"{'method':26s} {'seconds':>9s} {'peak MB':>9s}")
-    rows = {}
+    print(machine())
+    print(f"{args.size}^3 volume, {args.bins} bins, forward+backward; min and median over "
+          f"{args.rounds} interleaved rounds")
+    print(f"{'method':26s} {'min s':>9s} {'median s':>9s} {'peak MB':>9s}")
+    cases = {}
     for name, fn in make_methods(args.bins).items():
         try:
             run_once(fn, fixed, moving)
         except ImportError as e:
             print(f"{name:26s} skipped: {e}")
             continue
-        repeat = 5 if name.startswith("softhist") else 2
-        times = []
-        for _ in range(repeat):
-            t0 = time.perf_counter()
-            run_once(fn, fixed, moving)
-            times.append(time.perf_counter() - t0)
+        cases[name] = (lambda fn: lambda: run_once(fn, fixed, moving))(fn)
+    times = interleaved(cases, args.rounds)
+    mem = {}
+    for name, t in times.items():
         out = subprocess.run([sys.executable, __file__, "--one", name, "--size", str(args.size),
                               "--bins", str(args.bins)], capture_output=True, text=True, env=FRESH_PAGES)
-        mem = float(out.stdout) if out.returncode == 0 else float("nan")
-        rows[name] = (statistics.median(times), mem)
-        print(f"{name:26s} {rows[name][0]:9.3f} {mem:9.1f}")
+        mem[name] = float(out.stdout) if out.returncode == 0 else float("nan")
+        print(f"{name:26s} {min(t):9.3f} {statistics.median(t):9.3f} {mem[name]:9.1f}")
 
     # The default (bspline) against every peer, and like for like: our
     # gaussian window against MONAI's, which has the same sigma.
@@ -101,10 +101,9 @@ def main():
              for peer in ("MONAI (gaussian)", "MONAI (b-spline)", "kornia histogram2d")]
     pairs.append(("softhist_ext (gaussian)", "MONAI (gaussian)"))
     for ours, peer in pairs:
-        if ours in rows and peer in rows:
-            (ours_t, ours_m), (t, m) = rows[ours], rows[peer]
-            print(f"{ours} vs {peer}: {t / ours_t:.0f}x faster, "
-                  f"{m / max(ours_m, 0.1):.0f}x less peak memory")
+        if ours in times and peer in times:
+            print(f"{ours} vs {peer}: {ratio(times, peer, ours)} faster, "
+                  f"{mem[peer] / max(mem[ours], 0.1):.0f}x less peak memory")
 
 
 if __name__ == "__main__":
