@@ -97,12 +97,20 @@ struct Logistic {  // K = sigmoid(t): the forum's SoftHistogram
 
   template <int Order, typename C>
   SOFTHIST_HD static C cdf(C t) {
-    // With s = sigmoid(t), q = 1 - s is computed as e^-t * s so it keeps full
-    // precision where s is near 1.
-    const C sat = saturation<C>() + 2;
+    const C sat = clamp<C>();
     t = t > -sat ? t : -sat;  // the operand order of maxps/minps: no blend needed
     t = t < sat ? t : sat;
-    const C e = exp_bounded(-t);
+    return from_exp<Order>(exp_bounded(-t));
+  }
+
+  // |t| beyond which cdf evaluates K at the clamp.
+  template <typename C>
+  SOFTHIST_HD static C clamp() { return saturation<C>() + 2; }
+
+  // K^(Order)(t) from e = e^-t, |t| <= clamp(). With s = sigmoid(t), q = 1 - s
+  // is computed as e * s so it keeps full precision where s is near 1.
+  template <int Order, typename C>
+  SOFTHIST_HD static C from_exp(C e) {
     const C s = C(1) / (C(1) + e);
     const C q = e * s;
     if constexpr (Order == 0) return s;

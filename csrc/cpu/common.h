@@ -82,6 +82,32 @@ SOFTHIST_HD void locate_block(const T* x, const T* w, int64_t n, const Window& w
 // v[k * kLanes + l] = K^(Order)(t_first[l] - k * c) for the window's edges k.
 template <Kernel K, int Order, typename C>
 SOFTHIST_CLONES void window_values(const C* t_first, C c, int64_t edges, C* v) {
+  if constexpr (K == Kernel::Logistic) {
+    // A window's edges are c apart in t, so e^-(t - k c) = e^-t * e^(k c):
+    // one exp per sample, then a product per edge, clamped as cdf clamps t.
+    // |t| < saturation + (edges - 1) * c in a window (Window::locate), so
+    // every exponent stays within exp_bounded's range when that is small.
+    constexpr double kExpRange = sizeof(C) == 8 ? 700.0 : 80.0;
+    if (double(Logistic::saturation<C>()) + double(c) * double(edges - 1) < kExpRange) {
+      const C e_min = exp_bounded(-Logistic::clamp<C>()), e_max = exp_bounded(Logistic::clamp<C>());
+      C e_first[kLanes];
+#pragma omp simd
+      for (int l = 0; l < kLanes; ++l) e_first[l] = exp_bounded(-t_first[l]);
+      const double step = exp_bounded(double(c));
+      double growth = 1.0;  // e^(k c), in double: k roundings stay far below C's
+      for (int64_t k = 0; k < edges; ++k, growth *= step) {
+        const C g = static_cast<C>(growth);
+#pragma omp simd
+        for (int l = 0; l < kLanes; ++l) {
+          C e = e_first[l] * g;
+          e = e > e_min ? e : e_min;
+          e = e < e_max ? e : e_max;
+          v[k * kLanes + l] = Logistic::from_exp<Order>(e);
+        }
+      }
+      return;
+    }
+  }
   for (int64_t k = 0; k < edges; ++k) {
     const C shift = c * static_cast<C>(k);
 #pragma omp simd
