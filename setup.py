@@ -79,7 +79,7 @@ if cuda_plan.toolkit:
     print(f"softhist_ext: building the CUDA kernels with {cuda_plan.toolkit.describe()} for "
           f"{', '.join(cuda_toolchain.ARCHS)}, CUDA runtime linked statically ({cuda_plan.reason})",
           file=sys.stderr)
-elif os.environ.get("FORCE_CUDA") == "1":
+elif cuda_plan.failed:
     sys.exit(f"softhist_ext: FORCE_CUDA=1, but no CUDA compiler to build with: {cuda_plan.reason}")
 else:
     print(f"softhist_ext: not building the CUDA kernels: {cuda_plan.reason}", file=sys.stderr)

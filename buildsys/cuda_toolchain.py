@@ -67,6 +67,7 @@ class Plan(NamedTuple):
     toolkit: Optional[Toolkit]  # None: build no CUDA library
     reason: str
     wants_pip: bool = False  # pip's nvcc would do, and is not installed
+    failed: bool = False  # FORCE_CUDA=1, and no compiler to build with
 
 
 def driver_version() -> Optional[Tuple[int, int]]:
@@ -145,10 +146,11 @@ def plan(driver=driver_version, local=local_toolkit, pip=pip_toolkit) -> Plan:
             return Plan(found, for_what + newer)
         return Plan(None, f"{for_what}{newer}, and pip's CUDA {PIP_MAJOR} compiler is not installed "
                     f"(pip install {' '.join(repr(r) for r in PIP_REQUIREMENTS)}, or build "
-                    "with build isolation, which installs it)", wants_pip=True)
+                    "with build isolation, which installs it)", wants_pip=True, failed=force)
     return Plan(None, f"{for_what}{newer or ', and there is no local CUDA toolkit >= 12'}; pip has "
                 "no CUDA 12 nvcc (nvidia-cuda-nvcc-cu12 holds only ptxas): install a CUDA "
-                f"{runs[0]} toolkit and set CUDA_HOME, or update the driver to run CUDA {PIP_MAJOR}")
+                f"{runs[0]} toolkit and set CUDA_HOME, or update the driver to run CUDA {PIP_MAJOR}",
+                failed=force)
 
 
 def gencode_flags() -> List[str]:

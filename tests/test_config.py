@@ -120,3 +120,5 @@ def test_the_cuda_compiler_suits_the_driver(monkeypatch, env, driver, local, pip
     else:
         assert plan.toolkit.origin == origin
     assert reason in plan.reason
+    # FORCE_CUDA=1 fails the build where it can't be done, rather than skip the kernels
+    assert plan.failed == (plan.toolkit is None and env.get("FORCE_CUDA") == "1")
