@@ -30,17 +30,14 @@ from typing import List, NamedTuple, Optional, Tuple
 
 MIN_MAJOR = 12
 # CUDA 13.0, the oldest 13.x: every driver that runs CUDA 13 (R580+) runs its
-# runtime and JIT-compiles its PTX. The runtime (headers, libcudart_static)
-# may be a newer 13.x, as the build's torch pins it: minor-version
-# compatibility covers that.
+# runtime and JIT-compiles its PTX. The runtime's headers and libcudart_static
+# come from the same release (pip installs these requirements with
+# --ignore-installed, into a prefix of their own, whatever the build's torch
+# brought).
 PIP_MAJOR = 13
 PIP_REQUIREMENTS = [
-    "nvidia-cuda-nvcc==13.0.*",
-    "nvidia-cuda-crt==13.0.*",
-    "nvidia-nvvm==13.0.*",
-    "nvidia-cuda-cccl==13.0.*",
-    "nvidia-cuda-runtime>=13,<14",
-]
+    f"nvidia-cuda-{part}=={PIP_MAJOR}.0.*" for part in ("nvcc", "crt", "cccl", "runtime")
+] + [f"nvidia-nvvm=={PIP_MAJOR}.0.*"]
 # Machine code for Ampere and Hopper, and PTX for newer GPUs.
 ARCHS = ["sm_80", "sm_90", "compute_90"]
 
