@@ -79,9 +79,7 @@ if cuda_plan.toolkit:
     print(f"softhist_ext: building the CUDA kernels with {cuda_plan.toolkit.describe()} for "
           f"{', '.join(cuda_toolchain.ARCHS)}, CUDA runtime linked statically ({cuda_plan.reason})",
           file=sys.stderr)
-elif cuda_plan.failed:
-    sys.exit(f"softhist_ext: FORCE_CUDA=1, but no CUDA compiler to build with: {cuda_plan.reason}")
-else:
+elif not cuda_plan.failed:
     print(f"softhist_ext: not building the CUDA kernels: {cuda_plan.reason}", file=sys.stderr)
 
 
@@ -90,6 +88,10 @@ class BuildExt(BuildExtension.with_options(use_ninja=True)):
     nvcc directly (buildsys/cuda_build.py says why), beside it."""
 
     def run(self):
+        # Here, not when setup.py is read: the build backend reads it before
+        # pip installs the CUDA compiler the backend asks for.
+        if cuda_plan.failed:
+            sys.exit(f"softhist_ext: FORCE_CUDA=1, but no CUDA compiler to build with: {cuda_plan.reason}")
         super().run()
         if cuda_plan.toolkit:
             cpu_library = Path(self.get_ext_fullpath("softhist_ext._C"))
