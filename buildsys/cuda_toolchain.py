@@ -11,8 +11,8 @@ version it was compiled with. Hence the rule:
 
 - a local toolkit (CUDA >= 12: CUDA_HOME, CUDA_PATH, nvcc on PATH,
   /usr/local/cuda) whose major version the driver runs;
-- else pip's nvcc, when the driver runs CUDA 13 (or there is no driver and
-  FORCE_CUDA=1). Only CUDA 13 has one on pip: the Linux wheels of
+- else pip's nvcc (the newest 13.x), when the driver runs CUDA 13 (or there
+  is no driver and FORCE_CUDA=1). Only CUDA 13 has one on pip: the Linux wheels of
   nvidia-cuda-nvcc-cu12 (12.1 to 12.9) hold ptxas and libnvvm but no nvcc,
   so a driver that stops at CUDA 12 needs a local CUDA 12 toolkit;
 - no GPU (no libcuda reporting a device): no CUDA library, unless FORCE_CUDA=1,
@@ -29,15 +29,14 @@ from pathlib import Path
 from typing import List, NamedTuple, Optional, Tuple
 
 MIN_MAJOR = 12
-# CUDA 13.0, the oldest 13.x: every driver that runs CUDA 13 (R580+) runs its
-# runtime and JIT-compiles its PTX. The runtime's headers and libcudart_static
-# come from the same release (pip installs these requirements with
-# --ignore-installed, into a prefix of their own, whatever the build's torch
-# brought).
+# The newest CUDA 13.x: a driver that runs CUDA 13 (R580+) runs any 13.x
+# runtime (minor-version compatibility). Not pinned to a minor: nvcc's own
+# dependencies (runtime headers, libcudart_static, crt, nvvm) resolve to the
+# newest, and nvcc must match its headers' major.minor; a pin here would not
+# reach them (pip drops a requirement the build's torch already satisfies,
+# e.g. its nvidia-cuda-runtime, then installs nvcc's dependencies afresh).
 PIP_MAJOR = 13
-PIP_REQUIREMENTS = [
-    f"nvidia-cuda-{part}=={PIP_MAJOR}.0.*" for part in ("nvcc", "crt", "cccl", "runtime")
-] + [f"nvidia-nvvm=={PIP_MAJOR}.0.*"]
+PIP_REQUIREMENTS = [f"nvidia-cuda-{part}>={PIP_MAJOR},<{PIP_MAJOR + 1}" for part in ("nvcc", "cccl")]
 # Machine code for Ampere and Hopper, and PTX for newer GPUs.
 ARCHS = ["sm_80", "sm_90", "compute_90"]
 
