@@ -4,10 +4,12 @@ The binary calls only torch's stable C shim (target: torch 2.10), so it runs
 with any torch >= 2.10, whichever torch the (isolated) build happened to use.
 It uses no Python C API either, hence one abi3 wheel for every CPython >= 3.9.
 
-The CUDA kernels are a second library, built only where they can run: the
-build's torch has CUDA, nvcc's major version matches it and torch sees a GPU.
-FORCE_CUDA=1 builds them regardless (e.g. for a wheel made on a machine
-without a GPU, as CI does), FORCE_ONLY_CPU=1 never.
+The CUDA kernels are a second library, built where there is a GPU, with a
+CUDA compiler its driver runs (a local toolkit, else pip's nvcc, which the
+build backend asks for only then), whatever CUDA the build's torch has; the
+CUDA runtime is linked statically (buildsys/ has the rule and the build).
+FORCE_CUDA=1 builds them without a GPU (e.g. for a wheel, as CI does) and
+fails where it can't, FORCE_ONLY_CPU=1 never.
 
 The sources compile in parallel with ninja (MAX_JOBS limits the jobs; without
 ninja, setuptools compiles one file at a time).
@@ -20,17 +22,17 @@ distribution, since Python must then run with the ASan runtime preloaded
 """
 
 import os
-import re
-import subprocess
 import sys
 from pathlib import Path
 
 import torch
 from setuptools import setup
 from torch.utils import cpp_extension
-from torch.utils.cpp_extension import BuildExtension, CppExtension, CUDAExtension
+from torch.utils.cpp_extension import BuildExtension, CppExtension
 
-ROOT = Path(__file__).parent
+sys.path.insert(0, str(Path(__file__).parent))  # the build helpers, in buildsys/
+from buildsys import cuda_build, cuda_toolchain  # noqa: E402
+
 STABLE_ABI_TARGET = "-DTORCH_TARGET_VERSION=0x020a000000000000"  # torch 2.10
 SANITIZE = os.environ.get("SOFTHIST_SANITIZE") == "1"
 # Compile and link flags (the link pulls in the sanitizer runtimes). The bin
@@ -48,61 +50,10 @@ cpu_sources = [
     "csrc/ops.cpp",
     "csrc/cpu/engine.cpp",
 ]
-cuda_sources = ["csrc/ops.cpp"] + sorted(
-    str(p.relative_to(ROOT)) for p in (ROOT / "csrc/cuda").glob("*.cu")
-)
-cuda_headers = [str(p.relative_to(ROOT)) for p in (ROOT / "csrc/cuda").glob("*.*h")]
-# Machine code for Ampere and Hopper, and PTX for newer GPUs.
-cuda_archs = [
-    "-gencode=arch=compute_80,code=sm_80",
-    "-gencode=arch=compute_90,code=sm_90",
-    "-gencode=arch=compute_90,code=compute_90",
-]
-
-
-def cuda_toolkit():
-    """torch's CUDA_HOME if it holds the toolkit's headers, else /usr/local/cuda.
-    (Without $CUDA_HOME torch guesses from the nvcc on PATH, which may be a
-    wrapper script outside the toolkit.)"""
-    for home in (cpp_extension.CUDA_HOME, "/usr/local/cuda"):
-        if home and (Path(home) / "include" / "cuda_runtime.h").exists():
-            return home
-    return None
-
-
-def nvcc_major(home):
-    nvcc = Path(home) / "bin" / "nvcc"
-    out = subprocess.run([str(nvcc), "--version"], capture_output=True, text=True)
-    found = re.search(r"release (\d+)\.", out.stdout)
-    return found.group(1) if found else None
-
-
-def gpu_visible():
-    """Whether torch sees a CUDA GPU here (no GPU, or a driver too old for the
-    build's torch: no)."""
-    try:
-        return torch.cuda.is_available()
-    except Exception:  # a broken driver install: treat as no GPU
-        return False
-
-
-def build_cuda(home):
-    """Whether to build the CUDA library, and why (for the build log)."""
-    if SANITIZE:
-        return False, "SOFTHIST_SANITIZE=1 builds the CPU library only"
-    if os.environ.get("FORCE_ONLY_CPU") == "1":
-        return False, "FORCE_ONLY_CPU=1"
-    if os.environ.get("FORCE_CUDA") == "1":
-        return True, "FORCE_CUDA=1"
-    if torch.version.cuda is None:
-        return False, f"the build's torch {torch.__version__} has no CUDA"
-    if home is None:
-        return False, "no CUDA toolkit found (CUDA_HOME, nvcc, /usr/local/cuda)"
-    if nvcc_major(home) != torch.version.cuda.split(".")[0]:
-        return False, f"nvcc in {home} does not match torch's CUDA {torch.version.cuda}"
-    if not gpu_visible():
-        return False, "torch sees no GPU here (FORCE_CUDA=1 builds them anyway)"
-    return True, f"torch {torch.__version__} sees a GPU"
+# Paths relative to the source tree, the build's working directory (as above).
+cuda_sources = [Path("csrc/ops.cpp"), *sorted(Path("csrc/cuda").glob("*.cu"))]
+cuda_headers = [Path(f"csrc/{h}") for h in ("kernels.h", "ops.h", "dispatch.h", "range.h")] + sorted(
+    Path("csrc/cuda").glob("*.*h"))
 
 
 # -fno-trapping-math: without it, on targets without AVX-512's masked lanes
@@ -123,30 +74,38 @@ ext_modules = [
         py_limited_api=True,
     )
 ]
-toolkit = cuda_toolkit()
-with_cuda, reason = build_cuda(toolkit)
-print(f"softhist_ext: {'building' if with_cuda else 'not building'} the CUDA kernels: {reason}",
-      file=sys.stderr)
-if with_cuda:
-    cpp_extension.CUDA_HOME = toolkit  # what CUDAExtension and BuildExtension build with
-    common = ["-O3", "-std=c++20", STABLE_ABI_TARGET, "-DUSE_CUDA"]
-    ext_modules.append(
-        CUDAExtension(
-            "softhist_ext._C_cuda",
-            cuda_sources,
-            depends=["csrc/kernels.h", "csrc/ops.h", "csrc/dispatch.h", *cuda_headers],
-            extra_compile_args={
-                "cxx": [*common, "-fvisibility=hidden"],
-                "nvcc": [*common, "-Xcompiler=-fvisibility=hidden", *cuda_archs],
-            },
-            py_limited_api=True,
-        )
-    )
+cuda_plan = cuda_toolchain.plan()
+if cuda_plan.toolkit:
+    print(f"softhist_ext: building the CUDA kernels with {cuda_plan.toolkit.describe()} for "
+          f"{', '.join(cuda_toolchain.ARCHS)}, CUDA runtime linked statically ({cuda_plan.reason})",
+          file=sys.stderr)
+elif not cuda_plan.failed:
+    print(f"softhist_ext: not building the CUDA kernels: {cuda_plan.reason}", file=sys.stderr)
+
+
+class BuildExt(BuildExtension.with_options(use_ninja=True)):
+    """torch's BuildExtension for the CPU library, then the CUDA library with
+    nvcc directly (buildsys/cuda_build.py says why), beside it."""
+
+    def run(self):
+        # Here, not when setup.py is read: the build backend reads it before
+        # pip installs the CUDA compiler the backend asks for.
+        if cuda_plan.failed:
+            sys.exit(f"softhist_ext: FORCE_CUDA=1, but no CUDA compiler to build with: {cuda_plan.reason}")
+        super().run()
+        if cuda_plan.toolkit:
+            cpu_library = Path(self.get_ext_fullpath("softhist_ext._C"))
+            output = cpu_library.with_name(cpu_library.name.replace("_C.", "_C_cuda.", 1))
+            cuda_build.build(cuda_plan.toolkit, cuda_sources,
+                             cuda_headers, output, Path(self.build_temp) / "cuda",
+                             cpp_extension.include_paths(), cpp_extension.library_paths()[0])
+            print(f"softhist_ext: built the CUDA library {output.resolve()}", file=sys.stderr)
+
 
 setup(
     ext_modules=ext_modules,
     # ninja compiles the sources in parallel; BuildExtension falls back to one
     # at a time, with a warning, where ninja is not installed.
-    cmdclass={"build_ext": BuildExtension.with_options(use_ninja=True)},
+    cmdclass={"build_ext": BuildExt},
     options={"bdist_wheel": {"py_limited_api": "cp39"}},
 )

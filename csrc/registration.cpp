@@ -15,10 +15,11 @@ namespace {
 // Reached only for a device an op has no kernel for in this build.
 [[noreturn]] void no_kernel(const char* op, const Tensor& input) {
   fail("softhist: ", op, " got a tensor on ",
-       input.is_cuda() ? "a CUDA device, and this build has no CUDA kernel for it (CUDA "
-                         "kernels are built where nvcc's CUDA version matches torch's)"
+       input.is_cuda() ? "a CUDA device, and this install has no CUDA kernels"
                        : "a device softhist_ext has no kernels for",
-       "; move the input to the CPU with .cpu()");
+       ". CUDA kernels: reinstall on the machine with the GPU with `pip install -v .`, whose "
+       "log says which CUDA compiler built them or why none did (FORCE_CUDA=1 insists), "
+       "then check softhist_ext.show_config(); or move the input to the CPU with .cpu()");
 }
 
 Tensor params_no_kernel(const Tensor& input, int64_t, double, double, std::optional<double>,

@@ -56,8 +56,10 @@ def _load_library() -> None:
 
 def _load_cuda_library() -> None:
     # The CUDA kernels are a library of their own, loaded only when torch has
-    # CUDA, so a CPU-only torch never needs libcudart. A build without them
-    # says nothing here: the ops name the problem when a CUDA tensor reaches them.
+    # CUDA, so a CPU-only torch never loads it. It links the CUDA runtime
+    # statically, so any CUDA build of torch >= 2.10 loads it. A build without
+    # it says nothing here: show_config() says so, and the ops say how to get
+    # the kernels when a CUDA tensor reaches them.
     if torch.version.cuda is None:
         return
     here = Path(__file__).parent
@@ -69,10 +71,8 @@ def _load_cuda_library() -> None:
     except OSError as e:
         raise ImportError(
             f"softhist_ext: could not load its CUDA kernels {found[0]}: {e}. They need "
-            f"torch >= 2.10 built for the CUDA major version they were compiled with "
-            f"(found torch {torch.__version__}, CUDA {torch.version.cuda}); reinstall "
-            "softhist_ext with `pip install .` where nvcc matches torch's CUDA, or "
-            "without CUDA kernels with `FORCE_ONLY_CPU=1 pip install .`."
+            f"torch >= 2.10 (found {torch.__version__}); reinstall softhist_ext with "
+            "`pip install -v .`, or without CUDA kernels with `FORCE_ONLY_CPU=1 pip install .`."
         ) from e
 
 
@@ -87,6 +87,7 @@ from . import _registrations  # noqa: E402,F401  (fake kernels and autograd)
 from . import distributed, losses, nn  # noqa: E402
 from .losses import mutual_information  # noqa: E402
 from . import functional  # noqa: E402
+from ._config import show_config  # noqa: E402
 from .ops import bincount, histc, histc2d, histogramdd  # noqa: E402
 
-__all__ = ["KERNELS", "bincount", "distributed", "functional", "histc", "histc2d", "histogramdd", "losses", "mutual_information", "nn"]
+__all__ = ["KERNELS", "bincount", "distributed", "functional", "histc", "histc2d", "histogramdd", "losses", "mutual_information", "nn", "show_config"]

@@ -32,6 +32,18 @@ __host__ __device__ inline int64_t ceil_div(int64_t a, int64_t b) { return (a + 
 
 // PyTorch's current stream on the device: ops run in its order, and inside
 // CUDA-graph capture.
+//
+// This library links the CUDA runtime statically (setup.py), so it has a
+// runtime of its own beside torch's, possibly of another CUDA version. Sharing
+// torch's stream is still sound: a cudaStream_t is the driver's CUstream
+// handle, and both runtimes work in the device's primary context, which the
+// driver keeps, one per device and process (the runtime API retains it, never
+// creates its own). So the stream and the tensors' memory that torch's runtime
+// made are valid here, launches queue in the order of torch's own, and the
+// device guard above (torch's) has made the device current for this thread.
+// What must not cross between the runtimes is their per-runtime state:
+// cudaGetLastError's error (each checks its own, right after the launch) and
+// function attributes (set here, on this library's kernels).
 inline cudaStream_t current_stream(int32_t device_index) {
   void* stream = nullptr;
   STABLE_TORCH_ERROR_CODE_CHECK(aoti_torch_get_current_cuda_stream(device_index, &stream));
