@@ -7,7 +7,7 @@ It uses no Python C API either, hence one abi3 wheel for every CPython >= 3.9.
 The CUDA kernels are a second library, built where there is a GPU, with a
 CUDA compiler its driver runs (a local toolkit, else pip's nvcc, which the
 build backend asks for only then), whatever CUDA the build's torch has; the
-CUDA runtime is linked statically (buildsys/ has the rule and the build).
+CUDA runtime is linked statically (csrc/build/softhist_build/ has the rule and the build).
 FORCE_CUDA=1 builds them without a GPU (e.g. for a wheel, as CI does) and
 fails where it can't, FORCE_ONLY_CPU=1 never.
 
@@ -30,8 +30,8 @@ from setuptools import setup
 from torch.utils import cpp_extension
 from torch.utils.cpp_extension import BuildExtension, CppExtension
 
-sys.path.insert(0, str(Path(__file__).parent))  # the build helpers, in buildsys/
-from buildsys import cuda_build, cuda_toolchain  # noqa: E402
+sys.path.insert(0, str(Path(__file__).parent / "csrc" / "build"))  # the build helpers
+from softhist_build import cuda_build, cuda_toolchain  # noqa: E402
 
 STABLE_ABI_TARGET = "-DTORCH_TARGET_VERSION=0x020a000000000000"  # torch 2.10
 SANITIZE = os.environ.get("SOFTHIST_SANITIZE") == "1"
@@ -85,7 +85,7 @@ elif not cuda_plan.failed:
 
 class BuildExt(BuildExtension.with_options(use_ninja=True)):
     """torch's BuildExtension for the CPU library, then the CUDA library with
-    nvcc directly (buildsys/cuda_build.py says why), beside it."""
+    nvcc directly (csrc/build/softhist_build/cuda_build.py says why), beside it."""
 
     def run(self):
         # Here, not when setup.py is read: the build backend reads it before

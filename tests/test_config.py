@@ -75,7 +75,7 @@ def test_a_device_without_kernels_gets_the_way_to_them():
 
 
 def _toolchain():
-    path = Path(__file__).parents[1] / "buildsys" / "cuda_toolchain.py"
+    path = Path(__file__).parents[1] / "csrc" / "build" / "softhist_build" / "cuda_toolchain.py"
     if not path.exists():
         pytest.skip("the tests run without the source tree")
     spec = importlib.util.spec_from_file_location("cuda_toolchain", path)
