@@ -7,6 +7,8 @@ from typing import List, Optional, TextIO
 
 import torch
 
+from . import _libraries
+
 _HERE = Path(__file__).parent
 
 
@@ -19,7 +21,7 @@ def cuda_kernels_registered() -> bool:
 
 
 def _library(stem: str) -> Optional[Path]:
-    found = sorted(_HERE.glob(f"{stem}.*so")) + sorted(_HERE.glob(f"{stem}.*pyd"))
+    found = _libraries(_HERE, stem)
     return found[0] if found else None
 
 

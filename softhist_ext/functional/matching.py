@@ -6,6 +6,7 @@ import torch
 from torch import Tensor
 
 from .. import _checks
+from .._ranges import to_unit
 from . import _lookup
 
 
@@ -129,9 +130,13 @@ def match_histograms(
     u = _lookup.lookup(v.clamp(lo, hi), _lookup.cdf(hist), params, kernel).clamp(0.0, 1.0)
 
     r = _lookup.rows(reference, spatial_dims)
+    # The reference's range per row, computed once: its bins' values below
+    # are in the reference's units.
     r_lo, r_hi = _lookup.row_range(r, min, max)
-    rv, lo_r, hi_r = _lookup.in_range(r, min, max)
-    params_r, hist_r = _lookup.histograms(rv, bins, lo_r, hi_r, kappa, kernel)
+    if min is None or max is None:
+        params_r, hist_r = _lookup.histograms(to_unit(r, r_lo, r_hi), bins, 0.0, 1.0, kappa, kernel)
+    else:
+        params_r, hist_r = _lookup.histograms(r, bins, float(min), float(max), kappa, kernel)
     centres = (torch.arange(bins, dtype=r.dtype, device=r.device) + 0.5) / bins
     values = r_lo + (r_hi - r_lo) * centres  # (*lead_ref, bins), reference units
     shape = lead + [bins]
