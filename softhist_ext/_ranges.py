@@ -39,3 +39,18 @@ def to_unit(v: Tensor, lo: Tensor, hi: Tensor) -> Tensor:
     """v mapped from [lo, hi] onto [0, 1]: by a division, not a product with
     the reciprocal, so the largest sample maps to exactly 1, inside the range."""
     return (v - lo) / (hi - lo)
+
+
+def check_own_or_fixed(fn: str, has_min: bool, has_max: bool, has_kappa: bool,
+                       units: str, own: str) -> None:
+    """A fixed range is min and max together; without it each row has its own
+    range (`own`, e.g. "each item's own range"), so kappa, in 1/units of the
+    input (`units`), has no fixed meaning and must be None. (Flags, not the
+    values, which are numbers or pairs.)"""
+    if has_min != has_max:
+        raise ValueError(f"softhist: {fn} takes min and max together (a fixed range), or neither ({own})")
+    if not has_min and has_kappa:
+        raise ValueError(
+            f"softhist: {fn}'s kappa is in 1/units of {units}, but without min and max it takes "
+            f"{own}: pass min and max too, or kappa=None (set from the bin width)"
+        )

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from .. import _checks
-from .._ranges import finite_range, to_unit
+from .._ranges import check_own_or_fixed, finite_range, to_unit
 
 
 def check_image(fn: str, name: str, image: Tensor, spatial_dims: int) -> None:
@@ -42,20 +42,11 @@ def check_common(fn: str, bins: int, min: Optional[float], max: Optional[float],
     """bins >= 1, min and max together with min < max, kappa only with them."""
     if bins < 1:
         raise ValueError(f"softhist: {fn}'s bins must be >= 1, got {bins}")
-    if (min is None) != (max is None):
-        raise ValueError(
-            f"softhist: {fn} takes min and max together (a fixed range), or neither (each "
-            "image and channel's own range)"
-        )
+    check_own_or_fixed(fn, min is not None, max is not None, kappa is not None, "the image",
+                       "each image and channel's own range")
     if min is not None and max is not None:
         if not float(min) < float(max):
             raise ValueError(f"softhist: {fn}'s min must be below max, got min={min}, max={max}")
-    elif kappa is not None:
-        raise ValueError(
-            f"softhist: {fn}'s kappa is in 1/units of the image, but without min and max each "
-            "image and channel has its own range: pass min and max too, or kappa=None (set "
-            "from the bin width)"
-        )
 
 
 def check_types(fn: str, bins: int, min: Optional[float], max: Optional[float],

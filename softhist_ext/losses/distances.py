@@ -9,7 +9,7 @@ from torch import Tensor
 
 from .. import _checks
 from . import _reduction
-from .._ranges import finite_range, to_unit
+from .._ranges import check_own_or_fixed, finite_range, to_unit
 from ..ops import histc
 
 #: The distances histogram_distance and HistogramLoss take.
@@ -225,20 +225,11 @@ def histogram_distance(
             f"softhist: histogram_distance needs floating-point input and target, got "
             f"{input.dtype} and {target.dtype}; convert them with .float()"
         )
-    if (min is None) != (max is None):
-        raise ValueError(
-            "softhist: histogram_distance takes min and max together (one fixed range for input "
-            "and target), or neither (each item and channel's joint range)"
-        )
+    check_own_or_fixed("histogram_distance", min is not None, max is not None, kappa is not None, "input",
+                       "each item and channel's joint range of input and target")
     compute = torch.float64 if torch.float64 in (x.dtype, y.dtype) else torch.float32
     x, y = x.to(compute), y.to(compute)
     if min is None:
-        if kappa is not None:
-            raise ValueError(
-                "softhist: histogram_distance's kappa is in 1/units of input, but without min "
-                "and max each item and channel has its own range: pass min and max too, or "
-                "kappa=None (set from the bin width)"
-            )
         # Each item and channel's joint range (empty: reported below).
         lo, hi = finite_range([x, y])
         hx_ = histc(to_unit(x, lo, hi), bins, 0.0, 1.0, None, kernel, None, -1, False, False, conserve_mass)

@@ -8,7 +8,7 @@ from torch import Tensor
 
 from .. import _checks
 from . import _reduction
-from .._ranges import finite_range, to_unit
+from .._ranges import check_own_or_fixed, finite_range, to_unit
 from ..ops import _pair_float, histc2d
 
 # mutual_information warns when a given range leaves out more than this share
@@ -132,18 +132,9 @@ def mutual_information(
         raise ValueError(f"softhist: x and y must have the same shape, got {list(x.shape)} and {list(y.shape)}")
     if weight is not None and weight.shape != x.shape:
         raise ValueError(f"softhist: weight must have x's shape {list(x.shape)}, got {list(weight.shape)}")
-    if (min is None) != (max is None):
-        raise ValueError(
-            "softhist: mutual_information takes min and max together (a fixed range), or "
-            "neither (each item's own range)"
-        )
+    check_own_or_fixed("mutual_information", min is not None, max is not None, kappa is not None,
+                       "x and y", "each item's own range")
     own_range = min is None
-    if own_range and kappa is not None:
-        raise ValueError(
-            "softhist: mutual_information's kappa is in 1/units of x and y, but without min and "
-            "max each item has its own range: pass min and max too, or kappa=None (set from "
-            "the bin width)"
-        )
     n = x.dim()
     dims = _item_dims(n, dim, list(x.shape))
     order: List[int] = []  # the kept dimensions, then the reduced ones
