@@ -72,21 +72,15 @@ void gather_1d(const GatherJob& job) {
     using T = decltype(tag);
     using C = decltype(ctag);
     const GatherSplit split = GatherSplit::of<C>(n, bins);
-    const bool shared = split.shared;
-    const size_t hist_bytes = split.hist_bytes;
-    const int64_t chunks = split.chunks;
     const GatherArgs<T> args{x.const_data_ptr<T>(), job.hist.const_data_ptr<T>(),
-                             job.params_of(0), n, bins, chunks, rows * chunks,
+                             job.params_of(0), n, bins, split.chunks, rows * split.chunks,
                              job.out.mutable_data_ptr<T>()};
     dispatch_kernel(job.kernel, job.pb.orders[0], [&](auto k, auto ord) {
-      constexpr Kernel K = decltype(k)::value;
-      constexpr int Order = decltype(ord)::value;
-      if (shared)
-        launch(gather_samples<K, Order, T, C, true>, args.items, kThreads, hist_bytes,
-               job.stream, args);
-      else
-        launch(gather_samples<K, Order, T, C, false>, args.items, kThreads, 0, job.stream,
-               args);
+      const auto kernel_of = [](auto shared) {
+        return gather_samples<decltype(k)::value, decltype(ord)::value, T, C,
+                              decltype(shared)::value>;
+      };
+      launch_gather(split, kernel_of, args.items, kThreads, job.stream, args);
     });
   });
 }

@@ -104,9 +104,6 @@ void gather_2d(const GatherJob& job) {
     using T = decltype(tag);
     using C = decltype(ctag);
     const GatherSplit split = GatherSplit::of<C>(n, bins);
-    const bool shared = split.shared;
-    const size_t hist_bytes = split.hist_bytes;
-    const int64_t chunks = split.chunks;
     const Gather2dArgs<T> args{x.const_data_ptr<T>(),
                                y.const_data_ptr<T>(),
                                job.hist.const_data_ptr<T>(),
@@ -117,17 +114,15 @@ void gather_2d(const GatherJob& job) {
                                n,
                                bins_x,
                                bins_y,
-                               chunks,
-                               rows * chunks,
+                               split.chunks,
+                               rows * split.chunks,
                                job.out.mutable_data_ptr<T>()};
     // The orders are run-time arguments of the kernels (see cdf_of_order).
     dispatch_kernel(job.kernel, 0, [&](auto k, auto) {
-      constexpr Kernel K = decltype(k)::value;
-      if (shared)
-        launch(gather2d_pairs<K, T, C, true>, args.items, kThreads, hist_bytes, job.stream,
-               args);
-      else
-        launch(gather2d_pairs<K, T, C, false>, args.items, kThreads, 0, job.stream, args);
+      const auto kernel_of = [](auto shared) {
+        return gather2d_pairs<decltype(k)::value, T, C, decltype(shared)::value>;
+      };
+      launch_gather(split, kernel_of, args.items, kThreads, job.stream, args);
     });
   });
 }

@@ -92,9 +92,6 @@ void gather_3d(const GatherJob& job) {
     using T = decltype(tag);
     using C = decltype(ctag);
     const GatherSplit split = GatherSplit::of<C>(n, bins);
-    const bool shared = split.shared;
-    const size_t hist_bytes = split.hist_bytes;
-    const int64_t chunks = split.chunks;
     Gather3dArgs<T> args{};
     for (int ax = 0; ax < 3; ++ax) {
       args.x[ax] = job.coords[ax].const_data_ptr<T>();
@@ -104,17 +101,15 @@ void gather_3d(const GatherJob& job) {
     args.hist = job.hist.const_data_ptr<T>();
     args.params = job.params_of(0);
     args.n = n;
-    args.chunks = chunks;
-    args.items = rows * chunks;
+    args.chunks = split.chunks;
+    args.items = rows * split.chunks;
     args.out = job.out.mutable_data_ptr<T>();
     // The orders are run-time arguments of the kernels (see cdf_of_order).
     dispatch_kernel(job.kernel, 0, [&](auto k, auto) {
-      constexpr Kernel K = decltype(k)::value;
-      if (shared)
-        launch(gather3d_samples<K, T, C, true>, args.items, kThreads, hist_bytes, job.stream,
-               args);
-      else
-        launch(gather3d_samples<K, T, C, false>, args.items, kThreads, 0, job.stream, args);
+      const auto kernel_of = [](auto shared) {
+        return gather3d_samples<decltype(k)::value, T, C, decltype(shared)::value>;
+      };
+      launch_gather(split, kernel_of, args.items, kThreads, job.stream, args);
     });
   });
 }

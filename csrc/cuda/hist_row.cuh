@@ -7,6 +7,9 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
+
+#include "launch.cuh"
 
 namespace softhist::cuda {
 
@@ -32,6 +35,17 @@ struct GatherSplit {
     return s;
   }
 };
+
+// Launches kernel_of(std::bool_constant<split.shared>{}), a gather kernel
+// instantiated with or without its histogram row in shared memory.
+template <typename KernelOf, typename Args>
+void launch_gather(const GatherSplit& split, const KernelOf& kernel_of, int64_t items,
+                   int threads, cudaStream_t stream, const Args& args) {
+  if (split.shared)
+    launch(kernel_of(std::true_type{}), items, threads, split.hist_bytes, stream, args);
+  else
+    launch(kernel_of(std::false_type{}), items, threads, 0, stream, args);
+}
 
 template <typename T, typename C, bool Shared>
 struct HistRow {

@@ -18,6 +18,7 @@
 #include "device_params.cuh"
 #include "fixed_point.cuh"
 #include "launch.cuh"
+#include "ops_cuda.h"
 
 namespace softhist::cuda {
 
@@ -71,13 +72,15 @@ class ChunkPartials {
   double* partial() const { return partial_.mutable_data_ptr<double>(); }
   unsigned* flags() const { return static_cast<unsigned*>(flags_.mutable_data_ptr()); }
 
-  // out = factor * the merged partials, shape [rows, bins].
+  // The job's output: the merged partials times prod kappa_a^order_a.
   template <typename T>
-  void merge_into(T* out, OrderFactor factor, cudaStream_t stream) const {
+  void merge_into(const ScatterJob& job) const {
     const int64_t slices = std::min<int64_t>(chunks_, 32);
     launch(sum_partials<T>, rows_ * ceil_div(bins_, 32), static_cast<int>(32 * slices), 0,
-           stream, static_cast<const double*>(partial()), static_cast<const unsigned*>(flags()),
-           factor, rows_, chunks_, bins_, out);
+           job.stream, static_cast<const double*>(partial()),
+           static_cast<const unsigned*>(flags()),
+           OrderFactor::of(job.params_of(0), job.pb.orders), rows_, chunks_, bins_,
+           job.out.mutable_data_ptr<T>());
   }
 
  private:

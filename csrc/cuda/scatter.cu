@@ -194,8 +194,7 @@ void scatter_1d(const ScatterJob& job) {
       launch(scatter_partials<decltype(k)::value, decltype(ord)::value, T, C>, items, kThreads,
              2 * sizeof(unsigned) * tile_bins, job.stream, args);
     });
-    partials.merge_into(job.out.mutable_data_ptr<T>(),
-                        OrderFactor::of(job.params_of(0), job.pb.orders), job.stream);
+    partials.merge_into<T>(job);
   });
 }
 

@@ -232,8 +232,7 @@ void scatter_3d(const ScatterJob& job) {
       launch(scatter3d_partials<decltype(k)::value, T, C>, items, kThreads, counter_bytes,
              job.stream, args);
     });
-    partials.merge_into(job.out.mutable_data_ptr<T>(),
-                        OrderFactor::of(job.params_of(0), job.pb.orders), job.stream);
+    partials.merge_into<T>(job);
   });
 }
 
