@@ -60,6 +60,12 @@ void dispatch_kernel(Kernel kernel, int64_t order, const F& f) {
   dispatch_smooth(kernel, order, f);
 }
 
+// Calls f(std::bool_constant<b>{}).
+template <typename F>
+void dispatch_bool(bool b, const F& f) {
+  return b ? f(std::true_type{}) : f(std::false_type{});
+}
+
 // t's shape without its last dimension, then `last`.
 inline std::vector<int64_t> with_last(const Tensor& t, std::vector<int64_t> last) {
   std::vector<int64_t> shape;

@@ -22,25 +22,53 @@ namespace {
 
 // ---------------------------------------------------------------- D = 1
 
+// A chunk's sums. Consecutive samples' windows overlap, and adding into the
+// same bins in turn waits on store forwarding, so the samples of lane l add
+// into copy l % kCopies of the histogram, and the copies into acc in order at
+// the end (where that costs little next to the samples).
+class LaneSums {
+ public:
+  static constexpr int kCopies = 4;
+
+  LaneSums(double* acc, int64_t size, int64_t n)
+      : acc_(acc), size_(size), copies_(kCopies * size <= n ? kCopies : 1),
+        sums_(static_cast<size_t>(copies_ > 1 ? copies_ * size : 0)) {}
+  LaneSums(const LaneSums&) = delete;
+  ~LaneSums() {
+    if (copies_ > 1)
+      for (int64_t b = 0; b < size_; ++b)
+        for (int j = 0; j < kCopies; ++j) acc_[b] += sums_[j * size_ + b];
+  }
+
+  double* lane(int l) { return copies_ > 1 ? sums_.data() + l % kCopies * size_ : acc_; }
+
+ private:
+  double* acc_;
+  int64_t size_;
+  int copies_;
+  std::vector<double> sums_;
+};
+
 // acc[b] += sum_i w_i * D_Order(x_i, b) / kappa^Order over n samples.
-template <Kernel K, int Order, typename T, typename C>
+template <Kernel K, int Order, bool OpenEnds, typename T, typename C>
 SOFTHIST_CLONES void scatter_chunk_1d(const T* x, const T* w, int64_t n, const Window& win,
                                       double* acc) {
   const int64_t edges = win.edges;
   const C c = static_cast<C>(win.c);
   std::vector<C> values(static_cast<size_t>(edges * kLanes));
   C* v = values.data();
+  LaneSums sums(acc, win.bins, n);
   for (int64_t i0 = 0; i0 < n; i0 += kLanes) {
     int32_t first[kLanes];
     double t64[kLanes], scale[kLanes];
     C t_first[kLanes];
-    locate_block(x + i0, w ? w + i0 : nullptr, n - i0, win, first, t64, scale);
+    locate_block<OpenEnds>(x + i0, w ? w + i0 : nullptr, n - i0, win, first, t64, scale);
     for (int l = 0; l < kLanes; ++l) t_first[l] = static_cast<C>(t64[l]);
     window_values<K, Order>(t_first, c, edges, v);
-    if (win.open_ends) open_window_ends(win, Order, first, v);
+    if constexpr (OpenEnds) open_window_ends(win, Order, first, v);
     for (int l = 0; l < kLanes; ++l) {
       if (scale[l] == 0) continue;
-      double* a = acc + first[l];
+      double* a = sums.lane(l) + first[l];
       const C* vl = v + l;
       for (int64_t k = 0; k + 1 < edges; ++k)
         a[k] += scale[l] * (static_cast<double>(vl[k * kLanes]) -
@@ -50,7 +78,7 @@ SOFTHIST_CLONES void scatter_chunk_1d(const T* x, const T* w, int64_t n, const W
 }
 
 // out_i = sum_b h_b * D_Order(x_i, b) * factor.
-template <Kernel K, int Order, typename T, typename C>
+template <Kernel K, int Order, bool OpenEnds, typename T, typename C>
 SOFTHIST_CLONES void gather_chunk_1d(const T* x, const C* h, int64_t n, const Window& win,
                                      double factor, T* out) {
   const int64_t edges = win.edges;
@@ -59,7 +87,8 @@ SOFTHIST_CLONES void gather_chunk_1d(const T* x, const C* h, int64_t n, const Wi
     int32_t first[kLanes];
     double t64[kLanes], scale[kLanes];
     C t_first[kLanes], prev[kLanes], acc[kLanes], at_first[kLanes];
-    locate_block(x + i0, static_cast<const T*>(nullptr), n - i0, win, first, t64, scale);
+    locate_block<OpenEnds>(x + i0, static_cast<const T*>(nullptr), n - i0, win, first, t64,
+                           scale);
 #pragma omp simd
     for (int l = 0; l < kLanes; ++l) {
       t_first[l] = static_cast<C>(t64[l]);
@@ -78,7 +107,7 @@ SOFTHIST_CLONES void gather_chunk_1d(const T* x, const C* h, int64_t n, const Wi
     }
     // Open ends: the first bin's term used K at edge 0 and the last bin's K at
     // edge `bins` (prev holds the window's last edge); swap in the ends' values.
-    if (win.open_ends) {
+    if constexpr (OpenEnds) {
       for (int l = 0; l < kLanes; ++l) {
         if (first[l] == 0) acc[l] += h[0] * (win.at_edge(0, Order, at_first[l]) - at_first[l]);
         if (first[l] + edges - 1 == win.bins) acc[l] += h[win.bins - 1] * prev[l];
@@ -131,8 +160,10 @@ SOFTHIST_CLONES void Block<D, T, C>::load(const std::array<const T*, D>& x, cons
   double t[kLanes], alive[kLanes];
   C ct[kLanes];
   for (int a = 0; a < D; ++a) {
-    locate_block(x[a], a == 0 ? w : static_cast<const T*>(nullptr), n, win[a], first[a], t,
-                 a == 0 ? scale : alive);
+    dispatch_bool(win[a].open_ends, [&](auto open) {
+      locate_block<decltype(open)::value>(x[a], a == 0 ? w : static_cast<const T*>(nullptr), n,
+                                          win[a], first[a], t, a == 0 ? scale : alive);
+    });
     // Select, not multiply: a NaN or infinite weight times 0 would be NaN.
     if (a > 0)
       for (int l = 0; l < kLanes; ++l) scale[l] = alive[l] != 0 ? scale[l] : 0.0;
@@ -239,6 +270,7 @@ SOFTHIST_CLONES void scatter_chunk_joint(const std::array<const T*, D>& x, const
   const std::vector<int64_t> offset = outer_offsets<D>(blk.win, lay);
   const int64_t count = static_cast<int64_t>(offset.size());
   std::vector<double> rows(static_cast<size_t>(kLanes * pad)), coef(count * kLanes);
+  LaneSums sums(acc, lay.size, n);
   for (int64_t i0 = 0; i0 < n; i0 += kLanes) {
     std::array<const T*, D> xs;
     for (int a = 0; a < D; ++a) xs[a] = x[a] + i0;
@@ -248,7 +280,7 @@ SOFTHIST_CLONES void scatter_chunk_joint(const std::array<const T*, D>& x, const
     for (int l = 0; l < kLanes; ++l) {
       if (blk.scale[l] == 0) continue;
       const double* yl = rows.data() + l * pad;
-      double* a = acc + lay.offset(blk.first, l);
+      double* a = sums.lane(l) + lay.offset(blk.first, l);
       // The padding holds zeros, but bins past the window may lie there: a
       // NaN or infinite weight must not turn them into 0 * inf = NaN.
       if (!std::isfinite(blk.scale[l])) {
@@ -464,8 +496,10 @@ void scatter_axes(const std::vector<Tensor>& coords, const T* w, const Tensor& p
         scatter_chunk_hard<D>(ax.at(b), ws, m, ax.win.data(), ax.lay, acc);
       } else if constexpr (D == 1) {
         dispatch_smooth(kernel, pb.orders[0], [&](auto k, auto ord) {
-          scatter_chunk_1d<decltype(k)::value, decltype(ord)::value, T, C>(ax.x[0] + b, ws, m,
-                                                                           ax.win[0], acc);
+          dispatch_bool(ax.win[0].open_ends, [&](auto open) {
+            scatter_chunk_1d<decltype(k)::value, decltype(ord)::value, decltype(open)::value, T,
+                             C>(ax.x[0] + b, ws, m, ax.win[0], acc);
+          });
         });
       } else {
         scatter_chunk_joint<D>(ax.at(b), ws, m, *blk, ax.lay, acc);
@@ -502,8 +536,10 @@ void gather_axes(const std::vector<Tensor>& coords, const T* hist, const Tensor&
         gather_chunk_hard<D>(ax.at(b), hr, m, ax.win.data(), ax.lay, out + b);
       } else if constexpr (D == 1) {
         dispatch_smooth(kernel, pb.orders[0], [&](auto k, auto ord) {
-          gather_chunk_1d<decltype(k)::value, decltype(ord)::value, T, C>(
-              ax.x[0] + b, hr, m, ax.win[0], ax.factor, out + b);
+          dispatch_bool(ax.win[0].open_ends, [&](auto open) {
+            gather_chunk_1d<decltype(k)::value, decltype(ord)::value, decltype(open)::value, T,
+                            C>(ax.x[0] + b, hr, m, ax.win[0], ax.factor, out + b);
+          });
         });
       } else {
         gather_chunk_joint<D>(ax.at(b), hr, m, *blk, ax.lay, ax.factor, out + b);
