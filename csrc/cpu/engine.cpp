@@ -22,29 +22,36 @@ namespace {
 
 // ---------------------------------------------------------------- D = 1
 
-// A chunk's sums. Consecutive samples' windows overlap, and adding into the
-// same bins in turn waits on store forwarding, so the samples of lane l add
-// into copy l % kCopies of the histogram, and the copies into acc in order at
-// the end (where that costs little next to the samples).
+// A 1-d chunk's sums. Consecutive samples' windows overlap, and adding into
+// the same bins in turn waits on store forwarding, so the samples of lane l
+// add into copy l % kCopies of the histogram, and the copies into acc in order
+// at the end (where that costs little next to the samples). (The joint
+// scatter's rows are whole vectors; copies measured no faster there.)
 class LaneSums {
  public:
   static constexpr int kCopies = 4;
 
   LaneSums(double* acc, int64_t size, int64_t n)
-      : acc_(acc), size_(size), copies_(kCopies * size <= n ? kCopies : 1),
-        sums_(static_cast<size_t>(copies_ > 1 ? copies_ * size : 0)) {}
+      : acc_(acc), size_(size), stride_(stride_of(size)),
+        copies_(kCopies * size <= n ? kCopies : 1),
+        sums_(static_cast<size_t>(copies_ > 1 ? copies_ * stride_ : 0)) {}
   LaneSums(const LaneSums&) = delete;
   ~LaneSums() {
     if (copies_ > 1)
       for (int64_t b = 0; b < size_; ++b)
-        for (int j = 0; j < kCopies; ++j) acc_[b] += sums_[j * size_ + b];
+        for (int j = 0; j < kCopies; ++j) acc_[b] += sums_[j * stride_ + b];
   }
 
-  double* lane(int l) { return copies_ > 1 ? sums_.data() + l % kCopies * size_ : acc_; }
+  double* lane(int l) { return copies_ > 1 ? sums_.data() + l % kCopies * stride_ : acc_; }
 
  private:
+  // Copies 1088 bytes past a multiple of 4 KB apart (2176 and 3264 for the
+  // others): never near a multiple of 4 KB, where loads would wait on another
+  // copy's stores to the same low address bits (4K aliasing).
+  static int64_t stride_of(int64_t size) { return (size + 511) / 512 * 512 + 136; }
+
   double* acc_;
-  int64_t size_;
+  int64_t size_, stride_;
   int copies_;
   std::vector<double> sums_;
 };
@@ -160,10 +167,13 @@ SOFTHIST_CLONES void Block<D, T, C>::load(const std::array<const T*, D>& x, cons
   double t[kLanes], alive[kLanes];
   C ct[kLanes];
   for (int a = 0; a < D; ++a) {
-    dispatch_bool(win[a].open_ends, [&](auto open) {
-      locate_block<decltype(open)::value>(x[a], a == 0 ? w : static_cast<const T*>(nullptr), n,
-                                          win[a], first[a], t, a == 0 ? scale : alive);
-    });
+    // (A branch, not dispatch_bool: a lambda would not be compiled for this clone's ISA.)
+    const T* wa = a == 0 ? w : static_cast<const T*>(nullptr);
+    double* sa = a == 0 ? scale : alive;
+    if (win[a].open_ends)
+      locate_block<true>(x[a], wa, n, win[a], first[a], t, sa);
+    else
+      locate_block<false>(x[a], wa, n, win[a], first[a], t, sa);
     // Select, not multiply: a NaN or infinite weight times 0 would be NaN.
     if (a > 0)
       for (int l = 0; l < kLanes; ++l) scale[l] = alive[l] != 0 ? scale[l] : 0.0;
@@ -270,7 +280,6 @@ SOFTHIST_CLONES void scatter_chunk_joint(const std::array<const T*, D>& x, const
   const std::vector<int64_t> offset = outer_offsets<D>(blk.win, lay);
   const int64_t count = static_cast<int64_t>(offset.size());
   std::vector<double> rows(static_cast<size_t>(kLanes * pad)), coef(count * kLanes);
-  LaneSums sums(acc, lay.size, n);
   for (int64_t i0 = 0; i0 < n; i0 += kLanes) {
     std::array<const T*, D> xs;
     for (int a = 0; a < D; ++a) xs[a] = x[a] + i0;
@@ -280,7 +289,7 @@ SOFTHIST_CLONES void scatter_chunk_joint(const std::array<const T*, D>& x, const
     for (int l = 0; l < kLanes; ++l) {
       if (blk.scale[l] == 0) continue;
       const double* yl = rows.data() + l * pad;
-      double* a = sums.lane(l) + lay.offset(blk.first, l);
+      double* a = acc + lay.offset(blk.first, l);
       // The padding holds zeros, but bins past the window may lie there: a
       // NaN or infinite weight must not turn them into 0 * inf = NaN.
       if (!std::isfinite(blk.scale[l])) {
