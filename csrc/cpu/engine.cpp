@@ -35,14 +35,16 @@ class LaneSums {
       : acc_(acc), size_(size), stride_(stride_of(size)),
         copies_(kCopies * size <= n ? kCopies : 1),
         sums_(static_cast<size_t>(copies_ > 1 ? copies_ * stride_ : 0)) {}
-  LaneSums(const LaneSums&) = delete;
-  ~LaneSums() {
+
+  // Where lane l adds.
+  double* lane(int l) { return copies_ > 1 ? sums_.data() + l % kCopies * stride_ : acc_; }
+
+  // After the chunk's samples: the copies into acc, in order.
+  void add_copies() const {
     if (copies_ > 1)
       for (int64_t b = 0; b < size_; ++b)
         for (int j = 0; j < kCopies; ++j) acc_[b] += sums_[j * stride_ + b];
   }
-
-  double* lane(int l) { return copies_ > 1 ? sums_.data() + l % kCopies * stride_ : acc_; }
 
  private:
   // Copies 1088 bytes past a multiple of 4 KB apart (2176 and 3264 for the
@@ -82,6 +84,7 @@ SOFTHIST_CLONES void scatter_chunk_1d(const T* x, const T* w, int64_t n, const W
                             static_cast<double>(vl[(k + 1) * kLanes]));
     }
   }
+  sums.add_copies();
 }
 
 // out_i = sum_b h_b * D_Order(x_i, b) * factor.
