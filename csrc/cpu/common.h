@@ -43,12 +43,23 @@ constexpr int64_t kGatherBlock = 8192;
 // Window::locate for a block of samples, written without branches so that it
 // vectorises: the first edge of each sample's window, kappa * (x - e_first),
 // and its scale (its weight, 1 without weights, 0 when it reaches no bin or
-// lies past n). OpenEnds (win.open_ends, a compile-time constant: the two
-// extra compares cost up to a quarter of a short window's scatter): only
+// lies past n). OpenEnds is win.open_ends as a compile-time constant, so that
+// the loop for closed ends has no compares for it: with open ends, only
 // samples inside [min, max] count.
 template <bool OpenEnds, typename T>
-SOFTHIST_HD void locate_lanes(const T* x, const T* w, const Window& win, int32_t* first,
-                              double* t_first, double* scale) {
+SOFTHIST_HD void locate_block(const T* x, const T* w, int64_t n, const Window& win,
+                              int32_t* first, double* t_first, double* scale) {
+  // A short last block is padded with NaN, which reaches no bin, so that the
+  // loop has a fixed length.
+  T x_tail[kLanes], w_tail[kLanes];
+  if (n < kLanes) {
+    for (int l = 0; l < kLanes; ++l) {
+      x_tail[l] = l < n ? x[l] : static_cast<T>(NAN);
+      w_tail[l] = l < n && w ? w[l] : T(0);
+    }
+    x = x_tail;
+    w = w ? w_tail : nullptr;
+  }
   const double lo = win.lo, inv_width = win.inv_width, c = win.c, reach = win.reach;
   const double hi = static_cast<double>(win.bins) + reach;
   const double last_start = static_cast<double>(win.bins + 1 - win.edges);
@@ -67,23 +78,6 @@ SOFTHIST_HD void locate_lanes(const T* x, const T* w, const Window& win, int32_t
     t_first[l] = c * (u - static_cast<double>(first[l]));
     scale[l] = alive ? (w ? static_cast<double>(w[l]) : 1.0) : 0.0;
   }
-}
-
-template <bool OpenEnds, typename T>
-SOFTHIST_HD void locate_block(const T* x, const T* w, int64_t n, const Window& win,
-                              int32_t* first, double* t_first, double* scale) {
-  // A short last block is padded with NaN, which reaches no bin, so that the
-  // loop has a fixed length.
-  T x_tail[kLanes], w_tail[kLanes];
-  if (n < kLanes) {
-    for (int l = 0; l < kLanes; ++l) {
-      x_tail[l] = l < n ? x[l] : static_cast<T>(NAN);
-      w_tail[l] = l < n && w ? w[l] : T(0);
-    }
-    x = x_tail;
-    w = w ? w_tail : nullptr;
-  }
-  locate_lanes<OpenEnds>(x, w, win, first, t_first, scale);
 }
 
 // v[k * kLanes + l] = K^(Order)(t_first[l] - k * c) for the window's edges k.
