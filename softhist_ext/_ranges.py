@@ -48,7 +48,9 @@ def check_own_or_fixed(fn: str, has_min: bool, has_max: bool, has_kappa: bool,
     input (`units`), has no fixed meaning and must be None. (Flags, not the
     values, which are numbers or pairs.)"""
     if has_min != has_max:
-        raise ValueError(f"softhist: {fn} takes min and max together (a fixed range), or neither ({own})")
+        raise ValueError(
+            f"softhist: {fn} takes min and max together (a fixed range), or neither ({own})"
+        )
     if not has_min and has_kappa:
         raise ValueError(
             f"softhist: {fn}'s kappa is in 1/units of {units}, but without min and max it takes "

@@ -225,8 +225,8 @@ def histogram_distance(
             f"softhist: histogram_distance needs floating-point input and target, got "
             f"{input.dtype} and {target.dtype}; convert them with .float()"
         )
-    check_own_or_fixed("histogram_distance", min is not None, max is not None, kappa is not None, "input",
-                       "each item and channel's joint range of input and target")
+    check_own_or_fixed("histogram_distance", min is not None, max is not None, kappa is not None,
+                       "input", "each item and channel's joint range of input and target")
     compute = torch.float64 if torch.float64 in (x.dtype, y.dtype) else torch.float32
     x, y = x.to(compute), y.to(compute)
     if min is None:
