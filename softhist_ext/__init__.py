@@ -88,6 +88,6 @@ from . import distributed, losses, nn  # noqa: E402
 from .losses import mutual_information  # noqa: E402
 from . import functional  # noqa: E402
 from ._config import show_config  # noqa: E402
-from .ops import bincount, histc, histc2d, histogramdd  # noqa: E402
+from .ops import bincount, histc, histc2d, histogram, histogramdd  # noqa: E402
 
-__all__ = ["KERNELS", "bincount", "distributed", "functional", "histc", "histc2d", "histogramdd", "losses", "mutual_information", "nn", "show_config"]
+__all__ = ["KERNELS", "bincount", "distributed", "functional", "histc", "histc2d", "histogram", "histogramdd", "losses", "mutual_information", "nn", "show_config"]

@@ -66,6 +66,10 @@ KINDS: Dict[str, Tuple[Callable[[object], bool], str]] = {
     "bool": (lambda v: isinstance(v, bool), "a bool"),
     "int list?": (_optional(_is_int_list), "a list of ints or None"),
     "int or int list": (lambda v: is_int(v) or _is_int_list(v), "an int or a list of ints"),
+    "int or edges": (
+        lambda v: is_int(v) or (isinstance(v, Tensor) and v.dim() == 1),
+        "an int or a 1-d tensor of edges",
+    ),
     "number list?": (
         _optional(lambda v: isinstance(v, (list, tuple)) and all(is_real(u) for u in v)),
         "a list of numbers or None",

@@ -341,6 +341,34 @@ def _data_range(v: Tensor) -> Tuple[float, float]:
     return lo, hi
 
 
+def _bin_positions(v: Tensor, edges: Tensor) -> Tensor:
+    """Each value's bin plus 0.5 (float64), found among `edges` as
+    torch.histogramdd finds it: bin b holds [edges[b], edges[b + 1]), the last
+    bin its right edge too; NaN outside. It carries v's autograd history (with
+    zero value), so that asking for v's gradient gives the hard kernel's error."""
+    bins = edges.numel() - 1
+    b = torch.bucketize(v.detach().contiguous(), edges, right=True) - 1
+    b = torch.clamp(b, 0, bins - 1)  # the right edge itself, into the last bin
+    inside = (v.detach() >= edges[0]) & (v.detach() <= edges[-1])  # False for NaN
+    centre = b.double() + 0.5
+    positions = torch.where(inside, centre, torch.full_like(centre, float("nan")))
+    return positions + (v - v.detach()).double() if v.requires_grad else positions
+
+
+def _hard_histogram(coords: List[Tensor], edges: List[Tensor], w: Optional[Tensor], bins: List[int]) -> Tensor:
+    """Exact counts of the samples binned by their edges (_bin_positions), summed
+    in float64 by the hard kernel; a float64 histogram."""
+    positions: List[Tensor] = []
+    rows: List[Tensor] = []
+    a = 0
+    while a < len(coords):
+        positions.append(_bin_positions(coords[a], edges[a]))
+        rows.append(torch.ops.softhist.params(positions[a], bins[a], 0.0, float(bins[a]), None, "hard", False))
+        a += 1
+    weight = w.double() if w is not None else None
+    return torch.ops.softhist.scatter(positions, weight, torch.stack(rows), bins, [0] * len(bins), "hard")
+
+
 def histogramdd(
     input: Tensor,
     bins: Union[int, List[int]] = 10,
@@ -363,7 +391,8 @@ def histogramdd(
     where mass_a(x, b) is the kernel mass of x in axis a's bin b, as in histc.
     Fused (memory O(N + bins), no N x bins tensor); gradients of first and
     second order flow to input and weight. kernel="hard" equals
-    torch.histogramdd. (The arguments after density are meant as keywords;
+    torch.histogramdd: it bins by the returned edges, as torch does, so a
+    sample on an edge lands where torch puts it. (The arguments after density are meant as keywords;
     they are not keyword-only because TorchScript can't compile that.)
 
     Args:
@@ -447,9 +476,114 @@ def histogramdd(
         edges.append(torch.linspace(lo, hi, bins_per_axis[a] + 1, dtype=input.dtype, device=input.device))
         a += 1
     params = torch.stack(rows)
-    hist = torch.ops.softhist.scatter(coords, w, params, bins_per_axis, [0] * axes, kernel)
+    if kernel == "hard":
+        hist = _hard_histogram(coords, edges, w, bins_per_axis).to(input.dtype)
+    else:
+        hist = torch.ops.softhist.scatter(coords, w, params, bins_per_axis, [0] * axes, kernel)
     if density:
         volume = torch.prod((params[:, 1] - params[:, 0]) / torch.tensor(bins_per_axis, dtype=torch.float64, device=params.device))
         bin_dims = _last_dims(hist.dim(), axes)
         hist = hist / (hist.sum(bin_dims, keepdim=True) * volume.to(hist.dtype))
     return HistogramddResult(hist, edges)
+
+
+class HistogramResult(NamedTuple):
+    """histogram's result, as torch.histogram's: the histogram and its bin edges."""
+
+    hist: Tensor
+    bin_edges: Tensor
+
+
+def _check_edges(edges: Tensor, input: Tensor) -> None:
+    if edges.dim() != 1 or edges.numel() < 2:
+        raise ValueError(f"softhist: histogram's bins, given as a tensor of edges, must be 1-d with at least 2 edges, got shape {list(edges.shape)}")
+    if edges.dtype != input.dtype or edges.device != input.device:
+        raise ValueError(f"softhist: histogram's edges must have input's dtype and device ({input.dtype}, {input.device}), "
+                         f"got {edges.dtype} on {edges.device}: pass bins.to(input)")
+    d = edges.detach()
+    if not bool(torch.isfinite(d).all()) or not bool((d[1:] > d[:-1]).all()):
+        raise ValueError("softhist: histogram's edges must be finite and strictly increasing; sort them "
+                         "(torch.sort) or, if they were learned, keep them apart")
+
+
+def histogram(
+    input: Tensor,
+    bins: Union[int, Tensor] = 100,
+    range: Optional[Tuple[float, float]] = None,
+    weight: Optional[Tensor] = None,
+    density: bool = False,
+    kappa: Optional[float] = None,
+    kernel: str = "logistic",
+) -> HistogramResult:
+    """Differentiable torch.histogram: the histogram of all of input's values.
+
+    With bins an int, the bins split range evenly and each sample spreads over
+    them by the smoothing kernel, as in histc; gradients of first and second
+    order flow to input and weight. With bins a tensor of edges, any spacing,
+    the kernel is "hard" (exact counts; smooth kernels over explicit edges
+    are not available yet). kernel="hard" equals torch.histogram in both
+    forms: a sample on an edge falls in the bin that edge starts, the last
+    bin includes its right edge, and values outside the edges or NaN count
+    nowhere. (The arguments after bins are meant as keywords; they are not
+    keyword-only because TorchScript can't compile that.)
+
+    Args:
+        input: the samples, any shape (flattened).
+        bins: the number of equal bins, or a 1-d tensor of bins + 1 strictly
+            increasing edges with input's dtype and device.
+        range: (min, max) of the equal bins; None takes input's finite range
+            (a point widened by 0.5 on each side), as torch.histogram does.
+            Not with an edges tensor.
+        weight: per-sample weights, input's shape.
+        density: normalise to integrate to 1, dividing by each bin's width.
+        kappa: inverse kernel scale in 1/units of input; None sets it from the
+            bin width (histc's default).
+        kernel: "logistic", "gaussian", "triangular", "bspline", "box"
+            (softhist_ext.KERNELS) or "hard".
+
+    Returns:
+        (hist, bin_edges): hist of bins values with input's dtype, and the
+        bins + 1 edges.
+
+    Examples:
+        >>> x = torch.tensor([0.0, 0.5, 1.0, 1.0, 2.0])
+        >>> softhist_ext.histogram(x, 4, (0.0, 2.0), kernel="hard")
+        HistogramResult(hist=tensor([1., 1., 2., 1.]), bin_edges=tensor([0.0000, 0.5000, 1.0000, 1.5000, 2.0000]))
+        >>> edges = torch.tensor([0.0, 0.2, 1.0, 2.0])  # uneven bins
+        >>> softhist_ext.histogram(x, edges, kernel="hard").hist
+        tensor([1., 1., 3.])
+        >>> x.requires_grad_()
+        tensor([0.0000, 0.5000, 1.0000, 1.0000, 2.0000], requires_grad=True)
+        >>> hist, _ = softhist_ext.histogram(x, 4, (0.0, 2.0))  # logistic kernel
+        >>> hist.sum().backward()  # gradients with respect to every sample
+    """
+    if not torch.jit.is_scripting():
+        _checks.arguments(
+            "histogram", input=(input, "Tensor"), bins=(bins, "int or edges"),
+            range=(range, "number list?"), weight=(weight, "Tensor?"), density=(density, "bool"),
+            kappa=(kappa, "number?"), kernel=(kernel, "str"),
+        )
+        if not isinstance(bins, Tensor) or bins.dim() == 0:
+            bins = int(bins)
+    if range is not None and len(range) != 2:
+        raise ValueError(f"softhist: histogram's range must be (min, max), got {len(range)} numbers")
+    if weight is not None and weight.shape != input.shape:
+        raise ValueError(f"softhist: histogram's weight must have input's shape {list(input.shape)}, got {list(weight.shape)}")
+    w = weight.reshape(-1) if weight is not None else None
+    if isinstance(bins, int):
+        span: Optional[List[float]] = None
+        if range is not None:
+            span = [float(range[0]), float(range[1])]
+        result = histogramdd(input.reshape(-1, 1), bins, span, w, density, kappa, kernel)
+        return HistogramResult(result.hist, result.bin_edges[0])
+    else:
+        if range is not None:
+            raise ValueError("softhist: histogram takes range only with bins as an int; an edges tensor sets the range itself")
+        if kernel != "hard":
+            raise ValueError(f"softhist: histogram with an edges tensor needs kernel='hard' (exact counts), got "
+                             f"kernel='{kernel}'; for a smooth kernel give bins as an int with range")
+        _check_edges(bins, input)
+        hist = _hard_histogram([input.reshape(-1)], [bins], w, [bins.numel() - 1]).to(input.dtype)
+        if density:
+            hist = hist / (hist.sum() * (bins[1:] - bins[:-1]).detach())
+        return HistogramResult(hist, bins)

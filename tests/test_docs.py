@@ -15,7 +15,8 @@ from softhist_ext import functional, losses, nn, ops
 from softhist_ext.functional import clahe, equalization, matching
 from softhist_ext.losses import distances, embedding, information
 
-PUBLIC = [softhist_ext.histc, softhist_ext.histc2d, softhist_ext.bincount,
+PUBLIC = [softhist_ext.histc, softhist_ext.histc2d, softhist_ext.histogram, softhist_ext.histogramdd,
+          softhist_ext.bincount,
           softhist_ext.mutual_information, losses.MutualInformationLoss, nn.SoftHistogram,
           functional.equalize, functional.equalize_clahe, functional.match_histograms,
           losses.histogram_distance, losses.HistogramLoss, losses.embedding_histogram_loss,

@@ -118,13 +118,17 @@ SOFTHIST_CLONES void window_values(const C* t_first, C c, int64_t edges, C* v) {
 
 // Window values (as window_values lays them out) at the open ends of the
 // range: edge 0 is the first edge of a window starting there, edge `bins` the
-// last edge of one ending there.
+// last edge of one ending there (Window::at_edge's values, as selects so that
+// the loop vectorises).
 template <typename C>
-void open_window_ends(const Window& win, int order, const int32_t* first, C* v) {
+SOFTHIST_HD void open_window_ends(const Window& win, int order, const int32_t* first, C* v) {
   const int64_t last = (win.edges - 1) * kLanes;
+  const int32_t last_start = static_cast<int32_t>(win.bins + 1 - win.edges);
+  const C at_lo = win.at_edge(0, order, C(0));
+#pragma omp simd
   for (int l = 0; l < kLanes; ++l) {
-    if (first[l] == 0) v[l] = win.at_edge(0, order, v[l]);
-    if (first[l] + win.edges - 1 == win.bins) v[last + l] = C(0);
+    v[l] = first[l] == 0 ? at_lo : v[l];
+    v[last + l] = first[l] == last_start ? C(0) : v[last + l];
   }
 }
 

@@ -58,6 +58,45 @@ class LaneSums {
   std::vector<double> sums_;
 };
 
+// A window of at most Len bins (the compact kernels at their default kappa)
+// is added to the histogram as one vector of Len doubles, zeros past its end:
+// a few wide adds per sample rather than a scalar loop. Len is 4 or 8, the
+// shortest that holds the window (8 for 3 bins measured 30% slower). The
+// histogram is padded by kShortMax - 1 bins for that (Layout's pad).
+constexpr int64_t kShortMax = 8;
+template <int Len>
+struct ShortVecOf {
+  typedef double type __attribute__((vector_size(Len * sizeof(double)), aligned(8), may_alias));
+};
+
+// mass: kShortMax rows of kLanes, zero in the rows past the window.
+template <int Len, typename C>
+SOFTHIST_CLONES void add_short_windows(const C* v, int64_t edges, const int32_t* first,
+                                       const double* scale, double (*mass)[kLanes],
+                                       LaneSums& sums) {
+  double probe = 0;  // NaN when a weight is NaN or infinite
+  for (int64_t k = 0; k + 1 < edges; ++k)
+#pragma omp simd reduction(+ : probe)
+    for (int l = 0; l < kLanes; ++l) {
+      mass[k][l] = scale[l] * (static_cast<double>(v[k * kLanes + l]) -
+                               static_cast<double>(v[(k + 1) * kLanes + l]));
+      probe += scale[l] * 0.0;
+    }
+  if (probe != probe) {  // such a weight times the zeros would reach bins past the window
+    for (int l = 0; l < kLanes; ++l)
+      if (scale[l] != 0)
+        for (int64_t k = 0; k + 1 < edges; ++k) sums.lane(l)[first[l] + k] += mass[k][l];
+    return;
+  }
+  double* dst[LaneSums::kCopies];
+  for (int j = 0; j < LaneSums::kCopies; ++j) dst[j] = sums.lane(j);
+  for (int l = 0; l < kLanes; ++l) {  // (samples that reach no bin add zeros)
+    typename ShortVecOf<Len>::type m;
+    for (int j = 0; j < Len; ++j) m[j] = mass[j][l];
+    *reinterpret_cast<typename ShortVecOf<Len>::type*>(dst[l % LaneSums::kCopies] + first[l]) += m;
+  }
+}
+
 // acc[b] += sum_i w_i * D_Order(x_i, b) / kappa^Order over n samples.
 template <Kernel K, int Order, bool OpenEnds, typename T, typename C>
 SOFTHIST_CLONES void scatter_chunk_1d(const T* x, const T* w, int64_t n, const Window& win,
@@ -67,6 +106,7 @@ SOFTHIST_CLONES void scatter_chunk_1d(const T* x, const T* w, int64_t n, const W
   std::vector<C> values(static_cast<size_t>(edges * kLanes));
   C* v = values.data();
   LaneSums sums(acc, win.bins, n);
+  double mass[kShortMax][kLanes] = {};
   for (int64_t i0 = 0; i0 < n; i0 += kLanes) {
     int32_t first[kLanes];
     double t64[kLanes], scale[kLanes];
@@ -75,6 +115,14 @@ SOFTHIST_CLONES void scatter_chunk_1d(const T* x, const T* w, int64_t n, const W
     for (int l = 0; l < kLanes; ++l) t_first[l] = static_cast<C>(t64[l]);
     window_values<K, Order>(t_first, c, edges, v);
     if constexpr (OpenEnds) open_window_ends(win, Order, first, v);
+    if (edges - 1 <= 4) {
+      add_short_windows<4>(v, edges, first, scale, mass, sums);
+      continue;
+    }
+    if (edges - 1 <= kShortMax) {
+      add_short_windows<kShortMax>(v, edges, first, scale, mass, sums);
+      continue;
+    }
     for (int l = 0; l < kLanes; ++l) {
       if (scale[l] == 0) continue;
       double* a = sums.lane(l) + first[l];
@@ -214,7 +262,8 @@ SOFTHIST_CLONES void transpose_last(const Block<D, T, C>& blk, int64_t pad, A* r
 }
 
 // A histogram row's layout: strides of the axes (the last axis contiguous,
-// padded by `pad` for D > 1) and the size of one row's histogram.
+// padded by `pad`: for the joint rows, or for D = 1 the short windows) and the
+// size of one row's histogram.
 template <int D>
 struct Layout {
   std::array<int64_t, D> stride;
@@ -222,14 +271,14 @@ struct Layout {
 
   static Layout of(const Window* win, const std::vector<int64_t>& bins) {
     Layout lay;
-    lay.pad = D == 1 ? 0 : row_pad(win[D - 1]);
+    lay.pad = D == 1 ? kShortMax - 1 : row_pad(win[D - 1]);
     int64_t s = bins[D - 1] + lay.pad;
     lay.stride[D - 1] = 1;
     for (int a = D - 2; a >= 0; --a) {
       lay.stride[a] = s;
       s *= bins[a];
     }
-    lay.size = D == 1 ? bins[0] : s;
+    lay.size = s;
     return lay;
   }
   int64_t offset(const int32_t (&first)[D][kLanes], int l) const {
