@@ -355,7 +355,8 @@ def _bin_positions(v: Tensor, edges: Tensor) -> Tensor:
     return positions + (v - v.detach()).double() if v.requires_grad else positions
 
 
-def _hard_histogram(coords: List[Tensor], edges: List[Tensor], w: Optional[Tensor], bins: List[int]) -> Tensor:
+def _hard_histogram(coords: List[Tensor], edges: List[Tensor], w: Optional[Tensor],
+                    bins: List[int]) -> Tensor:
     """Exact counts of the samples binned by their edges (_bin_positions), summed
     in float64 by the hard kernel; a float64 histogram."""
     positions: List[Tensor] = []
@@ -363,7 +364,8 @@ def _hard_histogram(coords: List[Tensor], edges: List[Tensor], w: Optional[Tenso
     a = 0
     while a < len(coords):
         positions.append(_bin_positions(coords[a], edges[a]))
-        rows.append(torch.ops.softhist.params(positions[a], bins[a], 0.0, float(bins[a]), None, "hard", False))
+        rows.append(torch.ops.softhist.params(positions[a], bins[a], 0.0, float(bins[a]), None,
+                                              "hard", False))
         a += 1
     weight = w.double() if w is not None else None
     return torch.ops.softhist.scatter(positions, weight, torch.stack(rows), bins, [0] * len(bins), "hard")
@@ -392,8 +394,9 @@ def histogramdd(
     Fused (memory O(N + bins), no N x bins tensor); gradients of first and
     second order flow to input and weight. kernel="hard" equals
     torch.histogramdd: it bins by the returned edges, as torch does, so a
-    sample on an edge lands where torch puts it. (The arguments after density are meant as keywords;
-    they are not keyword-only because TorchScript can't compile that.)
+    sample on an edge lands where torch puts it. (The arguments after density
+    are meant as keywords; they are not keyword-only because TorchScript can't
+    compile that.)
 
     Args:
         input: samples (N, D), D <= 3, float16/bfloat16/float32/float64; leading
@@ -496,10 +499,12 @@ class HistogramResult(NamedTuple):
 
 def _check_edges(edges: Tensor, input: Tensor) -> None:
     if edges.dim() != 1 or edges.numel() < 2:
-        raise ValueError(f"softhist: histogram's bins, given as a tensor of edges, must be 1-d with at least 2 edges, got shape {list(edges.shape)}")
+        raise ValueError(f"softhist: histogram's bins, given as a tensor of edges, must be 1-d "
+                         f"with at least 2 edges, got shape {list(edges.shape)}")
     if edges.dtype != input.dtype or edges.device != input.device:
-        raise ValueError(f"softhist: histogram's edges must have input's dtype and device ({input.dtype}, {input.device}), "
-                         f"got {edges.dtype} on {edges.device}: pass bins.to(input)")
+        raise ValueError(f"softhist: histogram's edges must have input's dtype and device "
+                         f"({input.dtype}, {input.device}), got {edges.dtype} on {edges.device}: "
+                         f"pass bins.to(input)")
     d = edges.detach()
     if not bool(torch.isfinite(d).all()) or not bool((d[1:] > d[:-1]).all()):
         raise ValueError("softhist: histogram's edges must be finite and strictly increasing; sort them "
@@ -568,7 +573,8 @@ def histogram(
     if range is not None and len(range) != 2:
         raise ValueError(f"softhist: histogram's range must be (min, max), got {len(range)} numbers")
     if weight is not None and weight.shape != input.shape:
-        raise ValueError(f"softhist: histogram's weight must have input's shape {list(input.shape)}, got {list(weight.shape)}")
+        raise ValueError(f"softhist: histogram's weight must have input's shape "
+                         f"{list(input.shape)}, got {list(weight.shape)}")
     w = weight.reshape(-1) if weight is not None else None
     if isinstance(bins, int):
         span: Optional[List[float]] = None
@@ -578,10 +584,12 @@ def histogram(
         return HistogramResult(result.hist, result.bin_edges[0])
     else:
         if range is not None:
-            raise ValueError("softhist: histogram takes range only with bins as an int; an edges tensor sets the range itself")
+            raise ValueError("softhist: histogram takes range only with bins as an int; an edges "
+                             "tensor sets the range itself")
         if kernel != "hard":
-            raise ValueError(f"softhist: histogram with an edges tensor needs kernel='hard' (exact counts), got "
-                             f"kernel='{kernel}'; for a smooth kernel give bins as an int with range")
+            raise ValueError(f"softhist: histogram with an edges tensor needs kernel='hard' (exact "
+                             f"counts), got kernel='{kernel}'; for a smooth kernel give bins as an "
+                             f"int with range")
         _check_edges(bins, input)
         hist = _hard_histogram([input.reshape(-1)], [bins], w, [bins.numel() - 1]).to(input.dtype)
         if density:
