@@ -201,4 +201,33 @@ Problem check_gather_args(const std::vector<Tensor>& coords, const Tensor& hist,
   return {axes, row_length(input), row_count(input), bins, orders};
 }
 
+namespace {
+
+void check_edge_order(int64_t order, Kernel kernel) {
+  SOFTHIST_CHECK(kernel != Kernel::Hard && order >= 1,
+                 "softhist: edge sums (the gradients with respect to the range and kappa) "
+                 "need a smooth kernel and a derivative order of at least 1, got kernel order ",
+                 order);
+}
+
+}  // namespace
+
+Problem check_edge_scatter_args(const Tensor& x, const std::optional<Tensor>& weight,
+                                const Tensor& params, int64_t bins, int64_t order,
+                                Kernel kernel) {
+  check_edge_order(order, kernel);
+  return check_scatter_args({x}, weight, params, {bins}, {order}, kernel);
+}
+
+Problem check_edge_gather_args(const Tensor& x, const Tensor& coef, const Tensor& params,
+                               int64_t order, Kernel kernel) {
+  check_edge_order(order, kernel);
+  SOFTHIST_CHECK(coef.dim() >= 1 && coef.size(coef.dim() - 1) >= 2,
+                 "softhist: edge_gather's coef must have bins + 1 >= 2 values (one per edge) "
+                 "in its last dimension");
+  Problem pb = check_gather_args({x}, coef, params, {order}, kernel);
+  pb.bins[0] -= 1;
+  return pb;
+}
+
 }  // namespace softhist

@@ -59,6 +59,13 @@ Problem check_scatter_args(const std::vector<Tensor>& coords, const std::optiona
 Problem check_gather_args(const std::vector<Tensor>& coords, const Tensor& hist,
                           const Tensor& params, const std::vector<int64_t>& orders,
                           Kernel kernel);
+// The edge sums (edge_scatter, edge_gather: one axis, a smooth kernel,
+// orders 1 to kMaxOrder) take the checks of scatter and gather with bins + 1
+// slots, one per edge; the Problem's bins are the histogram's.
+Problem check_edge_scatter_args(const Tensor& x, const std::optional<Tensor>& weight,
+                                const Tensor& params, int64_t bins, int64_t order, Kernel kernel);
+Problem check_edge_gather_args(const Tensor& x, const Tensor& coef, const Tensor& params,
+                               int64_t order, Kernel kernel);
 // Samples per row (the last dimension) and number of rows.
 int64_t row_length(const Tensor& input);
 int64_t row_count(const Tensor& input);

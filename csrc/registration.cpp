@@ -35,6 +35,15 @@ Tensor gather_no_kernel(std::vector<Tensor> coords, const Tensor&, const Tensor&
   no_kernel("gather", coords.at(0));
 }
 
+Tensor edge_scatter_no_kernel(const Tensor& x, const std::optional<Tensor>&, const Tensor&,
+                              int64_t, int64_t, std::string) {
+  no_kernel("edge_scatter", x);
+}
+Tensor edge_gather_no_kernel(const Tensor& x, const Tensor&, const Tensor&, int64_t,
+                             std::string) {
+  no_kernel("edge_gather", x);
+}
+
 }  // namespace
 
 STABLE_TORCH_LIBRARY(softhist, m) {
@@ -58,6 +67,15 @@ STABLE_TORCH_LIBRARY(softhist, m) {
       "str kernel) -> Tensor");
   m.def(
       "gather(Tensor[] coords, Tensor hist, Tensor params, int[] orders, str kernel) -> Tensor");
+  // Edge sums, for the gradients with respect to params (the range and
+  // kappa), one axis: with t_ij = kappa * (x[..., i] - e_j) at the bins + 1 edges,
+  //   edge_scatter: out[..., j] = kappa^order sum_i weight[..., i] * K^(order)(t_ij), (..., bins + 1)
+  //   edge_gather:  out[..., i] = kappa^order sum_j coef[..., j] * K^(order)(t_ij), x's shape
+  // (at open ends, the end edges' values are constants: 0 for order >= 1).
+  m.def(
+      "edge_scatter(Tensor x, Tensor? weight, Tensor params, int bins, int order, str kernel) "
+      "-> Tensor");
+  m.def("edge_gather(Tensor x, Tensor coef, Tensor params, int order, str kernel) -> Tensor");
 }
 
 STABLE_TORCH_LIBRARY_IMPL(softhist, CompositeExplicitAutograd, m) {
@@ -65,6 +83,8 @@ STABLE_TORCH_LIBRARY_IMPL(softhist, CompositeExplicitAutograd, m) {
   m.impl("params", TORCH_BOX(&params_no_kernel));
   m.impl("scatter", TORCH_BOX(&scatter_no_kernel));
   m.impl("gather", TORCH_BOX(&gather_no_kernel));
+  m.impl("edge_scatter", TORCH_BOX(&edge_scatter_no_kernel));
+  m.impl("edge_gather", TORCH_BOX(&edge_gather_no_kernel));
 }
 
 }  // namespace softhist

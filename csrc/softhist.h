@@ -74,6 +74,28 @@ inline at::Tensor gather(at::TensorList coords, const at::Tensor& hist, const at
   return op.call(coords, hist, params, orders, kernel);
 }
 
+// Edge sums over the bins + 1 edges e_j of one axis (params (1, 4)), with
+// t_ij = kappa * (x[..., i] - e_j); order >= 1. They make params (the range
+// and kappa) differentiable through scatter and gather.
+//   edge_scatter: out[..., j] = kappa^order sum_i weight[..., i] K^(order)(t_ij), (..., bins + 1)
+//   edge_gather:  out[..., i] = kappa^order sum_j coef[..., j] K^(order)(t_ij), x's shape
+inline at::Tensor edge_scatter(const at::Tensor& x, const std::optional<at::Tensor>& weight,
+                               const at::Tensor& params, int64_t bins, int64_t order,
+                               std::string_view kernel) {
+  static const auto op = detail::find_op<at::Tensor(
+      const at::Tensor&, const std::optional<at::Tensor>&, const at::Tensor&, int64_t, int64_t,
+      std::string_view)>("softhist::edge_scatter");
+  return op.call(x, weight, params, bins, order, kernel);
+}
+
+inline at::Tensor edge_gather(const at::Tensor& x, const at::Tensor& coef,
+                              const at::Tensor& params, int64_t order, std::string_view kernel) {
+  static const auto op = detail::find_op<at::Tensor(const at::Tensor&, const at::Tensor&,
+                                                    const at::Tensor&, int64_t,
+                                                    std::string_view)>("softhist::edge_gather");
+  return op.call(x, coef, params, order, kernel);
+}
+
 // Differentiable torch.histc of all of input's samples (flattened), as
 // softhist_ext.histc in Python: shape (bins,), input's dtype and device.
 inline at::Tensor histc(const at::Tensor& input, int64_t bins = 100, double min = 0.0,

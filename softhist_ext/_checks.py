@@ -62,6 +62,9 @@ KINDS: Dict[str, Tuple[Callable[[object], bool], str]] = {
     "int?": (_optional(is_int), "an int or None"),
     "number": (is_real, "a number"),
     "number?": (_optional(is_real), "a number or None"),
+    # (is_real takes 0-d tensors: these say so, for the arguments that keep them.)
+    "number or tensor": (is_real, "a number or a 0-d tensor"),
+    "number or tensor?": (_optional(is_real), "a number, a 0-d tensor or None"),
     "str": (lambda v: isinstance(v, str), "a str"),
     "bool": (lambda v: isinstance(v, bool), "a bool"),
     "int list?": (_optional(_is_int_list), "a list of ints or None"),

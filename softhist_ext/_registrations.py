@@ -6,8 +6,12 @@ key.
 Every op's derivative is another op one derivative order up (see
 ``csrc/kernels.h``), per axis: d scatter / d coords[a] = gather with axis a's
 order + 1, d scatter / d weight = gather; d gather / d coords[a] = gather with
-axis a's order + 1, d gather / d hist = scatter. csrc/autograd builds the same
-for C++ programs.
+axis a's order + 1, d gather / d hist = scatter. The edge sums make a second
+such pair (edge_scatter, edge_gather), and give params (the range and kappa,
+one axis) its gradient: every op depends on an edge e_j only through
+K^(m)(kappa (x - e_j)), so d/de_j is minus the edge sum one order up, times
+the differences of the bins' gradients (see _params_grad). csrc/autograd
+builds the same for C++ programs.
 """
 
 import torch
@@ -49,6 +53,18 @@ def _gather_fake(coords, hist, params, orders, kernel):
     return torch.empty_like(coords[0], memory_format=torch.contiguous_format)
 
 
+@torch.library.register_fake("softhist::edge_scatter")
+def _edge_scatter_fake(x, weight, params, bins, order, kernel):
+    _check_devices("edge_scatter", x, weight=weight, params=params)
+    return x.new_empty(tuple(x.shape[:-1]) + (bins + 1,))
+
+
+@torch.library.register_fake("softhist::edge_gather")
+def _edge_gather_fake(x, coef, params, order, kernel):
+    _check_devices("edge_gather", x, coef=coef, params=params)
+    return torch.empty_like(x, memory_format=torch.contiguous_format)
+
+
 def _named(coords):
     return {f"coords[{a}]": c for a, c in enumerate(coords)}
 
@@ -69,6 +85,48 @@ def _below_autograd(op, *args):
         return op(*args)
 
 
+def _differences(g):
+    """g_j - g_(j-1) along the last dimension, with g_(-1) = g_bins = 0: the
+    bins' gradients as their edges see them, (..., bins + 1)."""
+    return torch.nn.functional.pad(g, (0, 1)) - torch.nn.functional.pad(g, (1, 0))
+
+
+def _params_grad(params, x, grad_x, grad_edges, value_term):
+    """params' gradient (1, 4) for a value of order m: one that depends on x,
+    the edges e_j = lo + j (hi - lo) / bins and kappa only through
+    kappa^m K^(m)(kappa (x - e_j)). grad_x and grad_edges (..., bins + 1) are
+    its gradients with respect to x and e, and value_term = m <grad, value>.
+    kappa's follows from homogeneity in (x - lo, e - lo, 1 / kappa):
+    kappa d/dkappa = m + sum (x - lo) d/dx + sum (e - lo) d/de."""
+    lo, hi, kappa = params[0, 0], params[0, 1], params[0, 2]
+    edges = grad_edges.shape[-1]
+    g_e = grad_edges.to(torch.float64).reshape(-1, edges).sum(0)
+    at = torch.arange(edges, dtype=torch.float64, device=params.device) / (edges - 1)
+    g_x = grad_x.to(torch.float64)
+    # Samples with no gradient (NaN, inf, out of reach) add exactly 0.
+    x_term = torch.where(g_x == 0, g_x, (x.to(torch.float64) - lo) * g_x).sum()
+    g_kappa = (value_term + x_term + (at * (hi - lo) * g_e).sum()) / kappa
+    zero = g_kappa.new_zeros(())
+    return torch.stack([((1 - at) * g_e).sum(), (at * g_e).sum(), g_kappa, zero])[None]
+
+
+def _check_params_grad(params, kernel):
+    if kernel == "hard":
+        raise RuntimeError(
+            "softhist: the hard kernel (exact counts) has no gradient with respect to the range "
+            "or kappa; use a smooth kernel, or detach them"
+        )
+    if params.shape[0] != 1:
+        raise RuntimeError(
+            "softhist: gradients with respect to params (the range and kappa) are implemented "
+            "for one axis (histc, histogram); detach params for joint histograms"
+        )
+
+
+def _inner(a, b):
+    return (a.to(torch.float64) * b.to(torch.float64)).sum()
+
+
 class _Scatter(torch.autograd.Function):
     @staticmethod
     def forward(ctx, weight, params, bins, orders, kernel, *coords):
@@ -80,13 +138,24 @@ class _Scatter(torch.autograd.Function):
     def backward(ctx, grad):
         weight, params, *coords = ctx.saved_tensors
         orders, kernel, needs = ctx.orders, ctx.kernel, ctx.needs_input_grad
+        if needs[1]:
+            _check_params_grad(params, kernel)
         grad_weight = ops.gather(coords, grad, params, orders, kernel) if needs[0] else None
         grad_coords = [
             _weighted(ops.gather(coords, grad, params, _raised(orders, a), kernel), weight)
-            if needs[5 + a] else None
+            if needs[5 + a] or (needs[1] and a == 0) else None
             for a in range(len(coords))
         ]
-        return (grad_weight, None, None, None, None, *grad_coords)
+        grad_params = None
+        if needs[1]:
+            (x,), (m,) = coords[:1], orders[:1]
+            bins = grad.shape[-1]
+            grad_edges = -_differences(grad) * ops.edge_scatter(x, weight, params, bins, m + 1, kernel)
+            value = m * _inner(grad, ops.scatter(coords, weight, params, [bins], orders, kernel)) if m else 0.0
+            grad_params = _params_grad(params, x, grad_coords[0], grad_edges, value)
+            if not needs[5]:
+                grad_coords[0] = None
+        return (grad_weight, grad_params, None, None, None, *grad_coords)
 
 
 class _Gather(torch.autograd.Function):
@@ -100,15 +169,75 @@ class _Gather(torch.autograd.Function):
     def backward(ctx, grad):
         hist, params, *coords = ctx.saved_tensors
         orders, kernel, needs = ctx.orders, ctx.kernel, ctx.needs_input_grad
+        if needs[1]:
+            _check_params_grad(params, kernel)
         grad_hist = None
         if needs[0]:
             bins = list(hist.shape[hist.dim() - len(coords):])
             grad_hist = ops.scatter(coords, grad, params, bins, orders, kernel)
         grad_coords = [
-            grad * ops.gather(coords, hist, params, _raised(orders, a), kernel) if needs[4 + a] else None
+            grad * ops.gather(coords, hist, params, _raised(orders, a), kernel)
+            if needs[4 + a] or (needs[1] and a == 0) else None
             for a in range(len(coords))
         ]
-        return (grad_hist, None, None, None, *grad_coords)
+        grad_params = None
+        if needs[1]:
+            (x,), (m,) = coords[:1], orders[:1]
+            bins = hist.shape[-1]
+            grad_edges = -_differences(hist) * ops.edge_scatter(x, grad, params, bins, m + 1, kernel)
+            value = m * _inner(grad, ops.gather(coords, hist, params, orders, kernel)) if m else 0.0
+            grad_params = _params_grad(params, x, grad_coords[0], grad_edges, value)
+            if not needs[4]:
+                grad_coords[0] = None
+        return (grad_hist, grad_params, None, None, *grad_coords)
+
+
+class _EdgeScatter(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, weight, params, bins, order, kernel):
+        ctx.save_for_backward(x, weight, params)
+        ctx.order, ctx.kernel = order, kernel
+        return _below_autograd(ops.edge_scatter.default, x, weight, params, bins, order, kernel)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight, params = ctx.saved_tensors
+        m, kernel, needs = ctx.order, ctx.kernel, ctx.needs_input_grad
+        grad_weight = ops.edge_gather(x, grad, params, m, kernel) if needs[1] else None
+        grad_x = None
+        if needs[0] or needs[2]:
+            grad_x = _weighted(ops.edge_gather(x, grad, params, m + 1, kernel), weight)
+        grad_params = None
+        if needs[2]:
+            bins = grad.shape[-1] - 1
+            grad_edges = -grad * ops.edge_scatter(x, weight, params, bins, m + 1, kernel)
+            value = m * _inner(grad, ops.edge_scatter(x, weight, params, bins, m, kernel))
+            grad_params = _params_grad(params, x, grad_x, grad_edges, value)
+        return (grad_x if needs[0] else None, grad_weight, grad_params, None, None, None)
+
+
+class _EdgeGather(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, coef, params, order, kernel):
+        ctx.save_for_backward(x, coef, params)
+        ctx.order, ctx.kernel = order, kernel
+        return _below_autograd(ops.edge_gather.default, x, coef, params, order, kernel)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, coef, params = ctx.saved_tensors
+        m, kernel, needs = ctx.order, ctx.kernel, ctx.needs_input_grad
+        bins = coef.shape[-1] - 1
+        grad_coef = ops.edge_scatter(x, grad, params, bins, m, kernel) if needs[1] else None
+        grad_x = None
+        if needs[0] or needs[2]:
+            grad_x = grad * ops.edge_gather(x, coef, params, m + 1, kernel)
+        grad_params = None
+        if needs[2]:
+            grad_edges = -coef * ops.edge_scatter(x, grad, params, bins, m + 1, kernel)
+            value = m * _inner(grad, ops.edge_gather(x, coef, params, m, kernel))
+            grad_params = _params_grad(params, x, grad_x, grad_edges, value)
+        return (grad_x if needs[0] else None, grad_coef, grad_params, None, None)
 
 
 def _params_autograd(input, bins, min, max, kappa, kernel, conserve_mass=False):
@@ -125,6 +254,14 @@ def _gather_autograd(coords, hist, params, orders, kernel):
     return _Gather.apply(hist, params, orders, kernel, *coords)
 
 
+def _edge_scatter_autograd(x, weight, params, bins, order, kernel):
+    return _EdgeScatter.apply(x, weight, params, bins, order, kernel)
+
+
+def _edge_gather_autograd(x, coef, params, order, kernel):
+    return _EdgeGather.apply(x, coef, params, order, kernel)
+
+
 _library = torch.library.Library("softhist", "IMPL")
 
 
@@ -138,3 +275,5 @@ def _register_autograd(name, kernel):
 _register_autograd("params", _params_autograd)
 _register_autograd("scatter", _scatter_autograd)
 _register_autograd("gather", _gather_autograd)
+_register_autograd("edge_scatter", _edge_scatter_autograd)
+_register_autograd("edge_gather", _edge_gather_autograd)

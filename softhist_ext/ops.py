@@ -8,12 +8,56 @@ from torch import Tensor
 from . import _checks
 
 
+def _number(v: Union[float, Tensor]) -> float:
+    if isinstance(v, Tensor):
+        if v.numel() != 1 or v.is_complex():
+            raise ValueError(f"softhist: a range or kappa given as a tensor must hold one real "
+                             f"number (0-d), got shape {list(v.shape)}")
+        return float(v.item())
+    return float(v)
+
+
+def _is_tensor(v: Union[None, float, Tensor]) -> bool:
+    # (A function: TorchScript's saved code mistypes isinstance refinements
+    # chained with `or`.)
+    return isinstance(v, Tensor)
+
+
+def _as_param(v: Union[float, Tensor], value: Tensor) -> Tensor:
+    """v as params' float64 entry: a tensor keeps its autograd history."""
+    if isinstance(v, Tensor):
+        return v.to(value.device, torch.float64).reshape(())
+    return value
+
+
+def _params_row(x: Tensor, bins: int, min: Union[float, Tensor], max: Union[float, Tensor],
+                kappa: Union[None, float, Tensor], kernel: str, conserve_mass: bool) -> Tensor:
+    """torch.ops.softhist.params' row [lo, hi, kappa, open] for x, where min, max
+    and kappa given as tensors take part in autograd; kappa=None then follows
+    the bin width (kappa * width stays the default)."""
+    lo, hi = _number(min), _number(max)
+    row = torch.ops.softhist.params(x, bins, lo, hi, None if kappa is None else _number(kappa),
+                                    kernel, conserve_mass)
+    if not (_is_tensor(min) or _is_tensor(max) or _is_tensor(kappa)):
+        return row
+    if lo == hi:
+        raise ValueError(f"softhist: a range given as tensors needs min < max, got min = max = {lo}; "
+                         "the data's range (min == max) is a constant for autograd")
+    lo_t, hi_t = _as_param(min, row[0]), _as_param(max, row[1])
+    kappa_t = row[2]
+    if isinstance(kappa, Tensor):
+        kappa_t = _as_param(kappa, row[2])
+    elif kappa is None:
+        kappa_t = row[2] * ((hi - lo) / (hi_t - lo_t))
+    return torch.stack([lo_t, hi_t, kappa_t, row[3]])
+
+
 def histc(
     input: Tensor,
     bins: int = 100,
-    min: float = 0.0,
-    max: float = 0.0,
-    kappa: Optional[float] = None,
+    min: Union[float, Tensor] = 0.0,
+    max: Union[float, Tensor] = 0.0,
+    kappa: Union[None, float, Tensor] = None,
     kernel: str = "logistic",
     weight: Optional[Tensor] = None,
     dim: Optional[int] = None,
@@ -31,7 +75,7 @@ def histc(
 
     Samples well inside [min, max] add exactly w_i in total, and kappa -> inf
     gives torch.histc. Gradients flow to input and weight (first and second
-    order). Only the bins a sample's kernel reaches are touched: memory is
+    order), and to min, max and kappa when they are tensors. Only the bins a sample's kernel reaches are touched: memory is
     O(N + bins), with no N x bins tensor. (The arguments after kappa are meant
     as keywords; they are not keyword-only because TorchScript can't compile
     that.)
@@ -42,12 +86,15 @@ def histc(
         bins: number of equal-width bins, at least 1.
         min, max: the range. If equal (the default, 0 and 0), the range of the
             finite samples, as in torch.histc; that range is a constant for
-            autograd.
-        kappa: inverse kernel scale, in 1/units of input ("logistic": the
+            autograd. 0-d tensors (e.g. Parameters) get gradients of first
+            and second order; their values are read on the host (a sync on CUDA).
+        kappa: inverse kernel scale, a number or a 0-d tensor that gets
+            gradients, in 1/units of input ("logistic": the
             sigmoid slope; "gaussian": 1/standard deviation; "triangular"
             and "box": 1/half-width; "bspline": 2/support half-width). None sets it from
             the bin width, so a kernel spreads over about half a bin whatever
-            the data's range (README, "Choosing kappa").
+            the data's range (README, "Choosing kappa"); with a tensor range
+            it follows the range's gradient too.
         kernel: "logistic", "gaussian", "triangular", "bspline", "box"
             (softhist_ext.KERNELS), or "hard" (exact counts, differentiable in
             weight only).
@@ -83,8 +130,8 @@ def histc(
     """
     if not torch.jit.is_scripting():
         _checks.arguments(
-            "histc", input=(input, "Tensor"), bins=(bins, "int"), min=(min, "number"),
-            max=(max, "number"), kappa=(kappa, "number?"), kernel=(kernel, "str"),
+            "histc", input=(input, "Tensor"), bins=(bins, "int"), min=(min, "number or tensor"),
+            max=(max, "number or tensor"), kappa=(kappa, "number or tensor?"), kernel=(kernel, "str"),
             weight=(weight, "Tensor?"), dim=(dim, "int?"), density=(density, "bool"),
             straight_through=(straight_through, "bool"), conserve_mass=(conserve_mass, "bool"),
         )
@@ -101,11 +148,11 @@ def histc(
     else:
         x = input.movedim(dim, -1)
         w = weight.movedim(dim, -1) if weight is not None else None
-    params = torch.ops.softhist.params(x, bins, min, max, kappa, kernel, conserve_mass)[None]
+    params = _params_row(x, bins, min, max, kappa, kernel, conserve_mass)[None]
     out = torch.ops.softhist.scatter([x], w, params, [bins], [0], kernel)
     if straight_through:
         w_hard = w.detach() if w is not None else None
-        hard = torch.ops.softhist.scatter([x.detach()], w_hard, params, [bins], [0], "hard")
+        hard = torch.ops.softhist.scatter([x.detach()], w_hard, params.detach(), [bins], [0], "hard")
         out = hard + (out - out.detach())
     if density:
         width = ((params[0, 1] - params[0, 0]) / bins).to(out.dtype)

@@ -10,13 +10,16 @@
 //   d gather / d coords[a]  = grad * gather with orders[a] + 1,
 //   d gather / d hist       = scatter with the same orders.
 // Backward calls the ops through the dispatcher, so with create_graph the
-// backward is itself recorded and gradients of gradients work.
+// backward is itself recorded and gradients of gradients work. params (one
+// axis: the range and kappa) gets its gradient from the edge sums, as in
+// softhist_ext/_registrations.py (params_grad).
 //
 // torch::autograd::Function::apply gives a TensorList argument one gradient
 // slot per tensor: backward returns D entries for coords, then weight's (or
 // hist's), then one undefined entry per remaining argument. needs_input_grad
 // counts only the tensors given: coords are 0..D-1, weight (when given) or
 // hist is D.
+#include <ATen/TensorOperators.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/autograd.h>
 #include <torch/library.h>
@@ -77,6 +80,51 @@ Saved load(AutogradContext* ctx) {
   return s;
 }
 
+// g_j - g_{j-1} along the last dimension, with g_{-1} = g_bins = 0.
+Variable differences(const Variable& g) {
+  return at::constant_pad_nd(g, {0, 1}) - at::constant_pad_nd(g, {1, 0});
+}
+
+Variable dot64(const Variable& a, const Variable& b) {
+  return (a.to(at::kDouble) * b.to(at::kDouble)).sum();
+}
+
+void check_params_grad(const Variable& params, std::string_view kernel) {
+  TORCH_CHECK(kernel != "hard",
+              "softhist: the hard kernel (exact counts) has no gradient with respect to the "
+              "range or kappa; use a smooth kernel, or detach them");
+  TORCH_CHECK(params.size(0) == 1,
+              "softhist: gradients with respect to params (the range and kappa) are "
+              "implemented for one axis (histc, histogram); detach params for joint histograms");
+}
+
+// params' gradient (1, 4) for a value of order m that depends on x, the edges
+// e_j = lo + j (hi - lo) / bins and kappa only through kappa^m K^(m)(kappa (x - e_j)),
+// from its gradients with respect to x and e (..., bins + 1); value_term is
+// m <grad, value>. kappa's follows from homogeneity:
+// kappa d/dkappa = m + sum (x - lo) d/dx + sum (e - lo) d/de.
+Variable params_grad(const Variable& params, const Variable& x, const Variable& grad_x,
+                     const Variable& grad_edges, const Variable& value_term) {
+  const Variable lo = params.select(0, 0).select(0, 0), hi = params.select(0, 0).select(0, 1);
+  const Variable kappa = params.select(0, 0).select(0, 2);
+  const int64_t edges = grad_edges.size(-1);
+  const Variable g_e = grad_edges.to(at::kDouble).reshape({-1, edges}).sum(0);
+  // j / bins at edge j
+  const Variable frac = at::arange(edges, params.options().requires_grad(false)) / double(edges - 1);
+  const Variable g_x = grad_x.to(at::kDouble);
+  const Variable x_term = at::where(g_x.eq(0), g_x, (x.to(at::kDouble) - lo) * g_x).sum();
+  const Variable g_kappa = (value_term + x_term + (frac * (hi - lo) * g_e).sum()) / kappa;
+  return at::stack({((1 - frac) * g_e).sum(), (frac * g_e).sum(), g_kappa, at::zeros_like(g_kappa)})
+      .unsqueeze(0);
+}
+
+// m <grad, value> for the kappa^m factor; value is computed only for m > 0.
+template <typename F>
+Variable value_term(int64_t m, const Variable& grad, const F& value) {
+  return m == 0 ? at::zeros({}, grad.options().dtype(at::kDouble))
+                : dot64(grad, value()) * static_cast<double>(m);
+}
+
 class ScatterFunction : public torch::autograd::Function<ScatterFunction> {
  public:
   static Variable forward(AutogradContext* ctx, at::TensorList coords,
@@ -93,9 +141,11 @@ class ScatterFunction : public torch::autograd::Function<ScatterFunction> {
     const Variable& weight = s.other;
     const Variable& grad = grads[0];
     const size_t D = s.coords.size();
+    const bool params_needed = ctx->needs_input_grad(D + (weight.defined() ? 1 : 0));
+    if (params_needed) check_params_grad(s.params, s.kernel);
     variable_list out;  // coords..., weight, params, bins, orders, kernel
     for (size_t a = 0; a < D; ++a)
-      out.push_back(ctx->needs_input_grad(a)
+      out.push_back(ctx->needs_input_grad(a) || (params_needed && a == 0)
                         ? weighted(softhist::gather(s.coords, grad, s.params,
                                                     raised(s.orders, a), s.kernel),
                                    weight)
@@ -103,6 +153,17 @@ class ScatterFunction : public torch::autograd::Function<ScatterFunction> {
     out.push_back(weight.defined() && ctx->needs_input_grad(D)
                       ? softhist::gather(s.coords, grad, s.params, s.orders, s.kernel)
                       : Variable());
+    if (params_needed) {
+      const int64_t m = s.orders[0], bins = grad.size(-1);
+      const std::optional<at::Tensor> w =
+          weight.defined() ? std::optional<at::Tensor>(weight) : std::nullopt;
+      const Variable grad_edges =
+          -differences(grad) * softhist::edge_scatter(s.coords[0], w, s.params, bins, m + 1, s.kernel);
+      out.push_back(params_grad(s.params, s.coords[0], out[0], grad_edges, value_term(m, grad, [&] {
+        return softhist::scatter(s.coords, w, s.params, {bins}, s.orders, s.kernel);
+      })));
+      if (!ctx->needs_input_grad(0)) out[0] = Variable();
+    }
     out.resize(D + 5);
     return out;
   }
@@ -123,9 +184,11 @@ class GatherFunction : public torch::autograd::Function<GatherFunction> {
     const Variable& hist = s.other;
     const Variable& grad = grads[0];
     const size_t D = s.coords.size();
+    const bool params_needed = ctx->needs_input_grad(D + 1);
+    if (params_needed) check_params_grad(s.params, s.kernel);
     variable_list out;  // coords..., hist, params, orders, kernel
     for (size_t a = 0; a < D; ++a)
-      out.push_back(ctx->needs_input_grad(a)
+      out.push_back(ctx->needs_input_grad(a) || (params_needed && a == 0)
                         ? grad.mul(softhist::gather(s.coords, hist, s.params,
                                                     raised(s.orders, a), s.kernel))
                         : Variable());
@@ -135,7 +198,85 @@ class GatherFunction : public torch::autograd::Function<GatherFunction> {
                                           hist.sizes().slice(hist.dim() - D), s.orders,
                                           s.kernel)
                       : Variable());
+    if (params_needed) {
+      const int64_t m = s.orders[0], bins = hist.size(-1);
+      const Variable grad_edges =
+          -differences(hist) * softhist::edge_scatter(s.coords[0], grad, s.params, bins, m + 1, s.kernel);
+      out.push_back(params_grad(s.params, s.coords[0], out[0], grad_edges, value_term(m, grad, [&] {
+        return softhist::gather(s.coords, hist, s.params, s.orders, s.kernel);
+      })));
+      if (!ctx->needs_input_grad(0)) out[0] = Variable();
+    }
     out.resize(D + 4);
+    return out;
+  }
+};
+
+// The edge sums' autograd: d/dweight (d/dcoef) is the other edge op of the
+// same order, d/dx the edge gather one order up, params as above.
+class EdgeScatterFunction : public torch::autograd::Function<EdgeScatterFunction> {
+ public:
+  static Variable forward(AutogradContext* ctx, const Variable& x,
+                          const std::optional<Variable>& weight, const Variable& params,
+                          int64_t bins, int64_t order, std::string_view kernel) {
+    ctx->save_for_backward({x, weight.value_or(Variable()), params});
+    ctx->saved_data["order"] = order;
+    ctx->saved_data["kernel"] = std::string(kernel);
+    at::AutoDispatchBelowADInplaceOrView below_autograd;
+    return softhist::edge_scatter(x, weight, params, bins, order, kernel);
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const variable_list saved = ctx->get_saved_variables();
+    const Variable &x = saved[0], &weight = saved[1], &params = saved[2], &grad = grads[0];
+    const int64_t m = ctx->saved_data["order"].toInt(), bins = grad.size(-1) - 1;
+    const std::string kernel = ctx->saved_data["kernel"].toStringRef();
+    const std::optional<at::Tensor> w =
+        weight.defined() ? std::optional<at::Tensor>(weight) : std::nullopt;
+    const bool params_needed = ctx->needs_input_grad(weight.defined() ? 2 : 1);
+    variable_list out(6);  // x, weight, params, bins, order, kernel
+    if (ctx->needs_input_grad(0) || params_needed)
+      out[0] = weighted(softhist::edge_gather(x, grad, params, m + 1, kernel), weight);
+    if (weight.defined() && ctx->needs_input_grad(1))
+      out[1] = softhist::edge_gather(x, grad, params, m, kernel);
+    if (params_needed) {
+      const Variable grad_edges = -grad * softhist::edge_scatter(x, w, params, bins, m + 1, kernel);
+      out[2] = params_grad(params, x, out[0], grad_edges, value_term(m, grad, [&] {
+        return softhist::edge_scatter(x, w, params, bins, m, kernel);
+      }));
+      if (!ctx->needs_input_grad(0)) out[0] = Variable();
+    }
+    return out;
+  }
+};
+
+class EdgeGatherFunction : public torch::autograd::Function<EdgeGatherFunction> {
+ public:
+  static Variable forward(AutogradContext* ctx, const Variable& x, const Variable& coef,
+                          const Variable& params, int64_t order, std::string_view kernel) {
+    ctx->save_for_backward({x, coef, params});
+    ctx->saved_data["order"] = order;
+    ctx->saved_data["kernel"] = std::string(kernel);
+    at::AutoDispatchBelowADInplaceOrView below_autograd;
+    return softhist::edge_gather(x, coef, params, order, kernel);
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const variable_list saved = ctx->get_saved_variables();
+    const Variable &x = saved[0], &coef = saved[1], &params = saved[2], &grad = grads[0];
+    const int64_t m = ctx->saved_data["order"].toInt(), bins = coef.size(-1) - 1;
+    const std::string kernel = ctx->saved_data["kernel"].toStringRef();
+    variable_list out(5);  // x, coef, params, order, kernel
+    if (ctx->needs_input_grad(0) || ctx->needs_input_grad(2))
+      out[0] = grad * softhist::edge_gather(x, coef, params, m + 1, kernel);
+    if (ctx->needs_input_grad(1)) out[1] = softhist::edge_scatter(x, grad, params, bins, m, kernel);
+    if (ctx->needs_input_grad(2)) {
+      const Variable grad_edges = -coef * softhist::edge_scatter(x, grad, params, bins, m + 1, kernel);
+      out[2] = params_grad(params, x, out[0], grad_edges, value_term(m, grad, [&] {
+        return softhist::edge_gather(x, coef, params, m, kernel);
+      }));
+      if (!ctx->needs_input_grad(0)) out[0] = Variable();
+    }
     return out;
   }
 };
@@ -150,6 +291,18 @@ at::Tensor gather_autograd(at::TensorList coords, const at::Tensor& hist,
                            const at::Tensor& params, at::IntArrayRef orders,
                            std::string_view kernel) {
   return GatherFunction::apply(coords, hist, params, orders, kernel);
+}
+
+at::Tensor edge_scatter_autograd(const at::Tensor& x, const std::optional<at::Tensor>& weight,
+                                 const at::Tensor& params, int64_t bins, int64_t order,
+                                 std::string_view kernel) {
+  return EdgeScatterFunction::apply(x, weight, params, bins, order, kernel);
+}
+
+at::Tensor edge_gather_autograd(const at::Tensor& x, const at::Tensor& coef,
+                                const at::Tensor& params, int64_t order,
+                                std::string_view kernel) {
+  return EdgeGatherFunction::apply(x, coef, params, order, kernel);
 }
 
 // params depends on the data only through its range, which is a constant for
@@ -167,6 +320,8 @@ TORCH_LIBRARY_IMPL(softhist, Autograd, m) {
   m.impl("params", TORCH_FN(params_autograd));
   m.impl("scatter", TORCH_FN(scatter_autograd));
   m.impl("gather", TORCH_FN(gather_autograd));
+  m.impl("edge_scatter", TORCH_FN(edge_scatter_autograd));
+  m.impl("edge_gather", TORCH_FN(edge_gather_autograd));
 }
 
 }  // namespace softhist

@@ -69,23 +69,25 @@ struct ShortVecOf {
   typedef double type __attribute__((vector_size(Len * sizeof(double)), aligned(8), may_alias));
 };
 
-// mass: kShortMax rows of kLanes, zero in the rows past the window.
-template <int Len, typename C>
-SOFTHIST_CLONES void add_short_windows(const C* v, int64_t edges, const int32_t* first,
+// mass: kShortMax rows of kLanes, zero in the rows past the window. A
+// window of `edges` edge values adds span = edges - 1 bin masses (their
+// differences), or with Edges the span = edges values themselves (edge sums).
+template <int Len, bool Edges, typename C>
+SOFTHIST_CLONES void add_short_windows(const C* v, int64_t span, const int32_t* first,
                                        const double* scale, double (*mass)[kLanes],
                                        LaneSums& sums) {
   double probe = 0;  // NaN when a weight is NaN or infinite
-  for (int64_t k = 0; k + 1 < edges; ++k)
+  for (int64_t k = 0; k < span; ++k)
 #pragma omp simd reduction(+ : probe)
     for (int l = 0; l < kLanes; ++l) {
-      mass[k][l] = scale[l] * (static_cast<double>(v[k * kLanes + l]) -
-                               static_cast<double>(v[(k + 1) * kLanes + l]));
+      const double next = Edges ? 0.0 : static_cast<double>(v[(k + 1) * kLanes + l]);
+      mass[k][l] = scale[l] * (static_cast<double>(v[k * kLanes + l]) - next);
       probe += scale[l] * 0.0;
     }
   if (probe != probe) {  // such a weight times the zeros would reach bins past the window
     for (int l = 0; l < kLanes; ++l)
       if (scale[l] != 0)
-        for (int64_t k = 0; k + 1 < edges; ++k) sums.lane(l)[first[l] + k] += mass[k][l];
+        for (int64_t k = 0; k < span; ++k) sums.lane(l)[first[l] + k] += mass[k][l];
     return;
   }
   double* dst[LaneSums::kCopies];
@@ -97,15 +99,17 @@ SOFTHIST_CLONES void add_short_windows(const C* v, int64_t edges, const int32_t*
   }
 }
 
-// acc[b] += sum_i w_i * D_Order(x_i, b) / kappa^Order over n samples.
-template <Kernel K, int Order, bool OpenEnds, typename T, typename C>
+// acc[b] += sum_i w_i * D_Order(x_i, b) / kappa^Order over n samples; with
+// Edges, the edge sums acc[j] += sum_i w_i * K^(Order)(kappa (x_i - e_j)) over
+// the bins + 1 edges instead.
+template <Kernel K, int Order, bool OpenEnds, bool Edges, typename T, typename C>
 SOFTHIST_CLONES void scatter_chunk_1d(const T* x, const T* w, int64_t n, const Window& win,
                                       double* acc) {
-  const int64_t edges = win.edges;
+  const int64_t edges = win.edges, span = Edges ? edges : edges - 1;
   const C c = static_cast<C>(win.c);
   std::vector<C> values(static_cast<size_t>(edges * kLanes));
   C* v = values.data();
-  LaneSums sums(acc, win.bins, n);
+  LaneSums sums(acc, win.bins + Edges, n);
   double mass[kShortMax][kLanes] = {};
   for (int64_t i0 = 0; i0 < n; i0 += kLanes) {
     int32_t first[kLanes];
@@ -115,24 +119,50 @@ SOFTHIST_CLONES void scatter_chunk_1d(const T* x, const T* w, int64_t n, const W
     for (int l = 0; l < kLanes; ++l) t_first[l] = static_cast<C>(t64[l]);
     window_values<K, Order>(t_first, c, edges, v);
     if constexpr (OpenEnds) open_window_ends(win, Order, first, v);
-    if (edges - 1 <= 4) {
-      add_short_windows<4>(v, edges, first, scale, mass, sums);
+    if (span <= 4) {
+      add_short_windows<4, Edges>(v, span, first, scale, mass, sums);
       continue;
     }
-    if (edges - 1 <= kShortMax) {
-      add_short_windows<kShortMax>(v, edges, first, scale, mass, sums);
+    if (span <= kShortMax) {
+      add_short_windows<kShortMax, Edges>(v, span, first, scale, mass, sums);
       continue;
     }
     for (int l = 0; l < kLanes; ++l) {
       if (scale[l] == 0) continue;
       double* a = sums.lane(l) + first[l];
       const C* vl = v + l;
-      for (int64_t k = 0; k + 1 < edges; ++k)
+      for (int64_t k = 0; k < span; ++k)
         a[k] += scale[l] * (static_cast<double>(vl[k * kLanes]) -
-                            static_cast<double>(vl[(k + 1) * kLanes]));
+                            (Edges ? 0.0 : static_cast<double>(vl[(k + 1) * kLanes])));
     }
   }
   sums.add_copies();
+}
+
+// out_i = factor * sum_j h_j * K^(Order)(kappa (x_i - e_j)) over the bins + 1
+// edges: the adjoint of the edge sums.
+template <Kernel K, int Order, bool OpenEnds, typename T, typename C>
+SOFTHIST_CLONES void edge_gather_chunk_1d(const T* x, const C* h, int64_t n, const Window& win,
+                                          double factor, T* out) {
+  const int64_t edges = win.edges;
+  std::vector<C> values(static_cast<size_t>(edges * kLanes));
+  C* v = values.data();
+  for (int64_t i0 = 0; i0 < n; i0 += kLanes) {
+    int32_t first[kLanes];
+    double t64[kLanes], scale[kLanes];
+    C t_first[kLanes], acc[kLanes] = {};
+    locate_block<OpenEnds>(x + i0, static_cast<const T*>(nullptr), n - i0, win, first, t64,
+                           scale);
+    for (int l = 0; l < kLanes; ++l) t_first[l] = static_cast<C>(t64[l]);
+    window_values<K, Order>(t_first, static_cast<C>(win.c), edges, v);
+    if constexpr (OpenEnds) open_window_ends(win, Order, first, v);
+    for (int64_t k = 0; k < edges; ++k)
+#pragma omp simd
+      for (int l = 0; l < kLanes; ++l) acc[l] += h[first[l] + k] * v[k * kLanes + l];
+    const int64_t m = std::min<int64_t>(kLanes, n - i0);
+    for (int l = 0; l < m; ++l)
+      out[i0 + l] = scale[l] == 0 ? T(0) : static_cast<T>(static_cast<double>(acc[l]) * factor);
+  }
 }
 
 // out_i = sum_b h_b * D_Order(x_i, b) * factor.
@@ -537,11 +567,13 @@ void merge_partials(const std::vector<double>& partial, int64_t rows, int64_t ch
   });
 }
 
-template <int D, typename T, typename C>
+// With Edges (D = 1), the edge sums: out has bins + 1 slots per row.
+template <int D, typename T, typename C, bool Edges = false>
 void scatter_axes(const std::vector<Tensor>& coords, const T* w, const Tensor& params,
                   const Problem& pb, Kernel kernel, T* out) {
+  static_assert(!Edges || D == 1, "edge sums: one axis");
   const Axes<D, T, C> ax(coords, params, pb, kernel);
-  const int64_t n = pb.n, rows = pb.rows, size = ax.lay.size;
+  const int64_t n = pb.n, rows = pb.rows, size = ax.lay.size + Edges;
   const int64_t chunks = chunks_per_row(n, rows, size);
   std::vector<double> partial(static_cast<size_t>(rows * chunks * size));
   // Work item i: chunk i % chunks of row i / chunks, into partial[i].
@@ -558,8 +590,8 @@ void scatter_axes(const std::vector<Tensor>& coords, const T* w, const Tensor& p
       } else if constexpr (D == 1) {
         dispatch_smooth(kernel, pb.orders[0], [&](auto k, auto ord) {
           dispatch_bool(ax.win[0].open_ends, [&](auto open) {
-            scatter_chunk_1d<decltype(k)::value, decltype(ord)::value, decltype(open)::value, T,
-                             C>(ax.x[0] + b, ws, m, ax.win[0], acc);
+            scatter_chunk_1d<decltype(k)::value, decltype(ord)::value, decltype(open)::value,
+                             Edges, T, C>(ax.x[0] + b, ws, m, ax.win[0], acc);
           });
         });
       } else {
@@ -569,17 +601,21 @@ void scatter_axes(const std::vector<Tensor>& coords, const T* w, const Tensor& p
   });
   int64_t total = 1;
   for (int64_t bins : pb.bins) total *= bins;
-  merge_partials(partial, rows, chunks, size, total, pb.bins[D - 1], ax.lay.pad, ax.factor, out);
+  merge_partials(partial, rows, chunks, size, total + Edges, pb.bins[D - 1] + Edges, ax.lay.pad,
+                 ax.factor, out);
 }
 
-template <int D, typename T, typename C>
+// With Edges (D = 1), the adjoint of the edge sums: hist has bins + 1 slots per row.
+template <int D, typename T, typename C, bool Edges = false>
 void gather_axes(const std::vector<Tensor>& coords, const T* hist, const Tensor& params,
                  const Problem& pb, Kernel kernel, T* out) {
+  static_assert(!Edges || D == 1, "edge sums: one axis");
   const Axes<D, T, C> ax(coords, params, pb, kernel);
-  const int64_t n = pb.n, rows = pb.rows, size = ax.lay.size;
-  const int64_t last = pb.bins[D - 1], stride = last + ax.lay.pad;
+  const int64_t n = pb.n, rows = pb.rows, size = ax.lay.size + Edges;
+  const int64_t last = pb.bins[D - 1] + Edges, stride = last + ax.lay.pad;
   int64_t total = 1;
   for (int64_t bins : pb.bins) total *= bins;
+  total += Edges;
   // The histogram in C, rows padded with zeros as the scatter's partials are.
   std::vector<C> h(static_cast<size_t>(rows * size), C(0));
   for (int64_t r = 0; r < rows * (total / last); ++r)
@@ -598,8 +634,14 @@ void gather_axes(const std::vector<Tensor>& coords, const T* hist, const Tensor&
       } else if constexpr (D == 1) {
         dispatch_smooth(kernel, pb.orders[0], [&](auto k, auto ord) {
           dispatch_bool(ax.win[0].open_ends, [&](auto open) {
-            gather_chunk_1d<decltype(k)::value, decltype(ord)::value, decltype(open)::value, T,
-                            C>(ax.x[0] + b, hr, m, ax.win[0], ax.factor, out + b);
+            constexpr Kernel kk = decltype(k)::value;
+            constexpr int o = decltype(ord)::value;
+            constexpr bool op = decltype(open)::value;
+            if constexpr (Edges)
+              edge_gather_chunk_1d<kk, o, op, T, C>(ax.x[0] + b, hr, m, ax.win[0], ax.factor,
+                                                    out + b);
+            else
+              gather_chunk_1d<kk, o, op, T, C>(ax.x[0] + b, hr, m, ax.win[0], ax.factor, out + b);
           });
         });
       } else {
@@ -666,12 +708,49 @@ Tensor gather_cpu(std::vector<Tensor> coords_in, const Tensor& hist, const Tenso
   return out;
 }
 
+Tensor edge_scatter_cpu(const Tensor& x_in, const std::optional<Tensor>& weight,
+                        const Tensor& params, int64_t bins, int64_t order,
+                        std::string kernel_name) {
+  const Kernel kernel = parse_kernel(kernel_name);
+  const Problem pb = check_edge_scatter_args(x_in, weight, params, bins, order, kernel);
+  const std::vector<Tensor> coords{torch::stable::contiguous(x_in)};
+  const std::optional<Tensor> wc =
+      weight.has_value() ? std::optional<Tensor>(torch::stable::contiguous(*weight))
+                         : std::nullopt;
+  Tensor out = torch::stable::empty(with_last(coords[0], {bins + 1}), coords[0].scalar_type(),
+                                    std::nullopt, coords[0].device());
+  dispatch_float(coords[0].scalar_type(), [&](auto tag, auto ctag) {
+    using T = decltype(tag);
+    const T* w = wc.has_value() ? wc->const_data_ptr<T>() : nullptr;
+    scatter_axes<1, T, decltype(ctag), true>(coords, w, params, pb, kernel,
+                                             out.mutable_data_ptr<T>());
+  });
+  return out;
+}
+
+Tensor edge_gather_cpu(const Tensor& x_in, const Tensor& coef, const Tensor& params,
+                       int64_t order, std::string kernel_name) {
+  const Kernel kernel = parse_kernel(kernel_name);
+  const Problem pb = check_edge_gather_args(x_in, coef, params, order, kernel);
+  const std::vector<Tensor> coords{torch::stable::contiguous(x_in)};
+  const Tensor cc = torch::stable::contiguous(coef);
+  Tensor out = torch::stable::empty_like(coords[0]);
+  dispatch_float(coords[0].scalar_type(), [&](auto tag, auto ctag) {
+    using T = decltype(tag);
+    gather_axes<1, T, decltype(ctag), true>(coords, cc.const_data_ptr<T>(), params, pb, kernel,
+                                            out.mutable_data_ptr<T>());
+  });
+  return out;
+}
+
 }  // namespace
 
 STABLE_TORCH_LIBRARY_IMPL(softhist, CPU, m) {
   m.impl("params", TORCH_BOX(&params_cpu));
   m.impl("scatter", TORCH_BOX(&scatter_cpu));
   m.impl("gather", TORCH_BOX(&gather_cpu));
+  m.impl("edge_scatter", TORCH_BOX(&edge_scatter_cpu));
+  m.impl("edge_gather", TORCH_BOX(&edge_gather_cpu));
 }
 
 }  // namespace softhist::cpu

@@ -1,0 +1,173 @@
+"""Gradients with respect to the range and kappa (min, max and kappa as 0-d
+tensors), against the dense formula (reference.histogram_edges) and finite
+differences."""
+
+import pytest
+import torch
+
+import softhist_ext
+from softhist_ext import reference
+
+KERNELS = list(softhist_ext.KERNELS)
+f64 = torch.float64
+
+
+def _edges(lo, hi, bins):
+    return lo + (hi - lo) * torch.arange(bins + 1, dtype=f64, device=lo.device) / bins
+
+
+def _dense(x, bins, lo, hi, kappa, kernel, weight=None, conserve_mass=False):
+    """The reference, with kappa=None following the bin width as histc's does."""
+    if kappa is None:
+        kappa = reference.default_kappa_width(kernel) * bins / (hi - lo)
+    return reference.histogram_edges(x, _edges(lo, hi, bins), kappa, kernel, weight, conserve_mass)
+
+
+def _params(device, kappa=2.5):
+    lo = torch.tensor(-2.0, dtype=f64, device=device, requires_grad=True)
+    hi = torch.tensor(2.5, dtype=f64, device=device, requires_grad=True)
+    k = torch.tensor(kappa, dtype=f64, device=device, requires_grad=True)
+    return lo, hi, k
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("conserve_mass", [False, True])
+def test_range_and_kappa_gradients_match_the_dense_formula(device, kernel, conserve_mass):
+    x = (torch.randn(3, 200, dtype=f64, device=device) * 1.3).requires_grad_()
+    w = torch.rand(3, 200, dtype=f64, device=device, requires_grad=True)
+    lo, hi, k = _params(device)
+    out = softhist_ext.histc(x, 7, lo, hi, k, kernel=kernel, weight=w, dim=-1,
+                             conserve_mass=conserve_mass)
+    dense = _dense(x, 7, lo, hi, k, kernel, w, conserve_mass)
+    torch.testing.assert_close(out, dense)
+    g = torch.randn_like(out)
+    inputs = [x, w, lo, hi, k]
+    ours = torch.autograd.grad(out, inputs, g)
+    expected = torch.autograd.grad(dense, inputs, g)
+    for name, a, b in zip(["x", "weight", "min", "max", "kappa"], ours, expected):
+        torch.testing.assert_close(a, b, msg=f"{kernel}: d/d{name}")
+    assert all(float(t.abs()) > 1e-3 for t in ours[2:])  # the test can fail
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("kappa_given", [True, False])
+def test_gradcheck_and_gradgradcheck(device, kernel, kappa_given):
+    x = (torch.randn(2, 12, dtype=f64, device=device) * 1.2).requires_grad_()
+    w = torch.rand(2, 12, dtype=f64, device=device, requires_grad=True)
+    lo, hi, k = _params(device, 2.0)
+
+    def f(x, w, lo, hi, k):
+        return softhist_ext.histc(x, 5, lo, hi, k if kappa_given else None, kernel=kernel,
+                                  weight=w, dim=-1)
+
+    inputs = (x, w, lo, hi, k)
+    assert torch.autograd.gradcheck(f, inputs)
+    assert torch.autograd.gradgradcheck(f, inputs)
+
+
+@pytest.mark.parametrize("kernel", ["logistic", "bspline"])
+def test_default_kappa_follows_the_range(device, kernel):
+    # kappa=None is default_kappa_width / bin width: a wider range, a smaller kappa.
+    x = torch.randn(300, dtype=f64, device=device)
+    lo, hi, _ = _params(device)
+    out = softhist_ext.histc(x, 9, lo, hi, None, kernel=kernel)
+    dense = _dense(x, 9, lo, hi, None, kernel)
+    torch.testing.assert_close(out, dense)
+    g = torch.randn_like(out)
+    torch.testing.assert_close(torch.autograd.grad(out, [lo, hi], g),
+                               torch.autograd.grad(dense, [lo, hi], g))
+
+
+def test_intensities_in_0_to_255_in_float32(device):
+    # An 8-bit image's intensities, a learnable window on them.
+    x = (torch.rand(64, 64, device=device) * 255).round()
+    lo = torch.tensor(20.0, device=device, requires_grad=True)
+    hi = torch.tensor(230.0, device=device, requires_grad=True)
+    out = softhist_ext.histc(x, 32, lo, hi)
+    assert out.dtype == torch.float32
+    lo64, hi64 = (t.detach().double().requires_grad_() for t in (lo, hi))
+    dense = _dense(x.double().reshape(-1), 32, lo64, hi64, None, "logistic")
+    torch.testing.assert_close(out.double(), dense, rtol=1e-5, atol=1e-3)
+    g = torch.randn(32, device=device)
+    ours = torch.autograd.grad(out, [lo, hi], g)
+    expected = torch.autograd.grad(dense, [lo64, hi64], g.double())
+    for a, b in zip(ours, expected):
+        torch.testing.assert_close(a.double(), b, rtol=1e-4, atol=1e-3)
+
+
+def test_learning_the_range_moves_it_onto_the_data(device):
+    # Fit min and max so that the histogram of N(3, 0.5) puts equal mass in
+    # its outermost bins as in a target made with the true [1, 5] window.
+    torch.manual_seed(1)
+    x = 3 + 0.5 * torch.randn(5000, dtype=f64, device=device)
+    target = softhist_ext.histc(x, 16, 1.0, 5.0, conserve_mass=True) / 5000
+    lo = torch.tensor(0.0, dtype=f64, device=device, requires_grad=True)
+    hi = torch.tensor(7.0, dtype=f64, device=device, requires_grad=True)
+    opt = torch.optim.Adam([lo, hi], lr=0.05)
+    for _ in range(300):
+        opt.zero_grad()
+        h = softhist_ext.histc(x, 16, lo, hi, conserve_mass=True) / 5000
+        loss = (h - target).pow(2).sum()
+        loss.backward()
+        opt.step()
+    assert abs(lo.item() - 1.0) < 0.05 and abs(hi.item() - 5.0) < 0.05, (lo.item(), hi.item())
+
+
+def test_edge_sums_against_the_densities(device):
+    x = torch.randn(2, 500, dtype=f64, device=device) * 2
+    w = torch.rand(2, 500, dtype=f64, device=device)
+    params = torch.ops.softhist.params(x, 10, -3.0, 3.0, 3.0, "gaussian")[None]
+    out = torch.ops.softhist.edge_scatter(x, w, params, 10, 1, "gaussian")
+    edges = torch.linspace(-3, 3, 11, dtype=f64, device=device)
+    dense = 3.0 * (w[..., None] * reference.kernel_density("gaussian", 3.0 * (x[..., None] - edges))).sum(-2)
+    torch.testing.assert_close(out, dense)
+    coef = torch.randn(2, 11, dtype=f64, device=device)
+    gathered = torch.ops.softhist.edge_gather(x, coef, params, 1, "gaussian")
+    torch.testing.assert_close(gathered, 3.0 * (reference.kernel_density(
+        "gaussian", 3.0 * (x[..., None] - edges)) * coef[..., None, :]).sum(-1))
+
+
+def test_errors_name_the_fix(device):
+    x = torch.randn(100, device=device)
+    lo, hi, k = (t.float() for t in _params(device))
+    with pytest.raises(RuntimeError, match="hard kernel .* no gradient with respect to the range"):
+        softhist_ext.histc(x, 8, lo, hi, kernel="hard").sum().backward()
+    with pytest.raises(ValueError, match="needs min < max"):
+        softhist_ext.histc(x, 8, lo, lo)
+    with pytest.raises(TypeError, match="min must be a number or a 0-d tensor, got Tensor"):
+        softhist_ext.histc(x, 8, torch.zeros(2, device=device), hi)
+    params = torch.stack([torch.ops.softhist.params(x, 4, -1.0, 1.0, None, "logistic")] * 2)
+    params.requires_grad_()
+    joint = torch.ops.softhist.scatter([x, x], None, params, [4, 4], [0, 0], "logistic")
+    with pytest.raises(RuntimeError, match="implemented for one axis"):
+        joint.sum().backward()
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("order", [1, 2])
+@pytest.mark.parametrize("conserve_mass", [False, True])
+def test_opcheck_edge_ops_and_params_gradient(device, kernel, order, conserve_mass):
+    from torch.library import opcheck
+
+    ops = torch.ops.softhist
+    x = torch.randn(2, 30, dtype=f64, device=device, requires_grad=True)
+    w = torch.rand(2, 30, dtype=f64, device=device, requires_grad=True)
+    p = ops.params(x.detach(), 6, -2.0, 2.0, 2.5, kernel, conserve_mass)[None].requires_grad_()
+    opcheck(ops.edge_scatter, (x, w, p, 6, order, kernel))
+    opcheck(ops.edge_gather, (x, torch.randn(2, 7, dtype=f64, device=device, requires_grad=True),
+                              p, order, kernel))
+    opcheck(ops.scatter, ([x], w, p, [6], [order - 1], kernel))
+    opcheck(ops.gather, ([x], torch.randn(2, 6, dtype=f64, device=device, requires_grad=True), p,
+                         [order - 1], kernel))
+
+
+def test_torchscript_and_compile_with_a_tensor_range(device):
+    def f(x: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        return softhist_ext.histc(x, 8, lo, hi, k, kernel="bspline")
+
+    x = torch.randn(500, dtype=f64, device=device)
+    lo, hi, k = _params(device)
+    expected = torch.autograd.grad(_dense(x, 8, lo, hi, k, "bspline").pow(2).sum(), [lo, hi, k])
+    for g in (torch.jit.script(f), torch.compile(f, fullgraph=True)):
+        grads = torch.autograd.grad(g(x, lo, hi, k).pow(2).sum(), [lo, hi, k])
+        torch.testing.assert_close(grads, expected)
