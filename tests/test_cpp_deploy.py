@@ -209,6 +209,30 @@ _CPP_AUTOGRAD_FROM_PYTHON = textwrap.dedent(
     assert "ScatterFunction" in names["scatter"], names
     assert "GatherFunction" in names["gather"], names
 
+    # params' range and kappa (one axis), through the edge sums: every op, with
+    # the open flag held fixed (a perturbation would flip it).
+    c = torch.randn(2, 8, dtype=torch.float64, generator=gen).requires_grad_()
+    assert "EdgeScatterFunction" in ops.edge_scatter(coords[0], w, p, 7, 1, "logistic").grad_fn.name()
+    assert "EdgeGatherFunction" in ops.edge_gather(coords[0], c, p, 1, "logistic").grad_fn.name()
+    for kernel in ["logistic", "bspline"]:
+        for open_ends in [False, True]:
+            row = ops.params(coords[0], 7, -2.0, 2.0, 2.0, kernel, open_ends)
+            lo_hi_kappa, flag = row[:3].clone().requires_grad_(), row[3:]
+
+            def full(v, flag=flag):
+                return torch.cat([v, flag])[None]
+
+            checks = [
+                (lambda x, w, v, k=kernel: ops.scatter([x], w, full(v), [7], [0], k), w),
+                (lambda x, h, v, k=kernel: ops.gather([x], h, full(v), [1], k), h),
+                (lambda x, w, v, k=kernel: ops.edge_scatter(x, w, full(v), 7, 1, k), w),
+                (lambda x, c, v, k=kernel: ops.edge_gather(x, c, full(v), 1, k), c),
+            ]
+            for i, (f, other) in enumerate(checks):
+                args = (coords[0], other, lo_hi_kappa)
+                assert gradcheck(f, args), (kernel, open_ends, i)
+                assert gradgradcheck(f, args), (kernel, open_ends, i)
+
     # One description for every D: first and second derivatives, for each
     # axis count, with weights and without, at raised orders on some axes.
     for kernel in ["logistic", "gaussian"]:

@@ -117,6 +117,24 @@ def test_float64_scatter_and_gather_equal_the_cpu(kernel, order, bins):
                  ops.gather([x], h, p[None], [order], kernel), 1e-11)
 
 
+@pytest.mark.parametrize("kernel", SMOOTH)
+@pytest.mark.parametrize("order", [1, 2, 3])
+@pytest.mark.parametrize("bins", [40, 8192])  # 8192: bins + 1 edge slots over two tiles
+@pytest.mark.parametrize("dtype,rtol", [(torch.float64, 1e-11), (torch.float32, 1e-5)])
+@pytest.mark.parametrize("conserve_mass", [False, True])
+def test_edge_sums_equal_the_cpu_and_are_reproducible(kernel, order, bins, dtype, rtol, conserve_mass):
+    x = torch.randn(2, 30_000, dtype=dtype) * 1.5
+    w = torch.randn_like(x)
+    c = torch.randn(2, bins + 1, dtype=dtype)
+    p = ops.params(x, bins, -4.0, 4.0, None, kernel, conserve_mass)[None]
+    pc = p.cuda()
+    runs = [ops.edge_scatter(x.cuda(), w.cuda(), pc, bins, order, kernel) for _ in range(2)]
+    assert torch.equal(runs[0], runs[1])
+    close_to_cpu(runs[0], ops.edge_scatter(x, w, p, bins, order, kernel), rtol)
+    close_to_cpu(ops.edge_gather(x.cuda(), c.cuda(), pc, order, kernel),
+                 ops.edge_gather(x, c, p, order, kernel), rtol)
+
+
 def test_hard_kernel_equals_the_cpu_and_is_reproducible():
     x = torch.randn(2, 50_000, dtype=torch.float64)
     w = torch.rand_like(x)

@@ -99,17 +99,34 @@ SOFTHIST_CLONES void add_short_windows(const C* v, int64_t span, const int32_t* 
   }
 }
 
-// acc[b] += sum_i w_i * D_Order(x_i, b) / kappa^Order over n samples; with
-// Edges, the edge sums acc[j] += sum_i w_i * K^(Order)(kappa (x_i - e_j)) over
-// the bins + 1 edges instead.
-template <Kernel K, int Order, bool OpenEnds, bool Edges, typename T, typename C>
+// A block's windows of `edges` values v into the bins at first: their
+// differences (bin masses), or with Edges the values themselves (edge sums),
+// times scale.
+template <bool Edges, typename C>
+SOFTHIST_CLONES void add_windows(const C* v, int64_t edges, const int32_t* first,
+                                 const double* scale, double (*mass)[kLanes], LaneSums& sums) {
+  const int64_t span = Edges ? edges : edges - 1;
+  if (span <= 4) return add_short_windows<4, Edges>(v, span, first, scale, mass, sums);
+  if (span <= kShortMax) return add_short_windows<kShortMax, Edges>(v, span, first, scale, mass, sums);
+  for (int l = 0; l < kLanes; ++l) {
+    if (scale[l] == 0) continue;
+    double* a = sums.lane(l) + first[l];
+    const C* vl = v + l;
+    for (int64_t k = 0; k < span; ++k)
+      a[k] += scale[l] * (static_cast<double>(vl[k * kLanes]) -
+                          (Edges ? 0.0 : static_cast<double>(vl[(k + 1) * kLanes])));
+  }
+}
+
+// acc[b] += sum_i w_i * D_Order(x_i, b) / kappa^Order over n samples.
+template <Kernel K, int Order, bool OpenEnds, typename T, typename C>
 SOFTHIST_CLONES void scatter_chunk_1d(const T* x, const T* w, int64_t n, const Window& win,
                                       double* acc) {
-  const int64_t edges = win.edges, span = Edges ? edges : edges - 1;
+  const int64_t edges = win.edges;
   const C c = static_cast<C>(win.c);
   std::vector<C> values(static_cast<size_t>(edges * kLanes));
   C* v = values.data();
-  LaneSums sums(acc, win.bins + Edges, n);
+  LaneSums sums(acc, win.bins, n);
   double mass[kShortMax][kLanes] = {};
   for (int64_t i0 = 0; i0 < n; i0 += kLanes) {
     int32_t first[kLanes];
@@ -119,43 +136,61 @@ SOFTHIST_CLONES void scatter_chunk_1d(const T* x, const T* w, int64_t n, const W
     for (int l = 0; l < kLanes; ++l) t_first[l] = static_cast<C>(t64[l]);
     window_values<K, Order>(t_first, c, edges, v);
     if constexpr (OpenEnds) open_window_ends(win, Order, first, v);
-    if (span <= 4) {
-      add_short_windows<4, Edges>(v, span, first, scale, mass, sums);
-      continue;
-    }
-    if (span <= kShortMax) {
-      add_short_windows<kShortMax, Edges>(v, span, first, scale, mass, sums);
-      continue;
-    }
-    for (int l = 0; l < kLanes; ++l) {
-      if (scale[l] == 0) continue;
-      double* a = sums.lane(l) + first[l];
-      const C* vl = v + l;
-      for (int64_t k = 0; k < span; ++k)
-        a[k] += scale[l] * (static_cast<double>(vl[k * kLanes]) -
-                            (Edges ? 0.0 : static_cast<double>(vl[(k + 1) * kLanes])));
-    }
+    add_windows<false>(v, edges, first, scale, mass, sums);
   }
   sums.add_copies();
 }
 
-// out_i = factor * sum_j h_j * K^(Order)(kappa (x_i - e_j)) over the bins + 1
-// edges: the adjoint of the edge sums.
-template <Kernel K, int Order, bool OpenEnds, typename T, typename C>
-SOFTHIST_CLONES void edge_gather_chunk_1d(const T* x, const C* h, int64_t n, const Window& win,
-                                          double factor, T* out) {
-  const int64_t edges = win.edges;
-  std::vector<C> values(static_cast<size_t>(edges * kLanes));
-  C* v = values.data();
+// A block of samples located in win and their window values (of `order`,
+// with the open ends' values where win has them, by a branch: the edge sums
+// are not specialised on open ends).
+template <typename T, typename C>
+SOFTHIST_CLONES void edge_block(const T* x, const T* w, int64_t n, const Window& win,
+                                ValuesFn<C> values, int order, int32_t* first, double* scale,
+                                C* v) {
+  double t64[kLanes];
+  C t_first[kLanes];
+  if (win.open_ends)
+    locate_block<true>(x, w, n, win, first, t64, scale);
+  else
+    locate_block<false>(x, w, n, win, first, t64, scale);
+  for (int l = 0; l < kLanes; ++l) t_first[l] = static_cast<C>(t64[l]);
+  values(t_first, static_cast<C>(win.c), win.edges, v);
+  if (win.open_ends) open_window_ends(win, order, first, v);
+}
+
+// The edge sums: acc[j] += sum_i w_i * K^(order)(kappa (x_i - e_j)) / kappa^order
+// over the bins + 1 edges. The kernel and order come at run time (values),
+// as in the joint scatter: a compiled copy per kernel, order and end would
+// double the engine's build time for ops that run once per backward.
+template <typename T, typename C>
+SOFTHIST_CLONES void edge_scatter_chunk(const T* x, const T* w, int64_t n, const Window& win,
+                                        ValuesFn<C> values, int order, double* acc) {
+  std::vector<C> v(static_cast<size_t>(win.edges * kLanes));
+  LaneSums sums(acc, win.bins + 1, n);
+  double mass[kShortMax][kLanes] = {};
   for (int64_t i0 = 0; i0 < n; i0 += kLanes) {
     int32_t first[kLanes];
-    double t64[kLanes], scale[kLanes];
-    C t_first[kLanes], acc[kLanes] = {};
-    locate_block<OpenEnds>(x + i0, static_cast<const T*>(nullptr), n - i0, win, first, t64,
-                           scale);
-    for (int l = 0; l < kLanes; ++l) t_first[l] = static_cast<C>(t64[l]);
-    window_values<K, Order>(t_first, static_cast<C>(win.c), edges, v);
-    if constexpr (OpenEnds) open_window_ends(win, Order, first, v);
+    double scale[kLanes];
+    edge_block(x + i0, w ? w + i0 : nullptr, n - i0, win, values, order, first, scale, v.data());
+    add_windows<true>(v.data(), win.edges, first, scale, mass, sums);
+  }
+  sums.add_copies();
+}
+
+// out_i = factor * sum_j h_j * K^(order)(kappa (x_i - e_j)) over the bins + 1
+// edges: the adjoint of the edge sums.
+template <typename T, typename C>
+SOFTHIST_CLONES void edge_gather_chunk(const T* x, const C* h, int64_t n, const Window& win,
+                                       ValuesFn<C> values, int order, double factor, T* out) {
+  const int64_t edges = win.edges;
+  std::vector<C> v(static_cast<size_t>(edges * kLanes));
+  for (int64_t i0 = 0; i0 < n; i0 += kLanes) {
+    int32_t first[kLanes];
+    double scale[kLanes];
+    C acc[kLanes] = {};
+    edge_block(x + i0, static_cast<const T*>(nullptr), n - i0, win, values, order, first, scale,
+               v.data());
     for (int64_t k = 0; k < edges; ++k)
 #pragma omp simd
       for (int l = 0; l < kLanes; ++l) acc[l] += h[first[l] + k] * v[k * kLanes + l];
@@ -587,11 +622,15 @@ void scatter_axes(const std::vector<Tensor>& coords, const T* w, const Tensor& p
       double* acc = partial.data() + i * size;
       if (kernel == Kernel::Hard) {
         scatter_chunk_hard<D>(ax.at(b), ws, m, ax.win.data(), ax.lay, acc);
+      } else if constexpr (Edges) {
+        edge_scatter_chunk<T, C>(ax.x[0] + b, ws, m, ax.win[0],
+                                 values_fn<C>(kernel, pb.orders[0]),
+                                 static_cast<int>(pb.orders[0]), acc);
       } else if constexpr (D == 1) {
         dispatch_smooth(kernel, pb.orders[0], [&](auto k, auto ord) {
           dispatch_bool(ax.win[0].open_ends, [&](auto open) {
-            scatter_chunk_1d<decltype(k)::value, decltype(ord)::value, decltype(open)::value,
-                             Edges, T, C>(ax.x[0] + b, ws, m, ax.win[0], acc);
+            scatter_chunk_1d<decltype(k)::value, decltype(ord)::value, decltype(open)::value, T,
+                             C>(ax.x[0] + b, ws, m, ax.win[0], acc);
           });
         });
       } else {
@@ -631,17 +670,14 @@ void gather_axes(const std::vector<Tensor>& coords, const T* hist, const Tensor&
       const C* hr = h.data() + row * size;
       if (kernel == Kernel::Hard) {
         gather_chunk_hard<D>(ax.at(b), hr, m, ax.win.data(), ax.lay, out + b);
+      } else if constexpr (Edges) {
+        edge_gather_chunk<T, C>(ax.x[0] + b, hr, m, ax.win[0], values_fn<C>(kernel, pb.orders[0]),
+                                static_cast<int>(pb.orders[0]), ax.factor, out + b);
       } else if constexpr (D == 1) {
         dispatch_smooth(kernel, pb.orders[0], [&](auto k, auto ord) {
           dispatch_bool(ax.win[0].open_ends, [&](auto open) {
-            constexpr Kernel kk = decltype(k)::value;
-            constexpr int o = decltype(ord)::value;
-            constexpr bool op = decltype(open)::value;
-            if constexpr (Edges)
-              edge_gather_chunk_1d<kk, o, op, T, C>(ax.x[0] + b, hr, m, ax.win[0], ax.factor,
-                                                    out + b);
-            else
-              gather_chunk_1d<kk, o, op, T, C>(ax.x[0] + b, hr, m, ax.win[0], ax.factor, out + b);
+            gather_chunk_1d<decltype(k)::value, decltype(ord)::value, decltype(open)::value, T,
+                            C>(ax.x[0] + b, hr, m, ax.win[0], ax.factor, out + b);
           });
         });
       } else {

@@ -26,6 +26,11 @@ Tensor scatter_cuda(std::vector<Tensor> coords, const std::optional<Tensor>& wei
                     std::string kernel_name);
 Tensor gather_cuda(std::vector<Tensor> coords, const Tensor& hist, const Tensor& params,
                    std::vector<int64_t> orders, std::string kernel_name);
+Tensor edge_scatter_cuda(const Tensor& x, const std::optional<Tensor>& weight,
+                         const Tensor& params, int64_t bins, int64_t order,
+                         std::string kernel_name);
+Tensor edge_gather_cuda(const Tensor& x, const Tensor& coef, const Tensor& params, int64_t order,
+                        std::string kernel_name);
 
 // What the entries hand the implementations: contiguous tensors on the current
 // device, the checked problem, the stream to launch on, and the output.
@@ -42,7 +47,8 @@ struct Job {
   }
 };
 
-// scatter: out is (..., *bins); every row has at least one sample.
+// scatter: out is (..., *bins) (edge_scatter: (..., bins + 1)); every row has
+// at least one sample.
 struct ScatterJob : Job {
   std::optional<Tensor> weight;  // contiguous
 };
@@ -59,5 +65,8 @@ void scatter_3d(const ScatterJob& job);
 void gather_1d(const GatherJob& job);
 void gather_2d(const GatherJob& job);
 void gather_3d(const GatherJob& job);
+// The edge sums, one axis (scatter.cu, gather.cu): bins + 1 slots per row.
+void edge_scatter_1d(const ScatterJob& job);
+void edge_gather_1d(const GatherJob& job);
 
 }  // namespace softhist::cuda

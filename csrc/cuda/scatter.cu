@@ -78,6 +78,17 @@ struct SmoothSample {
   }
 };
 
+// The edge sums: w * K^(Order)(x - e_{first + k}) for the window's edges
+// k in [0, edges), into bins + 1 slots.
+template <Kernel K, int Order, typename C>
+struct EdgeSample : SmoothSample<K, Order, C> {
+  __device__ static int64_t span(const Window& win) { return win.edges; }
+  __device__ void start(int64_t) {}
+  __device__ double next(int64_t k, double weight) {
+    return weight * static_cast<double>(this->edge_value(k));
+  }
+};
+
 // The hard kernel: the weight, in the bin torch.histc counts the sample in.
 template <typename C>
 struct HardSample {
@@ -137,65 +148,76 @@ __device__ void scatter_sample(const Window& win, const T* x, const T* w, int64_
   }
 }
 
+// slots: the output's values per row, bins (or bins + 1 for edge sums).
 template <typename T>
 struct ScatterArgs {
   const T* x;
   const T* weight;  // nullptr: every weight is 1
   const double* params;
-  int64_t n, bins, chunks, tile_bins, items;
-  double* partial;     // [rows, chunks, bins]
-  unsigned* nonfinite;  // [rows, bins], zeroed
+  int64_t n, bins, slots, chunks, tile_bins, items;
+  double* partial;     // [rows, chunks, slots]
+  unsigned* nonfinite;  // [rows, slots], zeroed
 };
 
 // Work item: tile (item % tiles) of chunk (item / tiles % chunks) of row
-// (item / tiles / chunks).
-template <Kernel K, int Order, typename T, typename C>
+// (item / tiles / chunks). Edges: the edge sums.
+template <Kernel K, int Order, bool Edges, typename T, typename C>
 __global__ void __launch_bounds__(kThreads) scatter_partials(ScatterArgs<T> a) {
+  using S = std::conditional_t<Edges, EdgeSample<K, Order, C>, Sample<K, Order, C>>;
   extern __shared__ unsigned words[];
   __shared__ double scratch[kThreads / 32];
   const Window win = window_of<K, C, T>(a.params, a.bins);
-  const int64_t tiles = ceil_div(a.bins, a.tile_bins);
+  const int64_t tiles = ceil_div(a.slots, a.tile_bins);
   for (int64_t item = blockIdx.x; item < a.items; item += gridDim.x) {
     const int64_t part = item / tiles, row = part / a.chunks, chunk = part % a.chunks;
     const int64_t begin = row * a.n + a.n * chunk / a.chunks;
     const int64_t end = row * a.n + a.n * (chunk + 1) / a.chunks;
-    const int64_t lo = item % tiles * a.tile_bins, hi = min(lo + a.tile_bins, a.bins);
+    const int64_t lo = item % tiles * a.tile_bins, hi = min(lo + a.tile_bins, a.slots);
     for (int64_t j = threadIdx.x; j < 2 * (hi - lo); j += blockDim.x) words[j] = 0;
     const double max_weight = a.weight ? block_max_abs_finite(a.weight, begin, end, scratch) : 1.0;
-    const TileSums tile{{words, hi - lo}, a.nonfinite + row * a.bins, lo, hi,
+    // (|K^(Order)| <= max |D_Order|: D_Order is K^(Order) where the next edge is far.)
+    const TileSums tile{{words, hi - lo}, a.nonfinite + row * a.slots, lo, hi,
                         FixedPoint(max_weight, end - begin, log2_max_abs_d(K, Order))};
     __syncthreads();
     for (int64_t base = begin; base < end; base += blockDim.x)
-      scatter_sample<Sample<K, Order, C>>(win, a.x, a.weight, base + threadIdx.x, end, tile);
+      scatter_sample<S>(win, a.x, a.weight, base + threadIdx.x, end, tile);
     __syncthreads();
-    double* out = a.partial + part * a.bins;
+    double* out = a.partial + part * a.slots;
     for (int64_t b = lo + threadIdx.x; b < hi; b += blockDim.x) out[b] = tile.value(b);
     __syncthreads();  // the next item resets the words
   }
 }
 
-}  // namespace
-
-void scatter_1d(const ScatterJob& job) {
+template <bool Edges>
+void scatter_axis(const ScatterJob& job) {
   const Tensor& x = job.coords[0];
-  const int64_t n = job.pb.n, rows = job.pb.rows, bins = job.pb.bins[0];
-  const ChunkPartials partials(x, n, rows, bins, job.stream);
+  const int64_t n = job.pb.n, rows = job.pb.rows, bins = job.pb.bins[0], slots = bins + Edges;
+  const ChunkPartials partials(x, n, rows, slots, job.stream);
   const int64_t chunks = partials.chunks();
-  const int64_t tile_bins = std::min(bins, kTileBins);
-  const int64_t items = rows * chunks * ceil_div(bins, tile_bins);
+  const int64_t tile_bins = std::min(slots, kTileBins);
+  const int64_t items = rows * chunks * ceil_div(slots, tile_bins);
   dispatch_float(x.scalar_type(), [&](auto tag, auto ctag) {
     using T = decltype(tag);
     using C = decltype(ctag);
     const ScatterArgs<T> args{x.const_data_ptr<T>(),
                               job.weight.has_value() ? job.weight->const_data_ptr<T>() : nullptr,
-                              job.params_of(0), n, bins, chunks, tile_bins, items,
+                              job.params_of(0), n, bins, slots, chunks, tile_bins, items,
                               partials.partial(), partials.flags()};
-    dispatch_kernel(job.kernel, job.pb.orders[0], [&](auto k, auto ord) {
-      launch(scatter_partials<decltype(k)::value, decltype(ord)::value, T, C>, items, kThreads,
-             2 * sizeof(unsigned) * tile_bins, job.stream, args);
-    });
+    const auto run = [&](auto k, auto ord) {
+      launch(scatter_partials<decltype(k)::value, decltype(ord)::value, Edges, T, C>, items,
+             kThreads, 2 * sizeof(unsigned) * tile_bins, job.stream, args);
+    };
+    if constexpr (Edges)
+      dispatch_smooth(job.kernel, job.pb.orders[0], run);
+    else
+      dispatch_kernel(job.kernel, job.pb.orders[0], run);
     partials.merge_into<T>(job);
   });
 }
+
+}  // namespace
+
+void scatter_1d(const ScatterJob& job) { scatter_axis<false>(job); }
+void edge_scatter_1d(const ScatterJob& job) { scatter_axis<true>(job); }
 
 }  // namespace softhist::cuda

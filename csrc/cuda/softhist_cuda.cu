@@ -63,10 +63,44 @@ Tensor gather_cuda(std::vector<Tensor> coords, const Tensor& hist, const Tensor&
   return job.out;
 }
 
+Tensor edge_scatter_cuda(const Tensor& x_in, const std::optional<Tensor>& weight,
+                         const Tensor& params, int64_t bins, int64_t order,
+                         std::string kernel_name) {
+  const Kernel kernel = parse_kernel(kernel_name);
+  ScatterJob job;
+  job.pb = check_edge_scatter_args(x_in, weight, params, bins, order, kernel);
+  const torch::stable::accelerator::DeviceGuard guard(x_in.get_device_index());
+  prepare(job, {x_in}, params, kernel);
+  if (weight.has_value()) job.weight = torch::stable::contiguous(*weight);
+  const Tensor& x = job.coords[0];
+  job.out = torch::stable::empty(with_last(x, {bins + 1}), x.scalar_type(), std::nullopt,
+                                 x.device());
+  if (job.pb.rows == 0) return job.out;
+  if (job.pb.n == 0) return torch::stable::zero_(job.out);
+  edge_scatter_1d(job);
+  return job.out;
+}
+
+Tensor edge_gather_cuda(const Tensor& x_in, const Tensor& coef, const Tensor& params,
+                        int64_t order, std::string kernel_name) {
+  const Kernel kernel = parse_kernel(kernel_name);
+  GatherJob job;
+  job.pb = check_edge_gather_args(x_in, coef, params, order, kernel);
+  const torch::stable::accelerator::DeviceGuard guard(x_in.get_device_index());
+  prepare(job, {x_in}, params, kernel);
+  job.hist = torch::stable::contiguous(coef);
+  job.out = torch::stable::empty_like(job.coords[0]);
+  if (job.out.numel() == 0) return job.out;
+  edge_gather_1d(job);
+  return job.out;
+}
+
 }  // namespace softhist::cuda
 
 STABLE_TORCH_LIBRARY_IMPL(softhist, CUDA, m) {
   m.impl("params", TORCH_BOX(&softhist::cuda::params_cuda));
   m.impl("scatter", TORCH_BOX(&softhist::cuda::scatter_cuda));
   m.impl("gather", TORCH_BOX(&softhist::cuda::gather_cuda));
+  m.impl("edge_scatter", TORCH_BOX(&softhist::cuda::edge_scatter_cuda));
+  m.impl("edge_gather", TORCH_BOX(&softhist::cuda::edge_gather_cuda));
 }
