@@ -347,6 +347,10 @@ struct Window {
   double in_lo, in_hi;  // the range rounded to the samples' type, as torch.histc sees it
   int64_t bins, edges;
   bool open_ends;
+  // Explicit edges (CPU, one axis; cpu/explicit_edges.h): the bins + 1 edges,
+  // with reach in units of the input and kappa; null for evenly spaced bins.
+  const double* at = nullptr;
+  double kappa = 0;
 
   // C: the type kernel values are computed in; T: the samples' type.
   template <typename C, typename T>

@@ -142,13 +142,30 @@ int64_t check_coords(const std::vector<Tensor>& coords, const Tensor& params,
                  "softhist: orders must have one entry per axis (", axes, "), got ", orders.size());
   for (int64_t order : orders) check_order(order, kernel);
   SOFTHIST_CHECK(params.scalar_type() == ScalarType::Double && params.dim() == 2 &&
-                     params.size(0) == axes && params.size(1) == kParamsSize &&
+                     params.size(0) == axes &&
+                     (params.size(1) == kParamsSize || (axes == 1 && params.size(1) > kParamsSize + 1)) &&
                      params.is_contiguous(),
                  "softhist: params must be the float64 (axes, ", kParamsSize,
-                 ") tensor of torch.ops.softhist.params rows, one per axis");
+                 ") tensor of torch.ops.softhist.params rows, one per axis (or, for one axis "
+                 "with explicit edges, one row followed by the bins + 1 edges)");
   SOFTHIST_CHECK(params.device() == coords[0].device(),
                  "softhist: params must be on the input's device");
+  if (has_explicit_edges(params)) {
+    SOFTHIST_CHECK(kernel != Kernel::Hard,
+                   "softhist: explicit edges need a smooth kernel; softhist_ext.histogram bins "
+                   "the hard kernel by its edges itself");
+    SOFTHIST_CHECK(params.is_cpu(),
+                   "softhist: smooth kernels over explicit edges run on the CPU only so far; "
+                   "move the input and edges to the CPU, or use evenly spaced bins (an int)");
+  }
   return axes;
+}
+
+// Explicit edges: one per bin edge.
+void check_edge_count(const Tensor& params, int64_t bins) {
+  SOFTHIST_CHECK(!has_explicit_edges(params) || params.size(1) == kParamsSize + bins + 1,
+                 "softhist: params with explicit edges must hold bins + 1 = ", bins + 1,
+                 " edges, got ", params.size(1) - kParamsSize);
 }
 
 void check_joint_bins(const std::vector<int64_t>& bins) {
@@ -170,6 +187,7 @@ Problem check_scatter_args(const std::vector<Tensor>& coords, const std::optiona
   SOFTHIST_CHECK(static_cast<int64_t>(bins.size()) == axes,
                  "softhist: bins must have one entry per axis (", axes, "), got ", bins.size());
   check_joint_bins(bins);
+  check_edge_count(params, bins[0]);
   const Tensor& input = coords[0];
   if (weight.has_value()) {
     SOFTHIST_CHECK(weight->sizes().equals(input.sizes()),
@@ -184,9 +202,13 @@ Problem check_scatter_args(const std::vector<Tensor>& coords, const std::optiona
   return {axes, row_length(input), row_count(input), bins, orders};
 }
 
-Problem check_gather_args(const std::vector<Tensor>& coords, const Tensor& hist,
+namespace {
+
+// gather's checks, where hist has `extra` more values per row than bins on the
+// last axis (edge_gather: one per edge); the Problem's bins are the histogram's.
+Problem check_gather_like(const std::vector<Tensor>& coords, const Tensor& hist,
                           const Tensor& params, const std::vector<int64_t>& orders,
-                          Kernel kernel) {
+                          Kernel kernel, int64_t extra) {
   const int64_t axes = check_coords(coords, params, orders, kernel);
   const Tensor& input = coords[0];
   const int64_t lead = input.dim() == 0 ? 0 : input.dim() - 1;
@@ -197,11 +219,11 @@ Problem check_gather_args(const std::vector<Tensor>& coords, const Tensor& hist,
                      "input.shape[:-1] + bins (one dimension per axis)");
   std::vector<int64_t> bins;
   for (int64_t a = 0; a < axes; ++a) bins.push_back(hist.size(lead + a));
+  bins.back() -= extra;
   check_joint_bins(bins);
+  check_edge_count(params, bins[0]);
   return {axes, row_length(input), row_count(input), bins, orders};
 }
-
-namespace {
 
 void check_edge_order(int64_t order, Kernel kernel) {
   SOFTHIST_CHECK(kernel != Kernel::Hard && order >= 1,
@@ -211,6 +233,12 @@ void check_edge_order(int64_t order, Kernel kernel) {
 }
 
 }  // namespace
+
+Problem check_gather_args(const std::vector<Tensor>& coords, const Tensor& hist,
+                          const Tensor& params, const std::vector<int64_t>& orders,
+                          Kernel kernel) {
+  return check_gather_like(coords, hist, params, orders, kernel, 0);
+}
 
 Problem check_edge_scatter_args(const Tensor& x, const std::optional<Tensor>& weight,
                                 const Tensor& params, int64_t bins, int64_t order,
@@ -225,9 +253,7 @@ Problem check_edge_gather_args(const Tensor& x, const Tensor& coef, const Tensor
   SOFTHIST_CHECK(coef.dim() >= 1 && coef.size(coef.dim() - 1) >= 2,
                  "softhist: edge_gather's coef must have bins + 1 >= 2 values (one per edge) "
                  "in its last dimension");
-  Problem pb = check_gather_args({x}, coef, params, {order}, kernel);
-  pb.bins[0] -= 1;
-  return pb;
+  return check_gather_like({x}, coef, params, {order}, kernel, 1);
 }
 
 }  // namespace softhist

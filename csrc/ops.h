@@ -31,6 +31,12 @@ template <typename... Args>
 // The op `params` stores the range and kappa after defaults, and whether the
 // ends are open (conserve_mass): float64 [lo, hi, kappa, open].
 constexpr int64_t kParamsSize = 4;
+// Explicit edges (one axis, a smooth kernel, the CPU): params is one row of
+// kParamsSize + bins + 1 values, [lo, hi, kappa, open, e_0, ..., e_bins], the
+// edges increasing (lo and hi are then unused).
+inline bool has_explicit_edges(const Tensor& params) {
+  return params.dim() == 2 && params.size(1) > kParamsSize;
+}
 
 // The smoothing kernels' names, in the order of SOFTHIST_FORALL_SMOOTH_KERNELS.
 std::vector<std::string> kernel_names();

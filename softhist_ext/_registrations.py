@@ -92,22 +92,29 @@ def _differences(g):
 
 
 def _params_grad(params, x, grad_x, grad_edges, value_term):
-    """params' gradient (1, 4) for a value of order m: one that depends on x,
-    the edges e_j = lo + j (hi - lo) / bins and kappa only through
-    kappa^m K^(m)(kappa (x - e_j)). grad_x and grad_edges (..., bins + 1) are
-    its gradients with respect to x and e, and value_term = m <grad, value>.
-    kappa's follows from homogeneity in (x - lo, e - lo, 1 / kappa):
-    kappa d/dkappa = m + sum (x - lo) d/dx + sum (e - lo) d/de."""
-    lo, hi, kappa = params[0, 0], params[0, 1], params[0, 2]
+    """params' gradient for a value of order m: one that depends on x, the
+    edges e_j and kappa only through kappa^m K^(m)(kappa (x - e_j)). grad_x
+    and grad_edges (..., bins + 1) are its gradients with respect to x and e,
+    and value_term = m <grad, value>. The edges are lo + j (hi - lo) / bins,
+    or params' explicit edges (after its first 4 values), which take
+    grad_edges themselves. kappa's follows from homogeneity in (x - e_0,
+    e - e_0, 1 / kappa): kappa d/dkappa = m + sum (x - e_0) d/dx + sum (e - e_0) d/de."""
     edges = grad_edges.shape[-1]
     g_e = grad_edges.to(torch.float64).reshape(-1, edges).sum(0)
-    at = torch.arange(edges, dtype=torch.float64, device=params.device) / (edges - 1)
+    explicit = params.shape[1] > 4
+    if explicit:
+        offsets = params[0, 4:] - params[0, 4]
+    else:
+        frac = torch.arange(edges, dtype=torch.float64, device=params.device) / (edges - 1)
+        offsets = frac * (params[0, 1] - params[0, 0])
     g_x = grad_x.to(torch.float64)
     # Samples with no gradient (NaN, inf, out of reach) add exactly 0.
-    x_term = torch.where(g_x == 0, g_x, (x.to(torch.float64) - lo) * g_x).sum()
-    g_kappa = (value_term + x_term + (at * (hi - lo) * g_e).sum()) / kappa
+    x_term = torch.where(g_x == 0, g_x, (x.to(torch.float64) - (params[0, 4] if explicit else params[0, 0])) * g_x).sum()
+    g_kappa = (value_term + x_term + (offsets * g_e).sum()) / params[0, 2]
     zero = g_kappa.new_zeros(())
-    return torch.stack([((1 - at) * g_e).sum(), (at * g_e).sum(), g_kappa, zero])[None]
+    if explicit:
+        return torch.cat([torch.stack([zero, zero, g_kappa, zero]), g_e])[None]
+    return torch.stack([((1 - frac) * g_e).sum(), (frac * g_e).sum(), g_kappa, zero])[None]
 
 
 def _check_params_grad(params, kernel):

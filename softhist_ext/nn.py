@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 
 from . import _checks
-from .ops import histc
+from .ops import _check_edges, _edges_histogram, histc
 
 
 class SoftHistogram(torch.nn.Module):
@@ -18,11 +18,22 @@ class SoftHistogram(torch.nn.Module):
     standard deviation, is SoftHistogram(bins, min, max, 1 / sigma,
     kernel="gaussian") (bin-integrated rather than sampled at bin centres).
 
+    dim: one histogram per slice along dim, as histc's. learnable=True makes
+    it the learnable histogram layer: its bin edges
+    (edges, bins + 1 values starting evenly spaced over [min, max]) and
+    kappa (starting at the given value or the default for the bin width)
+    are Parameters that training moves, through exact gradients (histogram
+    with an edges tensor). Edges that cross raise a ValueError; kappa must
+    stay positive.
+
     Examples:
         >>> layer = softhist_ext.nn.SoftHistogram(bins=8, min=-2.0, max=2.0)
         >>> layer(torch.randn(1000)).shape
         torch.Size([8])
         >>> scripted = torch.jit.script(layer)
+        >>> learned = softhist_ext.nn.SoftHistogram(8, -2.0, 2.0, learnable=True)
+        >>> [name for name, _ in learned.named_parameters()]
+        ['edges', 'kappa']
     """
 
     def __init__(
@@ -34,11 +45,14 @@ class SoftHistogram(torch.nn.Module):
         kernel: str = "logistic",
         *,
         sigma: Optional[float] = None,
+        learnable: bool = False,
+        dim: Optional[int] = None,
     ) -> None:
         super().__init__()
         _checks.arguments(
             "SoftHistogram", bins=(bins, "int"), min=(min, "number"), max=(max, "number"),
             kappa=(kappa, "number?"), kernel=(kernel, "str"), sigma=(sigma, "number?"),
+            learnable=(learnable, "bool"), dim=(dim, "int?"),
         )
         if kappa is not None and sigma is not None:
             raise ValueError("softhist: pass kappa or its forum name sigma, not both")
@@ -47,11 +61,36 @@ class SoftHistogram(torch.nn.Module):
         self.min = float(min)
         self.max = float(max)
         k = kappa if kappa is not None else sigma
-        self.kappa: Optional[float] = float(k) if k is not None else None
         self.kernel = kernel
+        self.learnable = learnable
+        self.dim = dim
+        if learnable:
+            if kernel == "hard":
+                raise ValueError("softhist: learnable=True needs a smooth kernel (the hard "
+                                 "kernel has no gradient with respect to its bins)")
+            # The default kappa for these bins, as histc sets it (and checks the range).
+            start = torch.ops.softhist.params(torch.zeros(1), self.bins, self.min, self.max,
+                                              None if k is None else float(k), kernel)
+            dtype = torch.get_default_dtype()
+            self.edges = torch.nn.Parameter(torch.linspace(self.min, self.max, self.bins + 1, dtype=dtype))
+            self.kappa = torch.nn.Parameter(start[2].to(dtype))
+        else:
+            self.register_parameter("edges", None)
+            self.kappa: Optional[float] = float(k) if k is not None else None
 
     def forward(self, x: Tensor) -> Tensor:
-        return histc(x, self.bins, self.min, self.max, self.kappa, kernel=self.kernel)
+        edges = self.edges
+        if edges is None:
+            return histc(x, self.bins, self.min, self.max, self.kappa, kernel=self.kernel, dim=self.dim)
+        e = edges.to(x.dtype)
+        _check_edges(e, x)
+        dim = self.dim
+        if dim is None:
+            return _edges_histogram(x.reshape(-1), None, e, self.kappa, self.kernel, False)
+        return _edges_histogram(x.movedim(dim, -1), None, e, self.kappa, self.kernel, False).movedim(-1, dim)
 
     def extra_repr(self) -> str:
-        return f"bins={self.bins}, min={self.min}, max={self.max}, kappa={self.kappa}, kernel={self.kernel!r}"
+        dim = "" if self.dim is None else f", dim={self.dim}"
+        if self.learnable:
+            return f"bins={self.bins}, min={self.min}, max={self.max}, kernel={self.kernel!r}, learnable=True{dim}"
+        return f"bins={self.bins}, min={self.min}, max={self.max}, kappa={self.kappa}, kernel={self.kernel!r}{dim}"

@@ -558,44 +558,95 @@ def _check_edges(edges: Tensor, input: Tensor) -> None:
                          "(torch.sort) or, if they were learned, keep them apart")
 
 
+def _explicit_params(x: Tensor, edges: Tensor, kappa: Union[None, float, Tensor], kernel: str,
+                     conserve_mass: bool) -> Tensor:
+    """The params row of explicit edges: [e_0, e_bins, kappa, open, e_0, ..., e_bins]
+    in float64, edges and a tensor kappa keeping their autograd history.
+    kappa=None is the default for even bins over [e_0, e_bins] (histc's), a
+    function of e_0 and e_bins."""
+    e = edges.to(torch.float64)
+    bins = e.numel() - 1
+    lo, hi = float(e[0].item()), float(e[-1].item())
+    row = torch.ops.softhist.params(x, bins, lo, hi, None if kappa is None else _number(kappa),
+                                    kernel, conserve_mass)
+    if isinstance(kappa, Tensor):
+        kappa_t = _as_param(kappa, row[2])
+    elif kappa is None:
+        kappa_t = row[2] * ((hi - lo) / (e[-1] - e[0]))
+    else:
+        kappa_t = row[2]
+    return torch.cat([torch.stack([row[0], row[1], kappa_t, row[3]]), e])[None]
+
+
+def _edges_histogram(x: Tensor, w: Optional[Tensor], edges: Tensor, kappa: Union[None, float, Tensor],
+                     kernel: str, density: bool) -> Tensor:
+    """A smooth kernel's histogram of each row of x (..., N) over explicit
+    edges (checked by _check_edges), (..., bins)."""
+    params = _explicit_params(x, edges, kappa, kernel, False)  # (the params op checks kappa)
+    hist = torch.ops.softhist.scatter([x], w, params, [edges.numel() - 1], [0], kernel)
+    if density:
+        hist = hist / (hist.sum(-1, keepdim=True) * (edges[1:] - edges[:-1]))
+    return hist
+
+
+def _learnable_range_histogram(x: Tensor, w: Optional[Tensor], bins: int, lo: Union[float, Tensor],
+                               hi: Union[float, Tensor], kappa: Union[None, float, Tensor],
+                               kernel: str, density: bool) -> HistogramResult:
+    """histogram's even bins with the range or kappa as tensors: histc, and
+    edges that carry the range's autograd history."""
+    if kernel == "hard":
+        raise ValueError("softhist: the hard kernel has no gradient with respect to the range "
+                         "or kappa; give them as numbers, or use a smooth kernel")
+    hist = histc(x, bins, lo, hi, kappa, kernel, w, density=density)
+    frac = torch.linspace(0.0, 1.0, bins + 1, dtype=torch.float64, device=x.device)
+    lo_t = _as_param(lo, torch.tensor(_number(lo), dtype=torch.float64, device=x.device))
+    hi_t = _as_param(hi, torch.tensor(_number(hi), dtype=torch.float64, device=x.device))
+    return HistogramResult(hist, (lo_t + (hi_t - lo_t) * frac).to(x.dtype))
+
+
 def histogram(
     input: Tensor,
     bins: Union[int, Tensor] = 100,
-    range: Optional[Tuple[float, float]] = None,
+    range: Optional[Tuple[Union[float, Tensor], Union[float, Tensor]]] = None,
     weight: Optional[Tensor] = None,
     density: bool = False,
-    kappa: Optional[float] = None,
+    kappa: Union[None, float, Tensor] = None,
     kernel: str = "logistic",
 ) -> HistogramResult:
     """Differentiable torch.histogram: the histogram of all of input's values.
 
-    With bins an int, the bins split range evenly and each sample spreads over
-    them by the smoothing kernel, as in histc; gradients of first and second
-    order flow to input and weight. With bins a tensor of edges, any spacing,
-    the kernel is "hard" (exact counts; smooth kernels over explicit edges
-    are not available yet). kernel="hard" equals torch.histogram in both
-    forms: a sample on an edge falls in the bin that edge starts, the last
-    bin includes its right edge, and values outside the edges or NaN count
-    nowhere. (The arguments after bins are meant as keywords; they are not
-    keyword-only because TorchScript can't compile that.)
+    Each sample spreads over the bins by the smoothing kernel, as in histc,
+    and a bin receives the kernel mass between its edges; gradients of first
+    and second order flow to input and weight, and to the bins themselves when
+    they are tensors: an edges tensor, or a range and kappa given as 0-d
+    tensors (learnable bins). kernel="hard" equals torch.histogram: a sample
+    on an edge falls in the bin that edge starts, the last bin includes its
+    right edge, and values outside the edges or NaN count nowhere. (The
+    arguments after bins are meant as keywords; they are not keyword-only
+    because TorchScript can't compile that.)
 
     Args:
         input: the samples, any shape (flattened).
         bins: the number of equal bins, or a 1-d tensor of bins + 1 strictly
-            increasing edges with input's dtype and device.
-        range: (min, max) of the equal bins; None takes input's finite range
-            (a point widened by 0.5 on each side), as torch.histogram does.
-            Not with an edges tensor.
+            increasing edges with input's dtype and device, any spacing (smooth
+            kernels over uneven edges run on the CPU). Edges that cross while
+            they are learned raise a ValueError.
+        range: (min, max) of the equal bins, numbers or 0-d tensors; None takes
+            input's finite range (a point widened by 0.5 on each side), as
+            torch.histogram does, a constant for autograd. Not with an edges
+            tensor.
         weight: per-sample weights, input's shape.
         density: normalise to integrate to 1, dividing by each bin's width.
-        kappa: inverse kernel scale in 1/units of input; None sets it from the
-            bin width (histc's default).
+        kappa: inverse kernel scale in 1/units of input, a number or a 0-d
+            tensor. None sets it from the mean bin width, (max - min) / bins,
+            as histc does for even bins, so explicit even edges give the int
+            bins' histogram; with learnable edges or range it follows them.
         kernel: "logistic", "gaussian", "triangular", "bspline", "box"
             (softhist_ext.KERNELS) or "hard".
 
     Returns:
         (hist, bin_edges): hist of bins values with input's dtype, and the
-        bins + 1 edges.
+        bins + 1 edges (input's dtype).
 
     Examples:
         >>> x = torch.tensor([0.0, 0.5, 1.0, 1.0, 2.0])
@@ -604,16 +655,16 @@ def histogram(
         >>> edges = torch.tensor([0.0, 0.2, 1.0, 2.0])  # uneven bins
         >>> softhist_ext.histogram(x, edges, kernel="hard").hist
         tensor([1., 1., 3.])
-        >>> x.requires_grad_()
-        tensor([0.0000, 0.5000, 1.0000, 1.0000, 2.0000], requires_grad=True)
-        >>> hist, _ = softhist_ext.histogram(x, 4, (0.0, 2.0))  # logistic kernel
-        >>> hist.sum().backward()  # gradients with respect to every sample
+        >>> edges.requires_grad_()  # learnable edges
+        tensor([0.0000, 0.2000, 1.0000, 2.0000], requires_grad=True)
+        >>> hist, _ = softhist_ext.histogram(x, edges)  # logistic kernel
+        >>> hist[1].backward()  # d(mass in the second bin) / d(edges)
     """
     if not torch.jit.is_scripting():
         _checks.arguments(
             "histogram", input=(input, "Tensor"), bins=(bins, "int or edges"),
             range=(range, "number list?"), weight=(weight, "Tensor?"), density=(density, "bool"),
-            kappa=(kappa, "number?"), kernel=(kernel, "str"),
+            kappa=(kappa, "number or tensor?"), kernel=(kernel, "str"),
         )
         if not isinstance(bins, Tensor) or bins.dim() == 0:
             bins = int(bins)
@@ -622,23 +673,30 @@ def histogram(
     if weight is not None and weight.shape != input.shape:
         raise ValueError(f"softhist: histogram's weight must have input's shape "
                          f"{list(input.shape)}, got {list(weight.shape)}")
+    x = input.reshape(-1)
     w = weight.reshape(-1) if weight is not None else None
     if isinstance(bins, int):
+        if range is not None and (_is_tensor(range[0]) or _is_tensor(range[1]) or _is_tensor(kappa)):
+            return _learnable_range_histogram(x, w, bins, range[0], range[1], kappa, kernel, density)
+        if range is None and _is_tensor(kappa):
+            lo, hi = _data_range(x)
+            return _learnable_range_histogram(x, w, bins, lo, hi, kappa, kernel, density)
         span: Optional[List[float]] = None
         if range is not None:
-            span = [float(range[0]), float(range[1])]
-        result = histogramdd(input.reshape(-1, 1), bins, span, w, density, kappa, kernel)
+            span = [_number(range[0]), _number(range[1])]
+        k: Optional[float] = None if kappa is None else _number(kappa)
+        result = histogramdd(input.reshape(-1, 1), bins, span, w, density, k, kernel)
         return HistogramResult(result.hist, result.bin_edges[0])
     else:
         if range is not None:
             raise ValueError("softhist: histogram takes range only with bins as an int; an edges "
                              "tensor sets the range itself")
-        if kernel != "hard":
-            raise ValueError(f"softhist: histogram with an edges tensor needs kernel='hard' (exact "
-                             f"counts), got kernel='{kernel}'; for a smooth kernel give bins as an "
-                             f"int with range")
         _check_edges(bins, input)
-        hist = _hard_histogram([input.reshape(-1)], [bins], w, [bins.numel() - 1]).to(input.dtype)
-        if density:
-            hist = hist / (hist.sum() * (bins[1:] - bins[:-1]).detach())
-        return HistogramResult(hist, bins)
+        if kernel == "hard":
+            if _is_tensor(kappa):
+                raise ValueError("softhist: the hard kernel takes no kappa")
+            hist = _hard_histogram([x], [bins], w, [bins.numel() - 1]).to(input.dtype)
+            if density:
+                hist = hist / (hist.sum() * (bins[1:] - bins[:-1]).detach())
+            return HistogramResult(hist, bins)
+        return HistogramResult(_edges_histogram(x, w, bins, kappa, kernel, density), bins)

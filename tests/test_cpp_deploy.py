@@ -232,6 +232,19 @@ _CPP_AUTOGRAD_FROM_PYTHON = textwrap.dedent(
                 args = (coords[0], other, lo_hi_kappa)
                 assert gradcheck(f, args), (kernel, open_ends, i)
                 assert gradgradcheck(f, args), (kernel, open_ends, i)
+    # Explicit, uneven edges in params (after its first 4 values), and kappa.
+    edges = torch.tensor([-2.0, -1.2, -1.0, 0.3, 0.4, 1.1, 1.5, 2.0], dtype=torch.float64)
+    edges_kappa = torch.cat([edges, torch.tensor([2.5], dtype=torch.float64)]).requires_grad_()
+
+    def explicit(v):
+        return torch.cat([torch.stack([v[0], v[-2], v[-1]]), torch.zeros(1, dtype=v.dtype), v[:-1]])[None]
+
+    for f, other in [
+        (lambda x, w, v: ops.scatter([x], w, explicit(v), [7], [0], "gaussian"), w),
+        (lambda x, h, v: ops.gather([x], h, explicit(v), [1], "gaussian"), h),
+    ]:
+        assert gradcheck(f, (coords[0], other, edges_kappa)), "explicit edges"
+        assert gradgradcheck(f, (coords[0], other, edges_kappa)), "explicit edges"
 
     # One description for every D: first and second derivatives, for each
     # axis count, with weights and without, at raised orders on some axes.

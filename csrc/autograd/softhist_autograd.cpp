@@ -98,24 +98,29 @@ void check_params_grad(const Variable& params, std::string_view kernel) {
               "implemented for one axis (histc, histogram); detach params for joint histograms");
 }
 
-// params' gradient (1, 4) for a value of order m that depends on x, the edges
-// e_j = lo + j (hi - lo) / bins and kappa only through kappa^m K^(m)(kappa (x - e_j)),
-// from its gradients with respect to x and e (..., bins + 1); value_term is
-// m <grad, value>. kappa's follows from homogeneity:
-// kappa d/dkappa = m + sum (x - lo) d/dx + sum (e - lo) d/de.
+// params' gradient for a value of order m that depends on x, the edges e_j
+// and kappa only through kappa^m K^(m)(kappa (x - e_j)), from its gradients
+// with respect to x and e (..., bins + 1); value_term is m <grad, value>. The
+// edges are lo + j (hi - lo) / bins, or params' explicit edges (after its
+// first kParamsSize values), which take grad_edges themselves. kappa's
+// follows from homogeneity: kappa d/dkappa = m + sum (x - e_0) d/dx + sum (e - e_0) d/de.
 Variable params_grad(const Variable& params, const Variable& x, const Variable& grad_x,
                      const Variable& grad_edges, const Variable& value_term) {
-  const Variable lo = params.select(0, 0).select(0, 0), hi = params.select(0, 0).select(0, 1);
-  const Variable kappa = params.select(0, 0).select(0, 2);
+  const Variable row = params.select(0, 0);
   const int64_t edges = grad_edges.size(-1);
+  const bool explicit_edges = params.size(1) > 4;
   const Variable g_e = grad_edges.to(at::kDouble).reshape({-1, edges}).sum(0);
   // j / bins at edge j
   const Variable frac = at::arange(edges, params.options().requires_grad(false)) / double(edges - 1);
+  const Variable e0 = explicit_edges ? row.select(0, 4) : row.select(0, 0);
+  const Variable offsets =
+      explicit_edges ? row.slice(0, 4) - e0 : frac * (row.select(0, 1) - row.select(0, 0));
   const Variable g_x = grad_x.to(at::kDouble);
-  const Variable x_term = at::where(g_x.eq(0), g_x, (x.to(at::kDouble) - lo) * g_x).sum();
-  const Variable g_kappa = (value_term + x_term + (frac * (hi - lo) * g_e).sum()) / kappa;
-  return at::stack({((1 - frac) * g_e).sum(), (frac * g_e).sum(), g_kappa, at::zeros_like(g_kappa)})
-      .unsqueeze(0);
+  const Variable x_term = at::where(g_x.eq(0), g_x, (x.to(at::kDouble) - e0) * g_x).sum();
+  const Variable g_kappa = (value_term + x_term + (offsets * g_e).sum()) / row.select(0, 2);
+  const Variable zero = at::zeros_like(g_kappa);
+  if (explicit_edges) return at::cat({at::stack({zero, zero, g_kappa, zero}), g_e}).unsqueeze(0);
+  return at::stack({((1 - frac) * g_e).sum(), (frac * g_e).sum(), g_kappa, zero}).unsqueeze(0);
 }
 
 // m <grad, value> for the kappa^m factor; value is computed only for m > 0.

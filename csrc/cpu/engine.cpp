@@ -16,6 +16,7 @@
 #include <limits>
 
 #include "common.h"
+#include "explicit_edges.h"
 
 namespace softhist::cpu {
 namespace {
@@ -141,59 +142,82 @@ SOFTHIST_CLONES void scatter_chunk_1d(const T* x, const T* w, int64_t n, const W
   sums.add_copies();
 }
 
-// A block of samples located in win and their window values (of `order`,
-// with the open ends' values where win has them, by a branch: the edge sums
-// are not specialised on open ends).
-template <typename T, typename C>
-SOFTHIST_CLONES void edge_block(const T* x, const T* w, int64_t n, const Window& win,
-                                ValuesFn<C> values, int order, int32_t* first, double* scale,
-                                C* v) {
-  double t64[kLanes];
-  C t_first[kLanes];
-  if (win.open_ends)
-    locate_block<true>(x, w, n, win, first, t64, scale);
-  else
-    locate_block<false>(x, w, n, win, first, t64, scale);
-  for (int l = 0; l < kLanes; ++l) t_first[l] = static_cast<C>(t64[l]);
-  values(t_first, static_cast<C>(win.c), win.edges, v);
-  if (win.open_ends) open_window_ends(win, order, first, v);
+// acc[l] += sum_k h[first[l] + k] * (v_k - v_(k+1)) over the window (the
+// bin masses), or with Edges sum_k h[first[l] + k] * v_k (edge values).
+template <bool Edges, typename C>
+SOFTHIST_CLONES void gather_rows(const C* v, int64_t edges, const int32_t* first, const C* h,
+                                 C* acc) {
+  for (int64_t k = 0; k < (Edges ? edges : edges - 1); ++k)
+#pragma omp simd
+    for (int l = 0; l < kLanes; ++l)
+      acc[l] += h[first[l] + k] * (v[k * kLanes + l] - (Edges ? C(0) : v[(k + 1) * kLanes + l]));
 }
 
-// The edge sums: acc[j] += sum_i w_i * K^(order)(kappa (x_i - e_j)) / kappa^order
-// over the bins + 1 edges. The kernel and order come at run time (values),
-// as in the joint scatter: a compiled copy per kernel, order and end would
-// double the engine's build time for ops that run once per backward.
-template <typename T, typename C>
-SOFTHIST_CLONES void edge_scatter_chunk(const T* x, const T* w, int64_t n, const Window& win,
-                                        ValuesFn<C> values, int order, double* acc) {
+// A block's window values with the kernel and order chosen at run time, over
+// evenly spaced or explicit edges: for the edge sums and explicit edges,
+// which run on fewer calls than the forward, so that a compiled copy per
+// kernel, order and end does not double the engine's build time.
+template <typename C>
+struct RuntimeValues {
+  ValuesFn<C> uniform = nullptr;
+  ExplicitValuesFn<C> explicit_edges = nullptr;
+  int order = 0;
+
+  RuntimeValues(const Window& win, Kernel kernel, int64_t order_) : order(static_cast<int>(order_)) {
+    if (win.at)
+      explicit_edges = explicit_values_fn<C>(kernel, order_);
+    else
+      uniform = values_fn<C>(kernel, order_);
+  }
+
+  // The block's first edges, scales and window values (open ends applied).
+  template <typename T>
+  void load(const T* x, const T* w, int64_t n, const Window& win, int32_t* first, double* scale,
+            C* v) const {
+    if (explicit_edges) return explicit_block(x, w, n, win, explicit_edges, order, first, scale, v);
+    double t64[kLanes];
+    C t_first[kLanes];
+    if (win.open_ends)
+      locate_block<true>(x, w, n, win, first, t64, scale);
+    else
+      locate_block<false>(x, w, n, win, first, t64, scale);
+    for (int l = 0; l < kLanes; ++l) t_first[l] = static_cast<C>(t64[l]);
+    uniform(t_first, static_cast<C>(win.c), win.edges, v);
+    if (win.open_ends) open_window_ends(win, order, first, v);
+  }
+};
+
+// scatter_chunk_1d with the values at run time; with Edges, the edge sums
+// acc[j] += sum_i w_i * K^(order)(kappa (x_i - e_j)) / kappa^order over the
+// bins + 1 edges.
+template <bool Edges, typename T, typename C>
+void runtime_scatter_chunk(const T* x, const T* w, int64_t n, const Window& win,
+                           const RuntimeValues<C>& values, double* acc) {
   std::vector<C> v(static_cast<size_t>(win.edges * kLanes));
-  LaneSums sums(acc, win.bins + 1, n);
+  LaneSums sums(acc, win.bins + Edges, n);
   double mass[kShortMax][kLanes] = {};
   for (int64_t i0 = 0; i0 < n; i0 += kLanes) {
     int32_t first[kLanes];
     double scale[kLanes];
-    edge_block(x + i0, w ? w + i0 : nullptr, n - i0, win, values, order, first, scale, v.data());
-    add_windows<true>(v.data(), win.edges, first, scale, mass, sums);
+    values.load(x + i0, w ? w + i0 : nullptr, n - i0, win, first, scale, v.data());
+    add_windows<Edges>(v.data(), win.edges, first, scale, mass, sums);
   }
   sums.add_copies();
 }
 
-// out_i = factor * sum_j h_j * K^(order)(kappa (x_i - e_j)) over the bins + 1
-// edges: the adjoint of the edge sums.
-template <typename T, typename C>
-SOFTHIST_CLONES void edge_gather_chunk(const T* x, const C* h, int64_t n, const Window& win,
-                                       ValuesFn<C> values, int order, double factor, T* out) {
+// gather_chunk_1d with the values at run time; with Edges, the adjoint of the
+// edge sums: out_i = factor * sum_j h_j * K^(order)(kappa (x_i - e_j)).
+template <bool Edges, typename T, typename C>
+void runtime_gather_chunk(const T* x, const C* h, int64_t n, const Window& win,
+                          const RuntimeValues<C>& values, double factor, T* out) {
   const int64_t edges = win.edges;
   std::vector<C> v(static_cast<size_t>(edges * kLanes));
   for (int64_t i0 = 0; i0 < n; i0 += kLanes) {
     int32_t first[kLanes];
     double scale[kLanes];
     C acc[kLanes] = {};
-    edge_block(x + i0, static_cast<const T*>(nullptr), n - i0, win, values, order, first, scale,
-               v.data());
-    for (int64_t k = 0; k < edges; ++k)
-#pragma omp simd
-      for (int l = 0; l < kLanes; ++l) acc[l] += h[first[l] + k] * v[k * kLanes + l];
+    values.load(x + i0, static_cast<const T*>(nullptr), n - i0, win, first, scale, v.data());
+    gather_rows<Edges>(v.data(), edges, first, h, acc);
     const int64_t m = std::min<int64_t>(kLanes, n - i0);
     for (int l = 0; l < m; ++l)
       out[i0 + l] = scale[l] == 0 ? T(0) : static_cast<T>(static_cast<double>(acc[l]) * factor);
@@ -572,7 +596,8 @@ struct Axes {
     const double* p = params.const_data_ptr<double>();
     for (int a = 0; a < D; ++a) {
       x[a] = coords[a].const_data_ptr<T>();
-      win[a] = window_from<C, T>(kernel, params, a, pb.bins[a]);
+      win[a] = has_explicit_edges(params) ? explicit_window<C, T>(kernel, params, pb.bins[a])
+                                          : window_from<C, T>(kernel, params, a, pb.bins[a]);
       factor *= std::pow(p[a * kParamsSize + 2], static_cast<double>(pb.orders[a]));
     }
     lay = Layout<D>::of(win.data(), pb.bins);
@@ -622,10 +647,9 @@ void scatter_axes(const std::vector<Tensor>& coords, const T* w, const Tensor& p
       double* acc = partial.data() + i * size;
       if (kernel == Kernel::Hard) {
         scatter_chunk_hard<D>(ax.at(b), ws, m, ax.win.data(), ax.lay, acc);
-      } else if constexpr (Edges) {
-        edge_scatter_chunk<T, C>(ax.x[0] + b, ws, m, ax.win[0],
-                                 values_fn<C>(kernel, pb.orders[0]),
-                                 static_cast<int>(pb.orders[0]), acc);
+      } else if (D == 1 && (Edges || ax.win[0].at)) {
+        runtime_scatter_chunk<Edges, T, C>(ax.x[0] + b, ws, m, ax.win[0],
+                                           RuntimeValues<C>(ax.win[0], kernel, pb.orders[0]), acc);
       } else if constexpr (D == 1) {
         dispatch_smooth(kernel, pb.orders[0], [&](auto k, auto ord) {
           dispatch_bool(ax.win[0].open_ends, [&](auto open) {
@@ -670,9 +694,10 @@ void gather_axes(const std::vector<Tensor>& coords, const T* hist, const Tensor&
       const C* hr = h.data() + row * size;
       if (kernel == Kernel::Hard) {
         gather_chunk_hard<D>(ax.at(b), hr, m, ax.win.data(), ax.lay, out + b);
-      } else if constexpr (Edges) {
-        edge_gather_chunk<T, C>(ax.x[0] + b, hr, m, ax.win[0], values_fn<C>(kernel, pb.orders[0]),
-                                static_cast<int>(pb.orders[0]), ax.factor, out + b);
+      } else if (D == 1 && (Edges || ax.win[0].at)) {
+        runtime_gather_chunk<Edges, T, C>(ax.x[0] + b, hr, m, ax.win[0],
+                                          RuntimeValues<C>(ax.win[0], kernel, pb.orders[0]),
+                                          ax.factor, out + b);
       } else if constexpr (D == 1) {
         dispatch_smooth(kernel, pb.orders[0], [&](auto k, auto ord) {
           dispatch_bool(ax.win[0].open_ends, [&](auto open) {

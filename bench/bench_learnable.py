@@ -1,0 +1,73 @@
+"""Learnable bins, as ratios measured in one process.
+
+    python bench/bench_learnable.py
+
+At N = 4e6 float32 randn samples and 256 bins over [-4, 4], forward+backward
+(the samples' gradient, an upstream gradient of ones), each kernel at its
+default kappa, the minimum (and median) over interleaved rounds (--rounds,
+default 10) of:
+1. explicit even edges (a tensor of 257 edges) / int bins. Goal: <= 1.2x.
+2. random uneven edges (widths up to 10x apart) / int bins. Goal: <= 2x.
+3. with the gradients with respect to the edges and kappa too / without
+   them, over the explicit edges; and with those with respect to min, max
+   and kappa / without them, over int bins. Goal: <= 1.5x.
+"""
+
+import argparse
+
+import torch
+
+import softhist_ext
+from timing import interleaved, machine, ratio
+
+
+def fwd_bwd(x, bins, kernel, learn, kappa=None):
+    """histogram's forward and backward; learn: the bins (and kappa) get
+    gradients too."""
+    def run():
+        xr = x.detach().requires_grad_()
+        k = kappa.detach().requires_grad_(learn) if kappa is not None else None
+        if isinstance(bins, torch.Tensor):
+            hist = softhist_ext.histogram(xr, bins.detach().requires_grad_(learn), kappa=k,
+                                          kernel=kernel).hist
+        elif learn:
+            lo = torch.tensor(-4.0, requires_grad=True)
+            hi = torch.tensor(4.0, requires_grad=True)
+            hist = softhist_ext.histc(xr, bins, lo, hi, k, kernel=kernel)
+        else:
+            hist = softhist_ext.histc(xr, bins, -4.0, 4.0, kernel=kernel)
+        hist.backward(torch.ones_like(hist))
+    return run
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--kernels", nargs="+", default=list(softhist_ext.KERNELS))
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    x = torch.randn(4_000_000)
+    even = torch.linspace(-4.0, 4.0, 257)
+    widths = torch.rand(256) * 9 + 1
+    uneven = -4.0 + 8.0 * torch.cat([torch.zeros(1), widths.cumsum(0)]) / widths.sum()
+    print(machine())
+    print(f"N = 4e6 float32, 256 bins over [-4, 4], forward+backward, {args.rounds} rounds: "
+          "min (median)")
+    for kernel in args.kernels:
+        default = torch.ops.softhist.params(x[:1], 256, -4.0, 4.0, None, kernel)[2].float()
+        cases = {
+            "int": fwd_bwd(x, 256, kernel, False),
+            "even": fwd_bwd(x, even, kernel, False),
+            "uneven": fwd_bwd(x, uneven, kernel, False),
+            "even+grads": fwd_bwd(x, even, kernel, True, default),
+            "int+grads": fwd_bwd(x, 256, kernel, True, default),
+        }
+        t = interleaved(cases, args.rounds)
+        print(f"{kernel:10s} explicit even / int {ratio(t, 'even', 'int')}, "
+              f"uneven / int {ratio(t, 'uneven', 'int')}, "
+              f"edges+kappa grads {ratio(t, 'even+grads', 'even')}, "
+              f"min+max+kappa grads {ratio(t, 'int+grads', 'int')}")
+
+
+if __name__ == "__main__":
+    main()
