@@ -349,8 +349,13 @@ struct Window {
   bool open_ends;
   // Explicit edges (CPU, one axis; cpu/explicit_edges.h): the bins + 1 edges,
   // with reach in units of the input and kappa; null for evenly spaced bins.
+  // cell_first[c]: the last edge at or below e_0 + c / cell_inv, for `cells`
+  // even cells, each holding at most cell_steps edges past it.
   const double* at = nullptr;
   double kappa = 0;
+  const int32_t* cell_first = nullptr;
+  double cell_inv = 0;
+  int64_t cells = 0, cell_steps = 0;
 
   // C: the type kernel values are computed in; T: the samples' type.
   template <typename C, typename T>

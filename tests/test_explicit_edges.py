@@ -130,3 +130,18 @@ def test_learnable_layer_per_row_and_its_kappa_gradient():
     expected = torch.autograd.grad(dense, [layer.edges, layer.kappa], g.double())
     for a, b in zip(ours, expected):
         torch.testing.assert_close(a.double(), b.double(), rtol=1e-4, atol=1e-4 * b.abs().max().item())
+
+
+@pytest.mark.parametrize("kernel", ["logistic", "triangular"])
+def test_even_edges_take_the_even_windows_with_the_same_gradients(kernel):
+    # Evenly spaced edges run on the even bins' windows; their gradients with
+    # respect to every edge are still the dense formula's.
+    x = (torch.randn(3000, dtype=f64) * 1.5).requires_grad_()
+    edges = torch.linspace(-3.0, 3.0, 9, dtype=f64, requires_grad=True)
+    hist = softhist_ext.histogram(x, edges, kernel=kernel).hist
+    kappa = reference.default_kappa_width(kernel) * 8 / (edges[-1] - edges[0])
+    dense = reference.histogram_edges(x, edges, kappa, kernel)
+    torch.testing.assert_close(hist, dense)
+    g = torch.randn(8, dtype=f64)
+    for a, b in zip(torch.autograd.grad(hist, [x, edges], g), torch.autograd.grad(dense, [x, edges], g)):
+        torch.testing.assert_close(a, b)

@@ -172,8 +172,8 @@ struct RuntimeValues {
 
   // The block's first edges, scales and window values (open ends applied).
   template <typename T>
-  void load(const T* x, const T* w, int64_t n, const Window& win, int32_t* first, double* scale,
-            C* v) const {
+  SOFTHIST_HD void load(const T* x, const T* w, int64_t n, const Window& win, int32_t* first,
+                        double* scale, C* v) const {
     if (explicit_edges) return explicit_block(x, w, n, win, explicit_edges, order, first, scale, v);
     double t64[kLanes];
     C t_first[kLanes];
@@ -191,7 +191,7 @@ struct RuntimeValues {
 // acc[j] += sum_i w_i * K^(order)(kappa (x_i - e_j)) / kappa^order over the
 // bins + 1 edges.
 template <bool Edges, typename T, typename C>
-void runtime_scatter_chunk(const T* x, const T* w, int64_t n, const Window& win,
+SOFTHIST_CLONES void runtime_scatter_chunk(const T* x, const T* w, int64_t n, const Window& win,
                            const RuntimeValues<C>& values, double* acc) {
   std::vector<C> v(static_cast<size_t>(win.edges * kLanes));
   LaneSums sums(acc, win.bins + Edges, n);
@@ -208,7 +208,7 @@ void runtime_scatter_chunk(const T* x, const T* w, int64_t n, const Window& win,
 // gather_chunk_1d with the values at run time; with Edges, the adjoint of the
 // edge sums: out_i = factor * sum_j h_j * K^(order)(kappa (x_i - e_j)).
 template <bool Edges, typename T, typename C>
-void runtime_gather_chunk(const T* x, const C* h, int64_t n, const Window& win,
+SOFTHIST_CLONES void runtime_gather_chunk(const T* x, const C* h, int64_t n, const Window& win,
                           const RuntimeValues<C>& values, double factor, T* out) {
   const int64_t edges = win.edges;
   std::vector<C> v(static_cast<size_t>(edges * kLanes));
@@ -589,6 +589,7 @@ struct Axes {
   std::array<Window, D> win;
   Layout<D> lay;
   double factor;  // prod kappa_a^order_a: window values are in units of kappa
+  std::vector<int32_t> cell_first;  // explicit edges' index (win[0].cell_first)
 
   Axes(const std::vector<Tensor>& coords, const Tensor& params, const Problem& pb,
        Kernel kernel) {
@@ -596,8 +597,13 @@ struct Axes {
     const double* p = params.const_data_ptr<double>();
     for (int a = 0; a < D; ++a) {
       x[a] = coords[a].const_data_ptr<T>();
-      win[a] = has_explicit_edges(params) ? explicit_window<C, T>(kernel, params, pb.bins[a])
-                                          : window_from<C, T>(kernel, params, a, pb.bins[a]);
+      win[a] = window_from<C, T>(kernel, params, a, pb.bins[a]);
+      if (has_explicit_edges(params)) {
+        const double* e = p + kParamsSize;
+        win[a] = evenly_spaced<T>(e, pb.bins[a])
+                     ? Window::make<C, T>(kernel, e[0], e[pb.bins[a]], p[2], pb.bins[a], p[3] != 0)
+                     : explicit_window<C, T>(kernel, params, pb.bins[a], cell_first);
+      }
       factor *= std::pow(p[a * kParamsSize + 2], static_cast<double>(pb.orders[a]));
     }
     lay = Layout<D>::of(win.data(), pb.bins);
