@@ -157,6 +157,15 @@ int64_t check_coords(const std::vector<Tensor>& coords, const Tensor& params,
     SOFTHIST_CHECK(params.is_cpu(),
                    "softhist: smooth kernels over explicit edges run on the CPU only so far; "
                    "move the input and edges to the CPU, or use evenly spaced bins (an int)");
+    const double kappa = params.const_data_ptr<double>()[2];
+    SOFTHIST_CHECK(std::isfinite(kappa) && kappa > 0,
+                   "softhist: kappa must be a positive finite number (in 1/units of the input), "
+                   "got ", kappa);
+    const double* e = params.const_data_ptr<double>() + kParamsSize;
+    for (int64_t j = 0; j < params.size(1) - kParamsSize; ++j)
+      SOFTHIST_CHECK(std::isfinite(e[j]) && (j == 0 || e[j] > e[j - 1]),
+                     "softhist: explicit edges must be finite and strictly increasing; sort them "
+                     "(torch.sort) or, if they were learned, keep them apart");
   }
   return axes;
 }

@@ -107,9 +107,10 @@ def _params_grad(params, x, grad_x, grad_edges, value_term):
     else:
         frac = torch.arange(edges, dtype=torch.float64, device=params.device) / (edges - 1)
         offsets = frac * (params[0, 1] - params[0, 0])
-    g_x = grad_x.to(torch.float64)
-    # Samples with no gradient (NaN, inf, out of reach) add exactly 0.
-    x_term = torch.where(g_x == 0, g_x, (x.to(torch.float64) - (params[0, 4] if explicit else params[0, 0])) * g_x).sum()
+    # NaN and inf samples (whose gradient is 0) add exactly 0.
+    e0 = params[0, 4] if explicit else params[0, 0]
+    x_term = torch.dot(torch.nan_to_num(x.to(torch.float64).reshape(-1) - e0, 0.0, 0.0, 0.0),
+                       grad_x.to(torch.float64).reshape(-1))
     g_kappa = (value_term + x_term + (offsets * g_e).sum()) / params[0, 2]
     zero = g_kappa.new_zeros(())
     if explicit:

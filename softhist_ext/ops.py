@@ -17,6 +17,16 @@ def _number(v: Union[float, Tensor]) -> float:
     return float(v)
 
 
+def _kappa_to_check(kappa: Union[None, float, Tensor]) -> Optional[float]:
+    """kappa for the params op, which checks it; a tensor's value is checked
+    eagerly only (torch.compile traces it as a symbol the op can't take)."""
+    if kappa is None:
+        return None
+    if isinstance(kappa, Tensor) and not torch.jit.is_scripting() and torch.compiler.is_compiling():
+        return None
+    return _number(kappa)
+
+
 def _is_tensor(v: Union[None, float, Tensor]) -> bool:
     # (A function: TorchScript's saved code mistypes isinstance refinements
     # chained with `or`.)
@@ -36,8 +46,7 @@ def _params_row(x: Tensor, bins: int, min: Union[float, Tensor], max: Union[floa
     and kappa given as tensors take part in autograd; kappa=None then follows
     the bin width (kappa * width stays the default)."""
     lo, hi = _number(min), _number(max)
-    row = torch.ops.softhist.params(x, bins, lo, hi, None if kappa is None else _number(kappa),
-                                    kernel, conserve_mass)
+    row = torch.ops.softhist.params(x, bins, lo, hi, _kappa_to_check(kappa), kernel, conserve_mass)
     if not (_is_tensor(min) or _is_tensor(max) or _is_tensor(kappa)):
         return row
     if lo == hi:
@@ -552,6 +561,8 @@ def _check_edges(edges: Tensor, input: Tensor) -> None:
         raise ValueError(f"softhist: histogram's edges must have input's dtype and device "
                          f"({input.dtype}, {input.device}), got {edges.dtype} on {edges.device}: "
                          f"pass bins.to(input)")
+    if torch.compiler.is_compiling():
+        return  # the op checks the values of smooth kernels' edges (a data-dependent branch here)
     d = edges.detach()
     if not bool(torch.isfinite(d).all()) or not bool((d[1:] > d[:-1]).all()):
         raise ValueError("softhist: histogram's edges must be finite and strictly increasing; sort them "
@@ -563,19 +574,20 @@ def _explicit_params(x: Tensor, edges: Tensor, kappa: Union[None, float, Tensor]
     """The params row of explicit edges: [e_0, e_bins, kappa, open, e_0, ..., e_bins]
     in float64, edges and a tensor kappa keeping their autograd history.
     kappa=None is the default for even bins over [e_0, e_bins] (histc's), a
-    function of e_0 and e_bins."""
+    function of e_0 and e_bins. (No host values, so torch.compile traces it;
+    the op checks the edges and kappa.)"""
     e = edges.to(torch.float64)
     bins = e.numel() - 1
-    lo, hi = float(e[0].item()), float(e[-1].item())
-    row = torch.ops.softhist.params(x, bins, lo, hi, None if kappa is None else _number(kappa),
-                                    kernel, conserve_mass)
     if isinstance(kappa, Tensor):
-        kappa_t = _as_param(kappa, row[2])
+        kappa_t = kappa.to(e.device, torch.float64).reshape(())
     elif kappa is None:
-        kappa_t = row[2] * ((hi - lo) / (e[-1] - e[0]))
+        # kappa * width for kappa=None: the params op's policy, asked of it
+        width_kappa = torch.ops.softhist.params(x[:1].detach(), 1, 0.0, 1.0, None, kernel, False)[2]
+        kappa_t = width_kappa * bins / (e[-1] - e[0])
     else:
-        kappa_t = row[2]
-    return torch.cat([torch.stack([row[0], row[1], kappa_t, row[3]]), e])[None]
+        kappa_t = torch.full((), float(kappa), dtype=torch.float64, device=e.device)
+    flag = torch.full((), 1.0 if conserve_mass else 0.0, dtype=torch.float64, device=e.device)
+    return torch.cat([torch.stack([e[0], e[-1], kappa_t, flag]), e])[None]
 
 
 def _edges_histogram(x: Tensor, w: Optional[Tensor], edges: Tensor, kappa: Union[None, float, Tensor],

@@ -94,8 +94,12 @@ def test_errors_name_the_fix():
         softhist_ext.histogram(x, torch.tensor([0.0, 1.0, 0.5, 2.0]))
     with pytest.raises(RuntimeError, match="kappa must be a positive finite number"):
         softhist_ext.histogram(x, torch.tensor([0.0, 1.0, 2.0]), kappa=torch.tensor(-1.0))
+    params = torch.tensor([[0.0, 0.0, 2.0, 0.0, 0.0, 1.0, 2.0]], dtype=f64)
     with pytest.raises(RuntimeError, match="hold bins \\+ 1 = 4 edges"):
-        torch.ops.softhist.scatter([x], None, torch.zeros(1, 4 + 3, dtype=f64), [3], [0], "logistic")
+        torch.ops.softhist.scatter([x], None, params, [3], [0], "logistic")
+    params[0, 5] = -1.0  # the op checks them too (histogram does not under torch.compile)
+    with pytest.raises(RuntimeError, match="finite and strictly increasing"):
+        torch.ops.softhist.scatter([x], None, params, [2], [0], "logistic")
 
 
 def test_learnable_layer_learns_the_quantiles():
@@ -145,3 +149,24 @@ def test_even_edges_take_the_even_windows_with_the_same_gradients(kernel):
     g = torch.randn(8, dtype=f64)
     for a, b in zip(torch.autograd.grad(hist, [x, edges], g), torch.autograd.grad(dense, [x, edges], g)):
         torch.testing.assert_close(a, b)
+
+
+def test_torchscript_torch_compile_and_opcheck_over_explicit_edges():
+    from torch.library import opcheck
+
+    def f(x: torch.Tensor, e: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        return softhist_ext.histogram(x, e, kappa=k, kernel="bspline").hist
+
+    x = torch.randn(300, dtype=f64)
+    e = _uneven_edges(4, -2.0, 2.0).requires_grad_()
+    k = torch.tensor(3.0, dtype=f64, requires_grad=True)
+    expected = torch.autograd.grad(reference.histogram_edges(x, e, k, "bspline").pow(2).sum(), [e, k])
+    for g in (torch.jit.script(f), torch.compile(f, fullgraph=True)):
+        torch.testing.assert_close(torch.autograd.grad(g(x, e, k).pow(2).sum(), [e, k]), expected)
+    ops = torch.ops.softhist
+    p = torch.cat([torch.tensor([0.0, 0.0, 3.0, 0.0], dtype=f64), e.detach()])[None].requires_grad_()
+    xr = x.clone().requires_grad_()
+    opcheck(ops.scatter, ([xr], None, p, [4], [0], "bspline"))
+    opcheck(ops.gather, ([xr], torch.randn(4, dtype=f64, requires_grad=True), p, [1], "bspline"))
+    opcheck(ops.edge_scatter, (xr, None, p, 4, 1, "bspline"))
+    opcheck(ops.edge_gather, (xr, torch.randn(5, dtype=f64, requires_grad=True), p, 1, "bspline"))

@@ -115,8 +115,9 @@ Variable params_grad(const Variable& params, const Variable& x, const Variable& 
   const Variable e0 = explicit_edges ? row.select(0, 4) : row.select(0, 0);
   const Variable offsets =
       explicit_edges ? row.slice(0, 4) - e0 : frac * (row.select(0, 1) - row.select(0, 0));
-  const Variable g_x = grad_x.to(at::kDouble);
-  const Variable x_term = at::where(g_x.eq(0), g_x, (x.to(at::kDouble) - e0) * g_x).sum();
+  // NaN and inf samples (whose gradient is 0) add exactly 0.
+  const Variable x_term = at::dot(at::nan_to_num((x.to(at::kDouble) - e0).reshape({-1}), 0.0, 0.0, 0.0),
+                                  grad_x.to(at::kDouble).reshape({-1}));
   const Variable g_kappa = (value_term + x_term + (offsets * g_e).sum()) / row.select(0, 2);
   const Variable zero = at::zeros_like(g_kappa);
   if (explicit_edges) return at::cat({at::stack({zero, zero, g_kappa, zero}), g_e}).unsqueeze(0);
