@@ -347,10 +347,11 @@ struct Window {
   double in_lo, in_hi;  // the range rounded to the samples' type, as torch.histc sees it
   int64_t bins, edges;
   bool open_ends;
-  // Explicit edges (CPU, one axis; cpu/explicit_edges.h): the bins + 1 edges,
-  // with reach in units of the input and kappa; null for evenly spaced bins.
-  // cell_first[c]: the last edge at or below e_0 + c / cell_inv, for `cells`
-  // even cells, each holding at most cell_steps edges past it.
+  // Explicit edges (one axis; cpu/explicit_edges.h, cuda/device_params.cuh):
+  // the bins + 1 edges, with reach in units of the input and kappa; null for
+  // evenly spaced bins.
+  // CPU: cell_first[c], the last edge at or below e_0 + c / cell_inv, for
+  // `cells` even cells, each holding at most cell_steps edges past it.
   const double* at = nullptr;
   double kappa = 0;
   const int32_t* cell_first = nullptr;
@@ -407,6 +408,22 @@ struct Window {
     start = start < 0 ? 0 : (start > last_start ? last_start : start);
     first = static_cast<int64_t>(start);
     t_first = c * (u - start);
+    return true;
+  }
+
+  // Explicit edges (at): x's first edge, the last edge at or below x - reach
+  // by binary search (clamped so the window fits), or false as locate.
+  SOFTHIST_HD bool locate_explicit(double x, int64_t& first) const {
+    if (!(x > at[0] - reach && x < at[bins] + reach)) return false;
+    if (open_ends && !inside(x)) return false;
+    int64_t lo_edge = 0, hi_edge = bins + 1;  // at[lo_edge] <= y < at[hi_edge] (hi: past the end)
+    const double y = x - reach;
+    while (hi_edge - lo_edge > 1) {
+      const int64_t mid = (lo_edge + hi_edge) / 2;
+      if (at[mid] <= y) lo_edge = mid; else hi_edge = mid;
+    }
+    const int64_t last_start = bins + 1 - edges;
+    first = lo_edge < last_start ? lo_edge : last_start;
     return true;
   }
 

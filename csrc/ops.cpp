@@ -154,9 +154,8 @@ int64_t check_coords(const std::vector<Tensor>& coords, const Tensor& params,
     SOFTHIST_CHECK(kernel != Kernel::Hard,
                    "softhist: explicit edges need a smooth kernel; softhist_ext.histogram bins "
                    "the hard kernel by its edges itself");
-    SOFTHIST_CHECK(params.is_cpu(),
-                   "softhist: smooth kernels over explicit edges run on the CPU only so far; "
-                   "move the input and edges to the CPU, or use evenly spaced bins (an int)");
+  }
+  if (has_explicit_edges(params) && params.is_cpu()) {  // (on a GPU, softhist_ext.histogram checks)
     const double kappa = params.const_data_ptr<double>()[2];
     SOFTHIST_CHECK(std::isfinite(kappa) && kappa > 0,
                    "softhist: kappa must be a positive finite number (in 1/units of the input), "

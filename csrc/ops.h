@@ -31,7 +31,7 @@ template <typename... Args>
 // The op `params` stores the range and kappa after defaults, and whether the
 // ends are open (conserve_mass): float64 [lo, hi, kappa, open].
 constexpr int64_t kParamsSize = 4;
-// Explicit edges (one axis, a smooth kernel, the CPU): params is one row of
+// Explicit edges (one axis, a smooth kernel): params is one row of
 // kParamsSize + bins + 1 values, [lo, hi, kappa, open, e_0, ..., e_bins], the
 // edges increasing (lo and hi are then unused).
 inline bool has_explicit_edges(const Tensor& params) {

@@ -640,9 +640,8 @@ def histogram(
     Args:
         input: the samples, any shape (flattened).
         bins: the number of equal bins, or a 1-d tensor of bins + 1 strictly
-            increasing edges with input's dtype and device, any spacing (smooth
-            kernels over uneven edges run on the CPU). Edges that cross while
-            they are learned raise a ValueError.
+            increasing edges with input's dtype and device, any spacing. Edges
+            that cross while they are learned raise a ValueError.
         range: (min, max) of the equal bins, numbers or 0-d tensors; None takes
             input's finite range (a point widened by 0.5 on each side), as
             torch.histogram does, a constant for autograd. Not with an edges

@@ -135,6 +135,43 @@ def test_edge_sums_equal_the_cpu_and_are_reproducible(kernel, order, bins, dtype
                  ops.edge_gather(x, c, p, order, kernel), rtol)
 
 
+@pytest.mark.parametrize("kernel", SMOOTH)
+@pytest.mark.parametrize("dtype,rtol", [(torch.float64, 1e-11), (torch.float32, 1e-5)])
+@pytest.mark.parametrize("conserve_mass", [False, True])
+def test_explicit_uneven_edges_equal_the_cpu(kernel, dtype, rtol, conserve_mass):
+    # Widths 100x apart; every op the gradients use, orders 0 to 2.
+    gen = torch.Generator().manual_seed(1)
+    widths = torch.rand(50, generator=gen, dtype=torch.float64) * 10 + 0.1
+    edges = -4.0 + 8.0 * torch.cat([torch.zeros(1, dtype=torch.float64), widths.cumsum(0)]) / widths.sum()
+    x = torch.randn(2, 30_000, dtype=dtype) * 1.5
+    w, h, c = torch.randn_like(x), torch.randn(2, 50, dtype=dtype), torch.randn(2, 51, dtype=dtype)
+    p = torch.cat([torch.tensor([0.0, 0.0, 20.0, float(conserve_mass)], dtype=torch.float64), edges])[None]
+    pc, xc = p.cuda(), x.cuda()
+    for order in [0, 1, 2]:
+        close_to_cpu(ops.scatter([xc], w.cuda(), pc, [50], [order], kernel),
+                     ops.scatter([x], w, p, [50], [order], kernel), rtol)
+        close_to_cpu(ops.gather([xc], h.cuda(), pc, [order], kernel),
+                     ops.gather([x], h, p, [order], kernel), rtol)
+    for order in [1, 2]:
+        close_to_cpu(ops.edge_scatter(xc, w.cuda(), pc, 50, order, kernel),
+                     ops.edge_scatter(x, w, p, 50, order, kernel), rtol)
+        close_to_cpu(ops.edge_gather(xc, c.cuda(), pc, order, kernel),
+                     ops.edge_gather(x, c, p, order, kernel), rtol)
+
+
+def test_learnable_edges_gradients_equal_the_cpu():
+    edges = torch.tensor([-3.0, -1.0, -0.8, 0.0, 0.1, 1.5, 3.0], dtype=torch.float64)
+    x = torch.randn(100_000, dtype=torch.float64)
+    grads = []
+    for device in ["cpu", "cuda"]:
+        e = edges.to(device).requires_grad_()
+        k = torch.tensor(5.0, dtype=torch.float64, device=device, requires_grad=True)
+        hist = softhist_ext.histogram(x.to(device), e, kappa=k).hist
+        grads.append(torch.autograd.grad(hist.pow(2).sum(), [e, k]))
+    for a, b in zip(*grads):
+        close_to_cpu(b, a, 1e-10)
+
+
 def test_hard_kernel_equals_the_cpu_and_is_reproducible():
     x = torch.randn(2, 50_000, dtype=torch.float64)
     w = torch.rand_like(x)

@@ -23,6 +23,47 @@ __device__ Window window_of(const double* params, int64_t bins) {
   return Window::make<C, T>(K, params[0], params[1], params[2], bins, params[3] != 0);
 }
 
+// One axis's window over explicit edges (params: a row, then the bins + 1
+// edges), as the CPU's explicit_window makes it but without its index:
+// samples find their first edge by binary search. The window's length, the
+// most edges any [e_j, e_j + 2 reach] holds plus two, is found by the whole
+// block together: every thread of the block must call this.
+template <Kernel K, typename C, typename T>
+__device__ Window explicit_window_of(const double* params, int64_t bins) {
+  __shared__ int most;
+  Window w{};
+  w.at = params + kParamsSize;
+  w.kappa = params[2];
+  w.bins = bins;
+  w.open_ends = params[3] != 0;
+  w.lo = w.at[0];
+  w.in_lo = rounded_to<T>(w.at[0]);
+  w.in_hi = rounded_to<T>(w.at[bins]);
+  w.reach = static_cast<double>(saturation<C>(K)) / w.kappa;
+  if (threadIdx.x == 0) most = 1;
+  __syncthreads();
+  int local = 1;
+  for (int64_t j = threadIdx.x; j <= bins; j += blockDim.x) {
+    int64_t lo = j, hi = bins + 1;  // the first edge past at[j] + 2 reach
+    while (lo < hi) {
+      const int64_t mid = (lo + hi) / 2;
+      if (w.at[mid] <= w.at[j] + 2 * w.reach) lo = mid + 1; else hi = mid;
+    }
+    local = max(local, static_cast<int>(lo - j));
+  }
+  atomicMax(&most, local);
+  __syncthreads();
+  w.edges = min(static_cast<int64_t>(most) + 2, bins + 1);
+  return w;
+}
+
+// The window of a one-axis op: even bins, or explicit edges (every thread of
+// the block must call this then).
+template <Kernel K, typename C, typename T>
+__device__ Window window_1d(const double* params, int64_t bins, bool explicit_edges) {
+  return explicit_edges ? explicit_window_of<K, C, T>(params, bins) : window_of<K, C, T>(params, bins);
+}
+
 // kappa^order, the chain-rule factor of D_order: std::pow's value on the CPU
 // for order <= 1, within an ulp of it above.
 __device__ __forceinline__ double kappa_power(const double* params, int order) {

@@ -18,29 +18,30 @@ constexpr int kThreads = 256;
 // Edges: the adjoint of the edge sums, factor * sum_j h_j * K^(Order)(x_i - e_j).
 template <Kernel K, int Order, bool Edges, typename T, typename C, typename Hist>
 __device__ T gather_one(const Window& win, double x, const Hist& h, double factor) {
-  if constexpr (Edges) {
-    int64_t first = 0;
-    double t = 0;
-    if (!win.locate(x, first, t)) return T(0);
-    const C t_first = static_cast<C>(t), c = static_cast<C>(win.c);
-    C acc = 0;
-    for (int64_t k = 0; k < win.edges; ++k)
-      acc += h[first + k] *
-             win.at_edge(first + k, Order, cdf<K, Order>(t_first - c * static_cast<C>(k)));
-    return static_cast<T>(static_cast<double>(acc) * factor);
-  } else if constexpr (K == Kernel::Hard) {
+  if constexpr (K == Kernel::Hard) {
     int64_t b = 0;
     return static_cast<T>(win.bin_of<HistcMath<T>>(x, b) ? h[b] : C(0));
   } else {
     int64_t first = 0;
     double t = 0;
-    if (!win.locate(x, first, t)) return T(0);
+    if (!(win.at ? win.locate_explicit(x, first) : win.locate(x, first, t))) return T(0);
     const C t_first = static_cast<C>(t), c = static_cast<C>(win.c);
-    C prev = win.at_edge(first, Order, cdf<K, Order>(t_first)), acc = 0;
-    for (int64_t k = 1; k < win.edges; ++k) {
-      const C cur = win.at_edge(first + k, Order, cdf<K, Order>(t_first - c * static_cast<C>(k)));
-      acc += h[first + k - 1] * (prev - cur);
-      prev = cur;
+    // K^(Order) at the window's edge k (explicit edges: from the sample itself)
+    const auto value = [&](int64_t k) {
+      const C tk = win.at ? static_cast<C>(win.kappa * (x - win.at[first + k]))
+                          : t_first - c * static_cast<C>(k);
+      return win.at_edge(first + k, Order, cdf<K, Order>(tk));
+    };
+    C acc = 0;
+    if constexpr (Edges) {
+      for (int64_t k = 0; k < win.edges; ++k) acc += h[first + k] * value(k);
+    } else {
+      C prev = value(0);
+      for (int64_t k = 1; k < win.edges; ++k) {
+        const C cur = value(k);
+        acc += h[first + k - 1] * (prev - cur);
+        prev = cur;
+      }
     }
     return static_cast<T>(static_cast<double>(acc) * factor);
   }
@@ -53,6 +54,7 @@ struct GatherArgs {
   const T* hist;
   const double* params;
   int64_t n, bins, slots, chunks, items;
+  bool explicit_edges;  // params holds the edges (one axis)
   T* out;
 };
 
@@ -61,7 +63,7 @@ template <Kernel K, int Order, bool Edges, typename T, typename C, bool SharedHi
 __global__ void __launch_bounds__(kThreads) gather_samples(GatherArgs<T> a) {
   extern __shared__ __align__(16) unsigned char shared_bytes[];
   C* shared_hist = reinterpret_cast<C*>(shared_bytes);
-  const Window win = window_of<K, C, T>(a.params, a.bins);
+  const Window win = window_1d<K, C, T>(a.params, a.bins, a.explicit_edges);
   const double factor = kappa_power(a.params, Order);
   for (int64_t item = blockIdx.x; item < a.items; item += gridDim.x) {
     const int64_t row = item / a.chunks, chunk = item % a.chunks;
@@ -85,7 +87,7 @@ void gather_axis(const GatherJob& job) {
     const GatherSplit split = GatherSplit::of<C>(n, slots);
     const GatherArgs<T> args{x.const_data_ptr<T>(), job.hist.const_data_ptr<T>(),
                              job.params_of(0), n, bins, slots, split.chunks, rows * split.chunks,
-                             job.out.mutable_data_ptr<T>()};
+                             has_explicit_edges(job.params), job.out.mutable_data_ptr<T>()};
     const auto run = [&](auto k, auto ord) {
       const auto kernel_of = [](auto shared) {
         return gather_samples<decltype(k)::value, decltype(ord)::value, Edges, T, C,

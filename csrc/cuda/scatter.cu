@@ -57,17 +57,21 @@ struct SmoothSample {
   int64_t first = 0;
   bool located = false;
   C t_first = 0, c = 0, prev = 0;
+  double x = 0;  // explicit edges: the sample
 
-  __device__ void locate(const Window& w, double x) {
+  __device__ void locate(const Window& w, double x_) {
     double t = 0;
     win = &w;
-    located = w.locate(x, first, t);
+    x = x_;
+    located = w.at ? w.locate_explicit(x, first) : w.locate(x, first, t);
     t_first = static_cast<C>(t);
     c = static_cast<C>(w.c);
   }
   __device__ static int64_t span(const Window& win) { return win.edges - 1; }
   __device__ C edge_value(int64_t k) const {
-    return win->at_edge(first + k, Order, cdf<K, Order>(t_first - c * static_cast<C>(k)));
+    const C t = win->at ? static_cast<C>(win->kappa * (x - win->at[first + k]))
+                        : t_first - c * static_cast<C>(k);
+    return win->at_edge(first + k, Order, cdf<K, Order>(t));
   }
   __device__ void start(int64_t k) { prev = edge_value(k); }
   __device__ double next(int64_t k, double weight) {
@@ -155,6 +159,7 @@ struct ScatterArgs {
   const T* weight;  // nullptr: every weight is 1
   const double* params;
   int64_t n, bins, slots, chunks, tile_bins, items;
+  bool explicit_edges;  // params holds the edges (one axis)
   double* partial;     // [rows, chunks, slots]
   unsigned* nonfinite;  // [rows, slots], zeroed
 };
@@ -166,7 +171,7 @@ __global__ void __launch_bounds__(kThreads) scatter_partials(ScatterArgs<T> a) {
   using S = std::conditional_t<Edges, EdgeSample<K, Order, C>, Sample<K, Order, C>>;
   extern __shared__ unsigned words[];
   __shared__ double scratch[kThreads / 32];
-  const Window win = window_of<K, C, T>(a.params, a.bins);
+  const Window win = window_1d<K, C, T>(a.params, a.bins, a.explicit_edges);
   const int64_t tiles = ceil_div(a.slots, a.tile_bins);
   for (int64_t item = blockIdx.x; item < a.items; item += gridDim.x) {
     const int64_t part = item / tiles, row = part / a.chunks, chunk = part % a.chunks;
@@ -202,7 +207,8 @@ void scatter_axis(const ScatterJob& job) {
     const ScatterArgs<T> args{x.const_data_ptr<T>(),
                               job.weight.has_value() ? job.weight->const_data_ptr<T>() : nullptr,
                               job.params_of(0), n, bins, slots, chunks, tile_bins, items,
-                              partials.partial(), partials.flags()};
+                              has_explicit_edges(job.params), partials.partial(),
+                              partials.flags()};
     const auto run = [&](auto k, auto ord) {
       launch(scatter_partials<decltype(k)::value, decltype(ord)::value, Edges, T, C>, items,
              kThreads, 2 * sizeof(unsigned) * tile_bins, job.stream, args);
