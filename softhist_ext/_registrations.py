@@ -159,7 +159,9 @@ class _Scatter(torch.autograd.Function):
             (x,), (m,) = coords[:1], orders[:1]
             bins = grad.shape[-1]
             grad_edges = -_differences(grad) * ops.edge_scatter(x, weight, params, bins, m + 1, kernel)
-            value = m * _inner(grad, ops.scatter(coords, weight, params, [bins], orders, kernel)) if m else 0.0
+            value = 0.0
+            if m:
+                value = m * _inner(grad, ops.scatter(coords, weight, params, [bins], orders, kernel))
             grad_params = _params_grad(params, x, grad_coords[0], grad_edges, value)
             if not needs[5]:
                 grad_coords[0] = None

@@ -91,6 +91,5 @@ class SoftHistogram(torch.nn.Module):
 
     def extra_repr(self) -> str:
         dim = "" if self.dim is None else f", dim={self.dim}"
-        if self.learnable:
-            return f"bins={self.bins}, min={self.min}, max={self.max}, kernel={self.kernel!r}, learnable=True{dim}"
-        return f"bins={self.bins}, min={self.min}, max={self.max}, kappa={self.kappa}, kernel={self.kernel!r}{dim}"
+        kappa = ", learnable=True" if self.learnable else f", kappa={self.kappa}"
+        return f"bins={self.bins}, min={self.min}, max={self.max}{kappa}, kernel={self.kernel!r}{dim}"

@@ -84,10 +84,10 @@ def histc(
 
     Samples well inside [min, max] add exactly w_i in total, and kappa -> inf
     gives torch.histc. Gradients flow to input and weight (first and second
-    order), and to min, max and kappa when they are tensors. Only the bins a sample's kernel reaches are touched: memory is
-    O(N + bins), with no N x bins tensor. (The arguments after kappa are meant
-    as keywords; they are not keyword-only because TorchScript can't compile
-    that.)
+    order), and to min, max and kappa when they are tensors. Only the bins a
+    sample's kernel reaches are touched: memory is O(N + bins), with no
+    N x bins tensor. (The arguments after kappa are meant as keywords; they
+    are not keyword-only because TorchScript can't compile that.)
 
     Args:
         input: samples, float16, bfloat16, float32 or float64. NaN and +-inf
