@@ -377,6 +377,23 @@ struct Window {
     return w;
   }
 
+  // Explicit edges: the window over the bins + 1 edges after a params row
+  // [lo, hi, kappa, open] (p), but for its length (edges), which the backends
+  // find each their own way.
+  template <typename C, typename T>
+  SOFTHIST_HD static Window make_explicit(Kernel kernel, const double* p, int64_t bins) {
+    Window w{};
+    w.at = p + 4;  // (kParamsSize)
+    w.kappa = p[2];
+    w.bins = bins;
+    w.open_ends = p[3] != 0;
+    w.lo = w.at[0];
+    w.in_lo = rounded_to<T>(w.at[0]);
+    w.in_hi = rounded_to<T>(w.at[bins]);
+    w.reach = static_cast<double>(saturation<C>(kernel)) / w.kappa;  // in units of the input
+    return w;
+  }
+
   // Whether x lies in [min, max] as torch.histc compares them: with min and
   // max rounded to the samples' type (a float32 sample equal to float32(max)
   // is counted where float32(max) > max). False for NaN.

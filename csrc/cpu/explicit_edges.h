@@ -43,16 +43,7 @@ constexpr int64_t kMaxCells = int64_t(1) << 16;
 template <typename C, typename T>
 Window explicit_window(Kernel kernel, const Tensor& params, int64_t bins,
                        std::vector<int32_t>& cell_first) {
-  const double* p = params.const_data_ptr<double>();
-  Window w{};
-  w.at = p + kParamsSize;
-  w.kappa = p[2];
-  w.bins = bins;
-  w.open_ends = p[3] != 0;
-  w.lo = w.at[0];
-  w.in_lo = rounded_to<T>(w.at[0]);
-  w.in_hi = rounded_to<T>(w.at[bins]);
-  w.reach = static_cast<double>(saturation<C>(kernel)) / w.kappa;  // in units of the input
+  Window w = Window::make_explicit<C, T>(kernel, params.const_data_ptr<double>(), bins);
   // The most edges in any [e_j, e_j + 2 reach] (two pointers), plus the
   // saturated edge on each side.
   int64_t most = 1;

@@ -31,15 +31,7 @@ __device__ Window window_of(const double* params, int64_t bins) {
 template <Kernel K, typename C, typename T>
 __device__ Window explicit_window_of(const double* params, int64_t bins) {
   __shared__ int most;
-  Window w{};
-  w.at = params + kParamsSize;
-  w.kappa = params[2];
-  w.bins = bins;
-  w.open_ends = params[3] != 0;
-  w.lo = w.at[0];
-  w.in_lo = rounded_to<T>(w.at[0]);
-  w.in_hi = rounded_to<T>(w.at[bins]);
-  w.reach = static_cast<double>(saturation<C>(K)) / w.kappa;
+  Window w = Window::make_explicit<C, T>(K, params, bins);
   if (threadIdx.x == 0) most = 1;
   __syncthreads();
   int local = 1;
