@@ -8,7 +8,7 @@ The CUDA kernels are a second library, built where there is a GPU, with a
 CUDA compiler its driver runs (a local toolkit, else pip's nvcc, which the
 build backend asks for only then), whatever CUDA the build's torch has; the
 CUDA runtime is linked statically (csrc/build/softhist_build/ has the rule and the build).
-FORCE_CUDA=1 builds them without a GPU (e.g. for a wheel, as CI does) and
+FORCE_CUDA=1 builds them without a GPU (e.g. for a wheel; CI does, to keep them compiling) and
 fails where it can't, FORCE_ONLY_CPU=1 never.
 
 The sources compile in parallel with ninja (MAX_JOBS limits the jobs; without

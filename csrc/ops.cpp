@@ -264,4 +264,12 @@ Problem check_edge_gather_args(const Tensor& x, const Tensor& coef, const Tensor
   return check_gather_like({x}, coef, params, {order}, kernel, 1);
 }
 
+Problem check_edge_gather_scatter_args(const Tensor& x, const std::optional<Tensor>& weight,
+                                       const Tensor& coef, const Tensor& params, int64_t order,
+                                       Kernel kernel) {
+  const Problem pb = check_edge_gather_args(x, coef, params, order, kernel);
+  check_edge_scatter_args(x, weight, params, pb.bins[0], order, kernel);
+  return pb;
+}
+
 }  // namespace softhist

@@ -72,6 +72,10 @@ Problem check_edge_scatter_args(const Tensor& x, const std::optional<Tensor>& we
                                 const Tensor& params, int64_t bins, int64_t order, Kernel kernel);
 Problem check_edge_gather_args(const Tensor& x, const Tensor& coef, const Tensor& params,
                                int64_t order, Kernel kernel);
+// Both, as edge_gather_scatter takes them.
+Problem check_edge_gather_scatter_args(const Tensor& x, const std::optional<Tensor>& weight,
+                                       const Tensor& coef, const Tensor& params, int64_t order,
+                                       Kernel kernel);
 // Samples per row (the last dimension) and number of rows.
 int64_t row_length(const Tensor& input);
 int64_t row_count(const Tensor& input);

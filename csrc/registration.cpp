@@ -4,6 +4,7 @@
 #include <torch/csrc/stable/library.h>
 
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "ops.h"
@@ -43,6 +44,11 @@ Tensor edge_gather_no_kernel(const Tensor& x, const Tensor&, const Tensor&, int6
                              std::string) {
   no_kernel("edge_gather", x);
 }
+std::tuple<Tensor, Tensor, Tensor> edge_gather_scatter_no_kernel(
+    const Tensor& x, const std::optional<Tensor>&, const Tensor&, const Tensor&, int64_t,
+    std::string) {
+  no_kernel("edge_gather_scatter", x);
+}
 
 }  // namespace
 
@@ -76,6 +82,12 @@ STABLE_TORCH_LIBRARY(softhist, m) {
       "edge_scatter(Tensor x, Tensor? weight, Tensor params, int bins, int order, str kernel) "
       "-> Tensor");
   m.def("edge_gather(Tensor x, Tensor coef, Tensor params, int order, str kernel) -> Tensor");
+  // Both in one pass over the samples, and sum_i weight[..., i] * (x[..., i] - e_0) *
+  // edge_gather[..., i] over all rows, as float64 (CPU): the first-order
+  // gradients with respect to x, the edges and kappa. No derivative of its own.
+  m.def(
+      "edge_gather_scatter(Tensor x, Tensor? weight, Tensor coef, Tensor params, int order, "
+      "str kernel) -> (Tensor, Tensor, Tensor)");
 }
 
 STABLE_TORCH_LIBRARY_IMPL(softhist, CompositeExplicitAutograd, m) {
@@ -85,6 +97,7 @@ STABLE_TORCH_LIBRARY_IMPL(softhist, CompositeExplicitAutograd, m) {
   m.impl("gather", TORCH_BOX(&gather_no_kernel));
   m.impl("edge_scatter", TORCH_BOX(&edge_scatter_no_kernel));
   m.impl("edge_gather", TORCH_BOX(&edge_gather_no_kernel));
+  m.impl("edge_gather_scatter", TORCH_BOX(&edge_gather_scatter_no_kernel));
 }
 
 }  // namespace softhist

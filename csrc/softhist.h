@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <optional>
 #include <string_view>
+#include <tuple>
 
 namespace softhist {
 
@@ -94,6 +95,18 @@ inline at::Tensor edge_gather(const at::Tensor& x, const at::Tensor& coef,
                                                     const at::Tensor&, int64_t,
                                                     std::string_view)>("softhist::edge_gather");
   return op.call(x, coef, params, order, kernel);
+}
+
+// Both in one pass over the samples (CPU), and sum_i weight[..., i] * (x[..., i] - e_0) *
+// edge_gather[..., i] over all rows, a float64 scalar: the first-order
+// gradients with respect to x, the edges and kappa. It has no derivative.
+inline std::tuple<at::Tensor, at::Tensor, at::Tensor> edge_gather_scatter(
+    const at::Tensor& x, const std::optional<at::Tensor>& weight, const at::Tensor& coef,
+    const at::Tensor& params, int64_t order, std::string_view kernel) {
+  static const auto op = detail::find_op<std::tuple<at::Tensor, at::Tensor, at::Tensor>(
+      const at::Tensor&, const std::optional<at::Tensor>&, const at::Tensor&, const at::Tensor&,
+      int64_t, std::string_view)>("softhist::edge_gather_scatter");
+  return op.call(x, weight, coef, params, order, kernel);
 }
 
 // Differentiable torch.histc of all of input's samples (flattened), as

@@ -10,8 +10,10 @@ axis a's order + 1, d gather / d hist = scatter. The edge sums make a second
 such pair (edge_scatter, edge_gather), and give params (the range and kappa,
 one axis) its gradient: every op depends on an edge e_j only through
 K^(m)(kappa (x - e_j)), so d/de_j is minus the edge sum one order up, times
-the differences of the bins' gradients (see _params_grad). csrc/autograd
-builds the same for C++ programs.
+the differences of the bins' gradients (see _params_grad). On the CPU,
+scatter's first-order backward takes the gradients for x and params from one
+pass over the samples (edge_gather_scatter). csrc/autograd builds the same for
+C++ programs.
 """
 
 import torch
@@ -65,6 +67,14 @@ def _edge_gather_fake(x, coef, params, order, kernel):
     return torch.empty_like(x, memory_format=torch.contiguous_format)
 
 
+@torch.library.register_fake("softhist::edge_gather_scatter")
+def _edge_gather_scatter_fake(x, weight, coef, params, order, kernel):
+    _check_devices("edge_gather_scatter", x, weight=weight, coef=coef, params=params)
+    return (torch.empty_like(x, memory_format=torch.contiguous_format),
+            x.new_empty(tuple(x.shape[:-1]) + (coef.shape[-1],)),
+            x.new_empty((), dtype=torch.float64))
+
+
 def _named(coords):
     return {f"coords[{a}]": c for a, c in enumerate(coords)}
 
@@ -91,11 +101,12 @@ def _differences(g):
     return torch.nn.functional.pad(g, (0, 1)) - torch.nn.functional.pad(g, (1, 0))
 
 
-def _params_grad(params, x, grad_x, grad_edges, value_term):
+def _params_grad(params, x, grad_x, grad_edges, value_term, x_term=None):
     """params' gradient for a value of order m: one that depends on x, the
     edges e_j and kappa only through kappa^m K^(m)(kappa (x - e_j)). grad_x
     and grad_edges (..., bins + 1) are its gradients with respect to x and e,
-    and value_term = m <grad, value>. The edges are lo + j (hi - lo) / bins,
+    value_term = m <grad, value>, and x_term sum (x - e_0) grad_x when known
+    (edge_gather_scatter's). The edges are lo + j (hi - lo) / bins,
     or params' explicit edges (after its first 4 values), which take
     grad_edges themselves. kappa's follows from homogeneity in (x - e_0,
     e - e_0, 1 / kappa): kappa d/dkappa = m + sum (x - e_0) d/dx + sum (e - e_0) d/de."""
@@ -109,8 +120,9 @@ def _params_grad(params, x, grad_x, grad_edges, value_term):
         offsets = frac * (params[0, 1] - params[0, 0])
     # NaN and inf samples (whose gradient is 0) add exactly 0.
     e0 = params[0, 4] if explicit else params[0, 0]
-    x_term = torch.dot(torch.nan_to_num(x.to(torch.float64).reshape(-1) - e0, 0.0, 0.0, 0.0),
-                       grad_x.to(torch.float64).reshape(-1))
+    if x_term is None:
+        x_term = torch.dot(torch.nan_to_num(x.to(torch.float64).reshape(-1) - e0, 0.0, 0.0, 0.0),
+                           grad_x.to(torch.float64).reshape(-1))
     g_kappa = (value_term + x_term + (offsets * g_e).sum()) / params[0, 2]
     zero = g_kappa.new_zeros(())
     if explicit:
@@ -131,6 +143,13 @@ def _check_params_grad(params, kernel):
         )
 
 
+def _one_pass(x):
+    """Whether scatter's backward may take the gradients for x and params from
+    edge_gather_scatter: on the CPU, and not when that backward is itself
+    differentiated (edge_gather_scatter has no derivative; the separate ops do)."""
+    return x.device.type == "cpu" and not torch.is_grad_enabled()
+
+
 def _inner(a, b):
     return (a.to(torch.float64) * b.to(torch.float64)).sum()
 
@@ -148,21 +167,27 @@ class _Scatter(torch.autograd.Function):
         orders, kernel, needs = ctx.orders, ctx.kernel, ctx.needs_input_grad
         if needs[1]:
             _check_params_grad(params, kernel)
+        one_pass = needs[1] and _one_pass(coords[0])
         grad_weight = ops.gather(coords, grad, params, orders, kernel) if needs[0] else None
         grad_coords = [
             _weighted(ops.gather(coords, grad, params, _raised(orders, a), kernel), weight)
-            if needs[5 + a] or (needs[1] and a == 0) else None
+            if needs[5 + a] or (needs[1] and a == 0 and not one_pass) else None
             for a in range(len(coords))
         ]
         grad_params = None
         if needs[1]:
             (x,), (m,) = coords[:1], orders[:1]
-            bins = grad.shape[-1]
-            grad_edges = -_differences(grad) * ops.edge_scatter(x, weight, params, bins, m + 1, kernel)
+            bins, coef, x_term = grad.shape[-1], _differences(grad), None
+            if one_pass:  # d/dx is the edge gather of the gradient's differences
+                gathered, edge_sums, x_term = ops.edge_gather_scatter(x, weight, coef, params,
+                                                                      m + 1, kernel)
+                grad_coords[0] = _weighted(gathered, weight)
+            else:
+                edge_sums = ops.edge_scatter(x, weight, params, bins, m + 1, kernel)
             value = 0.0
             if m:
                 value = m * _inner(grad, ops.scatter(coords, weight, params, [bins], orders, kernel))
-            grad_params = _params_grad(params, x, grad_coords[0], grad_edges, value)
+            grad_params = _params_grad(params, x, grad_coords[0], -coef * edge_sums, value, x_term)
             if not needs[5]:
                 grad_coords[0] = None
         return (grad_weight, grad_params, None, None, None, *grad_coords)

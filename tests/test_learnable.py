@@ -127,6 +127,85 @@ def test_edge_sums_against_the_densities(device):
         "gaussian", 3.0 * (x[..., None] - edges)) * coef[..., None, :]).sum(-1))
 
 
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("uneven", [False, True])
+def test_one_pass_backward_against_the_densities(kernel, uneven):
+    """edge_gather_scatter (CPU, the first-order backward's single pass): both
+    edge sums against the densities, and its moment against its definition,
+    over NaN/inf samples, zero and uneven weights and rows."""
+    ops = torch.ops.softhist
+    x = torch.randn(3, 400, dtype=f64) * 2
+    x[0, :3] = torch.tensor([float("nan"), float("inf"), -float("inf")])
+    w = torch.rand(3, 400, dtype=f64) * 3
+    w[1, :50] = 0
+    edges = torch.linspace(-3, 3, 13, dtype=f64)
+    if uneven:
+        edges = torch.cat([torch.zeros(1, dtype=f64), torch.rand(12, dtype=f64) + 0.2]).cumsum(0) - 4
+    kappa = 2.5
+    params = torch.cat([torch.tensor([0.0, 0.0, kappa, 0.0], dtype=f64), edges])[None]
+    coef = torch.randn(3, 13, dtype=f64)
+    for order in (1, 2):
+        gathered, scattered, moment = ops.edge_gather_scatter(x, w, coef, params, order, kernel)
+        xs = torch.where(torch.isfinite(x), x, torch.zeros_like(x))
+        t = kappa * (xs[..., None] - edges)
+        k = reference.kernel_density(kernel, t) if order == 1 else _density_slope(kernel, t)
+        k = torch.where(torch.isfinite(x)[..., None], k, torch.zeros_like(k)) * kappa**order
+        torch.testing.assert_close(gathered, (k * coef[..., None, :]).sum(-1))
+        torch.testing.assert_close(scattered, (w[..., None] * k).sum(-2))
+        expected = (w * torch.where(torch.isfinite(x), x - edges[0], 0) * gathered).sum()
+        torch.testing.assert_close(moment, expected)
+        assert order == 2 and kernel == "box" or float(moment.abs()) > 1e-3  # it can fail
+
+
+def _density_slope(kernel, t):
+    """k'(t), by autograd through the reference density's own autograd."""
+    t = t.detach().requires_grad_()
+    (k,) = torch.autograd.grad(reference.kernel_cdf(kernel, t).sum(), t, create_graph=True)
+    if not k.requires_grad:  # a piecewise constant density (box)
+        return torch.zeros_like(t)
+    (slope,) = torch.autograd.grad(k.sum(), t)
+    return slope
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("conserve_mass", [False, True])
+def test_one_pass_gradients_equal_the_differentiable_ones(kernel, conserve_mass):
+    """On the CPU the first-order backward takes x's, the edges' and kappa's
+    gradients from one pass (edge_gather_scatter); with create_graph it takes
+    them from the separate, differentiable ops. Both must agree."""
+    x = torch.randn(2, 3000, dtype=f64) * 1.5
+    x[0, 0] = float("nan")
+    w = torch.rand(2, 3000, dtype=f64)
+    edges = torch.sort(torch.rand(21, dtype=f64) * 6 - 3).values
+
+    def grads(create_graph):
+        xr, wr = x.clone().requires_grad_(), w.clone().requires_grad_()
+        er, kr = edges.clone().requires_grad_(), torch.tensor(3.0, dtype=f64, requires_grad=True)
+        lo, hi, k = _params("cpu")
+        h = softhist_ext.histogram(xr, er, weight=wr, kappa=kr, kernel=kernel).hist
+        h2 = softhist_ext.histc(xr, 9, lo, hi, k, kernel=kernel, weight=wr, dim=-1,
+                                conserve_mass=conserve_mass)
+        loss = (h * torch.arange(20.0, dtype=f64)).sum() + (h2 * torch.arange(9.0, dtype=f64)).sum()
+        return torch.autograd.grad(loss, (xr, wr, er, kr, lo, hi, k), create_graph=create_graph)
+
+    for name, a, b in zip(["x", "weight", "edges", "kappa", "min", "max", "kappa (histc)"],
+                          grads(False), grads(True)):
+        torch.testing.assert_close(a, b.detach(), rtol=1e-9, atol=1e-9, msg=f"{kernel}: d/d{name}")
+
+
+def test_opcheck_one_pass_backward():
+    from torch.library import opcheck
+
+    ops = torch.ops.softhist
+    x = torch.randn(2, 30, dtype=f64)
+    for kernel in KERNELS:
+        for conserve_mass in (False, True):
+            p = ops.params(x, 6, -2.0, 2.0, 2.5, kernel, conserve_mass)[None]
+            coef = torch.randn(2, 7, dtype=f64)
+            opcheck(ops.edge_gather_scatter, (x, torch.rand(2, 30, dtype=f64), coef, p, 1, kernel))
+            opcheck(ops.edge_gather_scatter, (x, None, coef, p, 2, kernel))
+
+
 def test_errors_name_the_fix(device):
     x = torch.randn(100, device=device)
     lo, hi, k = (t.float() for t in _params(device))

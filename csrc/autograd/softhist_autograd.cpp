@@ -28,6 +28,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <vector>
 
 #include "../softhist.h"
@@ -105,7 +106,8 @@ void check_params_grad(const Variable& params, std::string_view kernel) {
 // first kParamsSize values), which take grad_edges themselves. kappa's
 // follows from homogeneity: kappa d/dkappa = m + sum (x - e_0) d/dx + sum (e - e_0) d/de.
 Variable params_grad(const Variable& params, const Variable& x, const Variable& grad_x,
-                     const Variable& grad_edges, const Variable& value_term) {
+                     const Variable& grad_edges, const Variable& value_term,
+                     Variable x_term = Variable()) {
   const Variable row = params.select(0, 0);
   const int64_t edges = grad_edges.size(-1);
   const bool explicit_edges = params.size(1) > 4;
@@ -116,13 +118,19 @@ Variable params_grad(const Variable& params, const Variable& x, const Variable& 
   const Variable offsets =
       explicit_edges ? row.slice(0, 4) - e0 : frac * (row.select(0, 1) - row.select(0, 0));
   // NaN and inf samples (whose gradient is 0) add exactly 0.
-  const Variable x_term = at::dot(at::nan_to_num((x.to(at::kDouble) - e0).reshape({-1}), 0.0, 0.0, 0.0),
-                                  grad_x.to(at::kDouble).reshape({-1}));
+  if (!x_term.defined())
+    x_term = at::dot(at::nan_to_num((x.to(at::kDouble) - e0).reshape({-1}), 0.0, 0.0, 0.0),
+                     grad_x.to(at::kDouble).reshape({-1}));
   const Variable g_kappa = (value_term + x_term + (offsets * g_e).sum()) / row.select(0, 2);
   const Variable zero = at::zeros_like(g_kappa);
   if (explicit_edges) return at::cat({at::stack({zero, zero, g_kappa, zero}), g_e}).unsqueeze(0);
   return at::stack({((1 - frac) * g_e).sum(), (frac * g_e).sum(), g_kappa, zero}).unsqueeze(0);
 }
+
+// Whether scatter's backward may take the gradients for x and params from
+// edge_gather_scatter: on the CPU, and not when that backward is itself
+// differentiated (edge_gather_scatter has no derivative; the separate ops do).
+bool one_pass(const Variable& x) { return x.is_cpu() && !at::GradMode::is_enabled(); }
 
 // m <grad, value> for the kappa^m factor; value is computed only for m > 0.
 template <typename F>
@@ -149,9 +157,10 @@ class ScatterFunction : public torch::autograd::Function<ScatterFunction> {
     const size_t D = s.coords.size();
     const bool params_needed = ctx->needs_input_grad(D + (weight.defined() ? 1 : 0));
     if (params_needed) check_params_grad(s.params, s.kernel);
+    const bool single = params_needed && one_pass(s.coords[0]);
     variable_list out;  // coords..., weight, params, bins, orders, kernel
     for (size_t a = 0; a < D; ++a)
-      out.push_back(ctx->needs_input_grad(a) || (params_needed && a == 0)
+      out.push_back(ctx->needs_input_grad(a) || (params_needed && a == 0 && !single)
                         ? weighted(softhist::gather(s.coords, grad, s.params,
                                                     raised(s.orders, a), s.kernel),
                                    weight)
@@ -163,11 +172,22 @@ class ScatterFunction : public torch::autograd::Function<ScatterFunction> {
       const int64_t m = s.orders[0], bins = grad.size(-1);
       const std::optional<at::Tensor> w =
           weight.defined() ? std::optional<at::Tensor>(weight) : std::nullopt;
-      const Variable grad_edges =
-          -differences(grad) * softhist::edge_scatter(s.coords[0], w, s.params, bins, m + 1, s.kernel);
-      out.push_back(params_grad(s.params, s.coords[0], out[0], grad_edges, value_term(m, grad, [&] {
-        return softhist::scatter(s.coords, w, s.params, {bins}, s.orders, s.kernel);
-      })));
+      const Variable coef = differences(grad);
+      Variable edge_sums, x_term;
+      if (single) {  // d/dx is the edge gather of the gradient's differences
+        Variable gathered;
+        std::tie(gathered, edge_sums, x_term) =
+            softhist::edge_gather_scatter(s.coords[0], w, coef, s.params, m + 1, s.kernel);
+        out[0] = weighted(gathered, weight);
+      } else {
+        edge_sums = softhist::edge_scatter(s.coords[0], w, s.params, bins, m + 1, s.kernel);
+      }
+      out.push_back(params_grad(s.params, s.coords[0], out[0], -coef * edge_sums,
+                                value_term(m, grad, [&] {
+                                  return softhist::scatter(s.coords, w, s.params, {bins},
+                                                           s.orders, s.kernel);
+                                }),
+                                x_term));
       if (!ctx->needs_input_grad(0)) out[0] = Variable();
     }
     out.resize(D + 5);

@@ -14,6 +14,7 @@
 #include <array>
 #include <cmath>
 #include <limits>
+#include <tuple>
 
 #include "common.h"
 #include "explicit_edges.h"
@@ -224,40 +225,83 @@ SOFTHIST_CLONES void runtime_gather_chunk(const T* x, const C* h, int64_t n, con
   }
 }
 
+// runtime_gather_chunk<true> (into out, with h) and runtime_scatter_chunk<true>
+// (into acc, with w) over the same window values, and moment += sum_i w_i
+// (x_i - e0) out_i: the pass of edge_gather_scatter.
+template <typename T, typename C>
+SOFTHIST_CLONES void runtime_pair_chunk(const T* x, const T* w, const C* h, int64_t n,
+                                        const Window& win, const RuntimeValues<C>& values,
+                                        double factor, double e0, T* out, double* acc,
+                                        double& moment) {
+  std::vector<C> v(static_cast<size_t>(win.edges * kLanes));
+  LaneSums sums(acc, win.bins + 1, n);
+  double mass[kShortMax][kLanes] = {};
+  for (int64_t i0 = 0; i0 < n; i0 += kLanes) {
+    int32_t first[kLanes];
+    double alive[kLanes], scale[kLanes];
+    C g[kLanes] = {};
+    const int64_t m = std::min<int64_t>(kLanes, n - i0);
+    values.load(x + i0, static_cast<const T*>(nullptr), n - i0, win, first, alive, v.data());
+    // Select, not multiply: a NaN or infinite weight times 0 would be NaN.
+    for (int l = 0; l < kLanes; ++l)
+      scale[l] = alive[l] != 0 && l < m ? (w ? static_cast<double>(w[i0 + l]) : 1.0) : 0.0;
+    gather_rows<true>(v.data(), win.edges, first, h, g);
+    add_windows<true>(v.data(), win.edges, first, scale, mass, sums);
+    for (int l = 0; l < m; ++l) {
+      const T gl = alive[l] == 0 ? T(0) : static_cast<T>(static_cast<double>(g[l]) * factor);
+      out[i0 + l] = gl;
+      // As autograd weighs it: a sample with no gradient adds exactly 0.
+      if (gl != T(0)) moment += scale[l] * static_cast<double>(gl) * (static_cast<double>(x[i0 + l]) - e0);
+    }
+  }
+  sums.add_copies();
+}
+
 // out_i = sum_b h_b * D_Order(x_i, b) * factor.
 template <Kernel K, int Order, bool OpenEnds, typename T, typename C>
 SOFTHIST_CLONES void gather_chunk_1d(const T* x, const C* h, int64_t n, const Window& win,
                                      double factor, T* out) {
   const int64_t edges = win.edges;
   const C c = static_cast<C>(win.c);
+  // The logistic kernel's window values come cheaper all at once (one exp per
+  // sample: window_values); the others' are computed where they are summed.
+  std::vector<C> values(static_cast<size_t>(K == Kernel::Logistic ? edges * kLanes : 0));
   for (int64_t i0 = 0; i0 < n; i0 += kLanes) {
     int32_t first[kLanes];
     double t64[kLanes], scale[kLanes];
     C t_first[kLanes], prev[kLanes], acc[kLanes], at_first[kLanes];
     locate_block<OpenEnds>(x + i0, static_cast<const T*>(nullptr), n - i0, win, first, t64,
                            scale);
-#pragma omp simd
-    for (int l = 0; l < kLanes; ++l) {
-      t_first[l] = static_cast<C>(t64[l]);
-      prev[l] = cdf<K, Order>(t_first[l]);
-      at_first[l] = prev[l];
-      acc[l] = 0;
-    }
-    for (int64_t k = 1; k < edges; ++k) {
-      const C shift = c * static_cast<C>(k);
+    if constexpr (K == Kernel::Logistic) {
+      for (int l = 0; l < kLanes; ++l) t_first[l] = static_cast<C>(t64[l]);
+      window_values<K, Order>(t_first, c, edges, values.data());
+      if constexpr (OpenEnds) open_window_ends(win, Order, first, values.data());
+      for (int l = 0; l < kLanes; ++l) acc[l] = 0;
+      gather_rows<false>(values.data(), edges, first, h, acc);
+    } else {
 #pragma omp simd
       for (int l = 0; l < kLanes; ++l) {
-        const C cur = cdf<K, Order>(t_first[l] - shift);
-        acc[l] += h[first[l] + k - 1] * (prev[l] - cur);
-        prev[l] = cur;
+        t_first[l] = static_cast<C>(t64[l]);
+        prev[l] = cdf<K, Order>(t_first[l]);
+        at_first[l] = prev[l];
+        acc[l] = 0;
       }
-    }
-    // Open ends: the first bin's term used K at edge 0 and the last bin's K at
-    // edge `bins` (prev holds the window's last edge); swap in the ends' values.
-    if constexpr (OpenEnds) {
-      for (int l = 0; l < kLanes; ++l) {
-        if (first[l] == 0) acc[l] += h[0] * (win.at_edge(0, Order, at_first[l]) - at_first[l]);
-        if (first[l] + edges - 1 == win.bins) acc[l] += h[win.bins - 1] * prev[l];
+      for (int64_t k = 1; k < edges; ++k) {
+        const C shift = c * static_cast<C>(k);
+#pragma omp simd
+        for (int l = 0; l < kLanes; ++l) {
+          const C cur = cdf<K, Order>(t_first[l] - shift);
+          acc[l] += h[first[l] + k - 1] * (prev[l] - cur);
+          prev[l] = cur;
+        }
+      }
+      // Open ends: the first bin's term used K at edge 0 and the last bin's K at
+      // edge `bins` (prev holds the window's last edge); swap in the ends' values.
+      if constexpr (OpenEnds) {
+        for (int l = 0; l < kLanes; ++l) {
+          if (first[l] == 0) acc[l] += h[0] * (win.at_edge(0, Order, at_first[l]) - at_first[l]);
+          if (first[l] + edges - 1 == win.bins) acc[l] += h[win.bins - 1] * prev[l];
+        }
       }
     }
     const int64_t m = std::min<int64_t>(kLanes, n - i0);
@@ -718,6 +762,39 @@ void gather_axes(const std::vector<Tensor>& coords, const T* hist, const Tensor&
   });
 }
 
+// edge_gather_scatter's pass (one axis): scattered as the edge sums of
+// scatter_axes<1, ..., true>, gathered as gather_axes<1, ..., true>, moment
+// as runtime_pair_chunk's, chunk partials merged in order.
+template <typename T, typename C>
+void pair_axes(const Tensor& x, const T* w, const T* coef, const Tensor& params,
+               const Problem& pb, Kernel kernel, T* gathered, T* scattered, double* moment) {
+  const Axes<1, T, C> ax({x}, params, pb, kernel);
+  const int64_t n = pb.n, rows = pb.rows, last = pb.bins[0] + 1, size = ax.lay.size + 1;
+  const int64_t chunks = chunks_per_row(n, rows, size);
+  // coef in C, rows padded with zeros as the partials are.
+  std::vector<C> h(static_cast<size_t>(rows * size), C(0));
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t b = 0; b < last; ++b) h[r * size + b] = static_cast<C>(coef[r * last + b]);
+  std::vector<double> partial(static_cast<size_t>(rows * chunks * size));
+  std::vector<double> moments(static_cast<size_t>(rows * chunks), 0.0);
+  const double* p = params.const_data_ptr<double>();
+  const double e0 = has_explicit_edges(params) ? p[kParamsSize] : p[0];
+  const RuntimeValues<C> values(ax.win[0], kernel, pb.orders[0]);
+  torch::stable::parallel_for(0, rows * chunks, 1, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      const int64_t row = i / chunks, ci = i % chunks;
+      const int64_t b = row * n + n * ci / chunks, m = row * n + n * (ci + 1) / chunks - b;
+      runtime_pair_chunk<T, C>(ax.x[0] + b, w ? w + b : nullptr, h.data() + row * size, m,
+                               ax.win[0], values, ax.factor, e0, gathered + b,
+                               partial.data() + i * size, moments[i]);
+    }
+  });
+  merge_partials(partial, rows, chunks, size, last, last, ax.lay.pad, ax.factor, scattered);
+  double sum = 0;
+  for (double mi : moments) sum += mi;
+  *moment = sum;
+}
+
 // f(std::integral_constant<int, D>) for the problem's number of axes.
 template <typename F>
 void dispatch_axes(int64_t axes, const F& f) {
@@ -810,6 +887,31 @@ Tensor edge_gather_cpu(const Tensor& x_in, const Tensor& coef, const Tensor& par
   return out;
 }
 
+std::tuple<Tensor, Tensor, Tensor> edge_gather_scatter_cpu(
+    const Tensor& x_in, const std::optional<Tensor>& weight, const Tensor& coef,
+    const Tensor& params, int64_t order, std::string kernel_name) {
+  const Kernel kernel = parse_kernel(kernel_name);
+  const Problem pb = check_edge_gather_scatter_args(x_in, weight, coef, params, order, kernel);
+  const Tensor x = torch::stable::contiguous(x_in);
+  const Tensor cc = torch::stable::contiguous(coef);
+  const std::optional<Tensor> wc =
+      weight.has_value() ? std::optional<Tensor>(torch::stable::contiguous(*weight))
+                         : std::nullopt;
+  Tensor gathered = torch::stable::empty_like(x);
+  Tensor scattered = torch::stable::empty(with_last(x, {pb.bins[0] + 1}), x.scalar_type(),
+                                          std::nullopt, x.device());
+  Tensor moment = torch::stable::empty(std::vector<int64_t>{}, ScalarType::Double, std::nullopt,
+                                       x.device());
+  dispatch_float(x.scalar_type(), [&](auto tag, auto ctag) {
+    using T = decltype(tag);
+    pair_axes<T, decltype(ctag)>(x, wc.has_value() ? wc->const_data_ptr<T>() : nullptr,
+                                 cc.const_data_ptr<T>(), params, pb, kernel,
+                                 gathered.mutable_data_ptr<T>(), scattered.mutable_data_ptr<T>(),
+                                 moment.mutable_data_ptr<double>());
+  });
+  return {gathered, scattered, moment};
+}
+
 }  // namespace
 
 STABLE_TORCH_LIBRARY_IMPL(softhist, CPU, m) {
@@ -818,6 +920,7 @@ STABLE_TORCH_LIBRARY_IMPL(softhist, CPU, m) {
   m.impl("gather", TORCH_BOX(&gather_cpu));
   m.impl("edge_scatter", TORCH_BOX(&edge_scatter_cpu));
   m.impl("edge_gather", TORCH_BOX(&edge_gather_cpu));
+  m.impl("edge_gather_scatter", TORCH_BOX(&edge_gather_scatter_cpu));
 }
 
 }  // namespace softhist::cpu
