@@ -169,9 +169,9 @@ class _Scatter(torch.autograd.Function):
             _check_params_grad(params, kernel)
         one_pass = needs[1] and _one_pass(coords[0])
         grad_weight = ops.gather(coords, grad, params, orders, kernel) if needs[0] else None
-        grad_coords = [
+        grad_coords = [  # (one_pass: x's below)
             _weighted(ops.gather(coords, grad, params, _raised(orders, a), kernel), weight)
-            if needs[5 + a] or (needs[1] and a == 0 and not one_pass) else None
+            if (needs[5 + a] or (needs[1] and a == 0)) and not (one_pass and a == 0) else None
             for a in range(len(coords))
         ]
         grad_params = None

@@ -159,8 +159,8 @@ class ScatterFunction : public torch::autograd::Function<ScatterFunction> {
     if (params_needed) check_params_grad(s.params, s.kernel);
     const bool single = params_needed && one_pass(s.coords[0]);
     variable_list out;  // coords..., weight, params, bins, orders, kernel
-    for (size_t a = 0; a < D; ++a)
-      out.push_back(ctx->needs_input_grad(a) || (params_needed && a == 0 && !single)
+    for (size_t a = 0; a < D; ++a)  // (single: x's below)
+      out.push_back((ctx->needs_input_grad(a) || (params_needed && a == 0)) && !(single && a == 0)
                         ? weighted(softhist::gather(s.coords, grad, s.params,
                                                     raised(s.orders, a), s.kernel),
                                    weight)

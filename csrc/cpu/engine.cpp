@@ -226,7 +226,7 @@ SOFTHIST_CLONES void runtime_gather_chunk(const T* x, const C* h, int64_t n, con
 }
 
 // runtime_gather_chunk<true> (into out, with h) and runtime_scatter_chunk<true>
-// (into acc, with w) over the same window values, and moment += sum_i w_i
+// (into acc, with w) over the same window values, and moment = sum_i w_i
 // (x_i - e0) out_i: the pass of edge_gather_scatter.
 template <typename T, typename C>
 SOFTHIST_CLONES void runtime_pair_chunk(const T* x, const T* w, const C* h, int64_t n,
@@ -236,6 +236,7 @@ SOFTHIST_CLONES void runtime_pair_chunk(const T* x, const T* w, const C* h, int6
   std::vector<C> v(static_cast<size_t>(win.edges * kLanes));
   LaneSums sums(acc, win.bins + 1, n);
   double mass[kShortMax][kLanes] = {};
+  double sum = 0;  // (a local: moment's neighbours belong to other threads' chunks)
   for (int64_t i0 = 0; i0 < n; i0 += kLanes) {
     int32_t first[kLanes];
     double alive[kLanes], scale[kLanes];
@@ -251,10 +252,11 @@ SOFTHIST_CLONES void runtime_pair_chunk(const T* x, const T* w, const C* h, int6
       const T gl = alive[l] == 0 ? T(0) : static_cast<T>(static_cast<double>(g[l]) * factor);
       out[i0 + l] = gl;
       // As autograd weighs it: a sample with no gradient adds exactly 0.
-      if (gl != T(0)) moment += scale[l] * static_cast<double>(gl) * (static_cast<double>(x[i0 + l]) - e0);
+      if (gl != T(0)) sum += scale[l] * static_cast<double>(gl) * (static_cast<double>(x[i0 + l]) - e0);
     }
   }
   sums.add_copies();
+  moment = sum;
 }
 
 // out_i = sum_b h_b * D_Order(x_i, b) * factor.
