@@ -50,6 +50,10 @@ def _is_tensor(value: object) -> bool:
     return isinstance(value, Tensor)
 
 
+def _is_tensor_list(value: object) -> bool:
+    return isinstance(value, (list, tuple)) and len(value) > 0 and all(_is_tensor(v) for v in value)
+
+
 def _is_int_list(value: object) -> bool:
     return isinstance(value, (list, tuple)) and all(is_int(v) for v in value)
 
@@ -69,6 +73,10 @@ KINDS: Dict[str, Tuple[Callable[[object], bool], str]] = {
     "bool": (lambda v: isinstance(v, bool), "a bool"),
     "int list?": (_optional(_is_int_list), "a list of ints or None"),
     "int or int list": (lambda v: is_int(v) or _is_int_list(v), "an int or a list of ints"),
+    "int, int list or edges list": (
+        lambda v: is_int(v) or _is_int_list(v) or _is_tensor_list(v),
+        "an int, a list of ints, or a list of 1-d tensors of edges",
+    ),
     "int or edges": (
         lambda v: is_int(v) or (isinstance(v, Tensor) and v.dim() == 1),
         "an int or a 1-d tensor of edges",

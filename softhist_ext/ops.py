@@ -427,9 +427,27 @@ def _hard_histogram(coords: List[Tensor], edges: List[Tensor], w: Optional[Tenso
     return torch.ops.softhist.scatter(positions, weight, torch.stack(rows), bins, [0] * len(bins), "hard")
 
 
+def _explicit_edges_dd(edges: List[Tensor], x: Tensor, axes: int, range: Optional[List[float]],
+                       kernel: str) -> List[Tensor]:
+    """histogramdd's bins given as edges: checked, one tensor per axis."""
+    if len(edges) != axes:
+        raise ValueError(f"softhist: histogramdd's bins, given as edges, must be a list of {axes} "
+                         f"tensors (one per axis), got {len(edges)}")
+    if range is not None:
+        raise ValueError("softhist: histogramdd's range must be None when bins are given as edges "
+                         "(the edges set the range), as in torch.histogramdd")
+    if kernel != "hard":
+        raise ValueError("softhist: histogramdd takes bins as edges with kernel='hard' (exact "
+                         "counts); smooth kernels take explicit edges on one axis "
+                         "(softhist_ext.histogram), or int bins and a range here")
+    for e in edges:
+        _check_edges(e, x, "histogramdd")
+    return edges
+
+
 def histogramdd(
     input: Tensor,
-    bins: Union[int, List[int]] = 10,
+    bins: Union[int, List[int], List[Tensor]] = 10,
     range: Optional[List[float]] = None,
     weight: Optional[Tensor] = None,
     density: bool = False,
@@ -458,7 +476,9 @@ def histogramdd(
         input: samples (N, D), D <= 3, float16/bfloat16/float32/float64; leading
             dimensions beyond one are flattened, as torch.histogramdd does,
             unless dim is given. NaN and +-inf coordinates drop their sample.
-        bins: bins per axis: an int for every axis, or a list of D ints.
+        bins: bins per axis: an int for every axis, a list of D ints, or (with
+            kernel="hard") a list of D 1-d tensors of edges, each strictly
+            increasing with any spacing, as torch.histogramdd takes them.
         range: [min_1, max_1, ..., min_D, max_D], as torch.histogramdd's.
             None takes each axis's range from its finite values (a point
             widened by 0.5 on each side), a constant for autograd; that needs
@@ -492,11 +512,13 @@ def histogramdd(
     """
     if not torch.jit.is_scripting():
         _checks.arguments(
-            "histogramdd", input=(input, "Tensor"), bins=(bins, "int or int list"),
+            "histogramdd", input=(input, "Tensor"), bins=(bins, "int, int list or edges list"),
             range=(range, "number list?"), weight=(weight, "Tensor?"), density=(density, "bool"),
             kappa=(kappa, "number? or list"), kernel=(kernel, "str"), dim=(dim, "int?"),
             conserve_mass=(conserve_mass, "bool"),
         )
+        if isinstance(bins, tuple):
+            bins = list(bins)
     if input.dim() < 2 or input.shape[-1] < 1 or input.shape[-1] > 3:
         raise ValueError(
             f"softhist: histogramdd's input must be (N, D) with D = 1, 2 or 3 coordinates per "
@@ -514,7 +536,12 @@ def histogramdd(
             _checks.dim_in_range("histogramdd", dim, input.dim() - 1)
         x = input.movedim(dim % (input.dim() - 1), -2)
         w = weight.movedim(dim % (input.dim() - 1), -1) if weight is not None else None
-    bins_per_axis = _per_axis_ints(bins, axes, "bins")
+    given_edges: List[Tensor] = []
+    if torch.jit.isinstance(bins, List[Tensor]):
+        given_edges = _explicit_edges_dd(bins, x, axes, range, kernel)
+        bins_per_axis = [e.numel() - 1 for e in given_edges]
+    else:
+        bins_per_axis = _per_axis_ints(bins, axes, "bins")
     kappas = _per_axis_kappa(kappa, axes)
     if range is not None and len(range) != 2 * axes:
         raise ValueError(f"softhist: histogramdd's range must list min and max for each of the {axes} axes ({2 * axes} numbers), got {len(range)}")
@@ -523,6 +550,17 @@ def histogramdd(
     edges: List[Tensor] = []
     # While loops, not for loops: TorchScript's serialised code writes a for
     # loop with `range`, which the argument of that name hides.
+    if len(given_edges) > 0:
+        hist = _hard_histogram(coords, given_edges, w, bins_per_axis).to(input.dtype)
+        if density:
+            volume = given_edges[0].diff()
+            a = 1
+            while a < axes:
+                volume = volume[..., None] * given_edges[a].diff()
+                a += 1
+            bin_dims = _last_dims(hist.dim(), axes)
+            hist = hist / (hist.sum(bin_dims, keepdim=True) * volume)
+        return HistogramddResult(hist, given_edges)
     a = 0
     while a < axes:
         if range is not None:
@@ -553,19 +591,19 @@ class HistogramResult(NamedTuple):
     bin_edges: Tensor
 
 
-def _check_edges(edges: Tensor, input: Tensor) -> None:
+def _check_edges(edges: Tensor, input: Tensor, op: str = "histogram") -> None:
     if edges.dim() != 1 or edges.numel() < 2:
-        raise ValueError(f"softhist: histogram's bins, given as a tensor of edges, must be 1-d "
+        raise ValueError(f"softhist: {op}'s bins, given as a tensor of edges, must be 1-d "
                          f"with at least 2 edges, got shape {list(edges.shape)}")
     if edges.dtype != input.dtype or edges.device != input.device:
-        raise ValueError(f"softhist: histogram's edges must have input's dtype and device "
+        raise ValueError(f"softhist: {op}'s edges must have input's dtype and device "
                          f"({input.dtype}, {input.device}), got {edges.dtype} on {edges.device}: "
                          f"pass bins.to(input)")
     if torch.compiler.is_compiling():
         return  # the op checks the values of smooth kernels' edges (a data-dependent branch here)
     d = edges.detach()
     if not bool(torch.isfinite(d).all()) or not bool((d[1:] > d[:-1]).all()):
-        raise ValueError("softhist: histogram's edges must be finite and strictly increasing; sort them "
+        raise ValueError(f"softhist: {op}'s edges must be finite and strictly increasing; sort them "
                          "(torch.sort) or, if they were learned, keep them apart")
 
 

@@ -144,3 +144,49 @@ def test_torchscript():
         a = scripted(x, bins, None, None, False, None, kernel)
         b = softhist_ext.histogram(x, bins, kernel=kernel)
         assert torch.equal(a.hist, b.hist) and torch.equal(a.bin_edges, b.bin_edges)
+
+
+@pytest.mark.parametrize("axes", [2, 3])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_histogramdd_with_edge_tensors_equals_torch_and_numpy(device, axes, dtype):
+    # Uneven edges per axis, every edge also a sample on its axis, values out of
+    # range and NaN; weights and density; a tuple of edges as torch takes it.
+    edges = [_uneven_edges(dtype)[: 6 + 2 * a] for a in range(axes)]
+    samples = _samples(dtype)
+    x = torch.stack([torch.cat([edges[a].repeat(3), samples.roll(17 * a)])[: samples.numel()]
+                     for a in range(axes)], dim=-1)
+    w = torch.rand(x.shape[0], dtype=dtype)
+    on_device = [e.to(device) for e in edges]
+    ours = softhist_ext.histogramdd(x.to(device), tuple(on_device), kernel="hard")
+    assert torch.equal(ours.hist.cpu(), torch.histogramdd(x, edges).hist)
+    assert all(torch.equal(a.cpu(), b) for a, b in zip(ours.bin_edges, edges))
+    keep = torch.isfinite(x).all(-1)
+    counts, _ = np.histogramdd(x[keep].numpy(), [e.numpy() for e in edges])
+    assert np.array_equal(ours.hist.cpu().numpy(), counts.astype(ours.hist.cpu().numpy().dtype))
+    tol = dict(rtol=1e-12, atol=1e-12) if dtype == torch.float64 else dict(rtol=1e-5, atol=1e-5)
+    for density in (False, True):
+        got = softhist_ext.histogramdd(x.to(device), on_device, weight=w.to(device), density=density,
+                                       kernel="hard").hist
+        torch.testing.assert_close(got.cpu(), torch.histogramdd(x, edges, weight=w, density=density).hist,
+                                   **tol)
+
+
+def test_histogramdd_edge_tensors_errors_and_torchscript():
+    x = torch.rand(50, 2, dtype=torch.float64)
+    ex = torch.tensor([0.0, 0.2, 1.0], dtype=torch.float64)
+    ey = torch.tensor([0.0, 0.7, 0.9, 1.0], dtype=torch.float64)
+    with pytest.raises(ValueError, match="list of 2 tensors"):
+        softhist_ext.histogramdd(x, [ex], kernel="hard")
+    with pytest.raises(ValueError, match="range must be None when bins are given as edges"):
+        softhist_ext.histogramdd(x, [ex, ey], [0.0, 1.0, 0.0, 1.0], kernel="hard")
+    with pytest.raises(ValueError, match="kernel='hard'"):
+        softhist_ext.histogramdd(x, [ex, ey])
+    with pytest.raises(ValueError, match="histogramdd's edges must be finite and strictly increasing"):
+        softhist_ext.histogramdd(x, [ex, ey.flip(0)], kernel="hard")
+    with pytest.raises(TypeError, match="a list of 1-d tensors of edges"):
+        softhist_ext.histogramdd(x, [ex, 3], kernel="hard")
+    scripted = torch.jit.script(softhist_ext.histogramdd)
+    for bins in ([ex, ey], [2, 3]):
+        a = scripted(x, bins, None, None, True, None, "hard")
+        b = torch.histogramdd(x, bins, density=True)
+        torch.testing.assert_close(a.hist, b.hist, rtol=1e-12, atol=1e-12)
