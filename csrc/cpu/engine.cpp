@@ -63,35 +63,47 @@ class LaneSums {
 // A window of at most Len bins (the compact kernels at their default kappa)
 // is added to the histogram as one vector of Len doubles, zeros past its end:
 // a few wide adds per sample rather than a scalar loop. Len is 4 or 8, the
-// shortest that holds the window (8 for 3 bins measured 30% slower). The
-// histogram is padded by kShortMax - 1 bins for that (Layout's pad).
-constexpr int64_t kShortMax = 8;
+// shortest that holds the window (8 for 3 bins measured 30% slower). Longer
+// windows, up to kLongMax bins, are added as vectors of 8 (add_long_windows).
+// The histogram is padded by 7 bins for that (Layout's pad).
+constexpr int64_t kShortMax = 8, kLongMax = 32;
 template <int Len>
 struct ShortVecOf {
   typedef double type __attribute__((vector_size(Len * sizeof(double)), aligned(8), may_alias));
 };
+using Vec8 = ShortVecOf<8>::type;
+typedef double AlignedVec8 __attribute__((vector_size(64)));
 
-// mass: kShortMax rows of kLanes, zero in the rows past the window. A
-// window of `edges` edge values adds span = edges - 1 bin masses (their
-// differences), or with Edges the span = edges values themselves (edge sums).
+// mass: kLongMax rows of kLanes, zero in the rows past the window. A window
+// of `edges` edge values adds span = edges - 1 bin masses (their
+// differences), or with Edges the span = edges values themselves (edge
+// sums). False when a weight is NaN or infinite: then the masses were added
+// here, one by one, since such a weight times the zeros past the window
+// would reach other bins.
+template <bool Edges, typename C>
+SOFTHIST_HD bool window_masses(const C* v, int64_t span, const int32_t* first,
+                               const double* scale, double (*mass)[kLanes], LaneSums& sums) {
+  double probe = 0;  // NaN when a weight is NaN or infinite
+#pragma omp simd reduction(+ : probe)
+  for (int l = 0; l < kLanes; ++l) probe += scale[l] * 0.0;
+  for (int64_t k = 0; k < span; ++k)
+#pragma omp simd
+    for (int l = 0; l < kLanes; ++l) {
+      const double next = Edges ? 0.0 : static_cast<double>(v[(k + 1) * kLanes + l]);
+      mass[k][l] = scale[l] * (static_cast<double>(v[k * kLanes + l]) - next);
+    }
+  if (probe == probe) return true;
+  for (int l = 0; l < kLanes; ++l)
+    if (scale[l] != 0)
+      for (int64_t k = 0; k < span; ++k) sums.lane(l)[first[l] + k] += mass[k][l];
+  return false;
+}
+
 template <int Len, bool Edges, typename C>
 SOFTHIST_CLONES void add_short_windows(const C* v, int64_t span, const int32_t* first,
                                        const double* scale, double (*mass)[kLanes],
                                        LaneSums& sums) {
-  double probe = 0;  // NaN when a weight is NaN or infinite
-  for (int64_t k = 0; k < span; ++k)
-#pragma omp simd reduction(+ : probe)
-    for (int l = 0; l < kLanes; ++l) {
-      const double next = Edges ? 0.0 : static_cast<double>(v[(k + 1) * kLanes + l]);
-      mass[k][l] = scale[l] * (static_cast<double>(v[k * kLanes + l]) - next);
-      probe += scale[l] * 0.0;
-    }
-  if (probe != probe) {  // such a weight times the zeros would reach bins past the window
-    for (int l = 0; l < kLanes; ++l)
-      if (scale[l] != 0)
-        for (int64_t k = 0; k < span; ++k) sums.lane(l)[first[l] + k] += mass[k][l];
-    return;
-  }
+  if (!window_masses<Edges>(v, span, first, scale, mass, sums)) return;
   double* dst[LaneSums::kCopies];
   for (int j = 0; j < LaneSums::kCopies; ++j) dst[j] = sums.lane(j);
   for (int l = 0; l < kLanes; ++l) {  // (samples that reach no bin add zeros)
@@ -99,6 +111,48 @@ SOFTHIST_CLONES void add_short_windows(const C* v, int64_t span, const int32_t* 
     for (int j = 0; j < Len; ++j) m[j] = mass[j][l];
     *reinterpret_cast<typename ShortVecOf<Len>::type*>(dst[l % LaneSums::kCopies] + first[l]) += m;
   }
+}
+
+// The 8 x 8 block r[k][j] transposed in place, in registers (3 rounds of
+// shuffles), so that r[j] holds the former column j.
+SOFTHIST_HD void transpose8(AlignedVec8 (&r)[8]) {
+  AlignedVec8 t[8];
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = __builtin_shufflevector(r[i], r[i + 1], 0, 8, 2, 10, 4, 12, 6, 14);
+    t[i + 1] = __builtin_shufflevector(r[i], r[i + 1], 1, 9, 3, 11, 5, 13, 7, 15);
+  }
+  for (int i = 0; i < 8; i += 4)
+    for (int j = 0; j < 2; ++j) {
+      r[i + j] = __builtin_shufflevector(t[i + j], t[i + j + 2], 0, 1, 8, 9, 4, 5, 12, 13);
+      r[i + j + 2] = __builtin_shufflevector(t[i + j], t[i + j + 2], 2, 3, 10, 11, 6, 7, 14, 15);
+    }
+  for (int j = 0; j < 4; ++j) {
+    t[j] = __builtin_shufflevector(r[j], r[j + 4], 0, 1, 2, 3, 8, 9, 10, 11);
+    t[j + 4] = __builtin_shufflevector(r[j], r[j + 4], 4, 5, 6, 7, 12, 13, 14, 15);
+  }
+  for (int j = 0; j < 8; ++j) r[j] = t[j];
+}
+
+// Windows of up to kLongMax bins: each 8 lanes' masses, 8 bins at a time, are
+// transposed in registers, so that a sample adds 8 consecutive bins as one
+// vector (scalar adds, one per bin, were the forward's bottleneck).
+template <bool Edges, typename C>
+SOFTHIST_CLONES void add_long_windows(const C* v, int64_t span, const int32_t* first,
+                                      const double* scale, double (*mass)[kLanes],
+                                      LaneSums& sums) {
+  if (!window_masses<Edges>(v, span, first, scale, mass, sums)) return;
+  double* dst[LaneSums::kCopies];
+  for (int j = 0; j < LaneSums::kCopies; ++j) dst[j] = sums.lane(j);
+  for (int64_t k0 = 0; k0 < span; k0 += 8)
+    for (int l0 = 0; l0 < kLanes; l0 += 8) {
+      AlignedVec8 r[8];
+      for (int k = 0; k < 8; ++k) r[k] = *reinterpret_cast<const AlignedVec8*>(&mass[k0 + k][l0]);
+      transpose8(r);
+      for (int j = 0; j < 8; ++j) {  // (samples that reach no bin add zeros)
+        const int l = l0 + j;
+        *reinterpret_cast<Vec8*>(dst[l % LaneSums::kCopies] + first[l] + k0) += r[j];
+      }
+    }
 }
 
 // A block's windows of `edges` values v into the bins at first: their
@@ -110,6 +164,7 @@ SOFTHIST_CLONES void add_windows(const C* v, int64_t edges, const int32_t* first
   const int64_t span = Edges ? edges : edges - 1;
   if (span <= 4) return add_short_windows<4, Edges>(v, span, first, scale, mass, sums);
   if (span <= kShortMax) return add_short_windows<kShortMax, Edges>(v, span, first, scale, mass, sums);
+  if (span <= kLongMax) return add_long_windows<Edges>(v, span, first, scale, mass, sums);
   for (int l = 0; l < kLanes; ++l) {
     if (scale[l] == 0) continue;
     double* a = sums.lane(l) + first[l];
@@ -129,7 +184,7 @@ SOFTHIST_CLONES void scatter_chunk_1d(const T* x, const T* w, int64_t n, const W
   std::vector<C> values(static_cast<size_t>(edges * kLanes));
   C* v = values.data();
   LaneSums sums(acc, win.bins, n);
-  double mass[kShortMax][kLanes] = {};
+  alignas(64) double mass[kLongMax][kLanes] = {};
   for (int64_t i0 = 0; i0 < n; i0 += kLanes) {
     int32_t first[kLanes];
     double t64[kLanes], scale[kLanes];
@@ -196,7 +251,7 @@ SOFTHIST_CLONES void runtime_scatter_chunk(const T* x, const T* w, int64_t n, co
                            const RuntimeValues<C>& values, double* acc) {
   std::vector<C> v(static_cast<size_t>(win.edges * kLanes));
   LaneSums sums(acc, win.bins + Edges, n);
-  double mass[kShortMax][kLanes] = {};
+  alignas(64) double mass[kLongMax][kLanes] = {};
   for (int64_t i0 = 0; i0 < n; i0 += kLanes) {
     int32_t first[kLanes];
     double scale[kLanes];
@@ -235,7 +290,7 @@ SOFTHIST_CLONES void runtime_pair_chunk(const T* x, const T* w, const C* h, int6
                                         double& moment) {
   std::vector<C> v(static_cast<size_t>(win.edges * kLanes));
   LaneSums sums(acc, win.bins + 1, n);
-  double mass[kShortMax][kLanes] = {};
+  alignas(64) double mass[kLongMax][kLanes] = {};
   double sum = 0;  // (a local: moment's neighbours belong to other threads' chunks)
   for (int64_t i0 = 0; i0 < n; i0 += kLanes) {
     int32_t first[kLanes];
