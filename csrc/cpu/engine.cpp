@@ -296,19 +296,40 @@ SOFTHIST_CLONES void runtime_pair_chunk(const T* x, const T* w, const C* h, int6
     int32_t first[kLanes];
     double alive[kLanes], scale[kLanes];
     C g[kLanes] = {};
+    T gl[kLanes];
     const int64_t m = std::min<int64_t>(kLanes, n - i0);
-    values.load(x + i0, static_cast<const T*>(nullptr), n - i0, win, first, alive, v.data());
-    // Select, not multiply: a NaN or infinite weight times 0 would be NaN.
-    for (int l = 0; l < kLanes; ++l)
-      scale[l] = alive[l] != 0 && l < m ? (w ? static_cast<double>(w[i0 + l]) : 1.0) : 0.0;
+    // A short last block is padded (with samples that reach no bin), so that
+    // the loops below have a fixed length.
+    const T* xb = x + i0;
+    const T* wb = w ? w + i0 : nullptr;
+    T x_tail[kLanes], w_tail[kLanes];
+    if (m < kLanes) {
+      for (int l = 0; l < kLanes; ++l) {
+        x_tail[l] = l < m ? xb[l] : static_cast<T>(NAN);
+        w_tail[l] = l < m && wb ? wb[l] : T(0);
+      }
+      xb = x_tail;
+      wb = wb ? w_tail : nullptr;
+    }
+    values.load(xb, static_cast<const T*>(nullptr), kLanes, win, first, alive, v.data());
+    if (wb) {  // select, not multiply: a NaN or infinite weight times 0 would be NaN
+#pragma omp simd
+      for (int l = 0; l < kLanes; ++l) scale[l] = alive[l] != 0 ? static_cast<double>(wb[l]) : 0.0;
+    } else {
+      for (int l = 0; l < kLanes; ++l) scale[l] = alive[l];
+    }
     gather_rows<true>(v.data(), win.edges, first, h, g);
     add_windows<true>(v.data(), win.edges, first, scale, mass, sums);
-    for (int l = 0; l < m; ++l) {
-      const T gl = alive[l] == 0 ? T(0) : static_cast<T>(static_cast<double>(g[l]) * factor);
-      out[i0 + l] = gl;
+    double part = 0;
+#pragma omp simd reduction(+ : part)
+    for (int l = 0; l < kLanes; ++l) {
+      gl[l] = alive[l] == 0 ? T(0) : static_cast<T>(static_cast<double>(g[l]) * factor);
       // As autograd weighs it: a sample with no gradient adds exactly 0.
-      if (gl != T(0)) sum += scale[l] * static_cast<double>(gl) * (static_cast<double>(x[i0 + l]) - e0);
+      part += gl[l] != T(0) ? scale[l] * static_cast<double>(gl[l]) * (static_cast<double>(xb[l]) - e0)
+                            : 0.0;
     }
+    sum += part;
+    for (int l = 0; l < m; ++l) out[i0 + l] = gl[l];
   }
   sums.add_copies();
   moment = sum;
