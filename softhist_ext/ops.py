@@ -427,9 +427,26 @@ def _hard_histogram(coords: List[Tensor], edges: List[Tensor], w: Optional[Tenso
     return torch.ops.softhist.scatter(positions, weight, torch.stack(rows), bins, [0] * len(bins), "hard")
 
 
+def _bins_dd(bins: Union[int, List[int], List[Tensor]], axes: int) -> Tuple[List[Tensor], List[int]]:
+    """histogramdd's bins: the edge tensors given (none for counts), and the
+    bins per axis."""
+    none: List[Tensor] = []
+    if torch.jit.is_scripting():
+        if torch.jit.isinstance(bins, List[Tensor]):
+            return bins, [e.numel() - 1 for e in bins]
+        if torch.jit.isinstance(bins, List[int]):
+            return none, _per_axis_ints(bins, axes, "bins")
+        assert isinstance(bins, int)
+        return none, _per_axis_ints(bins, axes, "bins")
+    else:  # (torch.jit.isinstance is not traceable by torch.compile)
+        if isinstance(bins, list) and len(bins) > 0 and isinstance(bins[0], Tensor):
+            return bins, [e.numel() - 1 for e in bins]
+        return none, _per_axis_ints(bins, axes, "bins")
+
+
 def _explicit_edges_dd(edges: List[Tensor], x: Tensor, axes: int, range: Optional[List[float]],
-                       kernel: str) -> List[Tensor]:
-    """histogramdd's bins given as edges: checked, one tensor per axis."""
+                       kernel: str) -> None:
+    """Checks histogramdd's bins given as edges, one tensor per axis."""
     if len(edges) != axes:
         raise ValueError(f"softhist: histogramdd's bins, given as edges, must be a list of {axes} "
                          f"tensors (one per axis), got {len(edges)}")
@@ -442,7 +459,6 @@ def _explicit_edges_dd(edges: List[Tensor], x: Tensor, axes: int, range: Optiona
                          "(softhist_ext.histogram), or int bins and a range here")
     for e in edges:
         _check_edges(e, x, "histogramdd")
-    return edges
 
 
 def histogramdd(
@@ -536,12 +552,9 @@ def histogramdd(
             _checks.dim_in_range("histogramdd", dim, input.dim() - 1)
         x = input.movedim(dim % (input.dim() - 1), -2)
         w = weight.movedim(dim % (input.dim() - 1), -1) if weight is not None else None
-    given_edges: List[Tensor] = []
-    if torch.jit.isinstance(bins, List[Tensor]):
-        given_edges = _explicit_edges_dd(bins, x, axes, range, kernel)
-        bins_per_axis = [e.numel() - 1 for e in given_edges]
-    else:
-        bins_per_axis = _per_axis_ints(bins, axes, "bins")
+    given_edges, bins_per_axis = _bins_dd(bins, axes)
+    if len(given_edges) > 0:
+        _explicit_edges_dd(given_edges, x, axes, range, kernel)
     kappas = _per_axis_kappa(kappa, axes)
     if range is not None and len(range) != 2 * axes:
         raise ValueError(f"softhist: histogramdd's range must list min and max for each of the {axes} axes ({2 * axes} numbers), got {len(range)}")

@@ -153,5 +153,5 @@ def test_errors_name_the_argument(bad, match):
     args.update(bad)
     with pytest.raises((ValueError, IndexError), match=match):
         softhist_ext.histogramdd(**args)
-    with pytest.raises(TypeError, match="histogramdd's bins must be an int or a list of ints"):
+    with pytest.raises(TypeError, match="histogramdd.s bins must be an int, a list of ints, or a list of 1-d tensors of edges"):
         softhist_ext.histogramdd(torch.rand(10, 3), bins="3")
