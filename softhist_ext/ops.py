@@ -457,8 +457,10 @@ def _explicit_edges_dd(edges: List[Tensor], x: Tensor, axes: int, range: Optiona
         raise ValueError("softhist: histogramdd takes bins as edges with kernel='hard' (exact "
                          "counts); smooth kernels take explicit edges on one axis "
                          "(softhist_ext.histogram), or int bins and a range here")
-    for e in edges:
-        _check_edges(e, x, "histogramdd")
+    a = 0
+    while a < axes:  # (not a for loop: see histogramdd)
+        _check_edges(edges[a], x, "histogramdd")
+        a += 1
 
 
 def histogramdd(
