@@ -47,6 +47,9 @@ Tensor edge_gather_no_kernel(const Tensor& x, const Tensor&, const Tensor&, int6
 std::tuple<Tensor, Tensor, Tensor> edge_gather_scatter_no_kernel(
     const Tensor& x, const std::optional<Tensor>&, const Tensor&, const Tensor&, int64_t,
     std::string) {
+  if (x.is_cuda())
+    fail("softhist: edge_gather_scatter runs on the CPU only (the backward's single pass "
+         "there); on CUDA, call edge_gather and edge_scatter, as the backward does");
   no_kernel("edge_gather_scatter", x);
 }
 

@@ -172,6 +172,16 @@ def test_learnable_edges_gradients_equal_the_cpu():
         close_to_cpu(b, a, 1e-10)
 
 
+def test_one_pass_backward_is_cpu_only_and_says_so():
+    # CUDA's backward takes edge_gather and edge_scatter (compared with the
+    # CPU's single pass just above); a direct call names them.
+    x = torch.randn(2, 100, dtype=torch.float64, device="cuda")
+    p = ops.params(x, 8, -2.0, 2.0, None, "logistic")[None]
+    with pytest.raises(RuntimeError, match="edge_gather_scatter runs on the CPU only"):
+        ops.edge_gather_scatter(x, None, torch.randn(2, 9, dtype=torch.float64, device="cuda"), p, 1,
+                                "logistic")
+
+
 def test_hard_kernel_equals_the_cpu_and_is_reproducible():
     x = torch.randn(2, 50_000, dtype=torch.float64)
     w = torch.rand_like(x)
