@@ -66,7 +66,7 @@ class LaneSums {
 // shortest that holds the window (8 for 3 bins measured 30% slower). Longer
 // windows, up to kLongMax bins, are added as vectors of 8 (add_long_windows).
 // The histogram is padded by 7 bins for that (Layout's pad).
-constexpr int64_t kShortMax = 8, kLongMax = 32;
+constexpr int64_t kShortMax = 8, kLongMax = 64;
 template <int Len>
 struct ShortVecOf {
   typedef double type __attribute__((vector_size(Len * sizeof(double)), aligned(8), may_alias));
