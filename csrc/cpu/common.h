@@ -40,6 +40,21 @@ constexpr int64_t kMaxChunks = 256;
 constexpr int64_t kPartialBudget = int64_t(1) << 22;  // doubles across all partials
 constexpr int64_t kGatherBlock = 8192;
 
+// A short last block (n < kLanes samples left) padded with NaN, which reaches
+// no bin, and weight 0, so that loops over a block have a fixed length: x and
+// w then point at the copies.
+template <typename T>
+SOFTHIST_HD void pad_block(int64_t n, const T*& x, const T*& w, T (&x_tail)[kLanes],
+                           T (&w_tail)[kLanes]) {
+  if (n >= kLanes) return;
+  for (int l = 0; l < kLanes; ++l) {
+    x_tail[l] = l < n ? x[l] : static_cast<T>(NAN);
+    w_tail[l] = l < n && w ? w[l] : T(0);
+  }
+  x = x_tail;
+  w = w ? w_tail : nullptr;
+}
+
 // Window::locate for a block of samples, written without branches so that it
 // vectorises: the first edge of each sample's window, kappa * (x - e_first),
 // and its scale (its weight, 1 without weights, 0 when it reaches no bin or
@@ -49,17 +64,8 @@ constexpr int64_t kGatherBlock = 8192;
 template <bool OpenEnds, typename T>
 SOFTHIST_HD void locate_block(const T* x, const T* w, int64_t n, const Window& win,
                               int32_t* first, double* t_first, double* scale) {
-  // A short last block is padded with NaN, which reaches no bin, so that the
-  // loop has a fixed length.
   T x_tail[kLanes], w_tail[kLanes];
-  if (n < kLanes) {
-    for (int l = 0; l < kLanes; ++l) {
-      x_tail[l] = l < n ? x[l] : static_cast<T>(NAN);
-      w_tail[l] = l < n && w ? w[l] : T(0);
-    }
-    x = x_tail;
-    w = w ? w_tail : nullptr;
-  }
+  pad_block(n, x, w, x_tail, w_tail);
   const double lo = win.lo, inv_width = win.inv_width, c = win.c, reach = win.reach;
   const double hi = static_cast<double>(win.bins) + reach;
   const double last_start = static_cast<double>(win.bins + 1 - win.edges);

@@ -40,6 +40,12 @@ class LaneSums {
 
   // Where lane l adds.
   double* lane(int l) { return copies_ > 1 ? sums_.data() + l % kCopies * stride_ : acc_; }
+  // Where lanes l add, by l % kCopies.
+  std::array<double*, kCopies> copies() {
+    std::array<double*, kCopies> out;
+    for (int j = 0; j < kCopies; ++j) out[j] = lane(j);
+    return out;
+  }
 
   // After the chunk's samples: the copies into acc, in order.
   void add_copies() const {
@@ -104,8 +110,7 @@ SOFTHIST_CLONES void add_short_windows(const C* v, int64_t span, const int32_t* 
                                        const double* scale, double (*mass)[kLanes],
                                        LaneSums& sums) {
   if (!window_masses<Edges>(v, span, first, scale, mass, sums)) return;
-  double* dst[LaneSums::kCopies];
-  for (int j = 0; j < LaneSums::kCopies; ++j) dst[j] = sums.lane(j);
+  const std::array<double*, LaneSums::kCopies> dst = sums.copies();
   for (int l = 0; l < kLanes; ++l) {  // (samples that reach no bin add zeros)
     typename ShortVecOf<Len>::type m;
     for (int j = 0; j < Len; ++j) m[j] = mass[j][l];
@@ -141,8 +146,7 @@ SOFTHIST_CLONES void add_long_windows(const C* v, int64_t span, const int32_t* f
                                       const double* scale, double (*mass)[kLanes],
                                       LaneSums& sums) {
   if (!window_masses<Edges>(v, span, first, scale, mass, sums)) return;
-  double* dst[LaneSums::kCopies];
-  for (int j = 0; j < LaneSums::kCopies; ++j) dst[j] = sums.lane(j);
+  const std::array<double*, LaneSums::kCopies> dst = sums.copies();
   for (int64_t k0 = 0; k0 < span; k0 += 8)
     for (int l0 = 0; l0 < kLanes; l0 += 8) {
       AlignedVec8 r[8];
@@ -298,19 +302,10 @@ SOFTHIST_CLONES void runtime_pair_chunk(const T* x, const T* w, const C* h, int6
     C g[kLanes] = {};
     T gl[kLanes];
     const int64_t m = std::min<int64_t>(kLanes, n - i0);
-    // A short last block is padded (with samples that reach no bin), so that
-    // the loops below have a fixed length.
     const T* xb = x + i0;
     const T* wb = w ? w + i0 : nullptr;
     T x_tail[kLanes], w_tail[kLanes];
-    if (m < kLanes) {
-      for (int l = 0; l < kLanes; ++l) {
-        x_tail[l] = l < m ? xb[l] : static_cast<T>(NAN);
-        w_tail[l] = l < m && wb ? wb[l] : T(0);
-      }
-      xb = x_tail;
-      wb = wb ? w_tail : nullptr;
-    }
+    pad_block(m, xb, wb, x_tail, w_tail);  // so that the loops below have a fixed length
     values.load(xb, static_cast<const T*>(nullptr), kLanes, win, first, alive, v.data());
     if (wb) {  // select, not multiply: a NaN or infinite weight times 0 would be NaN
 #pragma omp simd

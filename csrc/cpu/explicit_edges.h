@@ -82,14 +82,7 @@ template <typename T>
 SOFTHIST_HD void locate_explicit(const T* x, const T* w, int64_t n, const Window& win,
                                  int32_t* first, double* xd, double* scale) {
   T x_tail[kLanes], w_tail[kLanes];
-  if (n < kLanes) {  // padded with NaN, which reaches no bin, as locate_block does
-    for (int l = 0; l < kLanes; ++l) {
-      x_tail[l] = l < n ? x[l] : static_cast<T>(NAN);
-      w_tail[l] = l < n && w ? w[l] : T(0);
-    }
-    x = x_tail;
-    w = w ? w_tail : nullptr;
-  }
+  pad_block(n, x, w, x_tail, w_tail);
   const double* e = win.at;
   const int32_t* cell_first = win.cell_first;
   const int32_t bins = static_cast<int32_t>(win.bins);
