@@ -563,8 +563,6 @@ def histogramdd(
     coords = list(x.movedim(-1, 0).unbind(0))
     rows: List[Tensor] = []
     edges: List[Tensor] = []
-    # While loops, not for loops: TorchScript's serialised code writes a for
-    # loop with `range`, which the argument of that name hides.
     if len(given_edges) > 0:
         hist = _hard_histogram(coords, given_edges, w, bins_per_axis).to(input.dtype)
         if density:
@@ -576,6 +574,8 @@ def histogramdd(
             bin_dims = _last_dims(hist.dim(), axes)
             hist = hist / (hist.sum(bin_dims, keepdim=True) * volume)
         return HistogramddResult(hist, given_edges)
+    # While loops, not for loops: TorchScript's serialised code writes a for
+    # loop with `range`, which the argument of that name hides.
     a = 0
     while a < axes:
         if range is not None:
