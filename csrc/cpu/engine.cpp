@@ -336,45 +336,34 @@ SOFTHIST_CLONES void gather_chunk_1d(const T* x, const C* h, int64_t n, const Wi
                                      double factor, T* out) {
   const int64_t edges = win.edges;
   const C c = static_cast<C>(win.c);
-  // The logistic kernel's window values come cheaper all at once (one exp per
-  // sample: window_values); the others' are computed where they are summed.
-  std::vector<C> values(static_cast<size_t>(K == Kernel::Logistic ? edges * kLanes : 0));
   for (int64_t i0 = 0; i0 < n; i0 += kLanes) {
     int32_t first[kLanes];
     double t64[kLanes], scale[kLanes];
     C t_first[kLanes], prev[kLanes], acc[kLanes], at_first[kLanes];
     locate_block<OpenEnds>(x + i0, static_cast<const T*>(nullptr), n - i0, win, first, t64,
                            scale);
-    if constexpr (K == Kernel::Logistic) {
-      for (int l = 0; l < kLanes; ++l) t_first[l] = static_cast<C>(t64[l]);
-      window_values<K, Order>(t_first, c, edges, values.data());
-      if constexpr (OpenEnds) open_window_ends(win, Order, first, values.data());
-      for (int l = 0; l < kLanes; ++l) acc[l] = 0;
-      gather_rows<false>(values.data(), edges, first, h, acc);
-    } else {
+#pragma omp simd
+    for (int l = 0; l < kLanes; ++l) {
+      t_first[l] = static_cast<C>(t64[l]);
+      prev[l] = cdf<K, Order>(t_first[l]);
+      at_first[l] = prev[l];
+      acc[l] = 0;
+    }
+    for (int64_t k = 1; k < edges; ++k) {
+      const C shift = c * static_cast<C>(k);
 #pragma omp simd
       for (int l = 0; l < kLanes; ++l) {
-        t_first[l] = static_cast<C>(t64[l]);
-        prev[l] = cdf<K, Order>(t_first[l]);
-        at_first[l] = prev[l];
-        acc[l] = 0;
+        const C cur = cdf<K, Order>(t_first[l] - shift);
+        acc[l] += h[first[l] + k - 1] * (prev[l] - cur);
+        prev[l] = cur;
       }
-      for (int64_t k = 1; k < edges; ++k) {
-        const C shift = c * static_cast<C>(k);
-#pragma omp simd
-        for (int l = 0; l < kLanes; ++l) {
-          const C cur = cdf<K, Order>(t_first[l] - shift);
-          acc[l] += h[first[l] + k - 1] * (prev[l] - cur);
-          prev[l] = cur;
-        }
-      }
-      // Open ends: the first bin's term used K at edge 0 and the last bin's K at
-      // edge `bins` (prev holds the window's last edge); swap in the ends' values.
-      if constexpr (OpenEnds) {
-        for (int l = 0; l < kLanes; ++l) {
-          if (first[l] == 0) acc[l] += h[0] * (win.at_edge(0, Order, at_first[l]) - at_first[l]);
-          if (first[l] + edges - 1 == win.bins) acc[l] += h[win.bins - 1] * prev[l];
-        }
+    }
+    // Open ends: the first bin's term used K at edge 0 and the last bin's K at
+    // edge `bins` (prev holds the window's last edge); swap in the ends' values.
+    if constexpr (OpenEnds) {
+      for (int l = 0; l < kLanes; ++l) {
+        if (first[l] == 0) acc[l] += h[0] * (win.at_edge(0, Order, at_first[l]) - at_first[l]);
+        if (first[l] + edges - 1 == win.bins) acc[l] += h[win.bins - 1] * prev[l];
       }
     }
     const int64_t m = std::min<int64_t>(kLanes, n - i0);
@@ -732,6 +721,25 @@ struct Axes {
   }
 };
 
+// Scatter's work item i: chunk i % chunks of row i / chunks, as its first
+// sample and its number of samples (rows of n).
+inline void chunk_bounds(int64_t i, int64_t chunks, int64_t n, int64_t& begin, int64_t& count) {
+  const int64_t row = i / chunks, ci = i % chunks;
+  begin = row * n + n * ci / chunks;
+  count = row * n + n * (ci + 1) / chunks - begin;
+}
+
+// `lines` lines of `last` values in C, each padded with zeros to `stride`
+// (into `size` values), as the scatter's partials are: the gathers' histogram.
+template <typename C, typename T>
+std::vector<C> padded_rows(const T* hist, int64_t lines, int64_t last, int64_t stride,
+                           int64_t size) {
+  std::vector<C> h(static_cast<size_t>(size), C(0));
+  for (int64_t r = 0; r < lines; ++r)
+    for (int64_t b = 0; b < last; ++b) h[r * stride + b] = static_cast<C>(hist[r * last + b]);
+  return h;
+}
+
 // out[row, outer, j] = factor * sum over chunks of partial[row, chunk, outer
 // row, j], in chunk order, dropping the rows' padding.
 template <typename T>
@@ -764,8 +772,8 @@ void scatter_axes(const std::vector<Tensor>& coords, const T* w, const Tensor& p
     std::optional<Block<D, T, C>> blk;
     if (D > 1 && kernel != Kernel::Hard) blk.emplace(ax.win.data(), kernel, pb.orders);
     for (int64_t i = i0; i < i1; ++i) {
-      const int64_t row = i / chunks, ci = i % chunks;
-      const int64_t b = row * n + n * ci / chunks, m = row * n + n * (ci + 1) / chunks - b;
+      int64_t b, m;
+      chunk_bounds(i, chunks, n, b, m);
       const T* ws = w ? w + b : nullptr;
       double* acc = partial.data() + i * size;
       if (kernel == Kernel::Hard) {
@@ -802,10 +810,7 @@ void gather_axes(const std::vector<Tensor>& coords, const T* hist, const Tensor&
   int64_t total = 1;
   for (int64_t bins : pb.bins) total *= bins;
   total += Edges;
-  // The histogram in C, rows padded with zeros as the scatter's partials are.
-  std::vector<C> h(static_cast<size_t>(rows * size), C(0));
-  for (int64_t r = 0; r < rows * (total / last); ++r)
-    for (int64_t b = 0; b < last; ++b) h[r * stride + b] = static_cast<C>(hist[r * last + b]);
+  const std::vector<C> h = padded_rows<C>(hist, rows * (total / last), last, stride, rows * size);
   const int64_t blocks = (n + kGatherBlock - 1) / kGatherBlock;
   // Work item i: block i % blocks of row i / blocks.
   torch::stable::parallel_for(0, rows * blocks, 1, [&](int64_t i0, int64_t i1) {
@@ -817,7 +822,9 @@ void gather_axes(const std::vector<Tensor>& coords, const T* hist, const Tensor&
       const C* hr = h.data() + row * size;
       if (kernel == Kernel::Hard) {
         gather_chunk_hard<D>(ax.at(b), hr, m, ax.win.data(), ax.lay, out + b);
-      } else if (D == 1 && (Edges || ax.win[0].at)) {
+      } else if (D == 1 && (Edges || ax.win[0].at || kernel == Kernel::Logistic)) {
+        // (the logistic kernel's window values come cheaper all at once, one
+        // exp per sample, than where they are summed, one per edge)
         runtime_gather_chunk<Edges, T, C>(ax.x[0] + b, hr, m, ax.win[0],
                                           RuntimeValues<C>(ax.win[0], kernel, pb.orders[0]),
                                           ax.factor, out + b);
@@ -844,10 +851,7 @@ void pair_axes(const Tensor& x, const T* w, const T* coef, const Tensor& params,
   const Axes<1, T, C> ax({x}, params, pb, kernel);
   const int64_t n = pb.n, rows = pb.rows, last = pb.bins[0] + 1, size = ax.lay.size + 1;
   const int64_t chunks = chunks_per_row(n, rows, size);
-  // coef in C, rows padded with zeros as the partials are.
-  std::vector<C> h(static_cast<size_t>(rows * size), C(0));
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t b = 0; b < last; ++b) h[r * size + b] = static_cast<C>(coef[r * last + b]);
+  const std::vector<C> h = padded_rows<C>(coef, rows, last, size, rows * size);
   std::vector<double> partial(static_cast<size_t>(rows * chunks * size));
   std::vector<double> moments(static_cast<size_t>(rows * chunks), 0.0);
   const double* p = params.const_data_ptr<double>();
@@ -855,9 +859,9 @@ void pair_axes(const Tensor& x, const T* w, const T* coef, const Tensor& params,
   const RuntimeValues<C> values(ax.win[0], kernel, pb.orders[0]);
   torch::stable::parallel_for(0, rows * chunks, 1, [&](int64_t i0, int64_t i1) {
     for (int64_t i = i0; i < i1; ++i) {
-      const int64_t row = i / chunks, ci = i % chunks;
-      const int64_t b = row * n + n * ci / chunks, m = row * n + n * (ci + 1) / chunks - b;
-      runtime_pair_chunk<T, C>(ax.x[0] + b, w ? w + b : nullptr, h.data() + row * size, m,
+      int64_t b, m;
+      chunk_bounds(i, chunks, n, b, m);
+      runtime_pair_chunk<T, C>(ax.x[0] + b, w ? w + b : nullptr, h.data() + i / chunks * size, m,
                                ax.win[0], values, ax.factor, e0, gathered + b,
                                partial.data() + i * size, moments[i]);
     }
