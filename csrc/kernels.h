@@ -350,8 +350,8 @@ struct Window {
   // Explicit edges (one axis; cpu/explicit_edges.h, cuda/device_params.cuh):
   // the bins + 1 edges, with reach in units of the input and kappa; null for
   // evenly spaced bins.
-  // CPU: cell_first[c], the last edge at or below e_0 + c / cell_inv, for
-  // `cells` even cells, each holding at most cell_steps edges past it.
+  // CPU: cell_first[c], the last edge below even cell c of `cells` over
+  // [e_0, e_bins], each cell holding at most cell_steps edges.
   const double* at = nullptr;
   double kappa = 0;
   const int32_t* cell_first = nullptr;

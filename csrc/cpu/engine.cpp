@@ -83,33 +83,39 @@ typedef double AlignedVec8 __attribute__((vector_size(64)));
 // mass: kLongMax rows of kLanes, zero in the rows past the window. A window
 // of `edges` edge values adds span = edges - 1 bin masses (their
 // differences), or with Edges the span = edges values themselves (edge
-// sums). False when a weight is NaN or infinite: then the masses were added
-// here, one by one, since such a weight times the zeros past the window
-// would reach other bins.
+// sums). Returns the rows up to the block's last nonzero one (the rest add
+// nothing: windows fit the widest spread of edges, often longer than any of
+// a block's samples needs), or -1 when a weight is NaN or infinite: then the
+// masses were added here, one by one, since such a weight times the zeros
+// past the window would reach other bins.
 template <bool Edges, typename C>
-SOFTHIST_HD bool window_masses(const C* v, int64_t span, const int32_t* first,
-                               const double* scale, double (*mass)[kLanes], LaneSums& sums) {
+SOFTHIST_HD int64_t window_masses(const C* v, int64_t span, const int32_t* first,
+                                  const double* scale, double (*mass)[kLanes], LaneSums& sums) {
   double probe = 0;  // NaN when a weight is NaN or infinite
 #pragma omp simd reduction(+ : probe)
   for (int l = 0; l < kLanes; ++l) probe += scale[l] * 0.0;
-  for (int64_t k = 0; k < span; ++k)
-#pragma omp simd
+  int64_t used = 0;
+  for (int64_t k = 0; k < span; ++k) {
+    int nonzero = 0;
+#pragma omp simd reduction(| : nonzero)
     for (int l = 0; l < kLanes; ++l) {
       const double next = Edges ? 0.0 : static_cast<double>(v[(k + 1) * kLanes + l]);
       mass[k][l] = scale[l] * (static_cast<double>(v[k * kLanes + l]) - next);
+      nonzero |= mass[k][l] != 0;
     }
-  if (probe == probe) return true;
+    used = nonzero ? k + 1 : used;
+  }
+  if (probe == probe) return used;
   for (int l = 0; l < kLanes; ++l)
     if (scale[l] != 0)
       for (int64_t k = 0; k < span; ++k) sums.lane(l)[first[l] + k] += mass[k][l];
-  return false;
+  return -1;
 }
 
-template <int Len, bool Edges, typename C>
-SOFTHIST_CLONES void add_short_windows(const C* v, int64_t span, const int32_t* first,
-                                       const double* scale, double (*mass)[kLanes],
+// Windows of up to Len bins, masses from window_masses.
+template <int Len>
+SOFTHIST_CLONES void add_short_windows(const int32_t* first, const double (*mass)[kLanes],
                                        LaneSums& sums) {
-  if (!window_masses<Edges>(v, span, first, scale, mass, sums)) return;
   const std::array<double*, LaneSums::kCopies> dst = sums.copies();
   for (int l = 0; l < kLanes; ++l) {  // (samples that reach no bin add zeros)
     typename ShortVecOf<Len>::type m;
@@ -138,14 +144,12 @@ SOFTHIST_HD void transpose8(AlignedVec8 (&r)[8]) {
   for (int j = 0; j < 8; ++j) r[j] = t[j];
 }
 
-// Windows of up to kLongMax bins: each 8 lanes' masses, 8 bins at a time, are
-// transposed in registers, so that a sample adds 8 consecutive bins as one
-// vector (scalar adds, one per bin, were the forward's bottleneck).
-template <bool Edges, typename C>
-SOFTHIST_CLONES void add_long_windows(const C* v, int64_t span, const int32_t* first,
-                                      const double* scale, double (*mass)[kLanes],
-                                      LaneSums& sums) {
-  if (!window_masses<Edges>(v, span, first, scale, mass, sums)) return;
+// Windows of up to kLongMax bins, masses from window_masses: each 8 lanes'
+// masses, 8 bins at a time, are transposed in registers, so that a sample
+// adds 8 consecutive bins as one vector (scalar adds, one per bin, were the
+// forward's bottleneck).
+SOFTHIST_CLONES void add_long_windows(int64_t span, const int32_t* first,
+                                      const double (*mass)[kLanes], LaneSums& sums) {
   const std::array<double*, LaneSums::kCopies> dst = sums.copies();
   for (int64_t k0 = 0; k0 < span; k0 += 8)
     for (int l0 = 0; l0 < kLanes; l0 += 8) {
@@ -166,9 +170,13 @@ template <bool Edges, typename C>
 SOFTHIST_CLONES void add_windows(const C* v, int64_t edges, const int32_t* first,
                                  const double* scale, double (*mass)[kLanes], LaneSums& sums) {
   const int64_t span = Edges ? edges : edges - 1;
-  if (span <= 4) return add_short_windows<4, Edges>(v, span, first, scale, mass, sums);
-  if (span <= kShortMax) return add_short_windows<kShortMax, Edges>(v, span, first, scale, mass, sums);
-  if (span <= kLongMax) return add_long_windows<Edges>(v, span, first, scale, mass, sums);
+  if (span <= kLongMax) {
+    const int64_t used = window_masses<Edges>(v, span, first, scale, mass, sums);
+    if (used < 0) return;
+    if (used <= 4) return add_short_windows<4>(first, mass, sums);
+    if (used <= kShortMax) return add_short_windows<kShortMax>(first, mass, sums);
+    return add_long_windows(used, first, mass, sums);
+  }
   for (int l = 0; l < kLanes; ++l) {
     if (scale[l] == 0) continue;
     double* a = sums.lane(l) + first[l];

@@ -33,10 +33,18 @@ bool evenly_spaced(const double* e, int64_t bins) {
   return true;
 }
 
-// Cells per edge in the index of explicit edges: enough that most cells hold
-// at most an edge or two; at most kMaxCells in all.
-constexpr int64_t kCellsPerBin = 4;
+// The index of explicit edges: even cells over [e_0, e_bins], fine enough
+// that no two edges share a cell (at most kMaxCells, or 4 per bin past that).
 constexpr int64_t kMaxCells = int64_t(1) << 16;
+
+// The cell of v: the same double operations for edges and samples, so that
+// it is monotone in v across both; clamped to [0, cells].
+SOFTHIST_HD int32_t cell_of(double v, double e0, double cell_inv, double last_cell) {
+  double cell = (v - e0) * cell_inv;
+  cell = cell > 0 ? cell : 0.0;
+  cell = cell < last_cell ? cell : last_cell;
+  return static_cast<int32_t>(cell);
+}
 
 // The window over params' explicit edges (has_explicit_edges(params)), and
 // the index locate_explicit finds a sample's first edge by, in cell_first.
@@ -44,40 +52,45 @@ template <typename C, typename T>
 Window explicit_window(Kernel kernel, const Tensor& params, int64_t bins,
                        std::vector<int32_t>& cell_first) {
   Window w = Window::make_explicit<C, T>(kernel, params.const_data_ptr<double>(), bins);
+  const double* e = w.at;
   // The most edges in any [e_j, e_j + 2 reach] (two pointers), plus the
-  // saturated edge on each side.
+  // saturated edge on each side; and the narrowest bin.
   int64_t most = 1;
+  double narrowest = e[bins] - e[0];
   for (int64_t j = 0, end = 0; j <= bins; ++j) {
     end = std::max(end, j);
-    while (end + 1 <= bins && w.at[end + 1] <= w.at[j] + 2 * w.reach) ++end;
+    while (end + 1 <= bins && e[end + 1] <= e[j] + 2 * w.reach) ++end;
     most = std::max(most, end - j + 1);
+    if (j < bins) narrowest = std::min(narrowest, e[j + 1] - e[j]);
   }
   w.edges = std::min(most + 2, bins + 1);
-  // The index: even cells over [e_0, e_bins], each cell's last edge at or
-  // below its start, and the most edges a cell holds past that.
-  w.cells = std::min(kCellsPerBin * bins, kMaxCells);
-  w.cell_inv = static_cast<double>(w.cells) / (w.at[bins] - w.at[0]);
+  // Cells half the narrowest bin wide hold one edge at most.
+  const double wanted = 2.0 * (e[bins] - e[0]) / narrowest + 1.0;
+  const double most_cells = static_cast<double>(std::max(kMaxCells, 4 * bins));
+  w.cells = static_cast<int64_t>(std::min(wanted, most_cells));
+  w.cell_inv = static_cast<double>(w.cells) / (e[bins] - e[0]);
+  // cell_first[c]: the last edge in a cell before c (edge 0 if none), so at
+  // or below every sample in cell c; cell_steps: the most edges past it in
+  // one cell, which locate_explicit compares with the sample.
   cell_first.assign(static_cast<size_t>(w.cells + 1), 0);
-  int64_t f = 0;
+  const double last_cell = static_cast<double>(w.cells);
+  int64_t j = 1, steps = 0;
   for (int64_t c = 0; c <= w.cells; ++c) {
-    const double start = w.at[0] + static_cast<double>(c) / w.cell_inv;
-    while (f < bins && w.at[f + 1] <= start) ++f;
-    cell_first[c] = static_cast<int32_t>(f);
-    // locate_explicit starts a cell early (a sample's cell may round up), so
-    // it steps over two cells' edges.
-    if (c > 1) w.cell_steps = std::max<int64_t>(w.cell_steps, f - cell_first[c - 2]);
+    cell_first[c] = static_cast<int32_t>(j - 1);
+    const int64_t start = j;
+    while (j <= bins && cell_of(e[j], e[0], w.cell_inv, last_cell) == c) ++j;
+    steps = std::max(steps, j - start);
   }
-  w.cell_steps += 1;
+  w.cell_steps = steps;
   w.cell_first = cell_first.data();
   return w;
 }
 
 // locate_block for explicit edges, without branches so that it vectorises:
-// each sample's first edge (the last edge at or below x - reach: from the
-// cell's first edge, up to cell_steps edges on; clamped so the window fits),
+// each sample's first edge (the last edge at or below x - reach: its cell's
+// cell_first, then up to cell_steps edges on; clamped so the window fits),
 // its value as a double in xd (the first edge for samples that reach no bin,
-// so their window values stay finite) and its scale. It starts a cell early,
-// where a rounded cell index may be one too high.
+// so their window values stay finite) and its scale.
 template <typename T>
 SOFTHIST_HD void locate_explicit(const T* x, const T* w, int64_t n, const Window& win,
                                  int32_t* first, double* xd, double* scale) {
@@ -92,26 +105,26 @@ SOFTHIST_HD void locate_explicit(const T* x, const T* w, int64_t n, const Window
   const int64_t steps = win.cell_steps;
   const bool open_ends = win.open_ends;
   const double in_lo = win.in_lo, in_hi = win.in_hi;
+  double y[kLanes];  // x - reach
 #pragma omp simd
   for (int l = 0; l < kLanes; ++l) {
     const double v = static_cast<double>(x[l]);
     bool alive = v > lo && v < hi;  // false for NaN
     alive = alive && (!open_ends || (v >= in_lo && v <= in_hi));
-    const double y = alive ? v - reach : e0;
-    double cell = (y - e0) * cell_inv;
-    cell = cell > 0 ? cell : 0.0;
-    cell = cell < last_cell ? cell : last_cell;
-    const int32_t c = static_cast<int32_t>(cell);
-    int32_t f = cell_first[c > 0 ? c - 1 : 0];
-    for (int64_t s = 0; s < steps; ++s) {
-      const int32_t next = f < bins ? f + 1 : bins;
-      f += (f < bins && e[next] <= y) ? 1 : 0;
-    }
-    f = f < last_start ? f : last_start;
-    first[l] = f;
+    y[l] = alive ? v - reach : e0;
+    first[l] = cell_first[cell_of(y[l], e0, cell_inv, last_cell)];
     xd[l] = alive ? v : e0;
     scale[l] = alive ? (w ? static_cast<double>(w[l]) : 1.0) : 0.0;
   }
+  // (Steps outside the lanes' loop, so that it vectorises.)
+  for (int64_t s = 0; s < steps; ++s)
+#pragma omp simd
+    for (int l = 0; l < kLanes; ++l) {
+      const int32_t f = first[l], next = f < bins ? f + 1 : bins;
+      first[l] = f + ((f < bins && e[next] <= y[l]) ? 1 : 0);
+    }
+#pragma omp simd
+  for (int l = 0; l < kLanes; ++l) first[l] = first[l] < last_start ? first[l] : last_start;
 }
 
 // v[k * kLanes + l] = K^(Order)(kappa * (xd[l] - e[first[l] + k])) for the
