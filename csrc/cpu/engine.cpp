@@ -238,9 +238,10 @@ struct RuntimeValues {
       uniform = values_fn<C>(kernel, order_);
   }
 
-  // The block's first edges, scales and window values (open ends applied).
+  // The block's first edges, scales and window values (open ends applied);
+  // returns how many of the window's edges hold values (explicit_block).
   template <typename T>
-  SOFTHIST_HD void load(const T* x, const T* w, int64_t n, const Window& win, int32_t* first,
+  SOFTHIST_HD int64_t load(const T* x, const T* w, int64_t n, const Window& win, int32_t* first,
                         double* scale, C* v) const {
     if (explicit_edges) return explicit_block(x, w, n, win, explicit_edges, order, first, scale, v);
     double t64[kLanes];
@@ -252,6 +253,7 @@ struct RuntimeValues {
     for (int l = 0; l < kLanes; ++l) t_first[l] = static_cast<C>(t64[l]);
     uniform(t_first, static_cast<C>(win.c), win.edges, v);
     if (win.open_ends) open_window_ends(win, order, first, v);
+    return win.edges;
   }
 };
 
@@ -267,8 +269,8 @@ SOFTHIST_CLONES void runtime_scatter_chunk(const T* x, const T* w, int64_t n, co
   for (int64_t i0 = 0; i0 < n; i0 += kLanes) {
     int32_t first[kLanes];
     double scale[kLanes];
-    values.load(x + i0, w ? w + i0 : nullptr, n - i0, win, first, scale, v.data());
-    add_windows<Edges>(v.data(), win.edges, first, scale, mass, sums);
+    const int64_t edges = values.load(x + i0, w ? w + i0 : nullptr, n - i0, win, first, scale, v.data());
+    add_windows<Edges>(v.data(), edges, first, scale, mass, sums);
   }
   sums.add_copies();
 }
@@ -278,13 +280,13 @@ SOFTHIST_CLONES void runtime_scatter_chunk(const T* x, const T* w, int64_t n, co
 template <bool Edges, typename T, typename C>
 SOFTHIST_CLONES void runtime_gather_chunk(const T* x, const C* h, int64_t n, const Window& win,
                           const RuntimeValues<C>& values, double factor, T* out) {
-  const int64_t edges = win.edges;
-  std::vector<C> v(static_cast<size_t>(edges * kLanes));
+  std::vector<C> v(static_cast<size_t>(win.edges * kLanes));
   for (int64_t i0 = 0; i0 < n; i0 += kLanes) {
     int32_t first[kLanes];
     double scale[kLanes];
     C acc[kLanes] = {};
-    values.load(x + i0, static_cast<const T*>(nullptr), n - i0, win, first, scale, v.data());
+    const int64_t edges =
+        values.load(x + i0, static_cast<const T*>(nullptr), n - i0, win, first, scale, v.data());
     gather_rows<Edges>(v.data(), edges, first, h, acc);
     const int64_t m = std::min<int64_t>(kLanes, n - i0);
     for (int l = 0; l < m; ++l)
@@ -314,15 +316,16 @@ SOFTHIST_CLONES void runtime_pair_chunk(const T* x, const T* w, const C* h, int6
     const T* wb = w ? w + i0 : nullptr;
     T x_tail[kLanes], w_tail[kLanes];
     pad_block(m, xb, wb, x_tail, w_tail);  // so that the loops below have a fixed length
-    values.load(xb, static_cast<const T*>(nullptr), kLanes, win, first, alive, v.data());
+    const int64_t edges =
+        values.load(xb, static_cast<const T*>(nullptr), kLanes, win, first, alive, v.data());
     if (wb) {  // select, not multiply: a NaN or infinite weight times 0 would be NaN
 #pragma omp simd
       for (int l = 0; l < kLanes; ++l) scale[l] = alive[l] != 0 ? static_cast<double>(wb[l]) : 0.0;
     } else {
       for (int l = 0; l < kLanes; ++l) scale[l] = alive[l];
     }
-    gather_rows<true>(v.data(), win.edges, first, h, g);
-    add_windows<true>(v.data(), win.edges, first, scale, mass, sums);
+    gather_rows<true>(v.data(), edges, first, h, g);
+    add_windows<true>(v.data(), edges, first, scale, mass, sums);
     double part = 0;
 #pragma omp simd reduction(+ : part)
     for (int l = 0; l < kLanes; ++l) {

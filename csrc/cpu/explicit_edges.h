@@ -89,8 +89,8 @@ Window explicit_window(Kernel kernel, const Tensor& params, int64_t bins,
 // locate_block for explicit edges, without branches so that it vectorises:
 // each sample's first edge (the last edge at or below x - reach: its cell's
 // cell_first, then up to cell_steps edges on; clamped so the window fits),
-// its value as a double in xd (the first edge for samples that reach no bin,
-// so their window values stay finite) and its scale.
+// its value as a double in xd (for samples that reach no bin, e_0 - reach:
+// finite window values, saturated at every edge) and its scale.
 template <typename T>
 SOFTHIST_HD void locate_explicit(const T* x, const T* w, int64_t n, const Window& win,
                                  int32_t* first, double* xd, double* scale) {
@@ -113,7 +113,7 @@ SOFTHIST_HD void locate_explicit(const T* x, const T* w, int64_t n, const Window
     alive = alive && (!open_ends || (v >= in_lo && v <= in_hi));
     y[l] = alive ? v - reach : e0;
     first[l] = cell_first[cell_of(y[l], e0, cell_inv, last_cell)];
-    xd[l] = alive ? v : e0;
+    xd[l] = alive ? v : e0 - reach;  // (past reach of every edge)
     scale[l] = alive ? (w ? static_cast<double>(w[l]) : 1.0) : 0.0;
   }
   // (Steps outside the lanes' loop, so that it vectorises.)
@@ -121,27 +121,35 @@ SOFTHIST_HD void locate_explicit(const T* x, const T* w, int64_t n, const Window
 #pragma omp simd
     for (int l = 0; l < kLanes; ++l) {
       const int32_t f = first[l], next = f < bins ? f + 1 : bins;
-      first[l] = f + ((f < bins && e[next] <= y[l]) ? 1 : 0);
+      first[l] = f + static_cast<int32_t>((f < bins) & (e[next] <= y[l]));  // (no branch)
     }
 #pragma omp simd
   for (int l = 0; l < kLanes; ++l) first[l] = first[l] < last_start ? first[l] : last_start;
 }
 
 // v[k * kLanes + l] = K^(Order)(kappa * (xd[l] - e[first[l] + k])) for the
-// window's edges k.
+// window's edges k, up to the first edge past every sample's reach (K and its
+// derivatives saturated at 0 there and beyond): returns how many edges that
+// is. (Windows fit the widest spread of edges; most blocks need fewer.)
 template <Kernel K, int Order, typename C>
-SOFTHIST_CLONES void explicit_window_values(const double* xd, const int32_t* first,
-                                            const Window& win, C* v) {
+SOFTHIST_CLONES int64_t explicit_window_values(const double* xd, const int32_t* first,
+                                               const Window& win, C* v) {
   const double* e = win.at;
-  const double kappa = win.kappa;
-  for (int64_t k = 0; k < win.edges; ++k)
-#pragma omp simd
-    for (int l = 0; l < kLanes; ++l)
-      v[k * kLanes + l] = cdf<K, Order>(static_cast<C>(kappa * (xd[l] - e[first[l] + k])));
+  const double kappa = win.kappa, reach = win.reach;
+  for (int64_t k = 0; k < win.edges; ++k) {
+    int past = 1;
+#pragma omp simd reduction(& : past)
+    for (int l = 0; l < kLanes; ++l) {
+      const double d = xd[l] - e[first[l] + k];
+      v[k * kLanes + l] = cdf<K, Order>(static_cast<C>(kappa * d));
+      past &= d <= -reach;
+    }
+    if (past) return k + 1;
+  }
+  return win.edges;
 }
-
 template <typename C>
-using ExplicitValuesFn = void (*)(const double*, const int32_t*, const Window&, C*);
+using ExplicitValuesFn = int64_t (*)(const double*, const int32_t*, const Window&, C*);
 
 template <typename C>
 ExplicitValuesFn<C> explicit_values_fn(Kernel kernel, int64_t order) {
@@ -153,15 +161,20 @@ ExplicitValuesFn<C> explicit_values_fn(Kernel kernel, int64_t order) {
 }
 
 // A block of samples over explicit edges: located, and their window values
-// of `order` with the open ends' values where win has them.
+// of `order` (all `edges` of them, with the open ends' values, where win has
+// open ends); returns how many edges hold values.
 template <typename T, typename C>
-SOFTHIST_HD void explicit_block(const T* x, const T* w, int64_t n, const Window& win,
-                    ExplicitValuesFn<C> values, int order, int32_t* first, double* scale,
-                    C* v) {
+SOFTHIST_HD int64_t explicit_block(const T* x, const T* w, int64_t n, const Window& win,
+                                   ExplicitValuesFn<C> values, int order, int32_t* first,
+                                   double* scale, C* v) {
   double xd[kLanes];
   locate_explicit(x, w, n, win, first, xd, scale);
-  values(xd, first, win, v);
-  if (win.open_ends) open_window_ends(win, order, first, v);
+  const int64_t edges = values(xd, first, win, v);
+  if (!win.open_ends) return edges;
+  for (int64_t k = edges; k < win.edges; ++k)
+    for (int l = 0; l < kLanes; ++l) v[k * kLanes + l] = C(0);
+  open_window_ends(win, order, first, v);
+  return win.edges;
 }
 
 }  // namespace softhist::cpu
