@@ -80,8 +80,14 @@ struct ShortVecOf {
 using Vec8 = ShortVecOf<8>::type;
 typedef double AlignedVec8 __attribute__((vector_size(64)));
 
-// mass: kLongMax rows of kLanes, zero in the rows past the window. A window
-// of `edges` edge values adds span = edges - 1 bin masses (their
+// A block's bin masses, kLongMax rows of kLanes, zero in the rows past the
+// window (the adds read whole vectors of rows); `written` rows may not be.
+struct MassRows {
+  alignas(64) double row[kLongMax][kLanes] = {};
+  int64_t written = 0;
+};
+
+// A window of `edges` edge values adds span = edges - 1 bin masses (their
 // differences), or with Edges the span = edges values themselves (edge
 // sums). Returns the rows up to the block's last nonzero one (the rest add
 // nothing: windows fit the widest spread of edges, often longer than any of
@@ -90,7 +96,11 @@ typedef double AlignedVec8 __attribute__((vector_size(64)));
 // past the window would reach other bins.
 template <bool Edges, typename C>
 SOFTHIST_HD int64_t window_masses(const C* v, int64_t span, const int32_t* first,
-                                  const double* scale, double (*mass)[kLanes], LaneSums& sums) {
+                                  const double* scale, MassRows& rows, LaneSums& sums) {
+  double (*mass)[kLanes] = rows.row;
+  for (int64_t k = span; k < rows.written; ++k)  // (an earlier block's longer window)
+    for (int l = 0; l < kLanes; ++l) mass[k][l] = 0;
+  rows.written = span;
   double probe = 0;  // NaN when a weight is NaN or infinite
 #pragma omp simd reduction(+ : probe)
   for (int l = 0; l < kLanes; ++l) probe += scale[l] * 0.0;
@@ -168,14 +178,14 @@ SOFTHIST_CLONES void add_long_windows(int64_t span, const int32_t* first,
 // times scale.
 template <bool Edges, typename C>
 SOFTHIST_CLONES void add_windows(const C* v, int64_t edges, const int32_t* first,
-                                 const double* scale, double (*mass)[kLanes], LaneSums& sums) {
+                                 const double* scale, MassRows& rows, LaneSums& sums) {
   const int64_t span = Edges ? edges : edges - 1;
   if (span <= kLongMax) {
-    const int64_t used = window_masses<Edges>(v, span, first, scale, mass, sums);
+    const int64_t used = window_masses<Edges>(v, span, first, scale, rows, sums);
     if (used < 0) return;
-    if (used <= 4) return add_short_windows<4>(first, mass, sums);
-    if (used <= kShortMax) return add_short_windows<kShortMax>(first, mass, sums);
-    return add_long_windows(used, first, mass, sums);
+    if (used <= 4) return add_short_windows<4>(first, rows.row, sums);
+    if (used <= kShortMax) return add_short_windows<kShortMax>(first, rows.row, sums);
+    return add_long_windows(used, first, rows.row, sums);
   }
   for (int l = 0; l < kLanes; ++l) {
     if (scale[l] == 0) continue;
@@ -196,7 +206,7 @@ SOFTHIST_CLONES void scatter_chunk_1d(const T* x, const T* w, int64_t n, const W
   std::vector<C> values(static_cast<size_t>(edges * kLanes));
   C* v = values.data();
   LaneSums sums(acc, win.bins, n);
-  alignas(64) double mass[kLongMax][kLanes] = {};
+  MassRows mass;
   for (int64_t i0 = 0; i0 < n; i0 += kLanes) {
     int32_t first[kLanes];
     double t64[kLanes], scale[kLanes];
@@ -265,7 +275,7 @@ SOFTHIST_CLONES void runtime_scatter_chunk(const T* x, const T* w, int64_t n, co
                            const RuntimeValues<C>& values, double* acc) {
   std::vector<C> v(static_cast<size_t>(win.edges * kLanes));
   LaneSums sums(acc, win.bins + Edges, n);
-  alignas(64) double mass[kLongMax][kLanes] = {};
+  MassRows mass;
   for (int64_t i0 = 0; i0 < n; i0 += kLanes) {
     int32_t first[kLanes];
     double scale[kLanes];
@@ -304,7 +314,7 @@ SOFTHIST_CLONES void runtime_pair_chunk(const T* x, const T* w, const C* h, int6
                                         double& moment) {
   std::vector<C> v(static_cast<size_t>(win.edges * kLanes));
   LaneSums sums(acc, win.bins + 1, n);
-  alignas(64) double mass[kLongMax][kLanes] = {};
+  MassRows mass;
   double sum = 0;  // (a local: moment's neighbours belong to other threads' chunks)
   for (int64_t i0 = 0; i0 < n; i0 += kLanes) {
     int32_t first[kLanes];
