@@ -55,6 +55,50 @@ SOFTHIST_HD void pad_block(int64_t n, const T*& x, const T*& w, T (&x_tail)[kLan
   w = w ? w_tail : nullptr;
 }
 
+// 8 consecutive values of S as one vector (GCC's vector extension), read and
+// written at any address of S.
+template <typename S>
+struct Vec8Type {
+  typedef S type __attribute__((vector_size(8 * sizeof(S)), aligned(sizeof(S)), may_alias));
+};
+template <typename S>
+using Vec8Of = typename Vec8Type<S>::type;
+
+// The 8 x 8 block r[k][j] transposed in place, in registers (3 rounds of
+// shuffles), so that r[j] holds the former column j.
+template <typename V>
+SOFTHIST_HD void transpose8(V (&r)[8]) {
+  V t[8];
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = __builtin_shufflevector(r[i], r[i + 1], 0, 8, 2, 10, 4, 12, 6, 14);
+    t[i + 1] = __builtin_shufflevector(r[i], r[i + 1], 1, 9, 3, 11, 5, 13, 7, 15);
+  }
+  for (int i = 0; i < 8; i += 4)
+    for (int j = 0; j < 2; ++j) {
+      r[i + j] = __builtin_shufflevector(t[i + j], t[i + j + 2], 0, 1, 8, 9, 4, 5, 12, 13);
+      r[i + j + 2] = __builtin_shufflevector(t[i + j], t[i + j + 2], 2, 3, 10, 11, 6, 7, 14, 15);
+    }
+  for (int j = 0; j < 4; ++j) {
+    t[j] = __builtin_shufflevector(r[j], r[j + 4], 0, 1, 2, 3, 8, 9, 10, 11);
+    t[j + 4] = __builtin_shufflevector(r[j], r[j + 4], 4, 5, 6, 7, 12, 13, 14, 15);
+  }
+  for (int j = 0; j < 8; ++j) r[j] = t[j];
+}
+
+// rows[k][l] = src[first[l] + k0 + k] for k < 8 and every lane: each lane's 8
+// consecutive values loaded as one vector, 8 lanes transposed in registers (a
+// compiler's gather costs a load and an insert per value). src must hold 7
+// values past every first[l] + k0.
+template <typename S>
+SOFTHIST_HD void rows_of8(const S* src, const int32_t* first, int64_t k0, S (*rows)[kLanes]) {
+  for (int l0 = 0; l0 < kLanes; l0 += 8) {
+    Vec8Of<S> r[8];
+    for (int j = 0; j < 8; ++j) r[j] = *reinterpret_cast<const Vec8Of<S>*>(src + first[l0 + j] + k0);
+    transpose8(r);
+    for (int k = 0; k < 8; ++k) *reinterpret_cast<Vec8Of<S>*>(&rows[k][l0]) = r[k];
+  }
+}
+
 // Window::locate for a block of samples, written without branches so that it
 // vectorises: the first edge of each sample's window, kappa * (x - e_first),
 // and its scale (its weight, 1 without weights, 0 when it reaches no bin or

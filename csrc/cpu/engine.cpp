@@ -78,7 +78,6 @@ struct ShortVecOf {
   typedef double type __attribute__((vector_size(Len * sizeof(double)), aligned(8), may_alias));
 };
 using Vec8 = ShortVecOf<8>::type;
-typedef double AlignedVec8 __attribute__((vector_size(64)));
 
 // A block's bin masses, kLongMax rows of kLanes, zero in the rows past the
 // window (the adds read whole vectors of rows); `written` rows may not be.
@@ -134,26 +133,6 @@ SOFTHIST_CLONES void add_short_windows(const int32_t* first, const double (*mass
   }
 }
 
-// The 8 x 8 block r[k][j] transposed in place, in registers (3 rounds of
-// shuffles), so that r[j] holds the former column j.
-SOFTHIST_HD void transpose8(AlignedVec8 (&r)[8]) {
-  AlignedVec8 t[8];
-  for (int i = 0; i < 8; i += 2) {
-    t[i] = __builtin_shufflevector(r[i], r[i + 1], 0, 8, 2, 10, 4, 12, 6, 14);
-    t[i + 1] = __builtin_shufflevector(r[i], r[i + 1], 1, 9, 3, 11, 5, 13, 7, 15);
-  }
-  for (int i = 0; i < 8; i += 4)
-    for (int j = 0; j < 2; ++j) {
-      r[i + j] = __builtin_shufflevector(t[i + j], t[i + j + 2], 0, 1, 8, 9, 4, 5, 12, 13);
-      r[i + j + 2] = __builtin_shufflevector(t[i + j], t[i + j + 2], 2, 3, 10, 11, 6, 7, 14, 15);
-    }
-  for (int j = 0; j < 4; ++j) {
-    t[j] = __builtin_shufflevector(r[j], r[j + 4], 0, 1, 2, 3, 8, 9, 10, 11);
-    t[j + 4] = __builtin_shufflevector(r[j], r[j + 4], 4, 5, 6, 7, 12, 13, 14, 15);
-  }
-  for (int j = 0; j < 8; ++j) r[j] = t[j];
-}
-
 // Windows of up to kLongMax bins, masses from window_masses: each 8 lanes'
 // masses, 8 bins at a time, are transposed in registers, so that a sample
 // adds 8 consecutive bins as one vector (scalar adds, one per bin, were the
@@ -163,8 +142,8 @@ SOFTHIST_CLONES void add_long_windows(int64_t span, const int32_t* first,
   const std::array<double*, LaneSums::kCopies> dst = sums.copies();
   for (int64_t k0 = 0; k0 < span; k0 += 8)
     for (int l0 = 0; l0 < kLanes; l0 += 8) {
-      AlignedVec8 r[8];
-      for (int k = 0; k < 8; ++k) r[k] = *reinterpret_cast<const AlignedVec8*>(&mass[k0 + k][l0]);
+      Vec8Of<double> r[8];
+      for (int k = 0; k < 8; ++k) r[k] = *reinterpret_cast<const Vec8Of<double>*>(&mass[k0 + k][l0]);
       transpose8(r);
       for (int j = 0; j < 8; ++j) {  // (samples that reach no bin add zeros)
         const int l = l0 + j;
@@ -221,14 +200,20 @@ SOFTHIST_CLONES void scatter_chunk_1d(const T* x, const T* w, int64_t n, const W
 }
 
 // acc[l] += sum_k h[first[l] + k] * (v_k - v_(k+1)) over the window (the
-// bin masses), or with Edges sum_k h[first[l] + k] * v_k (edge values).
+// bin masses), or with Edges sum_k h[first[l] + k] * v_k (edge values). h's
+// rows are padded by 7 (padded_rows), for rows_of8.
 template <bool Edges, typename C>
 SOFTHIST_CLONES void gather_rows(const C* v, int64_t edges, const int32_t* first, const C* h,
                                  C* acc) {
-  for (int64_t k = 0; k < (Edges ? edges : edges - 1); ++k)
+  const int64_t span = Edges ? edges : edges - 1;
+  alignas(64) C hk[8][kLanes];
+  for (int64_t k0 = 0; k0 < span; k0 += 8) {
+    rows_of8(h, first, k0, hk);
+    for (int64_t k = k0; k < std::min(k0 + 8, span); ++k)
 #pragma omp simd
-    for (int l = 0; l < kLanes; ++l)
-      acc[l] += h[first[l] + k] * (v[k * kLanes + l] - (Edges ? C(0) : v[(k + 1) * kLanes + l]));
+      for (int l = 0; l < kLanes; ++l)
+        acc[l] += hk[k - k0][l] * (v[k * kLanes + l] - (Edges ? C(0) : v[(k + 1) * kLanes + l]));
+  }
 }
 
 // A block's window values with the kernel and order chosen at run time, over
@@ -716,7 +701,7 @@ struct Axes {
   std::array<Window, D> win;
   Layout<D> lay;
   double factor;  // prod kappa_a^order_a: window values are in units of kappa
-  std::vector<int32_t> cell_first;  // explicit edges' index (win[0].cell_first)
+  ExplicitIndex index;  // what win[0] points to, for explicit edges
 
   Axes(const std::vector<Tensor>& coords, const Tensor& params, const Problem& pb,
        Kernel kernel) {
@@ -729,7 +714,7 @@ struct Axes {
         const double* e = p + kParamsSize;
         win[a] = evenly_spaced<T>(e, pb.bins[a])
                      ? Window::make<C, T>(kernel, e[0], e[pb.bins[a]], p[2], pb.bins[a], p[3] != 0)
-                     : explicit_window<C, T>(kernel, params, pb.bins[a], cell_first);
+                     : explicit_window<C, T>(kernel, params, pb.bins[a], index);
       }
       factor *= std::pow(p[a * kParamsSize + 2], static_cast<double>(pb.orders[a]));
     }

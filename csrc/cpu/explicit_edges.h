@@ -46,12 +46,21 @@ SOFTHIST_HD int32_t cell_of(double v, double e0, double cell_inv, double last_ce
   return static_cast<int32_t>(cell);
 }
 
+// What an explicit window points to: its edges, padded by 7 copies of the
+// last (rows_of8 reads 8 at a time), and the cells' first edges.
+struct ExplicitIndex {
+  std::vector<double> edges;
+  std::vector<int32_t> cell_first;
+};
+
 // The window over params' explicit edges (has_explicit_edges(params)), and
-// the index locate_explicit finds a sample's first edge by, in cell_first.
+// the index locate_explicit finds a sample's first edge by.
 template <typename C, typename T>
-Window explicit_window(Kernel kernel, const Tensor& params, int64_t bins,
-                       std::vector<int32_t>& cell_first) {
+Window explicit_window(Kernel kernel, const Tensor& params, int64_t bins, ExplicitIndex& index) {
   Window w = Window::make_explicit<C, T>(kernel, params.const_data_ptr<double>(), bins);
+  index.edges.assign(w.at, w.at + bins + 1);
+  index.edges.resize(static_cast<size_t>(bins + 8), w.at[bins]);
+  w.at = index.edges.data();
   const double* e = w.at;
   // The most edges in any [e_j, e_j + 2 reach] (two pointers), plus the
   // saturated edge on each side; and the narrowest bin.
@@ -72,6 +81,7 @@ Window explicit_window(Kernel kernel, const Tensor& params, int64_t bins,
   // cell_first[c]: the last edge in a cell before c (edge 0 if none), so at
   // or below every sample in cell c; cell_steps: the most edges past it in
   // one cell, which locate_explicit compares with the sample.
+  std::vector<int32_t>& cell_first = index.cell_first;
   cell_first.assign(static_cast<size_t>(w.cells + 1), 0);
   const double last_cell = static_cast<double>(w.cells);
   int64_t j = 1, steps = 0;
@@ -134,17 +144,20 @@ SOFTHIST_HD void locate_explicit(const T* x, const T* w, int64_t n, const Window
 template <Kernel K, int Order, typename C>
 SOFTHIST_CLONES int64_t explicit_window_values(const double* xd, const int32_t* first,
                                                const Window& win, C* v) {
-  const double* e = win.at;
   const double kappa = win.kappa, reach = win.reach;
-  for (int64_t k = 0; k < win.edges; ++k) {
-    int past = 1;
+  alignas(64) double ek[8][kLanes];  // e[first[l] + k]
+  for (int64_t k0 = 0; k0 < win.edges; k0 += 8) {
+    rows_of8(win.at, first, k0, ek);
+    for (int64_t k = k0; k < std::min(k0 + 8, win.edges); ++k) {
+      int past = 1;
 #pragma omp simd reduction(& : past)
-    for (int l = 0; l < kLanes; ++l) {
-      const double d = xd[l] - e[first[l] + k];
-      v[k * kLanes + l] = cdf<K, Order>(static_cast<C>(kappa * d));
-      past &= d <= -reach;
+      for (int l = 0; l < kLanes; ++l) {
+        const double d = xd[l] - ek[k - k0][l];
+        v[k * kLanes + l] = cdf<K, Order>(static_cast<C>(kappa * d));
+        past &= d <= -reach;
+      }
+      if (past) return k + 1;
     }
-    if (past) return k + 1;
   }
   return win.edges;
 }
