@@ -355,12 +355,14 @@ SOFTHIST_CLONES void gather_chunk_1d(const T* x, const C* h, int64_t n, const Wi
       at_first[l] = prev[l];
       acc[l] = 0;
     }
+    alignas(64) C hk[8][kLanes];  // h[first[l] + k - 1]
     for (int64_t k = 1; k < edges; ++k) {
+      if ((k - 1) % 8 == 0) rows_of8(h, first, k - 1, hk);
       const C shift = c * static_cast<C>(k);
 #pragma omp simd
       for (int l = 0; l < kLanes; ++l) {
         const C cur = cdf<K, Order>(t_first[l] - shift);
-        acc[l] += h[first[l] + k - 1] * (prev[l] - cur);
+        acc[l] += hk[(k - 1) % 8][l] * (prev[l] - cur);
         prev[l] = cur;
       }
     }
