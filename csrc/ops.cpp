@@ -5,6 +5,7 @@
 #include <torch/headeronly/core/ScalarType.h>
 #include <torch/headeronly/util/Exception.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "kernels.h"
@@ -142,38 +143,46 @@ int64_t check_coords(const std::vector<Tensor>& coords, const Tensor& params,
                  "softhist: orders must have one entry per axis (", axes, "), got ", orders.size());
   for (int64_t order : orders) check_order(order, kernel);
   SOFTHIST_CHECK(params.scalar_type() == ScalarType::Double && params.dim() == 2 &&
-                     params.size(0) == axes &&
-                     (params.size(1) == kParamsSize || (axes == 1 && params.size(1) > kParamsSize + 1)) &&
-                     params.is_contiguous(),
+                     params.size(0) == axes && params.size(1) != kParamsSize + 1 &&
+                     params.size(1) >= kParamsSize && params.is_contiguous(),
                  "softhist: params must be the float64 (axes, ", kParamsSize,
-                 ") tensor of torch.ops.softhist.params rows, one per axis (or, for one axis "
-                 "with explicit edges, one row followed by the bins + 1 edges)");
+                 ") tensor of torch.ops.softhist.params rows, one per axis (or, with explicit "
+                 "edges, each row followed by its axis's bins + 1 edges)");
   SOFTHIST_CHECK(params.device() == coords[0].device(),
                  "softhist: params must be on the input's device");
   if (has_explicit_edges(params)) {
     SOFTHIST_CHECK(kernel != Kernel::Hard,
                    "softhist: explicit edges need a smooth kernel; softhist_ext.histogram bins "
                    "the hard kernel by its edges itself");
-  }
-  if (has_explicit_edges(params) && params.is_cpu()) {  // (on a GPU, softhist_ext.histogram checks)
-    const double kappa = params.const_data_ptr<double>()[2];
-    SOFTHIST_CHECK(std::isfinite(kappa) && kappa > 0,
-                   "softhist: kappa must be a positive finite number (in 1/units of the input), "
-                   "got ", kappa);
-    const double* e = params.const_data_ptr<double>() + kParamsSize;
-    for (int64_t j = 0; j < params.size(1) - kParamsSize; ++j)
-      SOFTHIST_CHECK(std::isfinite(e[j]) && (j == 0 || e[j] > e[j - 1]),
-                     "softhist: explicit edges must be finite and strictly increasing; sort them "
-                     "(torch.sort) or, if they were learned, keep them apart");
+    SOFTHIST_CHECK(axes == 1 || params.is_cpu(),
+                   "softhist: joint histograms over explicit edges run on the CPU only; move "
+                   "the samples to the CPU, or give bins as counts and a range");
   }
   return axes;
 }
 
-// Explicit edges: one per bin edge.
-void check_edge_count(const Tensor& params, int64_t bins) {
-  SOFTHIST_CHECK(!has_explicit_edges(params) || params.size(1) == kParamsSize + bins + 1,
-                 "softhist: params with explicit edges must hold bins + 1 = ", bins + 1,
-                 " edges, got ", params.size(1) - kParamsSize);
+// Explicit edges: each row as long as the most bins need, its own bins + 1
+// edges finite and increasing (checked on the CPU; on a GPU,
+// softhist_ext.histogram checks), and kappa positive.
+void check_edges(const Tensor& params, const std::vector<int64_t>& bins) {
+  if (!has_explicit_edges(params)) return;
+  const int64_t width = params.size(1);
+  const int64_t most = *std::max_element(bins.begin(), bins.end());
+  SOFTHIST_CHECK(width == kParamsSize + most + 1,
+                 "softhist: params with explicit edges must hold the most bins + 1 = ", most + 1,
+                 " edges per row, got ", width - kParamsSize);
+  if (!params.is_cpu()) return;
+  for (size_t a = 0; a < bins.size(); ++a) {
+    const double* row = params.const_data_ptr<double>() + static_cast<int64_t>(a) * width;
+    SOFTHIST_CHECK(std::isfinite(row[2]) && row[2] > 0,
+                   "softhist: kappa must be a positive finite number (in 1/units of the input), "
+                   "got ", row[2]);
+    const double* e = row + kParamsSize;
+    for (int64_t j = 0; j <= bins[a]; ++j)
+      SOFTHIST_CHECK(std::isfinite(e[j]) && (j == 0 || e[j] > e[j - 1]),
+                     "softhist: explicit edges must be finite and strictly increasing; sort them "
+                     "(torch.sort) or, if they were learned, keep them apart");
+  }
 }
 
 void check_joint_bins(const std::vector<int64_t>& bins) {
@@ -195,7 +204,7 @@ Problem check_scatter_args(const std::vector<Tensor>& coords, const std::optiona
   SOFTHIST_CHECK(static_cast<int64_t>(bins.size()) == axes,
                  "softhist: bins must have one entry per axis (", axes, "), got ", bins.size());
   check_joint_bins(bins);
-  check_edge_count(params, bins[0]);
+  check_edges(params, bins);
   const Tensor& input = coords[0];
   if (weight.has_value()) {
     SOFTHIST_CHECK(weight->sizes().equals(input.sizes()),
@@ -229,7 +238,7 @@ Problem check_gather_like(const std::vector<Tensor>& coords, const Tensor& hist,
   for (int64_t a = 0; a < axes; ++a) bins.push_back(hist.size(lead + a));
   bins.back() -= extra;
   check_joint_bins(bins);
-  check_edge_count(params, bins[0]);
+  check_edges(params, bins);
   return {axes, row_length(input), row_count(input), bins, orders};
 }
 

@@ -453,14 +453,29 @@ def _explicit_edges_dd(edges: List[Tensor], x: Tensor, axes: int, range: Optiona
     if range is not None:
         raise ValueError("softhist: histogramdd's range must be None when bins are given as edges "
                          "(the edges set the range), as in torch.histogramdd")
-    if kernel != "hard":
-        raise ValueError("softhist: histogramdd takes bins as edges with kernel='hard' (exact "
-                         "counts); smooth kernels take explicit edges on one axis "
-                         "(softhist_ext.histogram), or int bins and a range here")
     a = 0
     while a < axes:  # (not a for loop: see histogramdd)
         _check_edges(edges[a], x, "histogramdd")
+        if axes > 1 and kernel != "hard" and edges[a].requires_grad and torch.is_grad_enabled():
+            raise ValueError("softhist: gradients with respect to edges are implemented for one "
+                             "axis (softhist_ext.histogram); pass histogramdd's edges detached")
         a += 1
+
+
+def _explicit_params_dd(coords: List[Tensor], edges: List[Tensor], kappas: List[Optional[float]],
+                        kernel: str, conserve_mass: bool) -> Tensor:
+    """The params of D axes over explicit edges: each axis's row as
+    _explicit_params makes it, padded with its last edge to the longest."""
+    rows: List[Tensor] = []
+    a = 0
+    while a < len(edges):
+        rows.append(_explicit_params(coords[a], edges[a], kappas[a], kernel, conserve_mass)[0])
+        a += 1
+    width = max([r.numel() for r in rows])
+    padded: List[Tensor] = []
+    for r in rows:
+        padded.append(torch.cat([r, r[-1:].expand(width - r.numel())]))
+    return torch.stack(padded)
 
 
 def histogramdd(
@@ -494,9 +509,12 @@ def histogramdd(
         input: samples (N, D), D <= 3, float16/bfloat16/float32/float64; leading
             dimensions beyond one are flattened, as torch.histogramdd does,
             unless dim is given. NaN and +-inf coordinates drop their sample.
-        bins: bins per axis: an int for every axis, a list of D ints, or (with
-            kernel="hard") a list of D 1-d tensors of edges, each strictly
-            increasing with any spacing, as torch.histogramdd takes them.
+        bins: bins per axis: an int for every axis, a list of D ints, or a
+            list of D 1-d tensors of edges, each strictly increasing with any
+            spacing, as torch.histogramdd takes them. With edges and a smooth
+            kernel, kappa=None is chosen per axis from its mean bin width, as
+            histogram does; the edges get gradients only for D = 1
+            (histogram), and joint histograms over edges run on the CPU.
         range: [min_1, max_1, ..., min_D, max_D], as torch.histogramdd's.
             None takes each axis's range from its finite values (a point
             widened by 0.5 on each side), a constant for autograd; that needs
@@ -564,7 +582,11 @@ def histogramdd(
     rows: List[Tensor] = []
     edges: List[Tensor] = []
     if len(given_edges) > 0:
-        hist = _hard_histogram(coords, given_edges, w, bins_per_axis).to(input.dtype)
+        if kernel == "hard":
+            hist = _hard_histogram(coords, given_edges, w, bins_per_axis).to(input.dtype)
+        else:
+            params = _explicit_params_dd(coords, given_edges, kappas, kernel, conserve_mass)
+            hist = torch.ops.softhist.scatter(coords, w, params, bins_per_axis, [0] * axes, kernel)
         if density:
             volume = given_edges[0].diff()
             a = 1

@@ -136,12 +136,22 @@ def histogramdd(coords, bins, lo, hi, kappa, kernel: str = "logistic",
     sample's bin masses on every axis, summed (N x bins_1 x ... x bins_D).
     ``coords`` holds D tensors (..., N); ``bins``, ``lo``, ``hi``, ``kappa``
     one value per axis; explicit ranges only."""
+    edges = [torch.linspace(lo[a], hi[a], bins[a] + 1, dtype=torch.float64, device=v.device)
+             for a, v in enumerate(coords)]
+    return histogramdd_edges(coords, edges, kappa, kernel, weight, conserve_mass)
 
-    def masses(v: Tensor, b: int, a: float, c: float, k: float) -> Tensor:
-        edges = torch.linspace(a, c, b + 1, dtype=torch.float64, device=v.device)
-        cdf = kernel_cdf(kernel, k * (v.to(torch.float64)[..., None] - edges))
+
+def histogramdd_edges(coords, edges, kappa, kernel: str = "logistic",
+                      weight: Optional[Tensor] = None, conserve_mass: bool = False) -> Tensor:
+    """histogramdd over explicit edges: ``edges`` holds one 1-d tensor of
+    bins + 1 edges (any spacing) per axis, ``kappa`` one value per axis."""
+
+    def masses(v: Tensor, e: Tensor, k: float) -> Tensor:
+        e = e.to(torch.float64)
+        cdf = kernel_cdf(kernel, k * (v.to(torch.float64)[..., None] - e))
         if conserve_mass:
-            cdf, inside = _open_ends(cdf, v, torch.ones_like(v, dtype=torch.bool), a, c)
+            lo, hi = float(e[0]), float(e[-1])
+            cdf, inside = _open_ends(cdf, v, torch.ones_like(v, dtype=torch.bool), lo, hi)
             return (cdf[..., :-1] - cdf[..., 1:]) * inside[..., None]
         return cdf[..., :-1] - cdf[..., 1:]
 
@@ -149,7 +159,7 @@ def histogramdd(coords, bins, lo, hi, kappa, kernel: str = "logistic",
     out = torch.ones_like(x, dtype=torch.float64) if weight is None else weight.to(torch.float64)
     out = out[..., None]  # (..., N, 1), then one more bin dimension per axis
     for axis, v in enumerate(coords):
-        m = masses(v, bins[axis], lo[axis], hi[axis], kappa[axis])
+        m = masses(v, edges[axis], kappa[axis])
         out = out.unsqueeze(-1) * m.reshape(m.shape[:-1] + (1,) * (axis + 1) + m.shape[-1:])
     return out.squeeze(x.dim()).sum(x.dim() - 1).to(x.dtype)
 

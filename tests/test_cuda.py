@@ -610,3 +610,12 @@ def test_histc_from_threads_each_on_its_own_stream_equals_the_cpu():
         out_cpu, grad_cpu = histc_forward_backward(x.cpu(), g.cpu(), -4.0, 4.0)
         close_to_cpu(out, out_cpu, 1e-5)
         close_to_cpu(grad, grad_cpu, 1e-5)
+
+
+def test_joint_explicit_edges_name_the_cpu():
+    # Joint histograms over uneven edges with a smooth kernel run on the CPU
+    # only: on CUDA the op refuses them and names the alternatives.
+    x = torch.rand(100, 2, device="cuda")
+    edges = [torch.tensor([0.0, 0.1, 0.5, 1.0], device="cuda")] * 2
+    with pytest.raises(RuntimeError, match="joint histograms over explicit edges run on the CPU only"):
+        softhist_ext.histogramdd(x, edges)

@@ -95,7 +95,7 @@ def test_errors_name_the_fix():
     with pytest.raises(RuntimeError, match="kappa must be a positive finite number"):
         softhist_ext.histogram(x, torch.tensor([0.0, 1.0, 2.0]), kappa=torch.tensor(-1.0))
     params = torch.tensor([[0.0, 0.0, 2.0, 0.0, 0.0, 1.0, 2.0]], dtype=f64)
-    with pytest.raises(RuntimeError, match="hold bins \\+ 1 = 4 edges"):
+    with pytest.raises(RuntimeError, match="hold the most bins \\+ 1 = 4 edges per row"):
         torch.ops.softhist.scatter([x], None, params, [3], [0], "logistic")
     params[0, 5] = -1.0  # the op checks them too (histogram does not under torch.compile)
     with pytest.raises(RuntimeError, match="finite and strictly increasing"):

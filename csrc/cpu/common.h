@@ -203,11 +203,4 @@ inline int64_t chunks_per_row(int64_t n, int64_t rows, int64_t size) {
                    kPartialBudget / (size * std::max<int64_t>(rows, 1))}));
 }
 
-// Axis a's window from params row a.
-template <typename C, typename T>
-Window window_from(Kernel kernel, const Tensor& params, int64_t axis, int64_t bins) {
-  const double* p = params.const_data_ptr<double>() + axis * kParamsSize;
-  return Window::make<C, T>(kernel, p[0], p[1], p[2], bins, p[3] != 0);
-}
-
 }  // namespace softhist::cpu

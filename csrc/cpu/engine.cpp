@@ -396,6 +396,7 @@ template <int D, typename T, typename C>
 struct Block {
   const Window* win;
   ValuesFn<C> values[D];
+  ExplicitValuesFn<C> explicit_values[D];  // for axes over explicit edges
   int order[D];
   std::vector<C> v[D];
   int32_t first[D][kLanes];
@@ -404,7 +405,9 @@ struct Block {
   // Smooth kernels only: the hard kernel's chunks locate bins directly.
   Block(const Window* w, Kernel kernel, const std::vector<int64_t>& orders) : win(w) {
     for (int a = 0; a < D; ++a) {
-      values[a] = kernel == Kernel::Hard ? nullptr : values_fn<C>(kernel, orders[a]);
+      const bool smooth = kernel != Kernel::Hard;
+      values[a] = smooth && !w[a].at ? values_fn<C>(kernel, orders[a]) : nullptr;
+      explicit_values[a] = smooth && w[a].at ? explicit_values_fn<C>(kernel, orders[a]) : nullptr;
       order[a] = static_cast<int>(orders[a]);
       v[a].resize(static_cast<size_t>(w[a].edges * kLanes));
     }
@@ -424,17 +427,24 @@ SOFTHIST_CLONES void Block<D, T, C>::load(const std::array<const T*, D>& x, cons
     // (A branch, not dispatch_bool: a lambda would not be compiled for this clone's ISA.)
     const T* wa = a == 0 ? w : static_cast<const T*>(nullptr);
     double* sa = a == 0 ? scale : alive;
-    if (win[a].open_ends)
-      locate_block<true>(x[a], wa, n, win[a], first[a], t, sa);
-    else
-      locate_block<false>(x[a], wa, n, win[a], first[a], t, sa);
+    C* va = v[a].data();
+    if (win[a].at) {
+      // Values up to the first edge past every sample's reach; 0 beyond.
+      const int64_t filled =
+          explicit_block(x[a], wa, n, win[a], explicit_values[a], order[a], first[a], sa, va);
+      std::fill(va + filled * kLanes, va + win[a].edges * kLanes, C(0));
+    } else {
+      if (win[a].open_ends)
+        locate_block<true>(x[a], wa, n, win[a], first[a], t, sa);
+      else
+        locate_block<false>(x[a], wa, n, win[a], first[a], t, sa);
+      for (int l = 0; l < kLanes; ++l) ct[l] = static_cast<C>(t[l]);
+      values[a](ct, static_cast<C>(win[a].c), win[a].edges, va);
+      if (win[a].open_ends) open_window_ends(win[a], order[a], first[a], va);
+    }
     // Select, not multiply: a NaN or infinite weight times 0 would be NaN.
     if (a > 0)
       for (int l = 0; l < kLanes; ++l) scale[l] = alive[l] != 0 ? scale[l] : 0.0;
-    for (int l = 0; l < kLanes; ++l) ct[l] = static_cast<C>(t[l]);
-    C* va = v[a].data();
-    values[a](ct, static_cast<C>(win[a].c), win[a].edges, va);
-    if (win[a].open_ends) open_window_ends(win[a], order[a], first[a], va);
     // Edge values to bin masses, in place: D_k = K_k - K_{k+1}.
     for (int64_t k = 0; k + 1 < win[a].edges; ++k)
       for (int l = 0; l < kLanes; ++l) va[k * kLanes + l] -= va[(k + 1) * kLanes + l];
@@ -703,22 +713,25 @@ struct Axes {
   std::array<Window, D> win;
   Layout<D> lay;
   double factor;  // prod kappa_a^order_a: window values are in units of kappa
-  ExplicitIndex index;  // what win[0] points to, for explicit edges
+  std::array<ExplicitIndex, D> index;  // what explicit windows point to
 
+  // Axis a's window from params row a: over even bins, or explicit edges
+  // (even ones as even bins: the same histogram, faster).
   Axes(const std::vector<Tensor>& coords, const Tensor& params, const Problem& pb,
        Kernel kernel) {
     factor = 1;
-    const double* p = params.const_data_ptr<double>();
     for (int a = 0; a < D; ++a) {
+      const double* row = params.const_data_ptr<double>() + a * params.size(1);
+      const int64_t bins = pb.bins[a];
+      const double* e = row + kParamsSize;
       x[a] = coords[a].const_data_ptr<T>();
-      win[a] = window_from<C, T>(kernel, params, a, pb.bins[a]);
-      if (has_explicit_edges(params)) {
-        const double* e = p + kParamsSize;
-        win[a] = evenly_spaced<T>(e, pb.bins[a])
-                     ? Window::make<C, T>(kernel, e[0], e[pb.bins[a]], p[2], pb.bins[a], p[3] != 0)
-                     : explicit_window<C, T>(kernel, params, pb.bins[a], index);
-      }
-      factor *= std::pow(p[a * kParamsSize + 2], static_cast<double>(pb.orders[a]));
+      if (!has_explicit_edges(params))
+        win[a] = Window::make<C, T>(kernel, row[0], row[1], row[2], bins, row[3] != 0);
+      else if (evenly_spaced<T>(e, bins))
+        win[a] = Window::make<C, T>(kernel, e[0], e[bins], row[2], bins, row[3] != 0);
+      else
+        win[a] = explicit_window<C, T>(kernel, row, bins, index[a]);
+      factor *= std::pow(row[2], static_cast<double>(pb.orders[a]));
     }
     lay = Layout<D>::of(win.data(), pb.bins);
   }

@@ -53,11 +53,11 @@ struct ExplicitIndex {
   std::vector<int32_t> cell_first;
 };
 
-// The window over params' explicit edges (has_explicit_edges(params)), and
+// The window over a params row's explicit edges (has_explicit_edges), and
 // the index locate_explicit finds a sample's first edge by.
 template <typename C, typename T>
-Window explicit_window(Kernel kernel, const Tensor& params, int64_t bins, ExplicitIndex& index) {
-  Window w = Window::make_explicit<C, T>(kernel, params.const_data_ptr<double>(), bins);
+Window explicit_window(Kernel kernel, const double* row, int64_t bins, ExplicitIndex& index) {
+  Window w = Window::make_explicit<C, T>(kernel, row, bins);
   index.edges.assign(w.at, w.at + bins + 1);
   index.edges.resize(static_cast<size_t>(bins + 8), w.at[bins]);
   w.at = index.edges.data();
