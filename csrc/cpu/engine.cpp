@@ -88,14 +88,12 @@ struct MassRows {
 
 // A window of `edges` edge values adds span = edges - 1 bin masses (their
 // differences), or with Edges the span = edges values themselves (edge
-// sums). Returns the rows up to the block's last nonzero one (the rest add
-// nothing: windows fit the widest spread of edges, often longer than any of
-// a block's samples needs), or -1 when a weight is NaN or infinite: then the
-// masses were added here, one by one, since such a weight times the zeros
-// past the window would reach other bins.
+// sums). False when a weight is NaN or infinite: then the masses were added
+// here, one by one, since such a weight times the zeros past the window
+// would reach other bins.
 template <bool Edges, typename C>
-SOFTHIST_HD int64_t window_masses(const C* v, int64_t span, const int32_t* first,
-                                  const double* scale, MassRows& rows, LaneSums& sums) {
+SOFTHIST_HD bool window_masses(const C* v, int64_t span, const int32_t* first,
+                               const double* scale, MassRows& rows, LaneSums& sums) {
   double (*mass)[kLanes] = rows.row;
   for (int64_t k = span; k < rows.written; ++k)  // (an earlier block's longer window)
     for (int l = 0; l < kLanes; ++l) mass[k][l] = 0;
@@ -103,22 +101,17 @@ SOFTHIST_HD int64_t window_masses(const C* v, int64_t span, const int32_t* first
   double probe = 0;  // NaN when a weight is NaN or infinite
 #pragma omp simd reduction(+ : probe)
   for (int l = 0; l < kLanes; ++l) probe += scale[l] * 0.0;
-  int64_t used = 0;
-  for (int64_t k = 0; k < span; ++k) {
-    int nonzero = 0;
-#pragma omp simd reduction(| : nonzero)
+  for (int64_t k = 0; k < span; ++k)
+#pragma omp simd
     for (int l = 0; l < kLanes; ++l) {
       const double next = Edges ? 0.0 : static_cast<double>(v[(k + 1) * kLanes + l]);
       mass[k][l] = scale[l] * (static_cast<double>(v[k * kLanes + l]) - next);
-      nonzero |= mass[k][l] != 0;
     }
-    used = nonzero ? k + 1 : used;
-  }
-  if (probe == probe) return used;
+  if (probe == probe) return true;
   for (int l = 0; l < kLanes; ++l)
     if (scale[l] != 0)
       for (int64_t k = 0; k < span; ++k) sums.lane(l)[first[l] + k] += mass[k][l];
-  return -1;
+  return false;
 }
 
 // Windows of up to Len bins, masses from window_masses.
@@ -160,11 +153,10 @@ SOFTHIST_CLONES void add_windows(const C* v, int64_t edges, const int32_t* first
                                  const double* scale, MassRows& rows, LaneSums& sums) {
   const int64_t span = Edges ? edges : edges - 1;
   if (span <= kLongMax) {
-    const int64_t used = window_masses<Edges>(v, span, first, scale, rows, sums);
-    if (used < 0) return;
-    if (used <= 4) return add_short_windows<4>(first, rows.row, sums);
-    if (used <= kShortMax) return add_short_windows<kShortMax>(first, rows.row, sums);
-    return add_long_windows(used, first, rows.row, sums);
+    if (!window_masses<Edges>(v, span, first, scale, rows, sums)) return;
+    if (span <= 4) return add_short_windows<4>(first, rows.row, sums);
+    if (span <= kShortMax) return add_short_windows<kShortMax>(first, rows.row, sums);
+    return add_long_windows(span, first, rows.row, sums);
   }
   for (int l = 0; l < kLanes; ++l) {
     if (scale[l] == 0) continue;
