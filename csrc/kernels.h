@@ -357,6 +357,9 @@ struct Window {
   const int32_t* cell_first = nullptr;
   double cell_inv = 0;
   int64_t cells = 0, cell_steps = 0;
+  // CPU, logistic kernel: growth[f * edges + k] = e^(kappa (e_(f+k) - e_f)),
+  // or null where that could overflow.
+  const double* growth = nullptr;
 
   // C: the type kernel values are computed in; T: the samples' type.
   template <typename C, typename T>

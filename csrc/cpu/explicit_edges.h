@@ -47,11 +47,32 @@ SOFTHIST_HD int32_t cell_of(double v, double e0, double cell_inv, double last_ce
 }
 
 // What an explicit window points to: its edges, padded by 7 copies of the
-// last (rows_of8 reads 8 at a time), and the cells' first edges.
+// last (rows_of8 reads 8 at a time), the cells' first edges, and the
+// logistic kernel's growth factors (Window::growth, padded likewise).
 struct ExplicitIndex {
   std::vector<double> edges;
   std::vector<int32_t> cell_first;
+  std::vector<double> growth;
 };
+
+// The most growth factors a window keeps (2 MB).
+constexpr int64_t kMaxGrowth = int64_t(1) << 18;
+
+// Window::growth, where every product e^(-kappa (x - e_f)) * growth stays
+// within exp_bounded's range in double (|exponent| < 700; the windows'
+// samples lie within reach of their edges) and the table is small.
+inline void logistic_growth(Window& w, ExplicitIndex& index) {
+  const double* e = w.at;
+  const int64_t starts = w.bins + 2 - w.edges;  // first edges 0 .. bins + 1 - edges
+  double widest = 0;
+  for (int64_t f = 0; f < starts; ++f) widest = std::max(widest, e[f + w.edges - 1] - e[f]);
+  if (!(w.kappa * (widest + w.reach) < 700.0) || starts * w.edges > kMaxGrowth) return;
+  index.growth.assign(static_cast<size_t>(starts * w.edges + 8), 1.0);
+  for (int64_t f = 0; f < starts; ++f)
+    for (int64_t k = 0; k < w.edges; ++k)
+      index.growth[f * w.edges + k] = std::exp(w.kappa * (e[f + k] - e[f]));
+  w.growth = index.growth.data();
+}
 
 // The window over a params row's explicit edges (has_explicit_edges), and
 // the index locate_explicit finds a sample's first edge by.
@@ -93,6 +114,7 @@ Window explicit_window(Kernel kernel, const double* row, int64_t bins, ExplicitI
   }
   w.cell_steps = steps;
   w.cell_first = cell_first.data();
+  if (kernel == Kernel::Logistic) logistic_growth(w, index);
   return w;
 }
 
@@ -145,7 +167,41 @@ template <Kernel K, int Order, typename C>
 SOFTHIST_CLONES int64_t explicit_window_values(const double* xd, const int32_t* first,
                                                const Window& win, C* v) {
   const double kappa = win.kappa, reach = win.reach;
-  alignas(64) double ek[8][kLanes];  // e[first[l] + k]
+  alignas(64) double ek[8][kLanes];  // e[first[l] + k], or the growth factors
+  if constexpr (K == Kernel::Logistic) {
+    if (win.growth) {
+      // e^(-kappa (x - e_(f+k))) = e^(-kappa (x - e_f)) * growth[f][k]: one
+      // exp per sample (in double: x may lie many kernel widths past e_f),
+      // clamped as cdf clamps t; past every sample's reach at e^T.
+      const C e_min = exp_bounded(-Logistic::clamp<C>()), e_max = exp_bounded(Logistic::clamp<C>());
+      const double e_past = std::exp(static_cast<double>(Logistic::saturation<C>()));
+      double e_first[kLanes];
+      int32_t row[kLanes];
+      rows_of8(win.at, first, 0, ek);
+#pragma omp simd
+      for (int l = 0; l < kLanes; ++l) {
+        e_first[l] = exp_bounded(-kappa * (xd[l] - ek[0][l]));
+        row[l] = first[l] * static_cast<int32_t>(win.edges);
+      }
+      for (int64_t k0 = 0; k0 < win.edges; k0 += 8) {
+        rows_of8(win.growth, row, k0, ek);
+        for (int64_t k = k0; k < std::min(k0 + 8, win.edges); ++k) {
+          int past = 1;
+#pragma omp simd reduction(& : past)
+          for (int l = 0; l < kLanes; ++l) {
+            const double product = e_first[l] * ek[k - k0][l];
+            C e = static_cast<C>(product);
+            e = e > e_min ? e : e_min;
+            e = e < e_max ? e : e_max;
+            v[k * kLanes + l] = Logistic::from_exp<Order>(e);
+            past &= product >= e_past;
+          }
+          if (past) return k + 1;
+        }
+      }
+      return win.edges;
+    }
+  }
   for (int64_t k0 = 0; k0 < win.edges; k0 += 8) {
     rows_of8(win.at, first, k0, ek);
     for (int64_t k = k0; k < std::min(k0 + 8, win.edges); ++k) {
