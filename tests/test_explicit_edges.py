@@ -205,3 +205,26 @@ def test_every_order_over_uneven_edges_across_widths_and_far_ranges(kernel, kapp
     torch.testing.assert_close(
         softhist_ext.histogram(x32, e32, kappa=kappa, kernel=kernel).hist.double(),
         reference.histogram_edges(x32.double(), e32.double(), kappa, kernel), rtol=1e-5, atol=2e-4)
+
+
+@pytest.mark.parametrize("kernel", ["logistic", "triangular", "box"])
+def test_edges_closer_than_the_index_cells_and_samples_on_them(kernel):
+    # Some edges 1e-9 apart, so that no index of cells (at most 2^16 of
+    # them) separates them and a sample compares with several edges of its
+    # cell; samples on every edge, and kappa's reach away from each.
+    gen = torch.Generator().manual_seed(7)
+    coarse = torch.sort(torch.rand(40, generator=gen, dtype=f64) * 10 - 5).values
+    edges = torch.sort(torch.cat([coarse, coarse[::3] + 1e-9, coarse[1::5] + 2e-9])).values
+    kappa = 3.0 * (edges.numel() - 1) / float(edges[-1] - edges[0])
+    reach = {"logistic": 39.2, "triangular": 1.0, "box": 1.0}[kernel] / kappa
+    x = torch.cat([torch.randn(3000, generator=gen, dtype=f64) * 3, edges, edges + reach,
+                   edges - reach]).requires_grad_()
+    hist = softhist_ext.histogram(x, edges, kappa=kappa, kernel=kernel).hist
+    dense = reference.histogram_edges(x, edges, kappa, kernel)
+    torch.testing.assert_close(hist, dense, rtol=1e-9, atol=1e-9)
+    g = torch.randn(hist.shape, generator=gen, dtype=f64)
+    (ours,) = torch.autograd.grad(hist, x, g)
+    (expected,) = torch.autograd.grad(dense, x, g)
+    # (The box's density jumps at reach: there the gradient is a convention.)
+    kept = 3000 + edges.numel() if kernel == "box" else x.numel()
+    torch.testing.assert_close(ours[:kept], expected[:kept], rtol=1e-7, atol=1e-7)

@@ -34,7 +34,8 @@ bool evenly_spaced(const double* e, int64_t bins) {
 }
 
 // The index of explicit edges: even cells over [e_0, e_bins], fine enough
-// that no two edges share a cell (at most kMaxCells, or 4 per bin past that).
+// that no two edges share a cell (at most kMaxCells, or 4 per bin past that,
+// within int32_t).
 constexpr int64_t kMaxCells = int64_t(1) << 16;
 
 // The cell of v: the same double operations for edges and samples, so that
@@ -96,7 +97,7 @@ Window explicit_window(Kernel kernel, const double* row, int64_t bins, ExplicitI
   w.edges = std::min(most + 2, bins + 1);
   // Cells half the narrowest bin wide hold one edge at most.
   const double wanted = 2.0 * (e[bins] - e[0]) / narrowest + 1.0;
-  const double most_cells = static_cast<double>(std::max(kMaxCells, 4 * bins));
+  const double most_cells = static_cast<double>(std::min(std::max(kMaxCells, 4 * bins), int64_t(1) << 30));
   w.cells = static_cast<int64_t>(std::min(wanted, most_cells));
   w.cell_inv = static_cast<double>(w.cells) / (e[bins] - e[0]);
   // cell_first[c]: the last edge in a cell before c (edge 0 if none), so at
