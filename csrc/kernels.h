@@ -357,9 +357,12 @@ struct Window {
   const int32_t* cell_first = nullptr;
   double cell_inv = 0;
   int64_t cells = 0, cell_steps = 0;
-  // CPU, logistic kernel: growth[f * edges + k] = e^(kappa (e_(f+k) - e_f)),
-  // or null where that could overflow.
+  // CPU, per first edge f and window edge k (null where the table would be
+  // too large): the logistic kernel's growth[f * edges + k] = e^(kappa
+  // (e_(f+k) - e_f)) (null where that could overflow), the other kernels'
+  // shifts, kappa (e_(f+k) - e_f) in the type window values are computed in.
   const double* growth = nullptr;
+  const void* shifts = nullptr;
 
   // C: the type kernel values are computed in; T: the samples' type.
   template <typename C, typename T>

@@ -705,7 +705,7 @@ struct Axes {
   std::array<Window, D> win;
   Layout<D> lay;
   double factor;  // prod kappa_a^order_a: window values are in units of kappa
-  std::array<ExplicitIndex, D> index;  // what explicit windows point to
+  std::array<ExplicitIndex<C>, D> index;  // what explicit windows point to
 
   // Axis a's window from params row a: over even bins, or explicit edges
   // (even ones as even bins: the same histogram, faster).

@@ -49,36 +49,51 @@ SOFTHIST_HD int32_t cell_of(double v, double e0, double cell_inv, double last_ce
 
 // What an explicit window points to: its edges, padded by 7 copies of the
 // last (rows_of8 reads 8 at a time), the cells' first edges, and the
-// logistic kernel's growth factors (Window::growth, padded likewise).
+// logistic kernel's growth factors or the other kernels' shifts (Window::
+// growth and shifts, padded likewise; C: the type of the window's values).
+template <typename C>
 struct ExplicitIndex {
   std::vector<double> edges;
   std::vector<int32_t> cell_first;
   std::vector<double> growth;
+  std::vector<C> shifts;
 };
 
-// The most growth factors a window keeps (2 MB).
-constexpr int64_t kMaxGrowth = int64_t(1) << 18;
+// The most growth factors or shifts a window keeps (2 MB).
+constexpr int64_t kMaxTable = int64_t(1) << 18;
+
+// table[f * edges + k] = entry(e_(f+k) - e_f) for every first edge f and its
+// window's edges k, padded by 8; false (and no table) where that would be
+// more than kMaxTable entries.
+template <typename S, typename F>
+bool per_first_edge(const Window& w, std::vector<S>& table, const F& entry) {
+  const double* e = w.at;
+  const int64_t starts = w.bins + 2 - w.edges;  // first edges 0 .. bins + 1 - edges
+  if (starts * w.edges > kMaxTable) return false;
+  table.assign(static_cast<size_t>(starts * w.edges + 8), S(0));
+  for (int64_t f = 0; f < starts; ++f)
+    for (int64_t k = 0; k < w.edges; ++k) table[f * w.edges + k] = entry(e[f + k] - e[f]);
+  return true;
+}
 
 // Window::growth, where every product e^(-kappa (x - e_f)) * growth stays
 // within exp_bounded's range in double (|exponent| < 700; the windows'
-// samples lie within reach of their edges) and the table is small.
-inline void logistic_growth(Window& w, ExplicitIndex& index) {
+// samples lie within reach of their edges).
+template <typename C>
+void logistic_growth(Window& w, ExplicitIndex<C>& index) {
   const double* e = w.at;
-  const int64_t starts = w.bins + 2 - w.edges;  // first edges 0 .. bins + 1 - edges
+  const int64_t starts = w.bins + 2 - w.edges;
   double widest = 0;
   for (int64_t f = 0; f < starts; ++f) widest = std::max(widest, e[f + w.edges - 1] - e[f]);
-  if (!(w.kappa * (widest + w.reach) < 700.0) || starts * w.edges > kMaxGrowth) return;
-  index.growth.assign(static_cast<size_t>(starts * w.edges + 8), 1.0);
-  for (int64_t f = 0; f < starts; ++f)
-    for (int64_t k = 0; k < w.edges; ++k)
-      index.growth[f * w.edges + k] = std::exp(w.kappa * (e[f + k] - e[f]));
-  w.growth = index.growth.data();
+  if (!(w.kappa * (widest + w.reach) < 700.0)) return;
+  if (per_first_edge(w, index.growth, [&](double d) { return std::exp(w.kappa * d); }))
+    w.growth = index.growth.data();
 }
 
 // The window over a params row's explicit edges (has_explicit_edges), and
 // the index locate_explicit finds a sample's first edge by.
 template <typename C, typename T>
-Window explicit_window(Kernel kernel, const double* row, int64_t bins, ExplicitIndex& index) {
+Window explicit_window(Kernel kernel, const double* row, int64_t bins, ExplicitIndex<C>& index) {
   Window w = Window::make_explicit<C, T>(kernel, row, bins);
   index.edges.assign(w.at, w.at + bins + 1);
   index.edges.resize(static_cast<size_t>(bins + 8), w.at[bins]);
@@ -115,7 +130,10 @@ Window explicit_window(Kernel kernel, const double* row, int64_t bins, ExplicitI
   }
   w.cell_steps = steps;
   w.cell_first = cell_first.data();
-  if (kernel == Kernel::Logistic) logistic_growth(w, index);
+  if (kernel == Kernel::Logistic)
+    logistic_growth(w, index);
+  else if (per_first_edge(w, index.shifts, [&](double d) { return static_cast<C>(w.kappa * d); }))
+    w.shifts = index.shifts.data();
   return w;
 }
 
@@ -202,6 +220,34 @@ SOFTHIST_CLONES int64_t explicit_window_values(const double* xd, const int32_t* 
       }
       return win.edges;
     }
+  } else if (win.shifts) {
+    // kappa (x - e_(f+k)) = kappa (x - e_f) - shifts[f][k]: the window's
+    // arithmetic in C (in double, the subtractions would take twice the
+    // vectors); past every sample's reach at -T, where the CDF is 0.
+    const C* shifts = static_cast<const C*>(win.shifts);
+    const C past_t = -saturation<C>(K);
+    alignas(64) C sk[8][kLanes];
+    C t_first[kLanes];
+    int32_t row[kLanes];
+#pragma omp simd
+    for (int l = 0; l < kLanes; ++l) {
+      t_first[l] = static_cast<C>(kappa * (xd[l] - win.at[first[l]]));
+      row[l] = first[l] * static_cast<int32_t>(win.edges);
+    }
+    for (int64_t k0 = 0; k0 < win.edges; k0 += 8) {
+      rows_of8(shifts, row, k0, sk);
+      for (int64_t k = k0; k < std::min(k0 + 8, win.edges); ++k) {
+        int past = 1;
+#pragma omp simd reduction(& : past)
+        for (int l = 0; l < kLanes; ++l) {
+          const C t = t_first[l] - sk[k - k0][l];
+          v[k * kLanes + l] = cdf<K, Order>(t);
+          past &= t <= past_t;
+        }
+        if (past) return k + 1;
+      }
+    }
+    return win.edges;
   }
   for (int64_t k0 = 0; k0 < win.edges; k0 += 8) {
     rows_of8(win.at, first, k0, ek);
