@@ -132,6 +132,19 @@ def test_samples_outside_the_range(device):
     torch.testing.assert_close(out, reference.histc(x, 4, -1.0, 1.0, 3.0), rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("kernel", list(softhist_ext.KERNELS))
+@pytest.mark.parametrize("kappa", [1.0, 2.0, 4.0, 8.0, 30.0])  # windows of 2 to 40 bins
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_windows_overlapping_in_part(device, kernel, kappa, dtype):
+    # Few samples (one accumulator), each 1 to 7 bins left of the one before:
+    # every window's add overlaps the next one's in part.
+    steps = torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 1.5, 3.5, 6.5] * 2)
+    x = (90.3 - steps.cumsum(0)).to(dtype)
+    out = softhist_ext.histc(x.to(device), 96, 0.0, 96.0, kappa, kernel=kernel)
+    expected = reference.histc(x.double(), 96, 0.0, 96.0, kappa, kernel)
+    torch.testing.assert_close(out.cpu().double(), expected, **TOL[dtype])
+
+
 @pytest.mark.parametrize("kappa", [1e-3, 0.05])
 def test_kernel_wider_than_the_range(device, kappa):
     # Every sample reaches every bin.

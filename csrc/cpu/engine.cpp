@@ -77,7 +77,18 @@ template <int Len>
 struct ShortVecOf {
   typedef double type __attribute__((vector_size(Len * sizeof(double)), aligned(8), may_alias));
 };
-using Vec8 = ShortVecOf<8>::type;
+
+// dst[0 .. vector length) += v. Through memcpy, not a vector-typed store:
+// windows at nearby first bins overlap in part, and GCC assumes that two
+// objects of one type never do (on AVX2 it split an add of 8 doubles into halves and
+// moved one window's load above another's overlapping store, losing a bin).
+template <typename V>
+SOFTHIST_HD void add_at(double* dst, const V& v) {
+  V sum;
+  __builtin_memcpy(&sum, dst, sizeof sum);
+  sum += v;
+  __builtin_memcpy(dst, &sum, sizeof sum);
+}
 
 // A block's bin masses, kLongMax rows of kLanes, zero in the rows past the
 // window (the adds read whole vectors of rows); `written` rows may not be.
@@ -122,7 +133,7 @@ SOFTHIST_CLONES void add_short_windows(const int32_t* first, const double (*mass
   for (int l = 0; l < kLanes; ++l) {  // (samples that reach no bin add zeros)
     typename ShortVecOf<Len>::type m;
     for (int j = 0; j < Len; ++j) m[j] = mass[j][l];
-    *reinterpret_cast<typename ShortVecOf<Len>::type*>(dst[l % LaneSums::kCopies] + first[l]) += m;
+    add_at(dst[l % LaneSums::kCopies] + first[l], m);
   }
 }
 
@@ -140,7 +151,7 @@ SOFTHIST_CLONES void add_long_windows(int64_t span, const int32_t* first,
       transpose8(r);
       for (int j = 0; j < 8; ++j) {  // (samples that reach no bin add zeros)
         const int l = l0 + j;
-        *reinterpret_cast<Vec8*>(dst[l % LaneSums::kCopies] + first[l] + k0) += r[j];
+        add_at(dst[l % LaneSums::kCopies] + first[l] + k0, r[j]);
       }
     }
 }
