@@ -450,6 +450,20 @@ struct Window {
     return true;
   }
 
+  // locate or locate_explicit, as the window's edges are (t_first: even bins).
+  SOFTHIST_HD bool locate_any(double x, int64_t& first, double& t_first) const {
+    return at ? locate_explicit(x, first) : locate(x, first, t_first);
+  }
+
+  // kappa * (x - e_(first + k)) in C: over explicit edges from the sample x,
+  // as the CPU rounds it where it keeps no shifts; over even bins from
+  // t_first = kappa * (x - e_first) (locate's) in k steps of c.
+  template <typename C>
+  SOFTHIST_HD C t_at(int64_t first, int64_t k, C t_first, double x) const {
+    return at ? static_cast<C>(kappa * (x - at[first + k]))
+              : t_first - static_cast<C>(c) * static_cast<C>(k);
+  }
+
   // K^(order) at edge `edge` given its kernel value: the value itself, except
   // at the open ends.
   template <typename C>

@@ -150,14 +150,9 @@ int64_t check_coords(const std::vector<Tensor>& coords, const Tensor& params,
                  "edges, each row followed by its axis's bins + 1 edges)");
   SOFTHIST_CHECK(params.device() == coords[0].device(),
                  "softhist: params must be on the input's device");
-  if (has_explicit_edges(params)) {
-    SOFTHIST_CHECK(kernel != Kernel::Hard,
-                   "softhist: explicit edges need a smooth kernel; softhist_ext.histogram bins "
-                   "the hard kernel by its edges itself");
-    SOFTHIST_CHECK(axes == 1 || params.is_cpu(),
-                   "softhist: joint histograms over explicit edges run on the CPU only; move "
-                   "the samples to the CPU, or give bins as counts and a range");
-  }
+  SOFTHIST_CHECK(!has_explicit_edges(params) || kernel != Kernel::Hard,
+                 "softhist: explicit edges need a smooth kernel; softhist_ext.histogram bins "
+                 "the hard kernel by its edges itself");
   return axes;
 }
 

@@ -34,7 +34,7 @@ constexpr int64_t kParamsSize = 4;
 // Explicit edges (a smooth kernel): params has a row per axis of kParamsSize
 // + bins + 1 values, [lo, hi, kappa, open, e_0, ..., e_bins], the edges
 // increasing (lo and hi are then unused); rows of axes with fewer bins are
-// padded to the longest. Joint (D > 1) explicit edges: CPU only.
+// padded to the longest.
 inline bool has_explicit_edges(const Tensor& params) {
   return params.dim() == 2 && params.size(1) > kParamsSize;
 }

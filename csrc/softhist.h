@@ -52,7 +52,7 @@ inline at::Tensor params(const at::Tensor& input, int64_t bins, double min, doub
 // (..., N), batched over the leading dimensions; params is (D, 4), one
 // `params` row per axis (torch::stack them), or with explicit edges (a smooth
 // kernel) each row followed by its axis's bins + 1 increasing edges, rows
-// padded to the longest (D > 1: CPU only); bins and orders have one entry
+// padded to the longest; bins and orders have one entry
 // per axis (order 0: the histogram; k: the kernel's k-th derivative along
 // that axis). Along the last dimension:
 //   out[..., b_1..b_D] = sum_i weight[..., i] * prod_a D_orders[a](coords[a][..., i], b_a),

@@ -612,10 +612,44 @@ def test_histc_from_threads_each_on_its_own_stream_equals_the_cpu():
         close_to_cpu(grad, grad_cpu, 1e-5)
 
 
-def test_joint_explicit_edges_name_the_cpu():
-    # Joint histograms over uneven edges with a smooth kernel run on the CPU
-    # only: on CUDA the op refuses them and names the alternatives.
-    x = torch.rand(100, 2, device="cuda")
-    edges = [torch.tensor([0.0, 0.1, 0.5, 1.0], device="cuda")] * 2
-    with pytest.raises(RuntimeError, match="joint histograms over explicit edges run on the CPU only"):
-        softhist_ext.histogramdd(x, edges)
+def _uneven_edges(bins, gen):
+    widths = torch.rand(bins, generator=gen, dtype=torch.float64) * 10 + 0.1  # 100x apart
+    return -4.0 + 8.0 * torch.cat([torch.zeros(1, dtype=torch.float64), widths.cumsum(0)]) / widths.sum()
+
+
+@pytest.mark.parametrize("axes", [2, 3])
+@pytest.mark.parametrize("kernel", SMOOTH)
+@pytest.mark.parametrize("dtype,rtol", [(torch.float64, 1e-11), (torch.float32, 1e-5)])
+def test_joint_explicit_edges_equal_the_cpu(axes, kernel, dtype, rtol):
+    # Uneven edges of 12, 7 and 9 bins per axis (params rows padded to the
+    # longest), the last axis's ends open; orders the gradients use.
+    gen = torch.Generator().manual_seed(axes)
+    bins = [12, 7, 9][:axes]
+    rows = []
+    for a, b in enumerate(bins):
+        head = torch.tensor([0.0, 0.0, [6.0, 3.0, 9.0][a], float(a == axes - 1)], dtype=torch.float64)
+        rows.append(torch.cat([head, _uneven_edges(b, gen), torch.zeros(max(bins) - b, dtype=torch.float64)]))
+    p = torch.stack(rows)
+    x = [(torch.randn(2, 20_000, generator=gen, dtype=torch.float64) * 1.5).to(dtype) for _ in bins]
+    w, h = torch.randn_like(x[0]), torch.randn(2, *bins, dtype=dtype)
+    pc, xc = p.cuda(), [c.cuda() for c in x]
+    for orders in [[0] * axes, [1] + [0] * (axes - 1), [0] * (axes - 1) + [2]]:
+        close_to_cpu(ops.scatter(xc, w.cuda(), pc, bins, orders, kernel),
+                     ops.scatter(x, w, p, bins, orders, kernel), rtol)
+        close_to_cpu(ops.gather(xc, h.cuda(), pc, orders, kernel),
+                     ops.gather(x, h, p, orders, kernel), rtol)
+
+
+def test_joint_explicit_edges_histogramdd_and_its_gradients_equal_the_cpu():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(50_000, 2, generator=gen, dtype=torch.float64) * 1.5
+    w = torch.rand(50_000, generator=gen, dtype=torch.float64)
+    edges = [_uneven_edges(10, gen), _uneven_edges(6, gen)]
+    results = []
+    for device in ["cpu", "cuda"]:
+        xr, wr = x.to(device).requires_grad_(), w.to(device).requires_grad_()
+        hist, _ = softhist_ext.histogramdd(xr, [e.to(device) for e in edges], weight=wr,
+                                           kappa=[6.0, 3.0], kernel="gaussian")
+        results.append((hist, *torch.autograd.grad(hist.pow(2).sum(), [xr, wr])))
+    for cuda, cpu in zip(results[1], results[0]):
+        close_to_cpu(cuda, cpu, 1e-10)

@@ -17,17 +17,18 @@ template <Kernel K, typename C>
 struct AxisWalk {
   const Window* win = nullptr;
   int64_t first = 0;  // the window's first edge
-  C t = 0, c = 0;     // kappa * (coordinate - e_first), as the CPU rounds it; kappa * bin width
+  C t = 0;            // even bins: kappa * (coordinate - e_first), as the CPU rounds it
+  double x = 0;       // explicit edges: the coordinate
   int order = 0;
 
   // Locates x in win (false: it reaches no bin, see Window::locate).
-  __device__ bool locate(const Window& w, int order_, double x) {
+  __device__ bool locate(const Window& w, int order_, double x_) {
     double t64 = 0;
     win = &w;
     order = order_;
-    if (!w.locate(x, first, t64)) return false;
+    x = x_;
+    if (!w.locate_any(x, first, t64)) return false;
     t = static_cast<C>(t64);
-    c = static_cast<C>(w.c);
     return true;
   }
   // Bins of the window: edges - 1, all inside [0, bins) (Window::locate clamps).
@@ -35,7 +36,7 @@ struct AxisWalk {
   // K^(order) at the window's edge k, with the open ends' values: the value
   // the CPU's window holds there (and the 2-d walk's lanes compute).
   __device__ C edge(int64_t k) const {
-    return win->at_edge(first + k, order, cdf_of_order<K>(order, t - c * static_cast<C>(k)));
+    return win->at_edge(first + k, order, cdf_of_order<K>(order, win->t_at(first, k, t, x)));
   }
 };
 

@@ -27,7 +27,7 @@ __device__ Window window_of(const double* params, int64_t bins) {
 // edges), as the CPU's explicit_window makes it but without its index:
 // samples find their first edge by binary search. The window's length, the
 // most edges any [e_j, e_j + 2 reach] holds plus two, is found by the whole
-// block together: every thread of the block must call this.
+// block together: every thread of the block must call this (once per axis).
 template <Kernel K, typename C, typename T>
 __device__ Window explicit_window_of(const double* params, int64_t bins) {
   __shared__ int most;
@@ -46,6 +46,7 @@ __device__ Window explicit_window_of(const double* params, int64_t bins) {
   atomicMax(&most, local);
   __syncthreads();
   w.edges = min(static_cast<int64_t>(most) + 2, bins + 1);
+  __syncthreads();  // before another axis's call resets most
   return w;
 }
 
@@ -65,22 +66,23 @@ __device__ __forceinline__ double kappa_power(const double* params, int order) {
 }
 
 // The chain-rule factor of a result built from D_orders[a] on each axis a:
-// the product of kappa_a^orders[a], in axis order, for the (axes, kParamsSize)
-// params. (1 * f_x for one axis and (1 * f_x) * f_y for two: the bits of
-// kappa_power(x) and kappa_power(x) * kappa_power(y).)
+// the product of kappa_a^orders[a], in axis order, for params of a row of
+// `row` values per axis. (1 * f_x for one axis and (1 * f_x) * f_y for two:
+// the bits of kappa_power(x) and kappa_power(x) * kappa_power(y).)
 struct OrderFactor {
   const double* params;
+  int64_t row;
   int axes;
   int orders[kMaxAxes];
 
-  static OrderFactor of(const double* params, const std::vector<int64_t>& orders) {
-    OrderFactor f{params, static_cast<int>(orders.size()), {}};
+  static OrderFactor of(const double* params, int64_t row, const std::vector<int64_t>& orders) {
+    OrderFactor f{params, row, static_cast<int>(orders.size()), {}};
     for (int a = 0; a < f.axes; ++a) f.orders[a] = static_cast<int>(orders[a]);
     return f;
   }
   __device__ double value() const {
     double factor = 1;
-    for (int a = 0; a < axes; ++a) factor *= kappa_power(params + a * kParamsSize, orders[a]);
+    for (int a = 0; a < axes; ++a) factor *= kappa_power(params + a * row, orders[a]);
     return factor;
   }
 };

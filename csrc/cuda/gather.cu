@@ -24,13 +24,10 @@ __device__ T gather_one(const Window& win, double x, const Hist& h, double facto
   } else {
     int64_t first = 0;
     double t = 0;
-    if (!(win.at ? win.locate_explicit(x, first) : win.locate(x, first, t))) return T(0);
-    const C t_first = static_cast<C>(t), c = static_cast<C>(win.c);
-    // K^(Order) at the window's edge k (explicit edges: from the sample itself)
-    const auto value = [&](int64_t k) {
-      const C tk = win.at ? static_cast<C>(win.kappa * (x - win.at[first + k]))
-                          : t_first - c * static_cast<C>(k);
-      return win.at_edge(first + k, Order, cdf<K, Order>(tk));
+    if (!win.locate_any(x, first, t)) return T(0);
+    const C t_first = static_cast<C>(t);
+    const auto value = [&](int64_t k) {  // K^(Order) at the window's edge k
+      return win.at_edge(first + k, Order, cdf<K, Order>(win.t_at(first, k, t_first, x)));
     };
     C acc = 0;
     if constexpr (Edges) {
@@ -87,7 +84,7 @@ void gather_axis(const GatherJob& job) {
     const GatherSplit split = GatherSplit::of<C>(n, slots);
     const GatherArgs<T> args{x.const_data_ptr<T>(), job.hist.const_data_ptr<T>(),
                              job.params_of(0), n, bins, slots, split.chunks, rows * split.chunks,
-                             has_explicit_edges(job.params), job.out.mutable_data_ptr<T>()};
+                             job.explicit_edges(), job.out.mutable_data_ptr<T>()};
     const auto run = [&](auto k, auto ord) {
       const auto kernel_of = [](auto shared) {
         return gather_samples<decltype(k)::value, decltype(ord)::value, Edges, T, C,

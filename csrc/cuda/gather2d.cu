@@ -26,6 +26,7 @@ struct Gather2dArgs {
   const double* params_x;
   const double* params_y;
   int order_x, order_y;
+  bool explicit_edges;  // params rows hold the edges
   int64_t n, bins_x, bins_y, chunks, items;
   T* out;
 };
@@ -45,7 +46,7 @@ __device__ void gather_smooth_pairs(const Gather2dArgs<T>& a, const PairWindow<K
     for (unsigned todo = __ballot_sync(kFullWarp, mine.scale != 0); todo != 0;
          todo &= todo - 1) {
       const int src = __ffs(todo) - 1;
-      const LocatedPair<C> p = PairWindow<K, C, T>::broadcast(mine, src);
+      const LocatedPair<C> p = pw.broadcast(mine, src);
       C acc = 0;  // in C, as the CPU's per-column sums
       pw.for_each_bin(p, all, stage, [&](int64_t ia, int64_t ib, C dx, C dy) {
         acc += h[ia * a.bins_y + ib] * (dy * dx);
@@ -76,7 +77,8 @@ __global__ void __launch_bounds__(kThreads) gather2d_pairs(Gather2dArgs<T> a) {
   extern __shared__ __align__(16) unsigned char shared_bytes[];
   C* shared_hist = reinterpret_cast<C*>(shared_bytes);
   __shared__ C stage[kThreads];  // 32 per warp
-  const PairWindow<K, C, T> pw(a.params_x, a.bins_x, a.order_x, a.params_y, a.bins_y, a.order_y);
+  const PairWindow<K, C, T> pw(a.params_x, a.bins_x, a.order_x, a.params_y, a.bins_y, a.order_y,
+                               a.explicit_edges);
   const double factor = kappa_power(a.params_x, a.order_x) * kappa_power(a.params_y, a.order_y);
   const int64_t bins = a.bins_x * a.bins_y;
   for (int64_t item = blockIdx.x; item < a.items; item += gridDim.x) {
@@ -111,6 +113,7 @@ void gather_2d(const GatherJob& job) {
                                job.params_of(1),
                                static_cast<int>(job.pb.orders[0]),
                                static_cast<int>(job.pb.orders[1]),
+                               job.explicit_edges(),
                                n,
                                bins_x,
                                bins_y,

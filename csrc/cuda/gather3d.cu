@@ -21,7 +21,9 @@ template <typename T>
 struct Gather3dArgs {
   const T* x[3];
   const T* hist;         // [rows, bins_x, bins_y, bins_z]
-  const double* params;  // (3, kParamsSize)
+  const double* params;  // (3, row): kParamsSize values, then any explicit edges
+  int64_t row;
+  bool explicit_edges;
   int orders[3];
   int64_t bins[3];
   int64_t n, chunks, items;
@@ -66,8 +68,8 @@ __global__ void __launch_bounds__(kThreads) gather3d_samples(Gather3dArgs<T> a) 
   Window win[3];
   double factor = 1;  // as OrderFactor::value
   for (int ax = 0; ax < 3; ++ax) {
-    win[ax] = window_of<K, C, T>(a.params + ax * kParamsSize, a.bins[ax]);
-    factor *= kappa_power(a.params + ax * kParamsSize, a.orders[ax]);
+    win[ax] = window_1d<K, C, T>(a.params + ax * a.row, a.bins[ax], a.explicit_edges);
+    factor *= kappa_power(a.params + ax * a.row, a.orders[ax]);
   }
   const int64_t bins = a.bins[0] * a.bins[1] * a.bins[2];
   for (int64_t item = blockIdx.x; item < a.items; item += gridDim.x) {
@@ -100,6 +102,8 @@ void gather_3d(const GatherJob& job) {
     }
     args.hist = job.hist.const_data_ptr<T>();
     args.params = job.params_of(0);
+    args.row = job.params_row();
+    args.explicit_edges = job.explicit_edges();
     args.n = n;
     args.chunks = split.chunks;
     args.items = rows * split.chunks;

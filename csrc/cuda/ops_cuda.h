@@ -38,12 +38,14 @@ struct Job {
   Problem pb;
   Kernel kernel;
   std::vector<Tensor> coords;  // pb.axes tensors, contiguous
-  Tensor params;               // (pb.axes, kParamsSize) float64; axis a's row at a * kParamsSize
+  Tensor params;  // float64, a row per axis: kParamsSize values, then any explicit edges
   cudaStream_t stream;
   Tensor out;
 
+  int64_t params_row() const { return params.size(1); }
+  bool explicit_edges() const { return has_explicit_edges(params); }
   const double* params_of(int64_t axis) const {
-    return params.const_data_ptr<double>() + axis * kParamsSize;
+    return params.const_data_ptr<double>() + axis * params_row();
   }
 };
 

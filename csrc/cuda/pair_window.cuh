@@ -34,7 +34,8 @@ __device__ __forceinline__ C cdf_of_order(int order, C t) {
 template <typename C>
 struct LocatedPair {
   int first_x = 0, first_y = 0;  // first edge of each window (bins < 2^31, check_bins)
-  C t_x = 0, t_y = 0;            // kappa * (coordinate - e_first), as the CPU rounds it
+  C t_x = 0, t_y = 0;            // even bins: kappa * (coordinate - e_first), as the CPU rounds it
+  double x = 0, y = 0;           // explicit edges: the coordinates
   double scale = 0;  // its weight (1 without weights); 0 when x or y reaches no bin
 };
 
@@ -51,15 +52,16 @@ struct PairWindow {
   static constexpr int64_t kSlabEdges = 30;
 
   Window wx, wy;
-  C cx, cy;  // kappa * bin width, per axis
   int order_x, order_y;
   int64_t ex, ey;      // bins per window, per axis
   int slab_x, slab_y;  // a window is walked in slabs of at most slab_x x slab_y bins
 
+  // Explicit edges: on both axes (params rows then hold the edges); every
+  // thread of the block must construct it then (window_1d).
   __device__ PairWindow(const double* params_x, int64_t bins_x, int order_x_,
-                        const double* params_y, int64_t bins_y, int order_y_)
-      : wx(window_of<K, C, T>(params_x, bins_x)), wy(window_of<K, C, T>(params_y, bins_y)),
-        cx(static_cast<C>(wx.c)), cy(static_cast<C>(wy.c)), order_x(order_x_),
+                        const double* params_y, int64_t bins_y, int order_y_, bool explicit_edges)
+      : wx(window_1d<K, C, T>(params_x, bins_x, explicit_edges)),
+        wy(window_1d<K, C, T>(params_y, bins_y, explicit_edges)), order_x(order_x_),
         order_y(order_y_), ex(wx.edges - 1), ey(wy.edges - 1) {
     // Whole windows in one slab where they fit; else about half the lanes each.
     const int64_t sy = min(ey, kSlabEdges - min(ex, kSlabEdges / 2));
@@ -74,9 +76,10 @@ struct PairWindow {
     if (i >= end) return p;
     int64_t fx = 0, fy = 0;
     double tx = 0, ty = 0;
-    if (!wx.locate(static_cast<double>(x[i]), fx, tx) ||
-        !wy.locate(static_cast<double>(y[i]), fy, ty))
-      return p;  // scale 0 whatever the weight, as on the CPU
+    p.x = static_cast<double>(x[i]);
+    p.y = static_cast<double>(y[i]);
+    if (!wx.locate_any(p.x, fx, tx) || !wy.locate_any(p.y, fy, ty))
+      return LocatedPair<C>{};  // scale 0 whatever the weight, as on the CPU
     p.first_x = static_cast<int>(fx);
     p.first_y = static_cast<int>(fy);
     p.t_x = static_cast<C>(tx);
@@ -91,13 +94,18 @@ struct PairWindow {
   }
 
   // The pair held by lane `src`, in every lane (the whole warp calls this).
-  __device__ static LocatedPair<C> broadcast(const LocatedPair<C>& p, int src) {
+  __device__ LocatedPair<C> broadcast(const LocatedPair<C>& p, int src) const {
     LocatedPair<C> q;
     q.first_x = __shfl_sync(kFullWarp, p.first_x, src);
     q.first_y = __shfl_sync(kFullWarp, p.first_y, src);
-    q.t_x = __shfl_sync(kFullWarp, p.t_x, src);
-    q.t_y = __shfl_sync(kFullWarp, p.t_y, src);
     q.scale = __shfl_sync(kFullWarp, p.scale, src);
+    if (wx.at) {
+      q.x = __shfl_sync(kFullWarp, p.x, src);
+      q.y = __shfl_sync(kFullWarp, p.y, src);
+    } else {
+      q.t_x = __shfl_sync(kFullWarp, p.t_x, src);
+      q.t_y = __shfl_sync(kFullWarp, p.t_y, src);
+    }
     return q;
   }
 
@@ -115,7 +123,8 @@ struct PairWindow {
     const bool x_lane = lane <= slab_x;
     const int y_edge = lane - slab_x - 1;
     const int order = x_lane ? order_x : order_y;
-    const C t = x_lane ? p.t_x : p.t_y, c = x_lane ? cx : cy;
+    const C t = x_lane ? p.t_x : p.t_y;
+    const double u = x_lane ? p.x : p.y;
     for (int64_t xs = kx0; xs < kx1; xs += slab_x) {
       const int nx = static_cast<int>(min(int64_t(slab_x), kx1 - xs));
       for (int64_t ys = ky0; ys < ky1; ys += slab_y) {
@@ -128,7 +137,7 @@ struct PairWindow {
         const Window& w = x_lane ? wx : wy;
         const int64_t first = x_lane ? p.first_x : p.first_y;
         const C edge =
-            needed ? w.at_edge(first + k, order, cdf_of_order<K>(order, t - c * static_cast<C>(k)))
+            needed ? w.at_edge(first + k, order, cdf_of_order<K>(order, w.t_at(first, k, t, u)))
                    : C(0);
         stage[lane] = edge - __shfl_down_sync(kFullWarp, edge, 1);
         __syncwarp();

@@ -79,7 +79,7 @@ class ChunkPartials {
     launch(sum_partials<T>, rows_ * ceil_div(bins_, 32), static_cast<int>(32 * slices), 0,
            job.stream, static_cast<const double*>(partial()),
            static_cast<const unsigned*>(flags()),
-           OrderFactor::of(job.params_of(0), job.pb.orders), rows_, chunks_, bins_,
+           OrderFactor::of(job.params_of(0), job.params_row(), job.pb.orders), rows_, chunks_, bins_,
            job.out.mutable_data_ptr<T>());
   }
 

@@ -56,22 +56,19 @@ struct SmoothSample {
   const Window* win = nullptr;
   int64_t first = 0;
   bool located = false;
-  C t_first = 0, c = 0, prev = 0;
+  C t_first = 0, prev = 0;
   double x = 0;  // explicit edges: the sample
 
   __device__ void locate(const Window& w, double x_) {
     double t = 0;
     win = &w;
     x = x_;
-    located = w.at ? w.locate_explicit(x, first) : w.locate(x, first, t);
+    located = w.locate_any(x, first, t);
     t_first = static_cast<C>(t);
-    c = static_cast<C>(w.c);
   }
   __device__ static int64_t span(const Window& win) { return win.edges - 1; }
   __device__ C edge_value(int64_t k) const {
-    const C t = win->at ? static_cast<C>(win->kappa * (x - win->at[first + k]))
-                        : t_first - c * static_cast<C>(k);
-    return win->at_edge(first + k, Order, cdf<K, Order>(t));
+    return win->at_edge(first + k, Order, cdf<K, Order>(win->t_at(first, k, t_first, x)));
   }
   __device__ void start(int64_t k) { prev = edge_value(k); }
   __device__ double next(int64_t k, double weight) {
@@ -207,7 +204,7 @@ void scatter_axis(const ScatterJob& job) {
     const ScatterArgs<T> args{x.const_data_ptr<T>(),
                               job.weight.has_value() ? job.weight->const_data_ptr<T>() : nullptr,
                               job.params_of(0), n, bins, slots, chunks, tile_bins, items,
-                              has_explicit_edges(job.params), partials.partial(),
+                              job.explicit_edges(), partials.partial(),
                               partials.flags()};
     const auto run = [&](auto k, auto ord) {
       launch(scatter_partials<decltype(k)::value, decltype(ord)::value, Edges, T, C>, items,

@@ -46,6 +46,7 @@ struct Scatter2dArgs {
   const double* params_x;
   const double* params_y;
   int order_x, order_y;
+  bool explicit_edges;  // params rows hold the edges
   int64_t n, chunks, items;
   TileGrid grid;
   double* partial;      // [rows, chunks, bins_x * bins_y]
@@ -77,7 +78,7 @@ __device__ void scatter_smooth_pairs(const Scatter2dArgs<T>& a, const PairWindow
     // Zero weights add nothing, as on the CPU (NaN ones do).
     const bool adds = mine.scale != 0 && pw.meets(mine, tile.r);
     for (unsigned todo = __ballot_sync(kFullWarp, adds); todo != 0; todo &= todo - 1) {
-      const LocatedPair<C> p = PairWindow<K, C, T>::broadcast(mine, __ffs(todo) - 1);
+      const LocatedPair<C> p = pw.broadcast(mine, __ffs(todo) - 1);
       pw.for_each_bin(p, tile.r, stage, [&](int64_t ia, int64_t ib, C dx, C dy) {
         // The CPU's product: (weight * dx) * dy in double.
         const double d = p.scale * static_cast<double>(dx) * static_cast<double>(dy);
@@ -125,7 +126,7 @@ __global__ void __launch_bounds__(kThreads) scatter2d_partials(Scatter2dArgs<T> 
   __shared__ double scratch[kThreads / 32];
   __shared__ C stage[kThreads];  // 32 per warp
   const PairWindow<K, C, T> pw(a.params_x, a.grid.bins_x, a.order_x, a.params_y, a.grid.bins_y,
-                               a.order_y);
+                               a.order_y, a.explicit_edges);
   const int64_t bins = a.grid.bins_x * a.grid.bins_y, tiles = a.grid.count();
   for (int64_t item = blockIdx.x; item < a.items; item += gridDim.x) {
     const int64_t part = item / tiles, row = part / a.chunks, chunk = part % a.chunks;
@@ -174,6 +175,7 @@ void scatter_2d(const ScatterJob& job) {
                                 job.params_of(1),
                                 static_cast<int>(job.pb.orders[0]),
                                 static_cast<int>(job.pb.orders[1]),
+                                job.explicit_edges(),
                                 n,
                                 partials.chunks(),
                                 items,

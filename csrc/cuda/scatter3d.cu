@@ -82,7 +82,9 @@ template <typename T>
 struct Scatter3dArgs {
   const T* x[3];
   const T* weight;       // nullptr: every weight is 1
-  const double* params;  // (3, kParamsSize)
+  const double* params;  // (3, row): kParamsSize values, then any explicit edges
+  int64_t row;
+  bool explicit_edges;
   int orders[3];
   int64_t n, chunks, items;
   BoxGrid grid;
@@ -167,7 +169,7 @@ __global__ void __launch_bounds__(kThreads) scatter3d_partials(Scatter3dArgs<T> 
   Window win[3];
   int log2_max_d = 0;  // |D_ox * D_oy * D_oz| <= 2^this
   for (int ax = 0; ax < 3; ++ax) {
-    win[ax] = window_of<K, C, T>(a.params + ax * kParamsSize, a.grid.bins[ax]);
+    win[ax] = window_1d<K, C, T>(a.params + ax * a.row, a.grid.bins[ax], a.explicit_edges);
     log2_max_d += log2_max_abs_d(K, a.orders[ax]);
   }
   const int64_t bins = a.grid.total(), boxes = a.grid.count();
@@ -221,6 +223,8 @@ void scatter_3d(const ScatterJob& job) {
     }
     args.weight = job.weight.has_value() ? job.weight->const_data_ptr<T>() : nullptr;
     args.params = job.params_of(0);
+    args.row = job.params_row();
+    args.explicit_edges = job.explicit_edges();
     args.n = n;
     args.chunks = partials.chunks();
     args.items = items;
