@@ -192,10 +192,34 @@ void check_joint_bins(const std::vector<int64_t>& bins) {
 
 }  // namespace
 
+namespace {
+
+// edge_axes as a flag per axis: each axis at most once, on a smooth kernel,
+// at an order >= 1 (the edge sums are gradients).
+std::vector<bool> check_edge_axes(const std::vector<int64_t>& edge_axes,
+                                  const std::vector<int64_t>& orders, Kernel kernel) {
+  const int64_t axes = static_cast<int64_t>(orders.size());
+  std::vector<bool> at_edges(static_cast<size_t>(axes), false);
+  for (int64_t a : edge_axes) {
+    SOFTHIST_CHECK(a >= 0 && a < axes && !at_edges[a], "softhist: edge_axes must list distinct "
+                   "axes in [0, ", axes, "), got ", a);
+    SOFTHIST_CHECK(kernel != Kernel::Hard && orders[a] >= 1,
+                   "softhist: an axis at its edges (the gradients with respect to the edges, "
+                   "range and kappa) needs a smooth kernel and a derivative order of at least 1, "
+                   "got order ", orders[a], " on axis ", a);
+    at_edges[a] = true;
+  }
+  return at_edges;
+}
+
+}  // namespace
+
 Problem check_scatter_args(const std::vector<Tensor>& coords, const std::optional<Tensor>& weight,
                            const Tensor& params, const std::vector<int64_t>& bins,
-                           const std::vector<int64_t>& orders, Kernel kernel) {
+                           const std::vector<int64_t>& orders,
+                           const std::vector<int64_t>& edge_axes, Kernel kernel) {
   const int64_t axes = check_coords(coords, params, orders, kernel);
+  std::vector<bool> at_edges = check_edge_axes(edge_axes, orders, kernel);
   SOFTHIST_CHECK(static_cast<int64_t>(bins.size()) == axes,
                  "softhist: bins must have one entry per axis (", axes, "), got ", bins.size());
   check_joint_bins(bins);
@@ -211,68 +235,37 @@ Problem check_scatter_args(const std::vector<Tensor>& coords, const std::optiona
     SOFTHIST_CHECK(weight->device() == input.device(),
                    "softhist: weight must be on the input's device");
   }
-  return {axes, row_length(input), row_count(input), bins, orders};
+  return {axes, row_length(input), row_count(input), bins, orders, std::move(at_edges)};
 }
 
-namespace {
-
-// gather's checks, where hist has `extra` more values per row than bins on the
-// last axis (edge_gather: one per edge); the Problem's bins are the histogram's.
-Problem check_gather_like(const std::vector<Tensor>& coords, const Tensor& hist,
+Problem check_gather_args(const std::vector<Tensor>& coords, const Tensor& hist,
                           const Tensor& params, const std::vector<int64_t>& orders,
-                          Kernel kernel, int64_t extra) {
+                          const std::vector<int64_t>& edge_axes, Kernel kernel) {
   const int64_t axes = check_coords(coords, params, orders, kernel);
+  std::vector<bool> at_edges = check_edge_axes(edge_axes, orders, kernel);
   const Tensor& input = coords[0];
   const int64_t lead = input.dim() == 0 ? 0 : input.dim() - 1;
   bool ok = hist.dim() == lead + axes && hist.scalar_type() == input.scalar_type() &&
             hist.device() == input.device();
   for (int64_t d = 0; ok && d < lead; ++d) ok = hist.size(d) == input.size(d);
   SOFTHIST_CHECK(ok, "softhist: hist must have the input's dtype and device and shape "
-                     "input.shape[:-1] + bins (one dimension per axis)");
+                     "input.shape[:-1] + bins (one dimension per axis; bins + 1 on edge_axes)");
   std::vector<int64_t> bins;
-  for (int64_t a = 0; a < axes; ++a) bins.push_back(hist.size(lead + a));
-  bins.back() -= extra;
+  for (int64_t a = 0; a < axes; ++a) {
+    bins.push_back(hist.size(lead + a) - (at_edges[a] ? 1 : 0));
+    SOFTHIST_CHECK(!at_edges[a] || bins.back() >= 1,
+                   "softhist: hist must have bins + 1 >= 2 slots on an axis at its edges");
+  }
   check_joint_bins(bins);
   check_edges(params, bins);
-  return {axes, row_length(input), row_count(input), bins, orders};
-}
-
-void check_edge_order(int64_t order, Kernel kernel) {
-  SOFTHIST_CHECK(kernel != Kernel::Hard && order >= 1,
-                 "softhist: edge sums (the gradients with respect to the range and kappa) "
-                 "need a smooth kernel and a derivative order of at least 1, got kernel order ",
-                 order);
-}
-
-}  // namespace
-
-Problem check_gather_args(const std::vector<Tensor>& coords, const Tensor& hist,
-                          const Tensor& params, const std::vector<int64_t>& orders,
-                          Kernel kernel) {
-  return check_gather_like(coords, hist, params, orders, kernel, 0);
-}
-
-Problem check_edge_scatter_args(const Tensor& x, const std::optional<Tensor>& weight,
-                                const Tensor& params, int64_t bins, int64_t order,
-                                Kernel kernel) {
-  check_edge_order(order, kernel);
-  return check_scatter_args({x}, weight, params, {bins}, {order}, kernel);
-}
-
-Problem check_edge_gather_args(const Tensor& x, const Tensor& coef, const Tensor& params,
-                               int64_t order, Kernel kernel) {
-  check_edge_order(order, kernel);
-  SOFTHIST_CHECK(coef.dim() >= 1 && coef.size(coef.dim() - 1) >= 2,
-                 "softhist: edge_gather's coef must have bins + 1 >= 2 values (one per edge) "
-                 "in its last dimension");
-  return check_gather_like({x}, coef, params, {order}, kernel, 1);
+  return {axes, row_length(input), row_count(input), bins, orders, std::move(at_edges)};
 }
 
 Problem check_edge_gather_scatter_args(const Tensor& x, const std::optional<Tensor>& weight,
                                        const Tensor& coef, const Tensor& params, int64_t order,
                                        Kernel kernel) {
-  const Problem pb = check_edge_gather_args(x, coef, params, order, kernel);
-  check_edge_scatter_args(x, weight, params, pb.bins[0], order, kernel);
+  const Problem pb = check_gather_args({x}, coef, params, {order}, {0}, kernel);
+  check_scatter_args({x}, weight, params, pb.bins, {order}, {0}, kernel);
   return pb;
 }
 

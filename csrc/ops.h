@@ -53,27 +53,33 @@ RangeArgs range_args(const Tensor& input, int64_t bins, double min, double max,
 // float64, one row per axis; bins and orders have one entry per axis.
 constexpr int64_t kMaxAxes = 3;
 
-// What the checks establish, for the backends.
+// What the checks establish, for the backends. An axis `at_edges` (listed in
+// the ops' edge_axes) takes its values at its bins + 1 edges, the edge sums
+// K^(order)(kappa (x - e_j)), instead of its bins' masses: its dimension of
+// the histogram has bins + 1 slots. The gradients with respect to the edges,
+// the range and kappa are sums over those slots (a smooth kernel, order >= 1).
 struct Problem {
   int64_t axes, n, rows;  // D, samples per row, rows
-  std::vector<int64_t> bins, orders;
+  std::vector<int64_t> bins, orders;  // bins: the histogram's, whatever the slots
+  std::vector<bool> at_edges;
+  int64_t slots(int64_t a) const { return bins[a] + (at_edges[a] ? 1 : 0); }
+  bool any_at_edges() const {
+    for (bool e : at_edges)
+      if (e) return true;
+    return false;
+  }
 };
 
+// bins are the histogram's (without the edge axes' extra slot).
 Problem check_scatter_args(const std::vector<Tensor>& coords, const std::optional<Tensor>& weight,
                            const Tensor& params, const std::vector<int64_t>& bins,
-                           const std::vector<int64_t>& orders, Kernel kernel);
-// hist is (..., *bins): coords' leading shape, then one dimension per axis.
+                           const std::vector<int64_t>& orders,
+                           const std::vector<int64_t>& edge_axes, Kernel kernel);
+// hist is (..., *slots): coords' leading shape, then one dimension per axis.
 Problem check_gather_args(const std::vector<Tensor>& coords, const Tensor& hist,
                           const Tensor& params, const std::vector<int64_t>& orders,
-                          Kernel kernel);
-// The edge sums (edge_scatter, edge_gather: one axis, a smooth kernel,
-// orders 1 to kMaxOrder) take the checks of scatter and gather with bins + 1
-// slots, one per edge; the Problem's bins are the histogram's.
-Problem check_edge_scatter_args(const Tensor& x, const std::optional<Tensor>& weight,
-                                const Tensor& params, int64_t bins, int64_t order, Kernel kernel);
-Problem check_edge_gather_args(const Tensor& x, const Tensor& coef, const Tensor& params,
-                               int64_t order, Kernel kernel);
-// Both, as edge_gather_scatter takes them.
+                          const std::vector<int64_t>& edge_axes, Kernel kernel);
+// edge_gather_scatter (one axis at its edges, CPU): both checks.
 Problem check_edge_gather_scatter_args(const Tensor& x, const std::optional<Tensor>& weight,
                                        const Tensor& coef, const Tensor& params, int64_t order,
                                        Kernel kernel);

@@ -28,28 +28,21 @@ Tensor params_no_kernel(const Tensor& input, int64_t, double, double, std::optio
   no_kernel("params", input);
 }
 Tensor scatter_no_kernel(std::vector<Tensor> coords, const std::optional<Tensor>&,
-                         const Tensor&, std::vector<int64_t>, std::vector<int64_t>, std::string) {
+                         const Tensor&, std::vector<int64_t>, std::vector<int64_t>, std::string,
+                         std::vector<int64_t>) {
   no_kernel("scatter", coords.at(0));
 }
 Tensor gather_no_kernel(std::vector<Tensor> coords, const Tensor&, const Tensor&,
-                        std::vector<int64_t>, std::string) {
+                        std::vector<int64_t>, std::string, std::vector<int64_t>) {
   no_kernel("gather", coords.at(0));
 }
 
-Tensor edge_scatter_no_kernel(const Tensor& x, const std::optional<Tensor>&, const Tensor&,
-                              int64_t, int64_t, std::string) {
-  no_kernel("edge_scatter", x);
-}
-Tensor edge_gather_no_kernel(const Tensor& x, const Tensor&, const Tensor&, int64_t,
-                             std::string) {
-  no_kernel("edge_gather", x);
-}
 std::tuple<Tensor, Tensor, Tensor> edge_gather_scatter_no_kernel(
     const Tensor& x, const std::optional<Tensor>&, const Tensor&, const Tensor&, int64_t,
     std::string) {
   if (x.is_cuda())
     fail("softhist: edge_gather_scatter runs on the CPU only (the backward's single pass "
-         "there); on CUDA, call edge_gather and edge_scatter, as the backward does");
+         "there); on CUDA, call gather and scatter with edge_axes=[0], as the backward does");
   no_kernel("edge_gather_scatter", x);
 }
 
@@ -71,22 +64,20 @@ STABLE_TORCH_LIBRARY(softhist, m) {
   //            shape (..., *bins)
   //   gather:  out[..., i] = sum_b hist[..., b_1..b_D] * prod_a D_order_a(coords[a][..., i], b_a),
   //            coords' shape
+  // An axis a in edge_axes (order >= 1) takes, instead of the masses D_order_a
+  // of its bins, the values at its bins + 1 edges e_j (its dimension then has
+  // bins + 1 slots): with t = kappa * (coords[a][..., i] - e_j),
+  //   kappa^order K^(order)(t)  (at open ends, the end edges' values are constants: 0),
+  // for the gradients with respect to the edges, the range and kappa.
   m.def(
       "scatter(Tensor[] coords, Tensor? weight, Tensor params, int[] bins, int[] orders, "
-      "str kernel) -> Tensor");
+      "str kernel, int[] edge_axes=[]) -> Tensor");
   m.def(
-      "gather(Tensor[] coords, Tensor hist, Tensor params, int[] orders, str kernel) -> Tensor");
-  // Edge sums, for the gradients with respect to params (the range and
-  // kappa), one axis: with t_ij = kappa * (x[..., i] - e_j) at the bins + 1 edges,
-  //   edge_scatter: out[..., j] = kappa^order sum_i weight[..., i] * K^(order)(t_ij), (..., bins + 1)
-  //   edge_gather:  out[..., i] = kappa^order sum_j coef[..., j] * K^(order)(t_ij), x's shape
-  // (at open ends, the end edges' values are constants: 0 for order >= 1).
-  m.def(
-      "edge_scatter(Tensor x, Tensor? weight, Tensor params, int bins, int order, str kernel) "
-      "-> Tensor");
-  m.def("edge_gather(Tensor x, Tensor coef, Tensor params, int order, str kernel) -> Tensor");
-  // Both in one pass over the samples, and sum_i weight[..., i] * (x[..., i] - e_0) *
-  // edge_gather[..., i] over all rows, as float64 (CPU): the first-order
+      "gather(Tensor[] coords, Tensor hist, Tensor params, int[] orders, str kernel, "
+      "int[] edge_axes=[]) -> Tensor");
+  // One axis at its edges: gather (coef at the edges) and scatter (weight) in
+  // one pass over the samples, and sum_i weight[..., i] * (x[..., i] - e_0) *
+  // gathered[..., i] over all rows, as float64 (CPU): the first-order
   // gradients with respect to x, the edges and kappa. No derivative of its own.
   m.def(
       "edge_gather_scatter(Tensor x, Tensor? weight, Tensor coef, Tensor params, int order, "
@@ -98,8 +89,6 @@ STABLE_TORCH_LIBRARY_IMPL(softhist, CompositeExplicitAutograd, m) {
   m.impl("params", TORCH_BOX(&params_no_kernel));
   m.impl("scatter", TORCH_BOX(&scatter_no_kernel));
   m.impl("gather", TORCH_BOX(&gather_no_kernel));
-  m.impl("edge_scatter", TORCH_BOX(&edge_scatter_no_kernel));
-  m.impl("edge_gather", TORCH_BOX(&edge_gather_no_kernel));
   m.impl("edge_gather_scatter", TORCH_BOX(&edge_gather_scatter_no_kernel));
 }
 

@@ -56,51 +56,35 @@ inline at::Tensor params(const at::Tensor& input, int64_t bins, double min, doub
 // per axis (order 0: the histogram; k: the kernel's k-th derivative along
 // that axis). Along the last dimension:
 //   out[..., b_1..b_D] = sum_i weight[..., i] * prod_a D_orders[a](coords[a][..., i], b_a),
-// shape (..., *bins).
+// shape (..., *bins). An axis in edge_axes (order >= 1) has bins + 1 slots,
+// the values kappa^order K^(order)(kappa (x - e_j)) at its edges e_j instead
+// of its bins' masses: the gradients with respect to edges, range and kappa.
 inline at::Tensor scatter(at::TensorList coords, const std::optional<at::Tensor>& weight,
                           const at::Tensor& params, at::IntArrayRef bins,
-                          at::IntArrayRef orders, std::string_view kernel) {
+                          at::IntArrayRef orders, std::string_view kernel,
+                          at::IntArrayRef edge_axes = {}) {
   static const auto op = detail::find_op<at::Tensor(
       at::TensorList, const std::optional<at::Tensor>&, const at::Tensor&, at::IntArrayRef,
-      at::IntArrayRef, std::string_view)>("softhist::scatter");
-  return op.call(coords, weight, params, bins, orders, kernel);
+      at::IntArrayRef, std::string_view, at::IntArrayRef)>("softhist::scatter");
+  return op.call(coords, weight, params, bins, orders, kernel, edge_axes);
 }
 
-// The adjoint of scatter: hist is (..., *bins);
+// The adjoint of scatter: hist is (..., *slots);
 //   out[..., i] = sum_b hist[..., b_1..b_D] * prod_a D_orders[a](coords[a][..., i], b_a),
 // coords[0]'s shape.
 inline at::Tensor gather(at::TensorList coords, const at::Tensor& hist, const at::Tensor& params,
-                         at::IntArrayRef orders, std::string_view kernel) {
+                         at::IntArrayRef orders, std::string_view kernel,
+                         at::IntArrayRef edge_axes = {}) {
   static const auto op = detail::find_op<at::Tensor(at::TensorList, const at::Tensor&,
                                                     const at::Tensor&, at::IntArrayRef,
-                                                    std::string_view)>("softhist::gather");
-  return op.call(coords, hist, params, orders, kernel);
+                                                    std::string_view, at::IntArrayRef)>(
+      "softhist::gather");
+  return op.call(coords, hist, params, orders, kernel, edge_axes);
 }
 
-// Edge sums over the bins + 1 edges e_j of one axis (params (1, 4)), with
-// t_ij = kappa * (x[..., i] - e_j); order >= 1. They make params (the range
-// and kappa) differentiable through scatter and gather.
-//   edge_scatter: out[..., j] = kappa^order sum_i weight[..., i] K^(order)(t_ij), (..., bins + 1)
-//   edge_gather:  out[..., i] = kappa^order sum_j coef[..., j] K^(order)(t_ij), x's shape
-inline at::Tensor edge_scatter(const at::Tensor& x, const std::optional<at::Tensor>& weight,
-                               const at::Tensor& params, int64_t bins, int64_t order,
-                               std::string_view kernel) {
-  static const auto op = detail::find_op<at::Tensor(
-      const at::Tensor&, const std::optional<at::Tensor>&, const at::Tensor&, int64_t, int64_t,
-      std::string_view)>("softhist::edge_scatter");
-  return op.call(x, weight, params, bins, order, kernel);
-}
-
-inline at::Tensor edge_gather(const at::Tensor& x, const at::Tensor& coef,
-                              const at::Tensor& params, int64_t order, std::string_view kernel) {
-  static const auto op = detail::find_op<at::Tensor(const at::Tensor&, const at::Tensor&,
-                                                    const at::Tensor&, int64_t,
-                                                    std::string_view)>("softhist::edge_gather");
-  return op.call(x, coef, params, order, kernel);
-}
-
-// Both in one pass over the samples (CPU), and sum_i weight[..., i] * (x[..., i] - e_0) *
-// edge_gather[..., i] over all rows, a float64 scalar: the first-order
+// One axis at its edges: gather(coef) and scatter(weight) with edge_axes {0}
+// in one pass over the samples (CPU), and sum_i weight[..., i] * (x[..., i] - e_0) *
+// gathered[..., i] over all rows, a float64 scalar: the first-order
 // gradients with respect to x, the edges and kappa. It has no derivative.
 inline std::tuple<at::Tensor, at::Tensor, at::Tensor> edge_gather_scatter(
     const at::Tensor& x, const std::optional<at::Tensor>& weight, const at::Tensor& coef,

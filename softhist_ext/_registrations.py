@@ -6,14 +6,14 @@ key.
 Every op's derivative is another op one derivative order up (see
 ``csrc/kernels.h``), per axis: d scatter / d coords[a] = gather with axis a's
 order + 1, d scatter / d weight = gather; d gather / d coords[a] = gather with
-axis a's order + 1, d gather / d hist = scatter. The edge sums make a second
-such pair (edge_scatter, edge_gather), and give params (the range and kappa,
-one axis) its gradient: every op depends on an edge e_j only through
-K^(m)(kappa (x - e_j)), so d/de_j is minus the edge sum one order up, times
-the differences of the bins' gradients (see _params_grad). On the CPU,
-scatter's first-order backward takes the gradients for x and params from one
-pass over the samples (edge_gather_scatter). csrc/autograd builds the same for
-C++ programs.
+axis a's order + 1, d gather / d hist = scatter. params (the range or edges,
+and kappa of each axis) gets its gradient axis by axis: every op depends on
+an edge e_j of axis a only through K^(m)(kappa (x - e_j)), so d/de_j is minus
+the op with axis a one order up and at its edges (edge_axes), times the
+upstream values there (see _edge_grad and _params_grad). On the CPU, one
+axis's first-order backward takes the gradients for x and params from one
+pass over the samples (edge_gather_scatter). csrc/autograd builds the same
+for C++ programs.
 """
 
 import torch
@@ -44,27 +44,16 @@ def _params_fake(input, bins, min, max, kappa, kernel, conserve_mass=False):
 
 
 @torch.library.register_fake("softhist::scatter")
-def _scatter_fake(coords, weight, params, bins, orders, kernel):
+def _scatter_fake(coords, weight, params, bins, orders, kernel, edge_axes=()):
     _check_devices("scatter", coords[0], **_named(coords), weight=weight, params=params)
-    return coords[0].new_empty(tuple(coords[0].shape[:-1]) + tuple(bins))
+    slots = [b + (a in edge_axes) for a, b in enumerate(bins)]
+    return coords[0].new_empty(tuple(coords[0].shape[:-1]) + tuple(slots))
 
 
 @torch.library.register_fake("softhist::gather")
-def _gather_fake(coords, hist, params, orders, kernel):
+def _gather_fake(coords, hist, params, orders, kernel, edge_axes=()):
     _check_devices("gather", coords[0], **_named(coords), hist=hist, params=params)
     return torch.empty_like(coords[0], memory_format=torch.contiguous_format)
-
-
-@torch.library.register_fake("softhist::edge_scatter")
-def _edge_scatter_fake(x, weight, params, bins, order, kernel):
-    _check_devices("edge_scatter", x, weight=weight, params=params)
-    return x.new_empty(tuple(x.shape[:-1]) + (bins + 1,))
-
-
-@torch.library.register_fake("softhist::edge_gather")
-def _edge_gather_fake(x, coef, params, order, kernel):
-    _check_devices("edge_gather", x, coef=coef, params=params)
-    return torch.empty_like(x, memory_format=torch.contiguous_format)
 
 
 @torch.library.register_fake("softhist::edge_gather_scatter")
@@ -95,59 +84,77 @@ def _below_autograd(op, *args):
         return op(*args)
 
 
-def _differences(g):
-    """g_j - g_(j-1) along the last dimension, with g_(-1) = g_bins = 0: the
-    bins' gradients as their edges see them, (..., bins + 1)."""
-    return torch.nn.functional.pad(g, (0, 1)) - torch.nn.functional.pad(g, (1, 0))
+def _differences(g, dim=-1):
+    """g_j - g_(j-1) along dim, with g_(-1) = g_bins = 0: the bins' gradients
+    as their edges see them (bins + 1 along dim)."""
+    g = g.movedim(dim, -1)
+    return (torch.nn.functional.pad(g, (0, 1)) - torch.nn.functional.pad(g, (1, 0))).movedim(-1, dim)
 
 
-def _params_grad(params, x, grad_x, grad_edges, value_term, x_term=None):
-    """params' gradient for a value of order m: one that depends on x, the
-    edges e_j and kappa only through kappa^m K^(m)(kappa (x - e_j)). grad_x
-    and grad_edges (..., bins + 1) are its gradients with respect to x and e,
-    value_term = m <grad, value>, and x_term sum (x - e_0) grad_x when known
-    (edge_gather_scatter's). The edges are lo + j (hi - lo) / bins,
-    or params' explicit edges (after its first 4 values), which take
-    grad_edges themselves. kappa's follows from homogeneity in (x - e_0,
-    e - e_0, 1 / kappa): kappa d/dkappa = m + sum (x - e_0) d/dx + sum (e - e_0) d/de."""
-    edges = grad_edges.shape[-1]
-    g_e = grad_edges.to(torch.float64).reshape(-1, edges).sum(0)
+def _edge_grad(upstream, sums, a, axes, edge_axes):
+    """The gradient with respect to axis a's edges (float64, bins + 1): sums
+    are the op's value with axis a one order up and at its edges, upstream the
+    values they pair with: themselves when axis a is at its edges already (a
+    value per edge), else their differences. Summed over every other dimension."""
+    dim = upstream.dim() - axes + a
+    coef = upstream if a in edge_axes else _differences(upstream, dim)
+    g = (-coef * sums).to(torch.float64).movedim(dim, -1)
+    return g.reshape(-1, g.shape[-1]).sum(0)
+
+
+def _params_grad(params, a, x, grad_x, grad_edges, value_term, x_term=None):
+    """Row a of params' gradient, for a value of order m along axis a: one that
+    depends on x, the axis's edges e_j and kappa only through
+    kappa^m K^(m)(kappa (x - e_j)). grad_x and grad_edges (float64, bins + 1)
+    are its gradients with respect to x and e, value_term = m <grad, value>,
+    and x_term sum (x - e_0) grad_x when known (edge_gather_scatter's). The
+    edges are lo + j (hi - lo) / bins, or the row's explicit edges (after its
+    first 4 values, then padding, whose gradient is 0), which take grad_edges
+    themselves. kappa's follows from homogeneity in (x - e_0, e - e_0,
+    1 / kappa): kappa d/dkappa = m + sum (x - e_0) d/dx + sum (e - e_0) d/de."""
+    row, edges = params[a], grad_edges.shape[0]
     explicit = params.shape[1] > 4
     if explicit:
-        offsets = params[0, 4:] - params[0, 4]
+        offsets = row[4:4 + edges] - row[4]
     else:
         frac = torch.arange(edges, dtype=torch.float64, device=params.device) / (edges - 1)
-        offsets = frac * (params[0, 1] - params[0, 0])
+        offsets = frac * (row[1] - row[0])
     # NaN and inf samples (whose gradient is 0) add exactly 0.
-    e0 = params[0, 4] if explicit else params[0, 0]
+    e0 = row[4] if explicit else row[0]
     if x_term is None:
         x_term = torch.dot(torch.nan_to_num(x.to(torch.float64).reshape(-1) - e0, 0.0, 0.0, 0.0),
                            grad_x.to(torch.float64).reshape(-1))
-    g_kappa = (value_term + x_term + (offsets * g_e).sum()) / params[0, 2]
+    g_kappa = (value_term + x_term + (offsets * grad_edges).sum()) / row[2]
     zero = g_kappa.new_zeros(())
     if explicit:
-        return torch.cat([torch.stack([zero, zero, g_kappa, zero]), g_e])[None]
-    return torch.stack([((1 - frac) * g_e).sum(), (frac * g_e).sum(), g_kappa, zero])[None]
+        head = torch.cat([torch.stack([zero, zero, g_kappa, zero]), grad_edges])
+        return torch.nn.functional.pad(head, (0, params.shape[1] - head.shape[0]))
+    return torch.stack([((1 - frac) * grad_edges).sum(), (frac * grad_edges).sum(), g_kappa, zero])
 
 
-def _check_params_grad(params, kernel):
+def _check_params_grad(kernel):
     if kernel == "hard":
         raise RuntimeError(
-            "softhist: the hard kernel (exact counts) has no gradient with respect to the range "
-            "or kappa; use a smooth kernel, or detach them"
-        )
-    if params.shape[0] != 1:
-        raise RuntimeError(
-            "softhist: gradients with respect to params (the range and kappa) are implemented "
-            "for one axis (histc, histogram); detach params for joint histograms"
+            "softhist: the hard kernel (exact counts) has no gradient with respect to the range, "
+            "edges or kappa; use a smooth kernel, or detach them"
         )
 
 
-def _one_pass(x):
+def _one_pass(coords, edge_axes):
     """Whether scatter's backward may take the gradients for x and params from
-    edge_gather_scatter: on the CPU, and not when that backward is itself
-    differentiated (edge_gather_scatter has no derivative; the separate ops do)."""
-    return x.device.type == "cpu" and not torch.is_grad_enabled()
+    edge_gather_scatter: one axis, on the CPU, and not when that backward is
+    itself differentiated (edge_gather_scatter has no derivative; the others do)."""
+    return (len(coords) == 1 and not edge_axes and coords[0].device.type == "cpu"
+            and not torch.is_grad_enabled())
+
+
+def _with_axis(edge_axes, a):
+    return list(edge_axes) if a in edge_axes else list(edge_axes) + [a]
+
+
+def _bins_of(hist, axes, edge_axes):
+    """The histogram's bins from its slots (one more on the axes at their edges)."""
+    return [s - (a in edge_axes) for a, s in enumerate(hist.shape[hist.dim() - axes:])]
 
 
 def _inner(a, b):
@@ -156,123 +163,92 @@ def _inner(a, b):
 
 class _Scatter(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, weight, params, bins, orders, kernel, *coords):
+    def forward(ctx, weight, params, bins, orders, kernel, edge_axes, *coords):
         ctx.save_for_backward(weight, params, *coords)
-        ctx.orders, ctx.kernel = list(orders), kernel
-        return _below_autograd(ops.scatter.default, list(coords), weight, params, bins, orders, kernel)
+        ctx.orders, ctx.kernel, ctx.edge_axes = list(orders), kernel, list(edge_axes)
+        return _below_autograd(ops.scatter.default, list(coords), weight, params, bins, orders,
+                               kernel, edge_axes)
 
     @staticmethod
     def backward(ctx, grad):
         weight, params, *coords = ctx.saved_tensors
-        orders, kernel, needs = ctx.orders, ctx.kernel, ctx.needs_input_grad
+        orders, kernel, edge_axes, needs = ctx.orders, ctx.kernel, ctx.edge_axes, ctx.needs_input_grad
+        axes = len(coords)
         if needs[1]:
-            _check_params_grad(params, kernel)
-        one_pass = needs[1] and _one_pass(coords[0])
-        grad_weight = ops.gather(coords, grad, params, orders, kernel) if needs[0] else None
+            _check_params_grad(kernel)
+        one_pass = needs[1] and _one_pass(coords, edge_axes)
+        bins = _bins_of(grad, axes, edge_axes)
+        grad_weight = ops.gather(coords, grad, params, orders, kernel, edge_axes) if needs[0] else None
         grad_coords = [  # (one_pass: x's below)
-            _weighted(ops.gather(coords, grad, params, _raised(orders, a), kernel), weight)
-            if (needs[5 + a] or (needs[1] and a == 0)) and not (one_pass and a == 0) else None
-            for a in range(len(coords))
+            _weighted(ops.gather(coords, grad, params, _raised(orders, a), kernel, edge_axes), weight)
+            if (needs[6 + a] or needs[1]) and not one_pass else None
+            for a in range(axes)
         ]
         grad_params = None
         if needs[1]:
-            (x,), (m,) = coords[:1], orders[:1]
-            bins, coef, x_term = grad.shape[-1], _differences(grad), None
+            def value_term(m):
+                if not m:
+                    return 0.0
+                return m * _inner(grad, ops.scatter(coords, weight, params, bins, orders, kernel,
+                                                    edge_axes))
             if one_pass:  # d/dx is the edge gather of the gradient's differences
-                gathered, edge_sums, x_term = ops.edge_gather_scatter(x, weight, coef, params,
-                                                                      m + 1, kernel)
+                coef = _differences(grad)
+                gathered, edge_sums, x_term = ops.edge_gather_scatter(coords[0], weight, coef,
+                                                                      params, orders[0] + 1, kernel)
                 grad_coords[0] = _weighted(gathered, weight)
+                g_e = (-coef * edge_sums).to(torch.float64).reshape(-1, bins[0] + 1).sum(0)
+                rows = [_params_grad(params, 0, coords[0], grad_coords[0], g_e,
+                                     value_term(orders[0]), x_term)]
             else:
-                edge_sums = ops.edge_scatter(x, weight, params, bins, m + 1, kernel)
-            value = 0.0
-            if m:
-                value = m * _inner(grad, ops.scatter(coords, weight, params, [bins], orders, kernel))
-            grad_params = _params_grad(params, x, grad_coords[0], -coef * edge_sums, value, x_term)
-            if not needs[5]:
-                grad_coords[0] = None
-        return (grad_weight, grad_params, None, None, None, *grad_coords)
+                rows = []
+                for a in range(axes):
+                    sums = ops.scatter(coords, weight, params, bins, _raised(orders, a), kernel,
+                                       _with_axis(edge_axes, a))
+                    rows.append(_params_grad(params, a, coords[a], grad_coords[a],
+                                             _edge_grad(grad, sums, a, axes, edge_axes),
+                                             value_term(orders[a])))
+            grad_params = torch.stack(rows)
+        grad_coords = [g if needs[6 + a] else None for a, g in enumerate(grad_coords)]
+        return (grad_weight, grad_params, None, None, None, None, *grad_coords)
 
 
 class _Gather(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, hist, params, orders, kernel, *coords):
+    def forward(ctx, hist, params, orders, kernel, edge_axes, *coords):
         ctx.save_for_backward(hist, params, *coords)
-        ctx.orders, ctx.kernel = list(orders), kernel
-        return _below_autograd(ops.gather.default, list(coords), hist, params, orders, kernel)
+        ctx.orders, ctx.kernel, ctx.edge_axes = list(orders), kernel, list(edge_axes)
+        return _below_autograd(ops.gather.default, list(coords), hist, params, orders, kernel,
+                               edge_axes)
 
     @staticmethod
     def backward(ctx, grad):
         hist, params, *coords = ctx.saved_tensors
-        orders, kernel, needs = ctx.orders, ctx.kernel, ctx.needs_input_grad
+        orders, kernel, edge_axes, needs = ctx.orders, ctx.kernel, ctx.edge_axes, ctx.needs_input_grad
+        axes = len(coords)
         if needs[1]:
-            _check_params_grad(params, kernel)
-        grad_hist = None
-        if needs[0]:
-            bins = list(hist.shape[hist.dim() - len(coords):])
-            grad_hist = ops.scatter(coords, grad, params, bins, orders, kernel)
+            _check_params_grad(kernel)
+        bins = _bins_of(hist, axes, edge_axes)
+        grad_hist = ops.scatter(coords, grad, params, bins, orders, kernel, edge_axes) if needs[0] else None
         grad_coords = [
-            grad * ops.gather(coords, hist, params, _raised(orders, a), kernel)
-            if needs[4 + a] or (needs[1] and a == 0) else None
-            for a in range(len(coords))
+            grad * ops.gather(coords, hist, params, _raised(orders, a), kernel, edge_axes)
+            if needs[5 + a] or needs[1] else None
+            for a in range(axes)
         ]
         grad_params = None
         if needs[1]:
-            (x,), (m,) = coords[:1], orders[:1]
-            bins = hist.shape[-1]
-            grad_edges = -_differences(hist) * ops.edge_scatter(x, grad, params, bins, m + 1, kernel)
-            value = m * _inner(grad, ops.gather(coords, hist, params, orders, kernel)) if m else 0.0
-            grad_params = _params_grad(params, x, grad_coords[0], grad_edges, value)
-            if not needs[4]:
-                grad_coords[0] = None
-        return (grad_hist, grad_params, None, None, *grad_coords)
-
-
-class _EdgeScatter(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x, weight, params, bins, order, kernel):
-        ctx.save_for_backward(x, weight, params)
-        ctx.order, ctx.kernel = order, kernel
-        return _below_autograd(ops.edge_scatter.default, x, weight, params, bins, order, kernel)
-
-    @staticmethod
-    def backward(ctx, grad):
-        x, weight, params = ctx.saved_tensors
-        m, kernel, needs = ctx.order, ctx.kernel, ctx.needs_input_grad
-        grad_weight = ops.edge_gather(x, grad, params, m, kernel) if needs[1] else None
-        grad_x = None
-        if needs[0] or needs[2]:
-            grad_x = _weighted(ops.edge_gather(x, grad, params, m + 1, kernel), weight)
-        grad_params = None
-        if needs[2]:
-            bins = grad.shape[-1] - 1
-            grad_edges = -grad * ops.edge_scatter(x, weight, params, bins, m + 1, kernel)
-            value = m * _inner(grad, ops.edge_scatter(x, weight, params, bins, m, kernel))
-            grad_params = _params_grad(params, x, grad_x, grad_edges, value)
-        return (grad_x if needs[0] else None, grad_weight, grad_params, None, None, None)
-
-
-class _EdgeGather(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x, coef, params, order, kernel):
-        ctx.save_for_backward(x, coef, params)
-        ctx.order, ctx.kernel = order, kernel
-        return _below_autograd(ops.edge_gather.default, x, coef, params, order, kernel)
-
-    @staticmethod
-    def backward(ctx, grad):
-        x, coef, params = ctx.saved_tensors
-        m, kernel, needs = ctx.order, ctx.kernel, ctx.needs_input_grad
-        bins = coef.shape[-1] - 1
-        grad_coef = ops.edge_scatter(x, grad, params, bins, m, kernel) if needs[1] else None
-        grad_x = None
-        if needs[0] or needs[2]:
-            grad_x = grad * ops.edge_gather(x, coef, params, m + 1, kernel)
-        grad_params = None
-        if needs[2]:
-            grad_edges = -coef * ops.edge_scatter(x, grad, params, bins, m + 1, kernel)
-            value = m * _inner(grad, ops.edge_gather(x, coef, params, m, kernel))
-            grad_params = _params_grad(params, x, grad_x, grad_edges, value)
-        return (grad_x if needs[0] else None, grad_coef, grad_params, None, None)
+            rows = []
+            for a in range(axes):
+                sums = ops.scatter(coords, grad, params, bins, _raised(orders, a), kernel,
+                                   _with_axis(edge_axes, a))
+                value = 0.0
+                if orders[a]:
+                    value = orders[a] * _inner(grad, ops.gather(coords, hist, params, orders,
+                                                                kernel, edge_axes))
+                rows.append(_params_grad(params, a, coords[a], grad_coords[a],
+                                         _edge_grad(hist, sums, a, axes, edge_axes), value))
+            grad_params = torch.stack(rows)
+        grad_coords = [g if needs[5 + a] else None for a, g in enumerate(grad_coords)]
+        return (grad_hist, grad_params, None, None, None, *grad_coords)
 
 
 def _params_autograd(input, bins, min, max, kappa, kernel, conserve_mass=False):
@@ -281,20 +257,12 @@ def _params_autograd(input, bins, min, max, kappa, kernel, conserve_mass=False):
     return _below_autograd(ops.params.default, input, bins, min, max, kappa, kernel, conserve_mass)
 
 
-def _scatter_autograd(coords, weight, params, bins, orders, kernel):
-    return _Scatter.apply(weight, params, bins, orders, kernel, *coords)
+def _scatter_autograd(coords, weight, params, bins, orders, kernel, edge_axes=()):
+    return _Scatter.apply(weight, params, bins, orders, kernel, edge_axes, *coords)
 
 
-def _gather_autograd(coords, hist, params, orders, kernel):
-    return _Gather.apply(hist, params, orders, kernel, *coords)
-
-
-def _edge_scatter_autograd(x, weight, params, bins, order, kernel):
-    return _EdgeScatter.apply(x, weight, params, bins, order, kernel)
-
-
-def _edge_gather_autograd(x, coef, params, order, kernel):
-    return _EdgeGather.apply(x, coef, params, order, kernel)
+def _gather_autograd(coords, hist, params, orders, kernel, edge_axes=()):
+    return _Gather.apply(hist, params, orders, kernel, edge_axes, *coords)
 
 
 _library = torch.library.Library("softhist", "IMPL")
@@ -310,5 +278,3 @@ def _register_autograd(name, kernel):
 _register_autograd("params", _params_autograd)
 _register_autograd("scatter", _scatter_autograd)
 _register_autograd("gather", _gather_autograd)
-_register_autograd("edge_scatter", _edge_scatter_autograd)
-_register_autograd("edge_gather", _edge_gather_autograd)

@@ -456,9 +456,6 @@ def _explicit_edges_dd(edges: List[Tensor], x: Tensor, axes: int, range: Optiona
     a = 0
     while a < axes:  # (not a for loop: see histogramdd)
         _check_edges(edges[a], x, "histogramdd")
-        if axes > 1 and kernel != "hard" and edges[a].requires_grad and torch.is_grad_enabled():
-            raise ValueError("softhist: gradients with respect to edges are implemented for one "
-                             "axis (softhist_ext.histogram); pass histogramdd's edges detached")
         a += 1
 
 

@@ -212,8 +212,8 @@ _CPP_AUTOGRAD_FROM_PYTHON = textwrap.dedent(
     # params' range and kappa (one axis), through the edge sums: every op, with
     # the open flag held fixed (a perturbation would flip it).
     c = torch.randn(2, 8, dtype=torch.float64, generator=gen).requires_grad_()
-    assert "EdgeScatterFunction" in ops.edge_scatter(coords[0], w, p, 7, 1, "logistic").grad_fn.name()
-    assert "EdgeGatherFunction" in ops.edge_gather(coords[0], c, p, 1, "logistic").grad_fn.name()
+    assert "ScatterFunction" in ops.scatter([coords[0]], w, p, [7], [1], "logistic", [0]).grad_fn.name()
+    assert "GatherFunction" in ops.gather([coords[0]], c, p, [1], "logistic", [0]).grad_fn.name()
     for kernel in ["logistic", "bspline"]:
         for open_ends in [False, True]:
             row = ops.params(coords[0], 7, -2.0, 2.0, 2.0, kernel, open_ends)
@@ -225,8 +225,8 @@ _CPP_AUTOGRAD_FROM_PYTHON = textwrap.dedent(
             checks = [
                 (lambda x, w, v, k=kernel: ops.scatter([x], w, full(v), [7], [0], k), w),
                 (lambda x, h, v, k=kernel: ops.gather([x], h, full(v), [1], k), h),
-                (lambda x, w, v, k=kernel: ops.edge_scatter(x, w, full(v), 7, 1, k), w),
-                (lambda x, c, v, k=kernel: ops.edge_gather(x, c, full(v), 1, k), c),
+                (lambda x, w, v, k=kernel: ops.scatter([x], w, full(v), [7], [1], k, [0]), w),
+                (lambda x, c, v, k=kernel: ops.gather([x], c, full(v), [1], k, [0]), c),
             ]
             for i, (f, other) in enumerate(checks):
                 args = (coords[0], other, lo_hi_kappa)
@@ -268,6 +268,17 @@ _CPP_AUTOGRAD_FROM_PYTHON = textwrap.dedent(
                 (scatter_raised, tuple(coords[:D])),
                 (gather, (*coords[:D], h)),
             ]
+            if D > 1:  # every axis's range and kappa (open flags held fixed)
+                v, flags = p[:, :3].clone().requires_grad_(), p[:, 3:]
+
+                def scatter_params(x, w, v, D=D, b=b, kernel=kernel, flags=flags):
+                    pv = torch.cat([v, flags], 1)
+                    return ops.scatter([x] + coords[1:D], w, pv, b, [0] * D, kernel)
+
+                def gather_params(x, h, v, D=D, kernel=kernel, flags=flags, raised=raised):
+                    return ops.gather([x] + coords[1:D], h, torch.cat([v, flags], 1), raised, kernel)
+
+                checks += [(scatter_params, (coords[0], w, v)), (gather_params, (coords[0], h, v))]
             for f, args in checks:
                 assert gradcheck(f, args), (kernel, D, f.__name__)
                 assert gradgradcheck(f, args), (kernel, D, f.__name__)

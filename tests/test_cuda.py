@@ -128,11 +128,11 @@ def test_edge_sums_equal_the_cpu_and_are_reproducible(kernel, order, bins, dtype
     c = torch.randn(2, bins + 1, dtype=dtype)
     p = ops.params(x, bins, -4.0, 4.0, None, kernel, conserve_mass)[None]
     pc = p.cuda()
-    runs = [ops.edge_scatter(x.cuda(), w.cuda(), pc, bins, order, kernel) for _ in range(2)]
+    runs = [ops.scatter([x.cuda()], w.cuda(), pc, [bins], [order], kernel, [0]) for _ in range(2)]
     assert torch.equal(runs[0], runs[1])
-    close_to_cpu(runs[0], ops.edge_scatter(x, w, p, bins, order, kernel), rtol)
-    close_to_cpu(ops.edge_gather(x.cuda(), c.cuda(), pc, order, kernel),
-                 ops.edge_gather(x, c, p, order, kernel), rtol)
+    close_to_cpu(runs[0], ops.scatter([x], w, p, [bins], [order], kernel, [0]), rtol)
+    close_to_cpu(ops.gather([x.cuda()], c.cuda(), pc, [order], kernel, [0]),
+                 ops.gather([x], c, p, [order], kernel, [0]), rtol)
 
 
 @pytest.mark.parametrize("kernel", SMOOTH)
@@ -153,10 +153,10 @@ def test_explicit_uneven_edges_equal_the_cpu(kernel, dtype, rtol, conserve_mass)
         close_to_cpu(ops.gather([xc], h.cuda(), pc, [order], kernel),
                      ops.gather([x], h, p, [order], kernel), rtol)
     for order in [1, 2]:
-        close_to_cpu(ops.edge_scatter(xc, w.cuda(), pc, 50, order, kernel),
-                     ops.edge_scatter(x, w, p, 50, order, kernel), rtol)
-        close_to_cpu(ops.edge_gather(xc, c.cuda(), pc, order, kernel),
-                     ops.edge_gather(x, c, p, order, kernel), rtol)
+        close_to_cpu(ops.scatter([xc], w.cuda(), pc, [50], [order], kernel, [0]),
+                     ops.scatter([x], w, p, [50], [order], kernel, [0]), rtol)
+        close_to_cpu(ops.gather([xc], c.cuda(), pc, [order], kernel, [0]),
+                     ops.gather([x], c, p, [order], kernel, [0]), rtol)
 
 
 def test_learnable_edges_gradients_equal_the_cpu():
@@ -173,7 +173,7 @@ def test_learnable_edges_gradients_equal_the_cpu():
 
 
 def test_one_pass_backward_is_cpu_only_and_says_so():
-    # CUDA's backward takes edge_gather and edge_scatter (compared with the
+    # CUDA's backward takes gather and scatter at the edges (compared with the
     # CPU's single pass just above); a direct call names them.
     x = torch.randn(2, 100, dtype=torch.float64, device="cuda")
     p = ops.params(x, 8, -2.0, 2.0, None, "logistic")[None]

@@ -168,8 +168,8 @@ def test_torchscript_torch_compile_and_opcheck_over_explicit_edges():
     xr = x.clone().requires_grad_()
     opcheck(ops.scatter, ([xr], None, p, [4], [0], "bspline"))
     opcheck(ops.gather, ([xr], torch.randn(4, dtype=f64, requires_grad=True), p, [1], "bspline"))
-    opcheck(ops.edge_scatter, (xr, None, p, 4, 1, "bspline"))
-    opcheck(ops.edge_gather, (xr, torch.randn(5, dtype=f64, requires_grad=True), p, 1, "bspline"))
+    opcheck(ops.scatter, ([xr], None, p, [4], [1], "bspline", [0]))
+    opcheck(ops.gather, ([xr], torch.randn(5, dtype=f64, requires_grad=True), p, [1], "bspline", [0]))
 
 
 @pytest.mark.parametrize("kernel", KERNELS)

@@ -1,7 +1,8 @@
 """Joint histograms (histogramdd, D = 2 and 3) with smooth kernels over
-explicit, uneven edges per axis: values and gradients against the dense
-formula (reference.histogramdd_edges), even edges against the int bins,
-open ends, TorchScript, torch.compile and the errors."""
+explicit, uneven edges per axis: values and gradients (for the samples, the
+weights and the edges) against the dense formula (reference.histogramdd_edges),
+even edges against the int bins, open ends, TorchScript, torch.compile and
+the errors."""
 
 import math
 
@@ -37,6 +38,7 @@ def _joint(axes, n=1500, dtype=f64, seed=0):
 def test_joint_uneven_edges_match_the_dense_formula_values_and_gradients(axes, kernel):
     x, edges = _joint(axes)
     x.requires_grad_()
+    edges = [e.requires_grad_() for e in edges]
     w = torch.rand(x.shape[0], dtype=f64, requires_grad=True)
     kappa = [5.0, 3.0, 7.0][:axes]
     hist, returned = softhist_ext.histogramdd(x, edges, weight=w, kappa=kappa, kernel=kernel)
@@ -46,10 +48,13 @@ def test_joint_uneven_edges_match_the_dense_formula_values_and_gradients(axes, k
     dense = reference.histogramdd_edges(list(xs.unbind(-1)), edges, kappa, kernel, w * finite)
     torch.testing.assert_close(hist, dense, rtol=1e-10, atol=1e-10)
     g = torch.randn(hist.shape, dtype=f64)
-    ours = torch.autograd.grad(hist, [x, w], g)
-    expected = torch.autograd.grad(dense, [x, w], g)
+    ours = torch.autograd.grad(hist, [x, w, *edges], g)
+    expected = torch.autograd.grad(dense, [x, w, *edges], g)
     torch.testing.assert_close(ours[0], expected[0] * finite[:, None], rtol=1e-9, atol=1e-9)
     torch.testing.assert_close(ours[1], expected[1], rtol=1e-9, atol=1e-9)
+    for a in range(axes):  # every edge of every axis, the end edges included
+        torch.testing.assert_close(ours[2 + a], expected[2 + a], rtol=1e-9, atol=1e-9)
+        assert (expected[2 + a].abs() > 1e-3).all()  # the test can fail
 
 
 @pytest.mark.parametrize("kernel", KERNELS)
@@ -57,12 +62,13 @@ def test_joint_uneven_edges_gradcheck_and_gradgradcheck(kernel):
     x, edges = _joint(2, n=30)
     x = x[3:].clone().requires_grad_()  # finite samples
     w = torch.rand(x.shape[0], dtype=f64, requires_grad=True)
+    ex, ey = (e.clone().requires_grad_() for e in edges)
 
-    def f(x, w):
-        return softhist_ext.histogramdd(x, edges, weight=w, kappa=[4.0, 2.5], kernel=kernel).hist
+    def f(x, w, ex, ey):
+        return softhist_ext.histogramdd(x, [ex, ey], weight=w, kappa=[4.0, 2.5], kernel=kernel).hist
 
-    assert torch.autograd.gradcheck(f, (x, w))
-    assert torch.autograd.gradgradcheck(f, (x, w))
+    assert torch.autograd.gradcheck(f, (x, w, ex, ey))
+    assert torch.autograd.gradgradcheck(f, (x, w, ex, ey))
 
 
 @pytest.mark.parametrize("kernel", KERNELS)
@@ -85,27 +91,40 @@ def test_joint_even_edges_equal_the_int_bins_and_kappa_none_follows_each_axis(ke
 def test_joint_uneven_edges_batched_rows_density_and_open_ends():
     x, edges = _joint(2, n=600)
     rows = torch.stack([x, x.flip(0) * 0.8])  # (2, N, 2), one histogram per row
-    hist = softhist_ext.histogramdd(rows, edges, kappa=[6.0, 6.0], kernel="gaussian", dim=1).hist
+    learned = [e.clone().requires_grad_() for e in edges]
+    hist = softhist_ext.histogramdd(rows, learned, kappa=[6.0, 6.0], kernel="gaussian", dim=1).hist
+    g = torch.randn(hist.shape, dtype=f64)
+    expected = [torch.zeros_like(e) for e in edges]
     for r in range(2):
         finite = torch.isfinite(rows[r]).all(-1)
         xs = torch.where(finite[:, None], rows[r], torch.zeros_like(rows[r]))
-        dense = reference.histogramdd_edges(list(xs.unbind(-1)), edges, [6.0, 6.0], "gaussian",
+        dense = reference.histogramdd_edges(list(xs.unbind(-1)), learned, [6.0, 6.0], "gaussian",
                                             finite.double())
         torch.testing.assert_close(hist[r], dense, rtol=1e-10, atol=1e-10)
+        for e, d in zip(expected, torch.autograd.grad(dense, learned, g[r])):
+            e += d
+    # the edges' gradients sum over the rows
+    for ours, e in zip(torch.autograd.grad(hist, learned, g), expected):
+        torch.testing.assert_close(ours, e, rtol=1e-9, atol=1e-9)
     density = softhist_ext.histogramdd(x, edges, density=True, kernel="bspline").hist
     volume = edges[0].diff()[:, None] * edges[1].diff()
     assert (density * volume).sum().item() == pytest.approx(1.0, rel=1e-12)
     # Open ends: each sample inside the range keeps its whole mass.
-    kept = softhist_ext.histogramdd(x, edges, kernel="logistic", conserve_mass=True).hist
+    learned = [e.clone().requires_grad_() for e in edges]
+    kept = softhist_ext.histogramdd(x, learned, kernel="logistic", conserve_mass=True).hist
     inside = ((x >= -3.0) & (x <= 3.0)).all(-1).sum().item()
     assert kept.sum().item() == pytest.approx(inside, rel=1e-12)
     finite = torch.isfinite(x).all(-1)
     xs = torch.where(finite[:, None], x, torch.zeros_like(x))
     width_kappa = reference.default_kappa_width("logistic")
-    kappa = [width_kappa * (e.numel() - 1) / 6.0 for e in edges]
-    dense = reference.histogramdd_edges(list(xs.unbind(-1)), edges, kappa, "logistic",
+    # (kappa=None follows the end edges, and so does its gradient)
+    kappa = [width_kappa * (e.numel() - 1) / (e[-1] - e[0]) for e in learned]
+    dense = reference.histogramdd_edges(list(xs.unbind(-1)), learned, kappa, "logistic",
                                         finite.double(), conserve_mass=True)
     torch.testing.assert_close(kept, dense, rtol=1e-10, atol=1e-10)
+    g = torch.randn(kept.shape, dtype=f64)
+    for ours, e in zip(torch.autograd.grad(kept, learned, g), torch.autograd.grad(dense, learned, g)):
+        torch.testing.assert_close(ours, e, rtol=1e-9, atol=1e-9)
 
 
 def test_joint_edges_torchscript_and_torch_compile():
@@ -123,11 +142,6 @@ def test_joint_edges_torchscript_and_torch_compile():
 
 def test_joint_edges_errors_name_the_fix():
     x, edges = _joint(2, n=50)
-    learned = [e.clone().requires_grad_() for e in edges]
-    with pytest.raises(ValueError, match="implemented for one axis .* pass histogramdd's edges detached"):
-        softhist_ext.histogramdd(x, learned)
-    with torch.no_grad():  # nothing to differentiate: fine
-        softhist_ext.histogramdd(x, learned)
     with pytest.raises(ValueError, match="strictly increasing"):
         softhist_ext.histogramdd(x, [edges[0], edges[1].flip(0)])
     # The op's own checks, as a direct caller of torch.ops.softhist.scatter meets them.
@@ -135,3 +149,15 @@ def test_joint_edges_errors_name_the_fix():
     params = torch.stack([torch.cat([row, edges[1]]), torch.cat([row, edges[1]])])  # 6 edges each
     with pytest.raises(RuntimeError, match="most bins \\+ 1 = 8 edges per row"):
         torch.ops.softhist.scatter(list(x.unbind(-1)), None, params, [7, 5], [0, 0], "logistic")
+    # An axis at its edges (the gradients' op): a smooth kernel, order >= 1, each axis once.
+    ps = torch.stack([torch.cat([row, edges[0]]), torch.cat([row, edges[1], edges[1][-1:].expand(2)])])
+    cs = list(x.unbind(-1))
+    with pytest.raises(RuntimeError, match="order of at least 1, got order 0 on axis 1"):
+        torch.ops.softhist.scatter(cs, None, ps, [7, 5], [1, 0], "logistic", [1])
+    with pytest.raises(RuntimeError, match="edge_axes must list distinct axes in \\[0, 2\\), got 2"):
+        torch.ops.softhist.scatter(cs, None, ps, [7, 5], [1, 1], "logistic", [2])
+    with pytest.raises(RuntimeError, match="edge_axes must list distinct axes"):
+        torch.ops.softhist.gather(cs, torch.zeros(8, 5, dtype=f64), ps, [1, 1], "logistic", [0, 0])
+    # hist has bins + 1 slots on an axis at its edges: 8 x 5 is 7 bins by 5 bins there.
+    out = torch.ops.softhist.gather(cs, torch.zeros(8, 5, dtype=f64), ps, [1, 0], "logistic", [0])
+    assert out.shape == x.shape[:1]

@@ -390,24 +390,31 @@ SOFTHIST_CLONES void gather_chunk_1d(const T* x, const C* h, int64_t n, const Wi
 // that a sample's window on it is added as whole vectors, zeros past its end.
 constexpr int64_t kRow = 8;
 
-int64_t row_pad(const Window& last) { return (last.edges - 1 + kRow - 1) / kRow * kRow; }
+int64_t row_pad(int64_t span) { return (span + kRow - 1) / kRow * kRow; }
+
+// A window's span on an axis: its bins (edges - 1), or at the edges all of them.
+inline int64_t span_of(const Window& win, bool at_edges) { return win.edges - (at_edges ? 0 : 1); }
 
 // Per block of kLanes samples: where their windows start on each axis, the
-// bin masses d(a, k, l) = D_order_a(x_l on axis a, first[a][l] + k), and each
-// sample's scale (its weight, or 0 when it reaches no bin on some axis).
+// bin masses d(a, k, l) = D_order_a(x_l on axis a, first[a][l] + k) (on an
+// axis at its edges, the edge values), and each sample's scale (its weight,
+// or 0 when it reaches no bin on some axis).
 template <int D, typename T, typename C>
 struct Block {
   const Window* win;
   ValuesFn<C> values[D];
   ExplicitValuesFn<C> explicit_values[D];  // for axes over explicit edges
   int order[D];
+  bool at_edges[D];
   std::vector<C> v[D];
   int32_t first[D][kLanes];
   double scale[kLanes];
 
   // Smooth kernels only: the hard kernel's chunks locate bins directly.
-  Block(const Window* w, Kernel kernel, const std::vector<int64_t>& orders) : win(w) {
+  Block(const Window* w, Kernel kernel, const Problem& pb) : win(w) {
+    const std::vector<int64_t>& orders = pb.orders;
     for (int a = 0; a < D; ++a) {
+      at_edges[a] = pb.at_edges[a];
       const bool smooth = kernel != Kernel::Hard;
       values[a] = smooth && !w[a].at ? values_fn<C>(kernel, orders[a]) : nullptr;
       explicit_values[a] = smooth && w[a].at ? explicit_values_fn<C>(kernel, orders[a]) : nullptr;
@@ -419,6 +426,7 @@ struct Block {
   void load(const std::array<const T*, D>& x, const T* w, int64_t n);
 
   C d(int a, int64_t k, int l) const { return v[a][k * kLanes + l]; }
+  int64_t span(int a) const { return span_of(win[a], at_edges[a]); }
 };
 
 template <int D, typename T, typename C>
@@ -448,6 +456,7 @@ SOFTHIST_CLONES void Block<D, T, C>::load(const std::array<const T*, D>& x, cons
     // Select, not multiply: a NaN or infinite weight times 0 would be NaN.
     if (a > 0)
       for (int l = 0; l < kLanes; ++l) scale[l] = alive[l] != 0 ? scale[l] : 0.0;
+    if (at_edges[a]) continue;
     // Edge values to bin masses, in place: D_k = K_k - K_{k+1}.
     for (int64_t k = 0; k + 1 < win[a].edges; ++k)
       for (int l = 0; l < kLanes; ++l) va[k * kLanes + l] -= va[(k + 1) * kLanes + l];
@@ -473,26 +482,26 @@ SOFTHIST_HD const RowVec<C>& row_at(const C* p) { return *reinterpret_cast<const
 // per sample: rows[l * pad + j] = d(D - 1, j, l). The padding is never written.
 template <typename A, int D, typename T, typename C>
 SOFTHIST_CLONES void transpose_last(const Block<D, T, C>& blk, int64_t pad, A* rows) {
-  for (int64_t j = 0; j + 1 < blk.win[D - 1].edges; ++j)
+  for (int64_t j = 0; j < blk.span(D - 1); ++j)
     for (int l = 0; l < kLanes; ++l) rows[l * pad + j] = static_cast<A>(blk.d(D - 1, j, l));
 }
 
 // A histogram row's layout: strides of the axes (the last axis contiguous,
 // padded by `pad`: for the joint rows, or for D = 1 the short windows) and the
-// size of one row's histogram.
+// size of one row's histogram, over each axis's slots (bins, or edges).
 template <int D>
 struct Layout {
   std::array<int64_t, D> stride;
   int64_t pad, size;
 
-  static Layout of(const Window* win, const std::vector<int64_t>& bins) {
+  static Layout of(const Window* win, const Problem& pb) {
     Layout lay;
-    lay.pad = D == 1 ? kShortMax - 1 : row_pad(win[D - 1]);
-    int64_t s = bins[D - 1] + lay.pad;
+    lay.pad = D == 1 ? kShortMax - 1 : row_pad(span_of(win[D - 1], pb.at_edges[D - 1]));
+    int64_t s = pb.slots(D - 1) + lay.pad;
     lay.stride[D - 1] = 1;
     for (int a = D - 2; a >= 0; --a) {
       lay.stride[a] = s;
-      s *= bins[a];
+      s *= pb.slots(a);
     }
     lay.size = s;
     return lay;
@@ -506,13 +515,13 @@ struct Layout {
 
 // The rows of a window on the outer axes (every axis but the last), in
 // order: their offsets from the window's first bin, the same for every sample.
-template <int D>
-std::vector<int64_t> outer_offsets(const Window* win, const Layout<D>& lay) {
+template <int D, typename T, typename C>
+std::vector<int64_t> outer_offsets(const Block<D, T, C>& blk, const Layout<D>& lay) {
   std::vector<int64_t> offset{0};
   for (int a = 0; a + 1 < D; ++a) {
     std::vector<int64_t> next;
     for (int64_t o : offset)
-      for (int64_t k = 0; k + 1 < win[a].edges; ++k) next.push_back(o + k * lay.stride[a]);
+      for (int64_t k = 0; k < blk.span(a); ++k) next.push_back(o + k * lay.stride[a]);
     offset.swap(next);
   }
   return offset;
@@ -522,7 +531,7 @@ std::vector<int64_t> outer_offsets(const Window* win, const Layout<D>& lay) {
 // together for row m (outer_offsets' order), times scale[l] (1 if null).
 template <typename S, int D, typename T, typename C>
 SOFTHIST_CLONES void outer_coefs(const Block<D, T, C>& blk, const double* scale, S* coef) {
-  const int64_t ex = blk.win[0].edges - 1;
+  const int64_t ex = blk.span(0);
   if constexpr (D == 2) {
     for (int64_t k = 0; k < ex; ++k)
 #pragma omp simd
@@ -530,7 +539,7 @@ SOFTHIST_CLONES void outer_coefs(const Block<D, T, C>& blk, const double* scale,
         coef[k * kLanes + l] = (scale ? static_cast<S>(scale[l]) : S(1)) * static_cast<S>(blk.d(0, k, l));
   } else {
     static_assert(D == 3, "outer_coefs: D = 2 or 3");
-    const int64_t ey = blk.win[1].edges - 1;
+    const int64_t ey = blk.span(1);
     for (int64_t kx = 0; kx < ex; ++kx)
       for (int64_t ky = 0; ky < ey; ++ky)
 #pragma omp simd
@@ -544,8 +553,8 @@ SOFTHIST_CLONES void outer_coefs(const Block<D, T, C>& blk, const double* scale,
 template <int D, typename T, typename C>
 SOFTHIST_CLONES void scatter_chunk_joint(const std::array<const T*, D>& x, const T* w, int64_t n,
                                          Block<D, T, C>& blk, const Layout<D>& lay, double* acc) {
-  const int64_t pad = lay.pad, last = blk.win[D - 1].edges - 1;
-  const std::vector<int64_t> offset = outer_offsets<D>(blk.win, lay);
+  const int64_t pad = lay.pad, last = blk.span(D - 1);
+  const std::vector<int64_t> offset = outer_offsets(blk, lay);
   const int64_t count = static_cast<int64_t>(offset.size());
   std::vector<double> rows(static_cast<size_t>(kLanes * pad)), coef(count * kLanes);
   for (int64_t i0 = 0; i0 < n; i0 += kLanes) {
@@ -584,8 +593,8 @@ template <int D, typename T, typename C>
 SOFTHIST_CLONES void gather_chunk_joint(const std::array<const T*, D>& x, const C* h, int64_t n,
                                         Block<D, T, C>& blk, const Layout<D>& lay, double factor,
                                         T* out) {
-  const int64_t pad = lay.pad, last = blk.win[D - 1].edges - 1;
-  const std::vector<int64_t> offset = outer_offsets<D>(blk.win, lay);
+  const int64_t pad = lay.pad, last = blk.span(D - 1);
+  const std::vector<int64_t> offset = outer_offsets(blk, lay);
   const int64_t count = static_cast<int64_t>(offset.size());
   std::vector<C> rows(static_cast<size_t>(kLanes * pad)), coef(count * kLanes);
   constexpr int64_t V = kVecLen<C>;
@@ -736,7 +745,7 @@ struct Axes {
         win[a] = explicit_window<C, T>(kernel, row, bins, index[a]);
       factor *= std::pow(row[2], static_cast<double>(pb.orders[a]));
     }
-    lay = Layout<D>::of(win.data(), pb.bins);
+    lay = Layout<D>::of(win.data(), pb);
   }
   std::array<const T*, D> at(int64_t i) const {
     std::array<const T*, D> xs;
@@ -782,19 +791,24 @@ void merge_partials(const std::vector<double>& partial, int64_t rows, int64_t ch
   });
 }
 
-// With Edges (D = 1), the edge sums: out has bins + 1 slots per row.
-template <int D, typename T, typename C, bool Edges = false>
+// Slots per row of the histogram (bins, or edges on the axes at their edges).
+int64_t total_slots(const Problem& pb) {
+  int64_t total = 1;
+  for (int64_t a = 0; a < pb.axes; ++a) total *= pb.slots(a);
+  return total;
+}
+
+template <int D, typename T, typename C>
 void scatter_axes(const std::vector<Tensor>& coords, const T* w, const Tensor& params,
                   const Problem& pb, Kernel kernel, T* out) {
-  static_assert(!Edges || D == 1, "edge sums: one axis");
   const Axes<D, T, C> ax(coords, params, pb, kernel);
-  const int64_t n = pb.n, rows = pb.rows, size = ax.lay.size + Edges;
+  const int64_t n = pb.n, rows = pb.rows, size = ax.lay.size;
   const int64_t chunks = chunks_per_row(n, rows, size);
   std::vector<double> partial(static_cast<size_t>(rows * chunks * size));
   // Work item i: chunk i % chunks of row i / chunks, into partial[i].
   torch::stable::parallel_for(0, rows * chunks, 1, [&](int64_t i0, int64_t i1) {
     std::optional<Block<D, T, C>> blk;
-    if (D > 1 && kernel != Kernel::Hard) blk.emplace(ax.win.data(), kernel, pb.orders);
+    if (D > 1 && kernel != Kernel::Hard) blk.emplace(ax.win.data(), kernel, pb);
     for (int64_t i = i0; i < i1; ++i) {
       int64_t b, m;
       chunk_bounds(i, chunks, n, b, m);
@@ -802,9 +816,12 @@ void scatter_axes(const std::vector<Tensor>& coords, const T* w, const Tensor& p
       double* acc = partial.data() + i * size;
       if (kernel == Kernel::Hard) {
         scatter_chunk_hard<D>(ax.at(b), ws, m, ax.win.data(), ax.lay, acc);
-      } else if (D == 1 && (Edges || ax.win[0].at)) {
-        runtime_scatter_chunk<Edges, T, C>(ax.x[0] + b, ws, m, ax.win[0],
-                                           RuntimeValues<C>(ax.win[0], kernel, pb.orders[0]), acc);
+      } else if (D == 1 && (pb.at_edges[0] || ax.win[0].at)) {
+        const RuntimeValues<C> values(ax.win[0], kernel, pb.orders[0]);
+        if (pb.at_edges[0])
+          runtime_scatter_chunk<true, T, C>(ax.x[0] + b, ws, m, ax.win[0], values, acc);
+        else
+          runtime_scatter_chunk<false, T, C>(ax.x[0] + b, ws, m, ax.win[0], values, acc);
       } else if constexpr (D == 1) {
         dispatch_smooth(kernel, pb.orders[0], [&](auto k, auto ord) {
           dispatch_bool(ax.win[0].open_ends, [&](auto open) {
@@ -817,41 +834,38 @@ void scatter_axes(const std::vector<Tensor>& coords, const T* w, const Tensor& p
       }
     }
   });
-  int64_t total = 1;
-  for (int64_t bins : pb.bins) total *= bins;
-  merge_partials(partial, rows, chunks, size, total + Edges, pb.bins[D - 1] + Edges, ax.lay.pad,
+  merge_partials(partial, rows, chunks, size, total_slots(pb), pb.slots(D - 1), ax.lay.pad,
                  ax.factor, out);
 }
 
-// With Edges (D = 1), the adjoint of the edge sums: hist has bins + 1 slots per row.
-template <int D, typename T, typename C, bool Edges = false>
+template <int D, typename T, typename C>
 void gather_axes(const std::vector<Tensor>& coords, const T* hist, const Tensor& params,
                  const Problem& pb, Kernel kernel, T* out) {
-  static_assert(!Edges || D == 1, "edge sums: one axis");
   const Axes<D, T, C> ax(coords, params, pb, kernel);
-  const int64_t n = pb.n, rows = pb.rows, size = ax.lay.size + Edges;
-  const int64_t last = pb.bins[D - 1] + Edges, stride = last + ax.lay.pad;
-  int64_t total = 1;
-  for (int64_t bins : pb.bins) total *= bins;
-  total += Edges;
+  const int64_t n = pb.n, rows = pb.rows, size = ax.lay.size;
+  const int64_t last = pb.slots(D - 1), stride = last + ax.lay.pad, total = total_slots(pb);
   const std::vector<C> h = padded_rows<C>(hist, rows * (total / last), last, stride, rows * size);
   const int64_t blocks = (n + kGatherBlock - 1) / kGatherBlock;
   // Work item i: block i % blocks of row i / blocks.
   torch::stable::parallel_for(0, rows * blocks, 1, [&](int64_t i0, int64_t i1) {
     std::optional<Block<D, T, C>> blk;
-    if (D > 1 && kernel != Kernel::Hard) blk.emplace(ax.win.data(), kernel, pb.orders);
+    if (D > 1 && kernel != Kernel::Hard) blk.emplace(ax.win.data(), kernel, pb);
     for (int64_t i = i0; i < i1; ++i) {
       const int64_t row = i / blocks, b = row * n + (i % blocks) * kGatherBlock;
       const int64_t m = std::min(b + kGatherBlock, (row + 1) * n) - b;
       const C* hr = h.data() + row * size;
       if (kernel == Kernel::Hard) {
         gather_chunk_hard<D>(ax.at(b), hr, m, ax.win.data(), ax.lay, out + b);
-      } else if (D == 1 && (Edges || ax.win[0].at || kernel == Kernel::Logistic)) {
+      } else if (D == 1 && (pb.at_edges[0] || ax.win[0].at || kernel == Kernel::Logistic)) {
         // (the logistic kernel's window values come cheaper all at once, one
         // exp per sample, than where they are summed, one per edge)
-        runtime_gather_chunk<Edges, T, C>(ax.x[0] + b, hr, m, ax.win[0],
-                                          RuntimeValues<C>(ax.win[0], kernel, pb.orders[0]),
-                                          ax.factor, out + b);
+        const RuntimeValues<C> values(ax.win[0], kernel, pb.orders[0]);
+        if (pb.at_edges[0])
+          runtime_gather_chunk<true, T, C>(ax.x[0] + b, hr, m, ax.win[0], values, ax.factor,
+                                           out + b);
+        else
+          runtime_gather_chunk<false, T, C>(ax.x[0] + b, hr, m, ax.win[0], values, ax.factor,
+                                            out + b);
       } else if constexpr (D == 1) {
         dispatch_smooth(kernel, pb.orders[0], [&](auto k, auto ord) {
           dispatch_bool(ax.win[0].open_ends, [&](auto open) {
@@ -866,14 +880,14 @@ void gather_axes(const std::vector<Tensor>& coords, const T* hist, const Tensor&
   });
 }
 
-// edge_gather_scatter's pass (one axis): scattered as the edge sums of
-// scatter_axes<1, ..., true>, gathered as gather_axes<1, ..., true>, moment
+// edge_gather_scatter's pass (one axis at its edges): scattered as
+// scatter_axes, gathered as gather_axes, moment
 // as runtime_pair_chunk's, chunk partials merged in order.
 template <typename T, typename C>
 void pair_axes(const Tensor& x, const T* w, const T* coef, const Tensor& params,
                const Problem& pb, Kernel kernel, T* gathered, T* scattered, double* moment) {
   const Axes<1, T, C> ax({x}, params, pb, kernel);
-  const int64_t n = pb.n, rows = pb.rows, last = pb.bins[0] + 1, size = ax.lay.size + 1;
+  const int64_t n = pb.n, rows = pb.rows, last = pb.slots(0), size = ax.lay.size;
   const int64_t chunks = chunks_per_row(n, rows, size);
   const std::vector<C> h = padded_rows<C>(coef, rows, last, size, rows * size);
   std::vector<double> partial(static_cast<size_t>(rows * chunks * size));
@@ -914,14 +928,17 @@ std::vector<Tensor> contiguous_all(const std::vector<Tensor>& ts) {
 
 Tensor scatter_cpu(std::vector<Tensor> coords_in, const std::optional<Tensor>& weight,
                    const Tensor& params, std::vector<int64_t> bins, std::vector<int64_t> orders,
-                   std::string kernel_name) {
+                   std::string kernel_name, std::vector<int64_t> edge_axes) {
   const Kernel kernel = parse_kernel(kernel_name);
-  const Problem pb = check_scatter_args(coords_in, weight, params, bins, orders, kernel);
+  const Problem pb =
+      check_scatter_args(coords_in, weight, params, bins, orders, edge_axes, kernel);
   const std::vector<Tensor> coords = contiguous_all(coords_in);
   const std::optional<Tensor> wc =
       weight.has_value() ? std::optional<Tensor>(torch::stable::contiguous(*weight))
                          : std::nullopt;
-  Tensor out = torch::stable::empty(with_last(coords[0], bins), coords[0].scalar_type(),
+  std::vector<int64_t> slots;
+  for (int64_t a = 0; a < pb.axes; ++a) slots.push_back(pb.slots(a));
+  Tensor out = torch::stable::empty(with_last(coords[0], slots), coords[0].scalar_type(),
                                     std::nullopt, coords[0].device());
   dispatch_float(coords[0].scalar_type(), [&](auto tag, auto ctag) {
     using T = decltype(tag);
@@ -936,9 +953,10 @@ Tensor scatter_cpu(std::vector<Tensor> coords_in, const std::optional<Tensor>& w
 }
 
 Tensor gather_cpu(std::vector<Tensor> coords_in, const Tensor& hist, const Tensor& params,
-                  std::vector<int64_t> orders, std::string kernel_name) {
+                  std::vector<int64_t> orders, std::string kernel_name,
+                  std::vector<int64_t> edge_axes) {
   const Kernel kernel = parse_kernel(kernel_name);
-  const Problem pb = check_gather_args(coords_in, hist, params, orders, kernel);
+  const Problem pb = check_gather_args(coords_in, hist, params, orders, edge_axes, kernel);
   const std::vector<Tensor> coords = contiguous_all(coords_in);
   const Tensor hc = torch::stable::contiguous(hist);
   Tensor out = torch::stable::empty_like(coords[0]);
@@ -949,41 +967,6 @@ Tensor gather_cpu(std::vector<Tensor> coords_in, const Tensor& hist, const Tenso
       gather_axes<decltype(d)::value, T, C>(coords, hc.const_data_ptr<T>(), params, pb, kernel,
                                             out.mutable_data_ptr<T>());
     });
-  });
-  return out;
-}
-
-Tensor edge_scatter_cpu(const Tensor& x_in, const std::optional<Tensor>& weight,
-                        const Tensor& params, int64_t bins, int64_t order,
-                        std::string kernel_name) {
-  const Kernel kernel = parse_kernel(kernel_name);
-  const Problem pb = check_edge_scatter_args(x_in, weight, params, bins, order, kernel);
-  const std::vector<Tensor> coords{torch::stable::contiguous(x_in)};
-  const std::optional<Tensor> wc =
-      weight.has_value() ? std::optional<Tensor>(torch::stable::contiguous(*weight))
-                         : std::nullopt;
-  Tensor out = torch::stable::empty(with_last(coords[0], {bins + 1}), coords[0].scalar_type(),
-                                    std::nullopt, coords[0].device());
-  dispatch_float(coords[0].scalar_type(), [&](auto tag, auto ctag) {
-    using T = decltype(tag);
-    const T* w = wc.has_value() ? wc->const_data_ptr<T>() : nullptr;
-    scatter_axes<1, T, decltype(ctag), true>(coords, w, params, pb, kernel,
-                                             out.mutable_data_ptr<T>());
-  });
-  return out;
-}
-
-Tensor edge_gather_cpu(const Tensor& x_in, const Tensor& coef, const Tensor& params,
-                       int64_t order, std::string kernel_name) {
-  const Kernel kernel = parse_kernel(kernel_name);
-  const Problem pb = check_edge_gather_args(x_in, coef, params, order, kernel);
-  const std::vector<Tensor> coords{torch::stable::contiguous(x_in)};
-  const Tensor cc = torch::stable::contiguous(coef);
-  Tensor out = torch::stable::empty_like(coords[0]);
-  dispatch_float(coords[0].scalar_type(), [&](auto tag, auto ctag) {
-    using T = decltype(tag);
-    gather_axes<1, T, decltype(ctag), true>(coords, cc.const_data_ptr<T>(), params, pb, kernel,
-                                            out.mutable_data_ptr<T>());
   });
   return out;
 }
@@ -1019,8 +1002,6 @@ STABLE_TORCH_LIBRARY_IMPL(softhist, CPU, m) {
   m.impl("params", TORCH_BOX(&params_cpu));
   m.impl("scatter", TORCH_BOX(&scatter_cpu));
   m.impl("gather", TORCH_BOX(&gather_cpu));
-  m.impl("edge_scatter", TORCH_BOX(&edge_scatter_cpu));
-  m.impl("edge_gather", TORCH_BOX(&edge_gather_cpu));
   m.impl("edge_gather_scatter", TORCH_BOX(&edge_gather_scatter_cpu));
 }
 

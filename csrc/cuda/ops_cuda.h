@@ -23,14 +23,10 @@ Tensor params_cuda(const Tensor& input, int64_t bins, double min, double max,
                    std::optional<double> kappa, std::string kernel_name, bool conserve_mass);
 Tensor scatter_cuda(std::vector<Tensor> coords, const std::optional<Tensor>& weight,
                     const Tensor& params, std::vector<int64_t> bins, std::vector<int64_t> orders,
-                    std::string kernel_name);
+                    std::string kernel_name, std::vector<int64_t> edge_axes);
 Tensor gather_cuda(std::vector<Tensor> coords, const Tensor& hist, const Tensor& params,
-                   std::vector<int64_t> orders, std::string kernel_name);
-Tensor edge_scatter_cuda(const Tensor& x, const std::optional<Tensor>& weight,
-                         const Tensor& params, int64_t bins, int64_t order,
-                         std::string kernel_name);
-Tensor edge_gather_cuda(const Tensor& x, const Tensor& coef, const Tensor& params, int64_t order,
-                        std::string kernel_name);
+                   std::vector<int64_t> orders, std::string kernel_name,
+                   std::vector<int64_t> edge_axes);
 
 // What the entries hand the implementations: contiguous tensors on the current
 // device, the checked problem, the stream to launch on, and the output.
@@ -49,14 +45,14 @@ struct Job {
   }
 };
 
-// scatter: out is (..., *bins) (edge_scatter: (..., bins + 1)); every row has
+// scatter: out is (..., *slots) (bins, or bins + 1 at the edges); every row has
 // at least one sample.
 struct ScatterJob : Job {
   std::optional<Tensor> weight;  // contiguous
 };
 // gather: out is coords[0]'s shape, not empty.
 struct GatherJob : Job {
-  Tensor hist;  // contiguous, (..., *bins)
+  Tensor hist;  // contiguous, (..., *slots)
 };
 
 // The implementations by number of axes: 1 (scatter.cu, gather.cu), 2
@@ -67,7 +63,7 @@ void scatter_3d(const ScatterJob& job);
 void gather_1d(const GatherJob& job);
 void gather_2d(const GatherJob& job);
 void gather_3d(const GatherJob& job);
-// The edge sums, one axis (scatter.cu, gather.cu): bins + 1 slots per row.
+// One axis at its edges (scatter.cu, gather.cu): bins + 1 slots per row.
 void edge_scatter_1d(const ScatterJob& job);
 void edge_gather_1d(const GatherJob& job);
 

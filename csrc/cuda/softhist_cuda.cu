@@ -24,21 +24,36 @@ void prepare(Job& job, const std::vector<Tensor>& coords, const Tensor& params, 
 
 }  // namespace
 
+namespace {
+
+// Joint histograms take their axes at the edges on the CPU only, so far.
+void check_cuda_edge_axes(const Problem& pb) {
+  SOFTHIST_CHECK(pb.axes == 1 || !pb.any_at_edges(),
+                 "softhist: on CUDA, joint histograms (2 or 3 axes) have no gradients with "
+                 "respect to their edges, range or kappa yet; detach those, or compute the "
+                 "histogram on the CPU");
+}
+
+}  // namespace
+
 Tensor scatter_cuda(std::vector<Tensor> coords, const std::optional<Tensor>& weight,
                     const Tensor& params, std::vector<int64_t> bins, std::vector<int64_t> orders,
-                    std::string kernel_name) {
+                    std::string kernel_name, std::vector<int64_t> edge_axes) {
   const Kernel kernel = parse_kernel(kernel_name);
   ScatterJob job;
-  job.pb = check_scatter_args(coords, weight, params, bins, orders, kernel);
+  job.pb = check_scatter_args(coords, weight, params, bins, orders, edge_axes, kernel);
+  check_cuda_edge_axes(job.pb);
   const torch::stable::accelerator::DeviceGuard guard(coords[0].get_device_index());
   prepare(job, coords, params, kernel);
   if (weight.has_value()) job.weight = torch::stable::contiguous(*weight);
   const Tensor& x = job.coords[0];
-  job.out = torch::stable::empty(with_last(x, bins), x.scalar_type(), std::nullopt, x.device());
+  std::vector<int64_t> slots;
+  for (int64_t a = 0; a < job.pb.axes; ++a) slots.push_back(job.pb.slots(a));
+  job.out = torch::stable::empty(with_last(x, slots), x.scalar_type(), std::nullopt, x.device());
   if (job.pb.rows == 0) return job.out;
   if (job.pb.n == 0) return torch::stable::zero_(job.out);
   switch (job.pb.axes) {
-    case 1: scatter_1d(job); break;
+    case 1: job.pb.at_edges[0] ? edge_scatter_1d(job) : scatter_1d(job); break;
     case 2: scatter_2d(job); break;
     default: scatter_3d(job); break;  // check_scatter_args: 1 to kMaxAxes = 3
   }
@@ -46,52 +61,22 @@ Tensor scatter_cuda(std::vector<Tensor> coords, const std::optional<Tensor>& wei
 }
 
 Tensor gather_cuda(std::vector<Tensor> coords, const Tensor& hist, const Tensor& params,
-                   std::vector<int64_t> orders, std::string kernel_name) {
+                   std::vector<int64_t> orders, std::string kernel_name,
+                   std::vector<int64_t> edge_axes) {
   const Kernel kernel = parse_kernel(kernel_name);
   GatherJob job;
-  job.pb = check_gather_args(coords, hist, params, orders, kernel);
+  job.pb = check_gather_args(coords, hist, params, orders, edge_axes, kernel);
+  check_cuda_edge_axes(job.pb);
   const torch::stable::accelerator::DeviceGuard guard(coords[0].get_device_index());
   prepare(job, coords, params, kernel);
   job.hist = torch::stable::contiguous(hist);
   job.out = torch::stable::empty_like(job.coords[0]);
   if (job.out.numel() == 0) return job.out;
   switch (job.pb.axes) {
-    case 1: gather_1d(job); break;
+    case 1: job.pb.at_edges[0] ? edge_gather_1d(job) : gather_1d(job); break;
     case 2: gather_2d(job); break;
     default: gather_3d(job); break;  // check_gather_args: 1 to kMaxAxes = 3
   }
-  return job.out;
-}
-
-Tensor edge_scatter_cuda(const Tensor& x_in, const std::optional<Tensor>& weight,
-                         const Tensor& params, int64_t bins, int64_t order,
-                         std::string kernel_name) {
-  const Kernel kernel = parse_kernel(kernel_name);
-  ScatterJob job;
-  job.pb = check_edge_scatter_args(x_in, weight, params, bins, order, kernel);
-  const torch::stable::accelerator::DeviceGuard guard(x_in.get_device_index());
-  prepare(job, {x_in}, params, kernel);
-  if (weight.has_value()) job.weight = torch::stable::contiguous(*weight);
-  const Tensor& x = job.coords[0];
-  job.out = torch::stable::empty(with_last(x, {bins + 1}), x.scalar_type(), std::nullopt,
-                                 x.device());
-  if (job.pb.rows == 0) return job.out;
-  if (job.pb.n == 0) return torch::stable::zero_(job.out);
-  edge_scatter_1d(job);
-  return job.out;
-}
-
-Tensor edge_gather_cuda(const Tensor& x_in, const Tensor& coef, const Tensor& params,
-                        int64_t order, std::string kernel_name) {
-  const Kernel kernel = parse_kernel(kernel_name);
-  GatherJob job;
-  job.pb = check_edge_gather_args(x_in, coef, params, order, kernel);
-  const torch::stable::accelerator::DeviceGuard guard(x_in.get_device_index());
-  prepare(job, {x_in}, params, kernel);
-  job.hist = torch::stable::contiguous(coef);
-  job.out = torch::stable::empty_like(job.coords[0]);
-  if (job.out.numel() == 0) return job.out;
-  edge_gather_1d(job);
   return job.out;
 }
 
@@ -101,6 +86,4 @@ STABLE_TORCH_LIBRARY_IMPL(softhist, CUDA, m) {
   m.impl("params", TORCH_BOX(&softhist::cuda::params_cuda));
   m.impl("scatter", TORCH_BOX(&softhist::cuda::scatter_cuda));
   m.impl("gather", TORCH_BOX(&softhist::cuda::gather_cuda));
-  m.impl("edge_scatter", TORCH_BOX(&softhist::cuda::edge_scatter_cuda));
-  m.impl("edge_gather", TORCH_BOX(&softhist::cuda::edge_gather_cuda));
 }
