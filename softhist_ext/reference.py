@@ -150,7 +150,7 @@ def histogramdd_edges(coords, edges, kappa, kernel: str = "logistic",
         e = e.to(torch.float64)
         cdf = kernel_cdf(kernel, k * (v.to(torch.float64)[..., None] - e))
         if conserve_mass:
-            lo, hi = float(e[0]), float(e[-1])
+            lo, hi = float(e[0].detach()), float(e[-1].detach())  # membership: no gradient
             cdf, inside = _open_ends(cdf, v, torch.ones_like(v, dtype=torch.bool), lo, hi)
             return (cdf[..., :-1] - cdf[..., 1:]) * inside[..., None]
         return cdf[..., :-1] - cdf[..., 1:]

@@ -620,27 +620,34 @@ def _uneven_edges(bins, gen):
 @pytest.mark.parametrize("axes", [2, 3])
 @pytest.mark.parametrize("kernel", SMOOTH)
 @pytest.mark.parametrize("dtype,rtol", [(torch.float64, 1e-11), (torch.float32, 1e-5)])
-def test_joint_explicit_edges_equal_the_cpu(axes, kernel, dtype, rtol):
+@pytest.mark.parametrize("explicit", [True, False])
+def test_joint_explicit_edges_and_axes_at_edges_equal_the_cpu(axes, kernel, dtype, rtol, explicit):
     # Uneven edges of 12, 7 and 9 bins per axis (params rows padded to the
-    # longest), the last axis's ends open; orders the gradients use.
+    # longest), or even ones over [-4, 4]; the last axis's ends open; the
+    # orders and axes at their edges that the gradients use.
     gen = torch.Generator().manual_seed(axes)
     bins = [12, 7, 9][:axes]
     rows = []
     for a, b in enumerate(bins):
-        head = torch.tensor([0.0, 0.0, [6.0, 3.0, 9.0][a], float(a == axes - 1)], dtype=torch.float64)
-        rows.append(torch.cat([head, _uneven_edges(b, gen), torch.zeros(max(bins) - b, dtype=torch.float64)]))
+        head = torch.tensor([-4.0, 4.0, [6.0, 3.0, 9.0][a], float(a == axes - 1)], dtype=torch.float64)
+        edges = torch.cat([_uneven_edges(b, gen), torch.zeros(max(bins) - b, dtype=torch.float64)])
+        rows.append(torch.cat([head, edges]) if explicit else head)
     p = torch.stack(rows)
     x = [(torch.randn(2, 20_000, generator=gen, dtype=torch.float64) * 1.5).to(dtype) for _ in bins]
-    w, h = torch.randn_like(x[0]), torch.randn(2, *bins, dtype=dtype)
+    w = torch.randn_like(x[0])
     pc, xc = p.cuda(), [c.cuda() for c in x]
-    for orders in [[0] * axes, [1] + [0] * (axes - 1), [0] * (axes - 1) + [2]]:
-        close_to_cpu(ops.scatter(xc, w.cuda(), pc, bins, orders, kernel),
-                     ops.scatter(x, w, p, bins, orders, kernel), rtol)
-        close_to_cpu(ops.gather(xc, h.cuda(), pc, orders, kernel),
-                     ops.gather(x, h, p, orders, kernel), rtol)
+    last = axes - 1
+    for orders, at in [([0] * axes, []), ([1] + [0] * last, []), ([0] * last + [2], []),
+                       ([1] + [0] * last, [0]), ([0] * last + [2], [last]), ([1] * axes, list(range(axes)))]:
+        h = torch.randn(2, *[b + (a in at) for a, b in enumerate(bins)], dtype=dtype)
+        close_to_cpu(ops.scatter(xc, w.cuda(), pc, bins, orders, kernel, at),
+                     ops.scatter(x, w, p, bins, orders, kernel, at), rtol)
+        close_to_cpu(ops.gather(xc, h.cuda(), pc, orders, kernel, at),
+                     ops.gather(x, h, p, orders, kernel, at), rtol)
 
 
 def test_joint_explicit_edges_histogramdd_and_its_gradients_equal_the_cpu():
+    # The gradients for the samples, the weights and the edges.
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(50_000, 2, generator=gen, dtype=torch.float64) * 1.5
     w = torch.rand(50_000, generator=gen, dtype=torch.float64)
@@ -648,8 +655,8 @@ def test_joint_explicit_edges_histogramdd_and_its_gradients_equal_the_cpu():
     results = []
     for device in ["cpu", "cuda"]:
         xr, wr = x.to(device).requires_grad_(), w.to(device).requires_grad_()
-        hist, _ = softhist_ext.histogramdd(xr, [e.to(device) for e in edges], weight=wr,
-                                           kappa=[6.0, 3.0], kernel="gaussian")
-        results.append((hist, *torch.autograd.grad(hist.pow(2).sum(), [xr, wr])))
+        er = [e.to(device).requires_grad_() for e in edges]
+        hist, _ = softhist_ext.histogramdd(xr, er, weight=wr, kappa=[6.0, 3.0], kernel="gaussian")
+        results.append((hist, *torch.autograd.grad(hist.pow(2).sum(), [xr, wr, *er])))
     for cuda, cpu in zip(results[1], results[0]):
         close_to_cpu(cuda, cpu, 1e-10)

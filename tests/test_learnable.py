@@ -245,3 +245,45 @@ def test_torchscript_and_compile_with_a_tensor_range(device):
     for g in (torch.jit.script(f), torch.compile(f, fullgraph=True)):
         grads = torch.autograd.grad(g(x, lo, hi, k).pow(2).sum(), [lo, hi, k])
         torch.testing.assert_close(grads, expected)
+
+
+@pytest.mark.parametrize("axes", [2, 3])
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_joint_range_and_kappa_gradients_match_the_dense_formula(device, axes, kernel):
+    # Every axis's min, max and kappa, batched rows with weights, through the op.
+    gen = torch.Generator().manual_seed(axes)
+    bins = [7, 5, 6][:axes]
+    coords = [(torch.randn(2, 300, generator=gen, dtype=f64) * 1.3).to(device).requires_grad_()
+              for _ in bins]
+    w = torch.rand(2, 300, generator=gen, dtype=f64).to(device).requires_grad_()
+    lo = torch.tensor([-2.0, -1.5, -2.5][:axes], dtype=f64, device=device, requires_grad=True)
+    hi = torch.tensor([2.5, 3.0, 2.0][:axes], dtype=f64, device=device, requires_grad=True)
+    k = torch.tensor([2.5, 4.0, 3.0][:axes], dtype=f64, device=device, requires_grad=True)
+    params = torch.stack([lo, hi, k, torch.zeros_like(lo)], 1)
+    out = torch.ops.softhist.scatter(coords, w, params, bins, [0] * axes, kernel)
+    edges = [_edges(lo[a], hi[a], b) for a, b in enumerate(bins)]
+    dense = torch.stack([reference.histogramdd_edges([c[r] for c in coords], edges, list(k.unbind()),
+                                                     kernel, w[r]) for r in range(2)])
+    torch.testing.assert_close(out, dense)
+    g = torch.randn_like(out)
+    inputs = [*coords, w, lo, hi, k]
+    expected = torch.autograd.grad(dense, inputs, g)
+    for ours, e in zip(torch.autograd.grad(out, inputs, g), expected):
+        torch.testing.assert_close(ours, e)
+    assert all(float(t.abs().min()) > 1e-3 for t in expected[-3:])  # the test can fail
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_joint_params_gradcheck_and_gradgradcheck(kernel):
+    gen = torch.Generator().manual_seed(0)
+    x, y = (torch.randn(2, 12, generator=gen, dtype=f64) * 1.2 for _ in range(2))
+    x.requires_grad_()
+    w = torch.rand(2, 12, generator=gen, dtype=f64, requires_grad=True)
+    v = torch.tensor([[-2.0, 2.0, 2.0], [-1.5, 2.5, 3.0]], dtype=f64, requires_grad=True)
+
+    def f(x, w, v):
+        params = torch.cat([v, torch.zeros(2, 1, dtype=f64)], 1)
+        return torch.ops.softhist.scatter([x, y], w, params, [5, 4], [0, 0], kernel)
+
+    assert torch.autograd.gradcheck(f, (x, w, v))
+    assert torch.autograd.gradgradcheck(f, (x, w, v))

@@ -20,19 +20,22 @@ struct AxisWalk {
   C t = 0;            // even bins: kappa * (coordinate - e_first), as the CPU rounds it
   double x = 0;       // explicit edges: the coordinate
   int order = 0;
+  bool at_edges = false;  // slots are edges, values kappa^order K^(order) there
 
   // Locates x in win (false: it reaches no bin, see Window::locate).
-  __device__ bool locate(const Window& w, int order_, double x_) {
+  __device__ bool locate(const Window& w, int order_, double x_, bool at_edges_ = false) {
     double t64 = 0;
     win = &w;
     order = order_;
     x = x_;
+    at_edges = at_edges_;
     if (!w.locate_any(x, first, t64)) return false;
     t = static_cast<C>(t64);
     return true;
   }
-  // Bins of the window: edges - 1, all inside [0, bins) (Window::locate clamps).
-  __device__ int64_t span() const { return win->edges - 1; }
+  // Slots of the window: its bins, edges - 1, all inside [0, bins) (Window::locate
+  // clamps), or at the edges all its edges.
+  __device__ int64_t span() const { return win->edges - (at_edges ? 0 : 1); }
   // K^(order) at the window's edge k, with the open ends' values: the value
   // the CPU's window holds there (and the 2-d walk's lanes compute).
   __device__ C edge(int64_t k) const {
@@ -41,10 +44,15 @@ struct AxisWalk {
 };
 
 // Walks the masses D_order(x, first + k) = edge(k) - edge(k + 1) for k in
-// [k0, k1), differences in C as on the CPU: f(k, mass).
+// [k0, k1), differences in C as on the CPU (at the edges, edge(k) itself):
+// f(k, mass).
 template <Kernel K, typename C, typename F>
 __device__ __forceinline__ void for_each_mass(const AxisWalk<K, C>& w, int64_t k0, int64_t k1,
                                               const F& f) {
+  if (w.at_edges) {
+    for (int64_t k = k0; k < k1; ++k) f(k, w.edge(k));
+    return;
+  }
   C prev = w.edge(k0);
   for (int64_t k = k0; k < k1; ++k) {
     const C next = w.edge(k + 1);

@@ -27,7 +27,8 @@ struct Gather2dArgs {
   const double* params_y;
   int order_x, order_y;
   bool explicit_edges;  // params rows hold the edges
-  int64_t n, bins_x, bins_y, chunks, items;
+  bool at_x, at_y;      // an axis at its edges: its slots are its bins + 1 edges
+  int64_t n, bins_x, bins_y, chunks, items;  // bins_x, bins_y: the slots
   T* out;
 };
 
@@ -77,8 +78,8 @@ __global__ void __launch_bounds__(kThreads) gather2d_pairs(Gather2dArgs<T> a) {
   extern __shared__ __align__(16) unsigned char shared_bytes[];
   C* shared_hist = reinterpret_cast<C*>(shared_bytes);
   __shared__ C stage[kThreads];  // 32 per warp
-  const PairWindow<K, C, T> pw(a.params_x, a.bins_x, a.order_x, a.params_y, a.bins_y, a.order_y,
-                               a.explicit_edges);
+  const PairWindow<K, C, T> pw(a.params_x, a.bins_x - a.at_x, a.order_x, a.params_y,
+                               a.bins_y - a.at_y, a.order_y, a.explicit_edges, a.at_x, a.at_y);
   const double factor = kappa_power(a.params_x, a.order_x) * kappa_power(a.params_y, a.order_y);
   const int64_t bins = a.bins_x * a.bins_y;
   for (int64_t item = blockIdx.x; item < a.items; item += gridDim.x) {
@@ -101,7 +102,7 @@ __global__ void __launch_bounds__(kThreads) gather2d_pairs(Gather2dArgs<T> a) {
 void gather_2d(const GatherJob& job) {
   const Tensor &x = job.coords[0], &y = job.coords[1];
   const int64_t n = job.pb.n, rows = job.pb.rows;
-  const int64_t bins_x = job.pb.bins[0], bins_y = job.pb.bins[1], bins = bins_x * bins_y;
+  const int64_t bins_x = job.slots(0), bins_y = job.slots(1), bins = bins_x * bins_y;
   dispatch_float(x.scalar_type(), [&](auto tag, auto ctag) {
     using T = decltype(tag);
     using C = decltype(ctag);
@@ -114,6 +115,8 @@ void gather_2d(const GatherJob& job) {
                                static_cast<int>(job.pb.orders[0]),
                                static_cast<int>(job.pb.orders[1]),
                                job.explicit_edges(),
+                               job.pb.at_edges[0],
+                               job.pb.at_edges[1],
                                n,
                                bins_x,
                                bins_y,

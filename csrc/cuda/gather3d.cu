@@ -25,7 +25,8 @@ struct Gather3dArgs {
   int64_t row;
   bool explicit_edges;
   int orders[3];
-  int64_t bins[3];
+  bool at_edges[3];  // an axis at its edges: its slots are its bins + 1 edges
+  int64_t bins[3];   // the slots
   int64_t n, chunks, items;
   T* out;
 };
@@ -45,7 +46,8 @@ __device__ T gather_one(const Gather3dArgs<T>& a, const Window* win, const Hist&
   } else {
     AxisWalk<K, C> w[3];
     for (int ax = 0; ax < 3; ++ax)
-      if (!w[ax].locate(win[ax], a.orders[ax], static_cast<double>(a.x[ax][i]))) return T(0);
+      if (!w[ax].locate(win[ax], a.orders[ax], static_cast<double>(a.x[ax][i]), a.at_edges[ax]))
+        return T(0);
     const InnerMasses<K, C> z(w[2], 0, w[2].span());
     C acc = 0;
     for_each_mass(w[0], 0, w[0].span(), [&](int64_t kx, C dx) {
@@ -68,7 +70,8 @@ __global__ void __launch_bounds__(kThreads) gather3d_samples(Gather3dArgs<T> a) 
   Window win[3];
   double factor = 1;  // as OrderFactor::value
   for (int ax = 0; ax < 3; ++ax) {
-    win[ax] = window_1d<K, C, T>(a.params + ax * a.row, a.bins[ax], a.explicit_edges);
+    win[ax] = window_1d<K, C, T>(a.params + ax * a.row, a.bins[ax] - a.at_edges[ax],
+                                 a.explicit_edges);
     factor *= kappa_power(a.params + ax * a.row, a.orders[ax]);
   }
   const int64_t bins = a.bins[0] * a.bins[1] * a.bins[2];
@@ -89,7 +92,7 @@ __global__ void __launch_bounds__(kThreads) gather3d_samples(Gather3dArgs<T> a) 
 void gather_3d(const GatherJob& job) {
   const Tensor& x = job.coords[0];
   const int64_t n = job.pb.n, rows = job.pb.rows;
-  const int64_t bins = job.pb.bins[0] * job.pb.bins[1] * job.pb.bins[2];
+  const int64_t bins = job.slots(0) * job.slots(1) * job.slots(2);
   dispatch_float(x.scalar_type(), [&](auto tag, auto ctag) {
     using T = decltype(tag);
     using C = decltype(ctag);
@@ -98,7 +101,8 @@ void gather_3d(const GatherJob& job) {
     for (int ax = 0; ax < 3; ++ax) {
       args.x[ax] = job.coords[ax].const_data_ptr<T>();
       args.orders[ax] = static_cast<int>(job.pb.orders[ax]);
-      args.bins[ax] = job.pb.bins[ax];
+      args.at_edges[ax] = job.pb.at_edges[ax];
+      args.bins[ax] = job.slots(ax);
     }
     args.hist = job.hist.const_data_ptr<T>();
     args.params = job.params_of(0);

@@ -39,6 +39,8 @@ struct Job {
   Tensor out;
 
   int64_t params_row() const { return params.size(1); }
+  // The histogram's extent on axis a: its bins, or its edges at its edges.
+  int64_t slots(int64_t a) const { return pb.slots(a); }
   bool explicit_edges() const { return has_explicit_edges(params); }
   const double* params_of(int64_t axis) const {
     return params.const_data_ptr<double>() + axis * params_row();

@@ -1,7 +1,8 @@
 // The joint window of a sample pair, walked by a whole warp: shared by the
 // joint scatter and gather. A pair (x, y) reaches the ex x ey bins from
 // (first_x, first_y), with mass D_order_x(x, a) * D_order_y(y, b) in bin (a, b)
-// (kernels.h). Lanes first evaluate the window's edges, one edge per lane, then
+// (kernels.h); on an axis at its edges, the slots are edges and the values
+// kappa^order K^(order) there (one more slot per window). Lanes first evaluate the window's edges, one edge per lane, then
 // take one bin each: every lane does useful work for windows of any shape, and
 // the lanes of one step touch 32 different bins, so the scatter's atomics never
 // collide within a warp, however concentrated the data.
@@ -53,16 +54,19 @@ struct PairWindow {
 
   Window wx, wy;
   int order_x, order_y;
-  int64_t ex, ey;      // bins per window, per axis
+  bool at_x, at_y;     // an axis at its edges
+  int64_t ex, ey;      // slots per window, per axis
   int slab_x, slab_y;  // a window is walked in slabs of at most slab_x x slab_y bins
 
   // Explicit edges: on both axes (params rows then hold the edges); every
   // thread of the block must construct it then (window_1d).
   __device__ PairWindow(const double* params_x, int64_t bins_x, int order_x_,
-                        const double* params_y, int64_t bins_y, int order_y_, bool explicit_edges)
+                        const double* params_y, int64_t bins_y, int order_y_, bool explicit_edges,
+                        bool at_x_ = false, bool at_y_ = false)
       : wx(window_1d<K, C, T>(params_x, bins_x, explicit_edges)),
         wy(window_1d<K, C, T>(params_y, bins_y, explicit_edges)), order_x(order_x_),
-        order_y(order_y_), ex(wx.edges - 1), ey(wy.edges - 1) {
+        order_y(order_y_), at_x(at_x_), at_y(at_y_), ex(wx.edges - (at_x ? 0 : 1)),
+        ey(wy.edges - (at_y ? 0 : 1)) {
     // Whole windows in one slab where they fit; else about half the lanes each.
     const int64_t sy = min(ey, kSlabEdges - min(ex, kSlabEdges / 2));
     slab_y = static_cast<int>(sy);
@@ -131,7 +135,8 @@ struct PairWindow {
         const int ny = static_cast<int>(min(int64_t(slab_y), ky1 - ys));
         // Edges xs..xs+nx of the x window in lanes 0..nx, edges ys..ys+ny of
         // the y window in lanes slab_x+1..slab_x+1+ny (<= 31); then each lane's
-        // edge minus the next lane's is the mass of the bin from its edge.
+        // edge minus the next lane's is the mass of the bin from its edge (at
+        // the edges, the edge's value itself).
         const bool needed = x_lane ? lane <= nx : y_edge <= ny;
         const int64_t k = x_lane ? xs + lane : ys + y_edge;
         const Window& w = x_lane ? wx : wy;
@@ -139,7 +144,8 @@ struct PairWindow {
         const C edge =
             needed ? w.at_edge(first + k, order, cdf_of_order<K>(order, w.t_at(first, k, t, u)))
                    : C(0);
-        stage[lane] = edge - __shfl_down_sync(kFullWarp, edge, 1);
+        const C next = __shfl_down_sync(kFullWarp, edge, 1);
+        stage[lane] = (x_lane ? at_x : at_y) ? edge : edge - next;
         __syncwarp();
         // Lane takes bins s = lane, lane + 32, ... of the slab, s = kx * ny + ky,
         // stepping (kx, ky) without a division per bin.

@@ -47,8 +47,9 @@ struct Scatter2dArgs {
   const double* params_y;
   int order_x, order_y;
   bool explicit_edges;  // params rows hold the edges
+  bool at_x, at_y;      // an axis at its edges: its slots are its bins + 1 edges
   int64_t n, chunks, items;
-  TileGrid grid;
+  TileGrid grid;        // over the slots
   double* partial;      // [rows, chunks, bins_x * bins_y]
   unsigned* nonfinite;  // [rows, bins_x * bins_y], zeroed
 };
@@ -125,8 +126,9 @@ __global__ void __launch_bounds__(kThreads) scatter2d_partials(Scatter2dArgs<T> 
   extern __shared__ unsigned words[];
   __shared__ double scratch[kThreads / 32];
   __shared__ C stage[kThreads];  // 32 per warp
-  const PairWindow<K, C, T> pw(a.params_x, a.grid.bins_x, a.order_x, a.params_y, a.grid.bins_y,
-                               a.order_y, a.explicit_edges);
+  const PairWindow<K, C, T> pw(a.params_x, a.grid.bins_x - a.at_x, a.order_x, a.params_y,
+                               a.grid.bins_y - a.at_y, a.order_y, a.explicit_edges, a.at_x,
+                               a.at_y);
   const int64_t bins = a.grid.bins_x * a.grid.bins_y, tiles = a.grid.count();
   for (int64_t item = blockIdx.x; item < a.items; item += gridDim.x) {
     const int64_t part = item / tiles, row = part / a.chunks, chunk = part % a.chunks;
@@ -160,7 +162,7 @@ __global__ void __launch_bounds__(kThreads) scatter2d_partials(Scatter2dArgs<T> 
 void scatter_2d(const ScatterJob& job) {
   const Tensor &x = job.coords[0], &y = job.coords[1];
   const int64_t n = job.pb.n, rows = job.pb.rows;
-  const int64_t bins_x = job.pb.bins[0], bins_y = job.pb.bins[1], bins = bins_x * bins_y;
+  const int64_t bins_x = job.slots(0), bins_y = job.slots(1), bins = bins_x * bins_y;
   const ChunkPartials partials(x, n, rows, bins, job.stream);
   const TileGrid grid = TileGrid::of(bins_x, bins_y);
   const int64_t items = rows * partials.chunks() * grid.count();
@@ -176,6 +178,8 @@ void scatter_2d(const ScatterJob& job) {
                                 static_cast<int>(job.pb.orders[0]),
                                 static_cast<int>(job.pb.orders[1]),
                                 job.explicit_edges(),
+                                job.pb.at_edges[0],
+                                job.pb.at_edges[1],
                                 n,
                                 partials.chunks(),
                                 items,

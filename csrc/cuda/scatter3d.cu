@@ -86,8 +86,9 @@ struct Scatter3dArgs {
   int64_t row;
   bool explicit_edges;
   int orders[3];
+  bool at_edges[3];  // an axis at its edges: its slots are its bins + 1 edges
   int64_t n, chunks, items;
-  BoxGrid grid;
+  BoxGrid grid;      // over the slots
   double* partial;      // [rows, chunks, bins_x * bins_y * bins_z]
   unsigned* nonfinite;  // [rows, bins_x * bins_y * bins_z], zeroed
 };
@@ -114,7 +115,7 @@ __device__ void scatter_smooth_sample(const Scatter3dArgs<T>& a, const Window* w
   if (i >= end) return;
   AxisWalk<K, C> w[3];
   for (int ax = 0; ax < 3; ++ax)
-    if (!w[ax].locate(win[ax], a.orders[ax], static_cast<double>(a.x[ax][i])))
+    if (!w[ax].locate(win[ax], a.orders[ax], static_cast<double>(a.x[ax][i]), a.at_edges[ax]))
       return;  // reaches no bin on this axis: adds nothing whatever the weight, as on the CPU
   const double weight = a.weight ? static_cast<double>(a.weight[i]) : 1.0;
   if (weight == 0) return;  // zero weights add nothing, as on the CPU (NaN ones do)
@@ -169,7 +170,8 @@ __global__ void __launch_bounds__(kThreads) scatter3d_partials(Scatter3dArgs<T> 
   Window win[3];
   int log2_max_d = 0;  // |D_ox * D_oy * D_oz| <= 2^this
   for (int ax = 0; ax < 3; ++ax) {
-    win[ax] = window_1d<K, C, T>(a.params + ax * a.row, a.grid.bins[ax], a.explicit_edges);
+    win[ax] = window_1d<K, C, T>(a.params + ax * a.row, a.grid.bins[ax] - a.at_edges[ax],
+                                 a.explicit_edges);
     log2_max_d += log2_max_abs_d(K, a.orders[ax]);
   }
   const int64_t bins = a.grid.total(), boxes = a.grid.count();
@@ -209,7 +211,7 @@ __global__ void __launch_bounds__(kThreads) scatter3d_partials(Scatter3dArgs<T> 
 void scatter_3d(const ScatterJob& job) {
   const Tensor& x = job.coords[0];
   const int64_t n = job.pb.n, rows = job.pb.rows;
-  const BoxGrid grid = BoxGrid::of(job.pb.bins);
+  const BoxGrid grid = BoxGrid::of({job.slots(0), job.slots(1), job.slots(2)});
   const ChunkPartials partials(x, n, rows, grid.total(), job.stream);
   const int64_t items = rows * partials.chunks() * grid.count();
   const size_t counter_bytes = 2 * sizeof(unsigned) * grid.box_slots();
@@ -220,6 +222,7 @@ void scatter_3d(const ScatterJob& job) {
     for (int ax = 0; ax < 3; ++ax) {
       args.x[ax] = job.coords[ax].const_data_ptr<T>();
       args.orders[ax] = static_cast<int>(job.pb.orders[ax]);
+      args.at_edges[ax] = job.pb.at_edges[ax];
     }
     args.weight = job.weight.has_value() ? job.weight->const_data_ptr<T>() : nullptr;
     args.params = job.params_of(0);

@@ -24,25 +24,12 @@ void prepare(Job& job, const std::vector<Tensor>& coords, const Tensor& params, 
 
 }  // namespace
 
-namespace {
-
-// Joint histograms take their axes at the edges on the CPU only, so far.
-void check_cuda_edge_axes(const Problem& pb) {
-  SOFTHIST_CHECK(pb.axes == 1 || !pb.any_at_edges(),
-                 "softhist: on CUDA, joint histograms (2 or 3 axes) have no gradients with "
-                 "respect to their edges, range or kappa yet; detach those, or compute the "
-                 "histogram on the CPU");
-}
-
-}  // namespace
-
 Tensor scatter_cuda(std::vector<Tensor> coords, const std::optional<Tensor>& weight,
                     const Tensor& params, std::vector<int64_t> bins, std::vector<int64_t> orders,
                     std::string kernel_name, std::vector<int64_t> edge_axes) {
   const Kernel kernel = parse_kernel(kernel_name);
   ScatterJob job;
   job.pb = check_scatter_args(coords, weight, params, bins, orders, edge_axes, kernel);
-  check_cuda_edge_axes(job.pb);
   const torch::stable::accelerator::DeviceGuard guard(coords[0].get_device_index());
   prepare(job, coords, params, kernel);
   if (weight.has_value()) job.weight = torch::stable::contiguous(*weight);
@@ -66,7 +53,6 @@ Tensor gather_cuda(std::vector<Tensor> coords, const Tensor& hist, const Tensor&
   const Kernel kernel = parse_kernel(kernel_name);
   GatherJob job;
   job.pb = check_gather_args(coords, hist, params, orders, edge_axes, kernel);
-  check_cuda_edge_axes(job.pb);
   const torch::stable::accelerator::DeviceGuard guard(coords[0].get_device_index());
   prepare(job, coords, params, kernel);
   job.hist = torch::stable::contiguous(hist);
