@@ -11,6 +11,10 @@ default 10) of:
 3. with the gradients with respect to the edges and kappa too / without
    them, over the explicit edges; and with those with respect to min, max
    and kappa / without them, over int bins. Goal: <= 1.5x.
+4. joint histograms (histogramdd, 2 axes), N = 1e6 randn pairs, 32 x 32
+   uneven bins over [-4, 4]^2: forward+backward with the gradients with
+   respect to both axes' edges too / without them (no goal; the edges of each
+   axis take one more joint scatter, with that axis at its edges).
 """
 
 import argparse
@@ -36,6 +40,17 @@ def fwd_bwd(x, bins, kernel, learn, kappa=None):
             hist = softhist_ext.histc(xr, bins, lo, hi, k, kernel=kernel)
         else:
             hist = softhist_ext.histc(xr, bins, -4.0, 4.0, kernel=kernel)
+        hist.backward(torch.ones_like(hist))
+    return run
+
+
+def joint_fwd_bwd(xy, edges, kernel, learn):
+    """histogramdd's forward and backward (2 axes); learn: the edges get
+    gradients too."""
+    def run():
+        xr = xy.detach().requires_grad_()
+        es = [e.detach().requires_grad_(learn) for e in edges]
+        hist = softhist_ext.histogramdd(xr, es, kernel=kernel).hist
         hist.backward(torch.ones_like(hist))
     return run
 
@@ -67,6 +82,17 @@ def main() -> None:
               f"uneven / int {ratio(t, 'uneven', 'int')}, "
               f"edges+kappa grads {ratio(t, 'even+grads', 'even')}, "
               f"min+max+kappa grads {ratio(t, 'int+grads', 'int')}")
+    xy = torch.randn(1_000_000, 2)
+    edges = []
+    for _ in range(2):
+        w = torch.rand(32) * 9 + 1
+        edges.append(-4.0 + 8.0 * torch.cat([torch.zeros(1), w.cumsum(0)]) / w.sum())
+    print(f"joint: N = 1e6 float32 pairs, 32 x 32 uneven bins, forward+backward, {args.rounds} "
+          "rounds: min (median)")
+    for kernel in args.kernels:
+        t = interleaved({"x": joint_fwd_bwd(xy, edges, kernel, False),
+                         "x+edges": joint_fwd_bwd(xy, edges, kernel, True)}, args.rounds)
+        print(f"{kernel:10s} edges grads {ratio(t, 'x+edges', 'x')}")
 
 
 if __name__ == "__main__":

@@ -510,8 +510,8 @@ def histogramdd(
             list of D 1-d tensors of edges, each strictly increasing with any
             spacing, as torch.histogramdd takes them. With edges and a smooth
             kernel, kappa=None is chosen per axis from its mean bin width, as
-            histogram does; the edges get gradients only for D = 1
-            (histogram).
+            histogram does; edges that require grad get gradients (first
+            and second order; learnable bins on every axis).
         range: [min_1, max_1, ..., min_D, max_D], as torch.histogramdd's.
             None takes each axis's range from its finite values (a point
             widened by 0.5 on each side), a constant for autograd; that needs

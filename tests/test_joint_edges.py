@@ -139,6 +139,21 @@ def test_joint_edges_torchscript_and_torch_compile():
 
     torch.testing.assert_close(torch.compile(f, fullgraph=True)(x), expected)
 
+    # The edges' gradients, scripted and compiled, as in eager mode.
+    def loss(ex, ey):
+        return softhist_ext.histogramdd(x, [ex, ey], kernel="triangular").hist.pow(2).sum()
+
+    def learned():
+        return [e.clone().requires_grad_() for e in edges]
+
+    es = learned()
+    eager = torch.autograd.grad(loss(*es), es)
+    es = learned()
+    hist = scripted(x, es, None, None, False, None, "triangular").hist
+    torch.testing.assert_close(torch.autograd.grad(hist.pow(2).sum(), es), eager)
+    es = learned()
+    torch.testing.assert_close(torch.autograd.grad(torch.compile(loss, fullgraph=True)(*es), es), eager)
+
 
 def test_joint_edges_errors_name_the_fix():
     x, edges = _joint(2, n=50)
