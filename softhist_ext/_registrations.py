@@ -148,6 +148,23 @@ def _one_pass(coords, edge_axes):
             and not torch.is_grad_enabled())
 
 
+def _params_grads(coords, weight, upstream, params, bins, orders, kernel, edge_axes, grad_coords,
+                  value_term):
+    """params' gradient (a row per axis) for either op: per axis a, the edge
+    sums of the samples weighted by `weight` (scatter's weights, gather's
+    upstream gradient) against `upstream` (scatter's upstream gradient,
+    gather's hist; see _edge_grad), grad_coords[a] the op's gradient for
+    coords[a], value_term(m) the kappa^m term."""
+    rows = []
+    for a in range(len(coords)):
+        sums = ops.scatter(coords, weight, params, bins, _raised(orders, a), kernel,
+                           _with_axis(edge_axes, a))
+        rows.append(_params_grad(params, a, coords[a], grad_coords[a],
+                                 _edge_grad(upstream, sums, a, len(coords), edge_axes),
+                                 value_term(orders[a])))
+    return torch.stack(rows)
+
+
 def _with_axis(edge_axes, a):
     return list(edge_axes) if a in edge_axes else list(edge_axes) + [a]
 
@@ -199,15 +216,10 @@ class _Scatter(torch.autograd.Function):
                 g_e = (-coef * edge_sums).to(torch.float64).reshape(-1, bins[0] + 1).sum(0)
                 rows = [_params_grad(params, 0, coords[0], grad_coords[0], g_e,
                                      value_term(orders[0]), x_term)]
+                grad_params = torch.stack(rows)
             else:
-                rows = []
-                for a in range(axes):
-                    sums = ops.scatter(coords, weight, params, bins, _raised(orders, a), kernel,
-                                       _with_axis(edge_axes, a))
-                    rows.append(_params_grad(params, a, coords[a], grad_coords[a],
-                                             _edge_grad(grad, sums, a, axes, edge_axes),
-                                             value_term(orders[a])))
-            grad_params = torch.stack(rows)
+                grad_params = _params_grads(coords, weight, grad, params, bins, orders, kernel,
+                                            edge_axes, grad_coords, value_term)
         grad_coords = [g if needs[6 + a] else None for a, g in enumerate(grad_coords)]
         return (grad_weight, grad_params, None, None, None, None, *grad_coords)
 
@@ -236,17 +248,12 @@ class _Gather(torch.autograd.Function):
         ]
         grad_params = None
         if needs[1]:
-            rows = []
-            for a in range(axes):
-                sums = ops.scatter(coords, grad, params, bins, _raised(orders, a), kernel,
-                                   _with_axis(edge_axes, a))
-                value = 0.0
-                if orders[a]:
-                    value = orders[a] * _inner(grad, ops.gather(coords, hist, params, orders,
-                                                                kernel, edge_axes))
-                rows.append(_params_grad(params, a, coords[a], grad_coords[a],
-                                         _edge_grad(hist, sums, a, axes, edge_axes), value))
-            grad_params = torch.stack(rows)
+            def value_term(m):
+                if not m:
+                    return 0.0
+                return m * _inner(grad, ops.gather(coords, hist, params, orders, kernel, edge_axes))
+            grad_params = _params_grads(coords, grad, hist, params, bins, orders, kernel,
+                                        edge_axes, grad_coords, value_term)
         grad_coords = [g if needs[5 + a] else None for a, g in enumerate(grad_coords)]
         return (grad_hist, grad_params, None, None, None, *grad_coords)
 

@@ -182,6 +182,27 @@ std::vector<int64_t> bins_of(const Variable& hist, size_t D, at::IntArrayRef edg
   return bins;
 }
 
+// params' gradient (D rows) for either op: per axis a, the edge sums of the
+// samples weighted by `weight` (scatter's weights, gather's upstream gradient)
+// against `upstream` (scatter's upstream gradient, gather's hist; see
+// edge_grad), grad_x[a] the op's gradient for coords[a], and value() the op's
+// value for the kappa^m term.
+template <typename F>
+Variable params_grad(const Saved& s, const std::optional<at::Tensor>& weight,
+                     const Variable& upstream, const std::vector<int64_t>& bins,
+                     const variable_list& grad_x, const Variable& grad, const F& value) {
+  variable_list rows;
+  const size_t D = s.coords.size();
+  for (size_t a = 0; a < D; ++a) {
+    const Variable sums = softhist::scatter(s.coords, weight, s.params, bins, raised(s.orders, a),
+                                            s.kernel, with_axis(s.edge_axes, a));
+    rows.push_back(params_row_grad(s.params, a, s.coords[a], grad_x[a],
+                                   edge_grad(upstream, sums, a, D, s.edge_axes),
+                                   value_term(s.orders[a], grad, value)));
+  }
+  return at::stack(rows);
+}
+
 class ScatterFunction : public torch::autograd::Function<ScatterFunction> {
  public:
   static Variable forward(AutogradContext* ctx, at::TensorList coords,
@@ -229,15 +250,7 @@ class ScatterFunction : public torch::autograd::Function<ScatterFunction> {
                                     x_term)
                         .unsqueeze(0));
     } else if (params_needed) {
-      variable_list rows;
-      for (size_t a = 0; a < D; ++a) {
-        const Variable sums = softhist::scatter(s.coords, w, s.params, bins, raised(s.orders, a),
-                                                s.kernel, with_axis(s.edge_axes, a));
-        rows.push_back(params_row_grad(s.params, a, s.coords[a], out[a],
-                                       edge_grad(grad, sums, a, D, s.edge_axes),
-                                       value_term(s.orders[a], grad, value)));
-      }
-      out.push_back(at::stack(rows));
+      out.push_back(params_grad(s, w, grad, bins, out, grad, value));
     }
     for (size_t a = 0; a < D; ++a)
       if (!ctx->needs_input_grad(a)) out[a] = Variable();
@@ -275,19 +288,9 @@ class GatherFunction : public torch::autograd::Function<GatherFunction> {
                                           s.edge_axes)
                       : Variable());
     if (params_needed) {
-      const auto value = [&] {
+      out.push_back(params_grad(s, grad, hist, bins, out, grad, [&] {
         return softhist::gather(s.coords, hist, s.params, s.orders, s.kernel, s.edge_axes);
-      };
-      variable_list rows;
-      for (size_t a = 0; a < D; ++a) {
-        const Variable sums = softhist::scatter(s.coords, grad, s.params, bins,
-                                                raised(s.orders, a), s.kernel,
-                                                with_axis(s.edge_axes, a));
-        rows.push_back(params_row_grad(s.params, a, s.coords[a], out[a],
-                                       edge_grad(hist, sums, a, D, s.edge_axes),
-                                       value_term(s.orders[a], grad, value)));
-      }
-      out.push_back(at::stack(rows));
+      }));
     }
     for (size_t a = 0; a < D; ++a)
       if (!ctx->needs_input_grad(a)) out[a] = Variable();
