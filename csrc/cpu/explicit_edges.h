@@ -178,19 +178,6 @@ SOFTHIST_HD void locate_explicit(const T* x, const T* w, int64_t n, const Window
   for (int l = 0; l < kLanes; ++l) first[l] = first[l] < last_start ? first[l] : last_start;
 }
 
-// For the tables per first edge (Window::growth, shifts): each lane's
-// kappa * (x - e_first) in double and its table row, first * edges (ek:
-// scratch for the edges, read 8 at a time).
-SOFTHIST_HD void table_rows(const double* xd, const int32_t* first, const Window& win,
-                            double* t_first, int32_t* row, double (*ek)[kLanes]) {
-  rows_of8(win.at, first, 0, ek);
-#pragma omp simd
-  for (int l = 0; l < kLanes; ++l) {
-    t_first[l] = win.kappa * (xd[l] - ek[0][l]);
-    row[l] = first[l] * static_cast<int32_t>(win.edges);
-  }
-}
-
 // v[k * kLanes + l] = K^(Order)(kappa * (xd[l] - e[first[l] + k])) for the
 // window's edges k, up to the first edge past every sample's reach (K and its
 // derivatives saturated at 0 there and beyond): returns how many edges that
@@ -209,9 +196,12 @@ SOFTHIST_CLONES int64_t explicit_window_values(const double* xd, const int32_t* 
       const double e_past = std::exp(static_cast<double>(Logistic::saturation<C>()));
       double e_first[kLanes];
       int32_t row[kLanes];
-      table_rows(xd, first, win, e_first, row, ek);
+      rows_of8(win.at, first, 0, ek);
 #pragma omp simd
-      for (int l = 0; l < kLanes; ++l) e_first[l] = exp_bounded(-e_first[l]);
+      for (int l = 0; l < kLanes; ++l) {
+        e_first[l] = exp_bounded(-kappa * (xd[l] - ek[0][l]));
+        row[l] = first[l] * static_cast<int32_t>(win.edges);
+      }
       for (int64_t k0 = 0; k0 < win.edges; k0 += 8) {
         rows_of8(win.growth, row, k0, ek);
         for (int64_t k = k0; k < std::min(k0 + 8, win.edges); ++k) {
@@ -237,12 +227,13 @@ SOFTHIST_CLONES int64_t explicit_window_values(const double* xd, const int32_t* 
     const C* shifts = static_cast<const C*>(win.shifts);
     const C past_t = -saturation<C>(K);
     alignas(64) C sk[8][kLanes];
-    double t64[kLanes];
     C t_first[kLanes];
     int32_t row[kLanes];
-    table_rows(xd, first, win, t64, row, ek);
 #pragma omp simd
-    for (int l = 0; l < kLanes; ++l) t_first[l] = static_cast<C>(t64[l]);
+    for (int l = 0; l < kLanes; ++l) {
+      t_first[l] = static_cast<C>(kappa * (xd[l] - win.at[first[l]]));
+      row[l] = first[l] * static_cast<int32_t>(win.edges);
+    }
     for (int64_t k0 = 0; k0 < win.edges; k0 += 8) {
       rows_of8(shifts, row, k0, sk);
       for (int64_t k = k0; k < std::min(k0 + 8, win.edges); ++k) {
