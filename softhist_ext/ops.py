@@ -1,5 +1,6 @@
 """Typed, scriptable wrappers around ``torch.ops.softhist``."""
 
+import builtins
 from typing import List, NamedTuple, Optional, Tuple, Union
 
 import torch
@@ -59,6 +60,25 @@ def _params_row(x: Tensor, bins: int, min: Union[float, Tensor], max: Union[floa
     elif kappa is None:
         kappa_t = row[2] * ((hi - lo) / (hi_t - lo_t))
     return torch.stack([lo_t, hi_t, kappa_t, row[3]])
+
+
+def _holds_tensor(v: object) -> bool:
+    """Whether v, or an entry of the tuple or list v, is a tensor (eager
+    mode: the joint histograms' range and kappa as 0-d tensors)."""
+    if isinstance(v, (list, tuple)):
+        return any(isinstance(u, Tensor) for u in v)
+    return isinstance(v, Tensor)
+
+
+def _learnable_rows(coords: List[Tensor], bins: List[int], mins: list, maxs: list, kappas: list,
+                    kernel: str, conserve_mass: bool) -> Tensor:
+    """The joint params (one _params_row per axis) where some min, max or
+    kappa is a 0-d tensor, which keeps its autograd history. Eager mode only."""
+    if kernel == "hard":
+        raise ValueError("softhist: the hard kernel has no gradient with respect to the range "
+                         "or kappa; give them as numbers, or use a smooth kernel")
+    return torch.stack([_params_row(c, b, lo, hi, k, kernel, conserve_mass)
+                        for c, b, lo, hi, k in zip(coords, bins, mins, maxs, kappas)])
 
 
 def histc(
@@ -293,6 +313,9 @@ def histc2d(
         x, y: paired samples of the same shape and dtype.
         bins, min, max, kappa: as in histc, each a number for both axes or an
             (x, y) pair. min == max takes that axis's range from its data.
+            min, max and kappa may be 0-d tensors (or pairs holding them),
+            which get gradients, as histc's (not in TorchScript, whose
+            signature takes numbers).
         kernel, weight: as in histc.
         dim: one joint histogram per slice along dim.
         conserve_mass: open outer bins on both axes, as in histc: a pair
@@ -330,15 +353,22 @@ def histc2d(
     if weight is not None and weight.shape != x.shape:
         raise ValueError(f"softhist: weight must have x's shape {list(x.shape)}, got {list(weight.shape)}")
     bins_x, bins_y = _pair_int(bins)
-    min_x, min_y = _pair_float(min)
-    max_x, max_y = _pair_float(max)
-    kappa_x, kappa_y = _pair_kappa(kappa)
     if dim is None:
         xs, ys = x.reshape(-1), y.reshape(-1)
         w = weight.reshape(-1) if weight is not None else None
     else:
         xs, ys = x.movedim(dim, -1), y.movedim(dim, -1)
         w = weight.movedim(dim, -1) if weight is not None else None
+    if not torch.jit.is_scripting():
+        if _holds_tensor(min) or _holds_tensor(max) or _holds_tensor(kappa):
+            both = [min, max, kappa]  # each a pair, tensors kept
+            pairs = [list(v) if isinstance(v, (list, tuple)) else [v, v] for v in both]
+            params = _learnable_rows([xs, ys], [bins_x, bins_y], pairs[0], pairs[1], pairs[2],
+                                     kernel, conserve_mass)
+            return torch.ops.softhist.scatter([xs, ys], w, params, [bins_x, bins_y], [0, 0], kernel)
+    min_x, min_y = _pair_float(min)
+    max_x, max_y = _pair_float(max)
+    kappa_x, kappa_y = _pair_kappa(kappa)
     params = torch.stack([
         torch.ops.softhist.params(xs, bins_x, min_x, max_x, kappa_x, kernel, conserve_mass),
         torch.ops.softhist.params(ys, bins_y, min_y, max_y, kappa_y, kernel, conserve_mass),
@@ -459,6 +489,59 @@ def _explicit_edges_dd(edges: List[Tensor], x: Tensor, axes: int, range: Optiona
         a += 1
 
 
+def _edges_density(hist: Tensor, edges: List[Tensor]) -> Tensor:
+    """hist divided by its sum and each bin's volume (the product of its
+    widths), as torch.histogramdd's density."""
+    volume = edges[0].diff()
+    a = 1
+    while a < len(edges):
+        volume = volume[..., None] * edges[a].diff()
+        a += 1
+    bin_dims = _last_dims(hist.dim(), len(edges))
+    return hist / (hist.sum(bin_dims, keepdim=True) * volume)
+
+
+def _learnable_histogramdd(x: Tensor, w: Optional[Tensor], given_edges: List[Tensor],
+                           bins: List[int], range_: object, kappa: object, kernel: str,
+                           density: bool, conserve_mass: bool) -> "HistogramddResult":
+    """histogramdd where the range or kappa holds 0-d tensors, which get
+    gradients (eager mode; x is (..., N, D)): each axis's row as histc's
+    (_params_row) or over its edges (_explicit_params), and returned edges
+    that carry the range's autograd history."""
+    axes = len(bins)
+    kappas = list(kappa) if isinstance(kappa, (list, tuple)) else [kappa] * axes
+    if len(kappas) != axes:
+        raise ValueError(f"softhist: histogramdd's kappa must be a number, None or a list of "
+                         f"{axes} (one per axis), got {len(kappas)}")
+    coords = list(x.movedim(-1, 0).unbind(0))
+    if len(given_edges) > 0:
+        if kernel == "hard":
+            raise ValueError("softhist: the hard kernel takes no kappa")
+        params = _explicit_params_dd(coords, given_edges, kappas, kernel, conserve_mass)
+        edges = given_edges
+    else:
+        if range_ is None:
+            ranges = [_data_range(c) for c in coords]
+        elif len(range_) != 2 * axes:
+            raise ValueError(f"softhist: histogramdd's range must list min and max for each of "
+                             f"the {axes} axes ({2 * axes} numbers), got {len(range_)}")
+        else:
+            ranges = [(range_[2 * a], range_[2 * a + 1]) for a in builtins.range(axes)]
+        for a, (lo, hi) in enumerate(ranges):
+            if not _number(lo) < _number(hi):
+                raise ValueError(f"softhist: histogramdd's range for axis {a} must have min < max, "
+                                 f"got [{_number(lo)}, {_number(hi)}]")
+        params = _learnable_rows(coords, bins, [r[0] for r in ranges], [r[1] for r in ranges],
+                                 kappas, kernel, conserve_mass)
+        edges = [(params[a, 0] + (params[a, 1] - params[a, 0])
+                  * torch.linspace(0.0, 1.0, b + 1, dtype=torch.float64, device=x.device)).to(x.dtype)
+                 for a, b in enumerate(bins)]
+    hist = torch.ops.softhist.scatter(coords, w, params, bins, [0] * axes, kernel)
+    if density:
+        hist = _edges_density(hist, edges)
+    return HistogramddResult(hist, edges)
+
+
 def _explicit_params_dd(coords: List[Tensor], edges: List[Tensor], kappas: List[Optional[float]],
                         kernel: str, conserve_mass: bool) -> Tensor:
     """The params of D axes over explicit edges: each axis's row as
@@ -515,13 +598,16 @@ def histogramdd(
         range: [min_1, max_1, ..., min_D, max_D], as torch.histogramdd's.
             None takes each axis's range from its finite values (a point
             widened by 0.5 on each side), a constant for autograd; that needs
-            the values on the host (a device sync on CUDA).
+            the values on the host (a device sync on CUDA). Entries may be
+            0-d tensors, which get gradients (the returned edges follow
+            them; not in TorchScript, whose signature takes numbers).
         weight: per-sample weights, input.shape[:-1].
         density: normalise to integrate to 1 over the range, as
             torch.histogramdd(density=True).
         kappa: inverse kernel scale per axis (a number for all, or a list of
             D numbers or None), in 1/units of that axis; None sets it from the
-            bin width as histc does.
+            bin width as histc does. Numbers may be 0-d tensors, which get
+            gradients (not in TorchScript).
         kernel: as in histc: "logistic", "gaussian", "triangular", "bspline",
             "box" (softhist_ext.KERNELS) or "hard".
         dim: the dimension of input that holds the samples; the others
@@ -572,6 +658,10 @@ def histogramdd(
     given_edges, bins_per_axis = _bins_dd(bins, axes)
     if len(given_edges) > 0:
         _explicit_edges_dd(given_edges, x, axes, range, kernel)
+    if not torch.jit.is_scripting():
+        if _holds_tensor(range) or _holds_tensor(kappa):
+            return _learnable_histogramdd(x, w, given_edges, bins_per_axis, range, kappa, kernel,
+                                          density, conserve_mass)
     kappas = _per_axis_kappa(kappa, axes)
     if range is not None and len(range) != 2 * axes:
         raise ValueError(f"softhist: histogramdd's range must list min and max for each of the {axes} axes ({2 * axes} numbers), got {len(range)}")
@@ -585,13 +675,7 @@ def histogramdd(
             params = _explicit_params_dd(coords, given_edges, kappas, kernel, conserve_mass)
             hist = torch.ops.softhist.scatter(coords, w, params, bins_per_axis, [0] * axes, kernel)
         if density:
-            volume = given_edges[0].diff()
-            a = 1
-            while a < axes:
-                volume = volume[..., None] * given_edges[a].diff()
-                a += 1
-            bin_dims = _last_dims(hist.dim(), axes)
-            hist = hist / (hist.sum(bin_dims, keepdim=True) * volume)
+            hist = _edges_density(hist, given_edges)
         return HistogramddResult(hist, given_edges)
     # While loops, not for loops: TorchScript's serialised code writes a for
     # loop with `range`, which the argument of that name hides.

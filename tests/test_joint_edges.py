@@ -176,3 +176,41 @@ def test_joint_edges_errors_name_the_fix():
     # hist has bins + 1 slots on an axis at its edges: 8 x 5 is 7 bins by 5 bins there.
     out = torch.ops.softhist.gather(cs, torch.zeros(8, 5, dtype=f64), ps, [1, 0], "logistic", [0])
     assert out.shape == x.shape[:1]
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_joint_range_and_kappa_as_tensors_get_their_gradients(kernel):
+    # histogramdd's range and kappa, and histc2d's min, max and kappa, as 0-d
+    # tensors: values and gradients against the dense formula.
+    x, _ = _joint(2, n=500)
+    x = x[3:].clone().requires_grad_()
+    lo = [torch.tensor(v, dtype=f64, requires_grad=True) for v in (-2.5, -2.0)]
+    hi = [torch.tensor(v, dtype=f64, requires_grad=True) for v in (2.0, 3.0)]
+    k = [torch.tensor(v, dtype=f64, requires_grad=True) for v in (3.0, 4.5)]
+    bins = [7, 5]
+    edges = [lo[a] + (hi[a] - lo[a]) * torch.arange(b + 1, dtype=f64) / b for a, b in enumerate(bins)]
+    dense = reference.histogramdd_edges(list(x.unbind(-1)), edges, k, kernel)
+    hist, returned = softhist_ext.histogramdd(x, bins, [lo[0], hi[0], lo[1], hi[1]], kappa=k,
+                                              kernel=kernel)
+    joint = softhist_ext.histc2d(x[:, 0], x[:, 1], tuple(bins), (lo[0], lo[1]), (hi[0], hi[1]),
+                                 (k[0], k[1]), kernel=kernel)
+    g = torch.randn(dense.shape, dtype=f64)
+    inputs = [x, *lo, *hi, *k]
+    expected = torch.autograd.grad(dense, inputs, g, retain_graph=True)
+    assert all(float(e.abs()) > 1e-3 for e in expected[1:])  # the test can fail
+    for out in (hist, joint):
+        torch.testing.assert_close(out, dense)
+        for ours, e in zip(torch.autograd.grad(out, inputs, g, retain_graph=True), expected):
+            torch.testing.assert_close(ours, e)
+    # the returned edges follow the range
+    torch.testing.assert_close(torch.autograd.grad(returned[1].sum(), hi[1])[0],
+                               torch.tensor(3.0, dtype=f64))
+    # kappa as tensors over explicit edges, and density
+    ex = [_uneven_edges(b, -3.0, 3.0, b) for b in bins]
+    hist = softhist_ext.histogramdd(x, ex, kappa=k, kernel=kernel, density=True).hist
+    dense = reference.histogramdd_edges(list(x.unbind(-1)), ex, k, kernel)
+    dense = dense / (dense.sum() * ex[0].diff()[:, None] * ex[1].diff())
+    torch.testing.assert_close(hist, dense)
+    torch.testing.assert_close(torch.autograd.grad(hist, k, g), torch.autograd.grad(dense, k, g))
+    with pytest.raises(ValueError, match="hard kernel has no gradient with respect to the range"):
+        softhist_ext.histogramdd(x, bins, [lo[0], hi[0], lo[1], hi[1]], kernel="hard")
