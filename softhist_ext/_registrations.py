@@ -10,7 +10,7 @@ axis a's order + 1, d gather / d hist = scatter. params (the range or edges,
 and kappa of each axis) gets its gradient axis by axis: every op depends on
 an edge e_j of axis a only through K^(m)(kappa (x - e_j)), so d/de_j is minus
 the op with axis a one order up and at its edges (edge_axes), times the
-upstream values there (see _edge_grad and _params_grad). On the CPU, one
+upstream values there (see _edge_grad and _params_row_grad). On the CPU, one
 axis's first-order backward takes the gradients for x and params from one
 pass over the samples (edge_gather_scatter). csrc/autograd builds the same
 for C++ programs.
@@ -102,7 +102,7 @@ def _edge_grad(upstream, sums, a, axes, edge_axes):
     return g.reshape(-1, g.shape[-1]).sum(0)
 
 
-def _params_grad(params, a, x, grad_x, grad_edges, value_term, x_term=None):
+def _params_row_grad(params, a, x, grad_x, grad_edges, value_term, x_term=None):
     """Row a of params' gradient, for a value of order m along axis a: one that
     depends on x, the axis's edges e_j and kappa only through
     kappa^m K^(m)(kappa (x - e_j)). grad_x and grad_edges (float64, bins + 1)
@@ -148,7 +148,7 @@ def _one_pass(coords, edge_axes):
             and not torch.is_grad_enabled())
 
 
-def _params_grads(coords, weight, upstream, params, bins, orders, kernel, edge_axes, grad_coords,
+def _params_grad(coords, weight, upstream, params, bins, orders, kernel, edge_axes, grad_coords,
                   value_term):
     """params' gradient (a row per axis) for either op: per axis a, the edge
     sums of the samples weighted by `weight` (scatter's weights, gather's
@@ -159,7 +159,7 @@ def _params_grads(coords, weight, upstream, params, bins, orders, kernel, edge_a
     for a in range(len(coords)):
         sums = ops.scatter(coords, weight, params, bins, _raised(orders, a), kernel,
                            _with_axis(edge_axes, a))
-        rows.append(_params_grad(params, a, coords[a], grad_coords[a],
+        rows.append(_params_row_grad(params, a, coords[a], grad_coords[a],
                                  _edge_grad(upstream, sums, a, len(coords), edge_axes),
                                  value_term(orders[a])))
     return torch.stack(rows)
@@ -214,11 +214,11 @@ class _Scatter(torch.autograd.Function):
                                                                       params, orders[0] + 1, kernel)
                 grad_coords[0] = _weighted(gathered, weight)
                 g_e = (-coef * edge_sums).to(torch.float64).reshape(-1, bins[0] + 1).sum(0)
-                rows = [_params_grad(params, 0, coords[0], grad_coords[0], g_e,
+                rows = [_params_row_grad(params, 0, coords[0], grad_coords[0], g_e,
                                      value_term(orders[0]), x_term)]
                 grad_params = torch.stack(rows)
             else:
-                grad_params = _params_grads(coords, weight, grad, params, bins, orders, kernel,
+                grad_params = _params_grad(coords, weight, grad, params, bins, orders, kernel,
                                             edge_axes, grad_coords, value_term)
         grad_coords = [g if needs[6 + a] else None for a, g in enumerate(grad_coords)]
         return (grad_weight, grad_params, None, None, None, None, *grad_coords)
@@ -252,7 +252,7 @@ class _Gather(torch.autograd.Function):
                 if not m:
                     return 0.0
                 return m * _inner(grad, ops.gather(coords, hist, params, orders, kernel, edge_axes))
-            grad_params = _params_grads(coords, grad, hist, params, bins, orders, kernel,
+            grad_params = _params_grad(coords, grad, hist, params, bins, orders, kernel,
                                         edge_axes, grad_coords, value_term)
         grad_coords = [g if needs[5 + a] else None for a, g in enumerate(grad_coords)]
         return (grad_hist, grad_params, None, None, None, *grad_coords)
