@@ -63,6 +63,12 @@ struct Problem {
   std::vector<int64_t> bins, orders;  // bins: the histogram's, whatever the slots
   std::vector<bool> at_edges;
   int64_t slots(int64_t a) const { return bins[a] + (at_edges[a] ? 1 : 0); }
+  // The histogram's last dimensions: each axis's slots.
+  std::vector<int64_t> all_slots() const {
+    std::vector<int64_t> out;
+    for (int64_t a = 0; a < axes; ++a) out.push_back(slots(a));
+    return out;
+  }
   bool any_at_edges() const {
     for (bool e : at_edges)
       if (e) return true;

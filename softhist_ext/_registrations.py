@@ -209,14 +209,12 @@ class _Scatter(torch.autograd.Function):
                 return m * _inner(grad, ops.scatter(coords, weight, params, bins, orders, kernel,
                                                     edge_axes))
             if one_pass:  # d/dx is the edge gather of the gradient's differences
-                coef = _differences(grad)
-                gathered, edge_sums, x_term = ops.edge_gather_scatter(coords[0], weight, coef,
-                                                                      params, orders[0] + 1, kernel)
+                gathered, edge_sums, x_term = ops.edge_gather_scatter(
+                    coords[0], weight, _differences(grad), params, orders[0] + 1, kernel)
                 grad_coords[0] = _weighted(gathered, weight)
-                g_e = (-coef * edge_sums).to(torch.float64).reshape(-1, bins[0] + 1).sum(0)
-                rows = [_params_row_grad(params, 0, coords[0], grad_coords[0], g_e,
-                                     value_term(orders[0]), x_term)]
-                grad_params = torch.stack(rows)
+                g_e = _edge_grad(grad, edge_sums, 0, 1, edge_axes)
+                grad_params = _params_row_grad(params, 0, coords[0], grad_coords[0], g_e,
+                                               value_term(orders[0]), x_term)[None]
             else:
                 grad_params = _params_grad(coords, weight, grad, params, bins, orders, kernel,
                                             edge_axes, grad_coords, value_term)

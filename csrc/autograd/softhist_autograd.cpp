@@ -239,13 +239,12 @@ class ScatterFunction : public torch::autograd::Function<ScatterFunction> {
       return softhist::scatter(s.coords, w, s.params, bins, s.orders, s.kernel, s.edge_axes);
     };
     if (single) {  // d/dx is the edge gather of the gradient's differences
-      const Variable coef = differences(grad);
       Variable edge_sums, x_term;
       std::tie(out[0], edge_sums, x_term) = softhist::edge_gather_scatter(
-          s.coords[0], w, coef, s.params, s.orders[0] + 1, s.kernel);
+          s.coords[0], w, differences(grad), s.params, s.orders[0] + 1, s.kernel);
       out[0] = weighted(out[0], weight);
-      const Variable g_e = (-coef * edge_sums).to(at::kDouble).reshape({-1, bins[0] + 1}).sum(0);
-      out.push_back(params_row_grad(s.params, 0, s.coords[0], out[0], g_e,
+      out.push_back(params_row_grad(s.params, 0, s.coords[0], out[0],
+                                    edge_grad(grad, edge_sums, 0, D, s.edge_axes),
                                     value_term(s.orders[0], grad, value),
                                     x_term)
                         .unsqueeze(0));

@@ -936,9 +936,7 @@ Tensor scatter_cpu(std::vector<Tensor> coords_in, const std::optional<Tensor>& w
   const std::optional<Tensor> wc =
       weight.has_value() ? std::optional<Tensor>(torch::stable::contiguous(*weight))
                          : std::nullopt;
-  std::vector<int64_t> slots;
-  for (int64_t a = 0; a < pb.axes; ++a) slots.push_back(pb.slots(a));
-  Tensor out = torch::stable::empty(with_last(coords[0], slots), coords[0].scalar_type(),
+  Tensor out = torch::stable::empty(with_last(coords[0], pb.all_slots()), coords[0].scalar_type(),
                                     std::nullopt, coords[0].device());
   dispatch_float(coords[0].scalar_type(), [&](auto tag, auto ctag) {
     using T = decltype(tag);

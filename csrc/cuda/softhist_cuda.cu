@@ -34,9 +34,8 @@ Tensor scatter_cuda(std::vector<Tensor> coords, const std::optional<Tensor>& wei
   prepare(job, coords, params, kernel);
   if (weight.has_value()) job.weight = torch::stable::contiguous(*weight);
   const Tensor& x = job.coords[0];
-  std::vector<int64_t> slots;
-  for (int64_t a = 0; a < job.pb.axes; ++a) slots.push_back(job.pb.slots(a));
-  job.out = torch::stable::empty(with_last(x, slots), x.scalar_type(), std::nullopt, x.device());
+  job.out = torch::stable::empty(with_last(x, job.pb.all_slots()), x.scalar_type(), std::nullopt,
+                                 x.device());
   if (job.pb.rows == 0) return job.out;
   if (job.pb.n == 0) return torch::stable::zero_(job.out);
   switch (job.pb.axes) {
