@@ -357,11 +357,11 @@ struct Window {
   const int32_t* cell_first = nullptr;
   double cell_inv = 0;
   int64_t cells = 0, cell_steps = 0;
-  // CPU, per first edge f and window edge k (null where the table would be
-  // too large): the logistic kernel's growth[f * edges + k] = e^(kappa
-  // (e_(f+k) - e_f)) (null where that could overflow), the other kernels'
-  // shifts, kappa (e_(f+k) - e_f) in the type window values are computed in.
-  const double* growth = nullptr;
+  // CPU, per first edge f and window edge k, in the type window values are
+  // computed in (null where the table would be too large): the logistic
+  // kernel's growth[f * edges + k] = e^(kappa (e_(f+k) - e_(f+1))), the other
+  // kernels' shifts, kappa (e_(f+k) - e_f).
+  const void* growth = nullptr;
   const void* shifts = nullptr;
 
   // C: the type kernel values are computed in; T: the samples' type.

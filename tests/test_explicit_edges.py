@@ -228,3 +228,28 @@ def test_edges_closer_than_the_index_cells_and_samples_on_them(kernel):
     # (The box's density jumps at reach: there the gradient is a convention.)
     kept = 3000 + edges.numel() if kernel == "box" else x.numel()
     torch.testing.assert_close(ours[:kept], expected[:kept], rtol=1e-7, atol=1e-7)
+
+
+@pytest.mark.parametrize("sort", [False, True])
+def test_logistic_float32_with_bins_many_kernel_widths_apart(sort):
+    # Wide first and last bins around narrow ones (kappa times the widths:
+    # 400 and 4): samples deep in the wide bins lie too many kernel widths
+    # from their windows' second edges for float32 growth factors, samples in
+    # the narrow bins use them; sorted, a block of samples holds one kind.
+    edges = torch.cat([torch.tensor([-1.0]), torch.linspace(0.0, 0.2, 21), torch.tensor([1.2])])
+    kappa = 400.0
+    gen = torch.Generator().manual_seed(11)
+    x = torch.rand(4000, generator=gen) * 2.6 - 1.2  # past both ends too
+    if sort:
+        x = x.sort().values
+    x.requires_grad_()
+    w = (torch.rand(4000, generator=gen) * 2).requires_grad_()
+    hist = softhist_ext.histogram(x, edges, weight=w, kappa=kappa).hist
+    dense = reference.histogram_edges(x.double(), edges.double(), kappa, "logistic", w.double())
+    torch.testing.assert_close(hist.double(), dense, rtol=1e-5, atol=1e-3)
+    g = torch.randn(hist.shape, generator=gen)
+    ours = torch.autograd.grad(hist, [x, w], g)
+    expected = torch.autograd.grad(dense, [x, w], g.double())
+    for name, a, b, scale in zip(["x", "weight"], ours, expected, [kappa, 1.0]):
+        torch.testing.assert_close(a.double() / scale, b.double() / scale, rtol=1e-4, atol=1e-5,
+                                   msg=name)

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <type_traits>
 
 #include "common.h"
@@ -55,38 +56,47 @@ template <typename C>
 struct ExplicitIndex {
   std::vector<double> edges;
   std::vector<int32_t> cell_first;
-  std::vector<double> growth;
+  std::vector<C> growth;
   std::vector<C> shifts;
 };
 
 // The most growth factors or shifts a window keeps (2 MB).
 constexpr int64_t kMaxTable = int64_t(1) << 18;
 
-// table[f * edges + k] = entry(e_(f+k) - e_f) for every first edge f and its
+// table[f * edges + k] = entry(f, k) for every first edge f and its
 // window's edges k, padded by 8; false (and no table) where that would be
 // more than kMaxTable entries.
 template <typename S, typename F>
 bool per_first_edge(const Window& w, std::vector<S>& table, const F& entry) {
-  const double* e = w.at;
   const int64_t starts = w.bins + 2 - w.edges;  // first edges 0 .. bins + 1 - edges
   if (starts * w.edges > kMaxTable) return false;
   table.assign(static_cast<size_t>(starts * w.edges + 8), S(0));
   for (int64_t f = 0; f < starts; ++f)
-    for (int64_t k = 0; k < w.edges; ++k) table[f * w.edges + k] = entry(e[f + k] - e[f]);
+    for (int64_t k = 0; k < w.edges; ++k) table[f * w.edges + k] = entry(f, k);
   return true;
 }
 
-// Window::growth, where every product e^(-kappa (x - e_f)) * growth stays
-// within exp_bounded's range in double (|exponent| < 700; the windows'
-// samples lie within reach of their edges).
+// The logistic kernel's explicit windows in C: growth factors e^g, with the
+// exponents g clamped to +-kGrowthCap<C>, and the exponents -kappa (x - e_r)
+// of a window's reference edge that multiply them, at most kReachCap<C> in
+// magnitude. A product whose true exponent a + g was clamped still lies
+// beyond the kernel's clamp (cap - reach_cap > Logistic::clamp<C>()), so it
+// saturates as cdf would.
+template <typename C>
+constexpr double kGrowthCap = sizeof(C) == 8 ? 600.0 : 80.0;
+template <typename C>
+constexpr double kReachCap = sizeof(C) == 8 ? 550.0 : 56.0;
+
+// growth[f][k] = e^(kappa (e_(f+k) - e_(f+1))): relative to each window's
+// second edge, the first within reach of the window's samples (so that
+// -kappa (x - e_(f+1)) > -saturation for all but the last windows').
 template <typename C>
 void logistic_growth(Window& w, ExplicitIndex<C>& index) {
   const double* e = w.at;
-  const int64_t starts = w.bins + 2 - w.edges;
-  double widest = 0;
-  for (int64_t f = 0; f < starts; ++f) widest = std::max(widest, e[f + w.edges - 1] - e[f]);
-  if (!(w.kappa * (widest + w.reach) < 700.0)) return;
-  if (per_first_edge(w, index.growth, [&](double d) { return std::exp(w.kappa * d); }))
+  const double cap = kGrowthCap<C>;
+  if (per_first_edge(w, index.growth, [&](int64_t f, int64_t k) {
+        return static_cast<C>(std::exp(std::clamp(w.kappa * (e[f + k] - e[f + 1]), -cap, cap)));
+      }))
     w.growth = index.growth.data();
 }
 
@@ -132,7 +142,9 @@ Window explicit_window(Kernel kernel, const double* row, int64_t bins, ExplicitI
   w.cell_first = cell_first.data();
   if (kernel == Kernel::Logistic)
     logistic_growth(w, index);
-  else if (per_first_edge(w, index.shifts, [&](double d) { return static_cast<C>(w.kappa * d); }))
+  else if (per_first_edge(w, index.shifts, [&](int64_t f, int64_t k) {
+             return static_cast<C>(w.kappa * (e[f + k] - e[f]));
+           }))
     w.shifts = index.shifts.data();
   return w;
 }
@@ -178,6 +190,53 @@ SOFTHIST_HD void locate_explicit(const T* x, const T* w, int64_t n, const Window
   for (int l = 0; l < kLanes; ++l) first[l] = first[l] < last_start ? first[l] : last_start;
 }
 
+// explicit_window_values for the logistic kernel from Window::growth:
+// e^(-kappa (x - e_(f+k))) = e^(-kappa (x - e_(f+1))) * growth[f][k], one exp
+// per sample (in double: x may lie many kernel widths from e_(f+1)), then a
+// product per edge in C, clamped as cdf clamps t. Returns how many edges hold
+// values, as explicit_window_values does, or 0 (and no values) for a block
+// with a sample whose exponent exceeds kReachCap: far past the last window's
+// second edge, or before a first bin wider than that.
+template <int Order, typename C>
+SOFTHIST_HD int64_t logistic_growth_values(const double* xd, const int32_t* first, const Window& win,
+                                        C* v) {
+  const C* growth = static_cast<const C*>(win.growth);
+  const C e_min = exp_bounded(-Logistic::clamp<C>()), e_max = exp_bounded(Logistic::clamp<C>());
+  const C e_past = exp_bounded(Logistic::saturation<C>());
+  const double kappa = win.kappa, cap = kReachCap<C>, dead = win.at[0] - win.reach;
+  alignas(64) C gk[8][kLanes];
+  C e_ref[kLanes];
+  int32_t row[kLanes];
+  int in_range = 1;
+#pragma omp simd reduction(& : in_range)
+  for (int l = 0; l < kLanes; ++l) {
+    double a = -kappa * (xd[l] - win.at[first[l] + 1]);
+    in_range &= (a >= -cap && a <= cap) || xd[l] == dead;
+    a = a > -cap ? a : -cap;
+    a = a < cap ? a : cap;
+    // A sample that reaches no bin (locate_explicit) saturates at every edge.
+    e_ref[l] = xd[l] == dead ? std::numeric_limits<C>::infinity() : static_cast<C>(exp_bounded(a));
+    row[l] = first[l] * static_cast<int32_t>(win.edges);
+  }
+  if (!in_range) return 0;
+  for (int64_t k0 = 0; k0 < win.edges; k0 += 8) {
+    rows_of8(growth, row, k0, gk);
+    for (int64_t k = k0; k < std::min(k0 + 8, win.edges); ++k) {
+      int past = 1;
+#pragma omp simd reduction(& : past)
+      for (int l = 0; l < kLanes; ++l) {
+        const C product = e_ref[l] * gk[k - k0][l];
+        C e = product > e_min ? product : e_min;
+        e = e < e_max ? e : e_max;
+        v[k * kLanes + l] = Logistic::from_exp<Order>(e);
+        past &= product >= e_past;
+      }
+      if (past) return k + 1;
+    }
+  }
+  return win.edges;
+}
+
 // v[k * kLanes + l] = K^(Order)(kappa * (xd[l] - e[first[l] + k])) for the
 // window's edges k, up to the first edge past every sample's reach (K and its
 // derivatives saturated at 0 there and beyond): returns how many edges that
@@ -186,40 +245,10 @@ template <Kernel K, int Order, typename C>
 SOFTHIST_CLONES int64_t explicit_window_values(const double* xd, const int32_t* first,
                                                const Window& win, C* v) {
   const double kappa = win.kappa, reach = win.reach;
-  alignas(64) double ek[8][kLanes];  // e[first[l] + k], or the growth factors
+  alignas(64) double ek[8][kLanes];  // e[first[l] + k]
   if constexpr (K == Kernel::Logistic) {
-    if (win.growth) {
-      // e^(-kappa (x - e_(f+k))) = e^(-kappa (x - e_f)) * growth[f][k]: one
-      // exp per sample (in double: x may lie many kernel widths past e_f),
-      // clamped as cdf clamps t; past every sample's reach at e^T.
-      const C e_min = exp_bounded(-Logistic::clamp<C>()), e_max = exp_bounded(Logistic::clamp<C>());
-      const double e_past = std::exp(static_cast<double>(Logistic::saturation<C>()));
-      double e_first[kLanes];
-      int32_t row[kLanes];
-      rows_of8(win.at, first, 0, ek);
-#pragma omp simd
-      for (int l = 0; l < kLanes; ++l) {
-        e_first[l] = exp_bounded(-kappa * (xd[l] - ek[0][l]));
-        row[l] = first[l] * static_cast<int32_t>(win.edges);
-      }
-      for (int64_t k0 = 0; k0 < win.edges; k0 += 8) {
-        rows_of8(win.growth, row, k0, ek);
-        for (int64_t k = k0; k < std::min(k0 + 8, win.edges); ++k) {
-          int past = 1;
-#pragma omp simd reduction(& : past)
-          for (int l = 0; l < kLanes; ++l) {
-            const double product = e_first[l] * ek[k - k0][l];
-            C e = static_cast<C>(product);
-            e = e > e_min ? e : e_min;
-            e = e < e_max ? e : e_max;
-            v[k * kLanes + l] = Logistic::from_exp<Order>(e);
-            past &= product >= e_past;
-          }
-          if (past) return k + 1;
-        }
-      }
-      return win.edges;
-    }
+    if (win.growth)
+      if (const int64_t edges = logistic_growth_values<Order>(xd, first, win, v)) return edges;
   } else if (win.shifts) {
     // kappa (x - e_(f+k)) = kappa (x - e_f) - shifts[f][k]: the window's
     // arithmetic in C (in double, the subtractions would take twice the
