@@ -190,6 +190,17 @@ SOFTHIST_HD void locate_explicit(const T* x, const T* w, int64_t n, const Window
   for (int l = 0; l < kLanes; ++l) first[l] = first[l] < last_start ? first[l] : last_start;
 }
 
+// Whether every lane's latest edge lies past its reach (so do all later
+// edges): checked from the fourth edge on, since no kernel's windows are
+// shorter and this horizontal reduction costs about an edge's values.
+SOFTHIST_HD bool all_past(int64_t k, const int32_t* past) {
+  if (k < 3) return false;
+  int all = 1;
+#pragma omp simd reduction(& : all)
+  for (int l = 0; l < kLanes; ++l) all &= past[l];
+  return all;
+}
+
 // explicit_window_values for the logistic kernel from Window::growth:
 // e^(-kappa (x - e_(f+k))) = e^(-kappa (x - e_(f+1))) * growth[f][k], one exp
 // per sample (in double: x may lie many kernel widths from e_(f+1)), then a
@@ -206,7 +217,7 @@ SOFTHIST_HD int64_t logistic_growth_values(const double* xd, const int32_t* firs
   const double kappa = win.kappa, cap = kReachCap<C>, dead = win.at[0] - win.reach;
   alignas(64) C gk[8][kLanes];
   C e_ref[kLanes];
-  int32_t row[kLanes];
+  int32_t row[kLanes], past[kLanes];
   int in_range = 1;
 #pragma omp simd reduction(& : in_range)
   for (int l = 0; l < kLanes; ++l) {
@@ -222,30 +233,30 @@ SOFTHIST_HD int64_t logistic_growth_values(const double* xd, const int32_t* firs
   for (int64_t k0 = 0; k0 < win.edges; k0 += 8) {
     rows_of8(growth, row, k0, gk);
     for (int64_t k = k0; k < std::min(k0 + 8, win.edges); ++k) {
-      int past = 1;
-#pragma omp simd reduction(& : past)
+#pragma omp simd
       for (int l = 0; l < kLanes; ++l) {
         const C product = e_ref[l] * gk[k - k0][l];
         C e = product > e_min ? product : e_min;
         e = e < e_max ? e : e_max;
         v[k * kLanes + l] = Logistic::from_exp<Order>(e);
-        past &= product >= e_past;
+        past[l] = product >= e_past;
       }
-      if (past) return k + 1;
+      if (all_past(k, past)) return k + 1;
     }
   }
   return win.edges;
 }
 
 // v[k * kLanes + l] = K^(Order)(kappa * (xd[l] - e[first[l] + k])) for the
-// window's edges k, up to the first edge past every sample's reach (K and its
-// derivatives saturated at 0 there and beyond): returns how many edges that
-// is. (Windows fit the widest spread of edges; most blocks need fewer.)
+// window's edges k, up to an edge past every sample's reach (K and its
+// derivatives saturated at 0 there and beyond; all_past): returns how many
+// edges that is. (Windows fit the widest spread of edges; most blocks need fewer.)
 template <Kernel K, int Order, typename C>
 SOFTHIST_CLONES int64_t explicit_window_values(const double* xd, const int32_t* first,
                                                const Window& win, C* v) {
   const double kappa = win.kappa, reach = win.reach;
   alignas(64) double ek[8][kLanes];  // e[first[l] + k]
+  int32_t past[kLanes];
   if constexpr (K == Kernel::Logistic) {
     if (win.growth)
       if (const int64_t edges = logistic_growth_values<Order>(xd, first, win, v)) return edges;
@@ -266,14 +277,13 @@ SOFTHIST_CLONES int64_t explicit_window_values(const double* xd, const int32_t* 
     for (int64_t k0 = 0; k0 < win.edges; k0 += 8) {
       rows_of8(shifts, row, k0, sk);
       for (int64_t k = k0; k < std::min(k0 + 8, win.edges); ++k) {
-        int past = 1;
-#pragma omp simd reduction(& : past)
+#pragma omp simd
         for (int l = 0; l < kLanes; ++l) {
           const C t = t_first[l] - sk[k - k0][l];
           v[k * kLanes + l] = cdf<K, Order>(t);
-          past &= t <= past_t;
+          past[l] = t <= past_t;
         }
-        if (past) return k + 1;
+        if (all_past(k, past)) return k + 1;
       }
     }
     return win.edges;
@@ -281,14 +291,13 @@ SOFTHIST_CLONES int64_t explicit_window_values(const double* xd, const int32_t* 
   for (int64_t k0 = 0; k0 < win.edges; k0 += 8) {
     rows_of8(win.at, first, k0, ek);
     for (int64_t k = k0; k < std::min(k0 + 8, win.edges); ++k) {
-      int past = 1;
-#pragma omp simd reduction(& : past)
+#pragma omp simd
       for (int l = 0; l < kLanes; ++l) {
         const double d = xd[l] - ek[k - k0][l];
         v[k * kLanes + l] = cdf<K, Order>(static_cast<C>(kappa * d));
-        past &= d <= -reach;
+        past[l] = d <= -reach;
       }
-      if (past) return k + 1;
+      if (all_past(k, past)) return k + 1;
     }
   }
   return win.edges;
