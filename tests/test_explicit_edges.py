@@ -177,7 +177,7 @@ def test_torchscript_torch_compile_and_opcheck_over_explicit_edges():
 @pytest.mark.parametrize("lo", [0.0, 1e6])
 def test_every_order_over_uneven_edges_across_widths_and_far_ranges(kernel, kappa_width, lo):
     # Over uneven edges the window values are evaluated edge by edge (the
-    # logistic by growth factors from the window's first edge): values,
+    # logistic by growth factors from the window's second edge): values,
     # gradient and second derivative against the dense formula, for kernels
     # spanning part of a bin to hundreds of bins, near 0 and far from it.
     bins, hi = 24, lo + 1.0
