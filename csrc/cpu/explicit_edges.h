@@ -209,8 +209,8 @@ SOFTHIST_HD bool all_past(int64_t k, const int32_t* past) {
 // with a sample whose exponent exceeds kReachCap: far past the last window's
 // second edge, or before a first bin wider than that.
 template <int Order, typename C>
-SOFTHIST_HD int64_t logistic_growth_values(const double* xd, const int32_t* first, const Window& win,
-                                        C* v) {
+SOFTHIST_HD int64_t logistic_growth_values(const double* xd, const int32_t* first,
+                                           const Window& win, C* v) {
   const C* growth = static_cast<const C*>(win.growth);
   const C e_min = exp_bounded(-Logistic::clamp<C>()), e_max = exp_bounded(Logistic::clamp<C>());
   const C e_past = exp_bounded(Logistic::saturation<C>());
