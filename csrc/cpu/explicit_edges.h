@@ -149,10 +149,14 @@ Window explicit_window(Kernel kernel, const double* row, int64_t bins, ExplicitI
   return w;
 }
 
+// The value locate_explicit gives a sample that reaches no bin: past reach
+// of every edge, so that its window values are finite and saturated.
+SOFTHIST_HD double unreached(const Window& win) { return win.at[0] - win.reach; }
+
 // locate_block for explicit edges, without branches so that it vectorises:
 // each sample's first edge (the last edge at or below x - reach: its cell's
 // cell_first, then up to cell_steps edges on; clamped so the window fits),
-// its value as a double in xd (for samples that reach no bin, e_0 - reach:
+// its value as a double in xd (for samples that reach no bin, unreached:
 // finite window values, saturated at every edge) and its scale.
 template <typename T>
 SOFTHIST_HD void locate_explicit(const T* x, const T* w, int64_t n, const Window& win,
@@ -163,7 +167,7 @@ SOFTHIST_HD void locate_explicit(const T* x, const T* w, int64_t n, const Window
   const int32_t* cell_first = win.cell_first;
   const int32_t bins = static_cast<int32_t>(win.bins);
   const int32_t last_start = static_cast<int32_t>(win.bins + 1 - win.edges);
-  const double reach = win.reach, e0 = e[0], lo = e0 - reach, hi = e[win.bins] + reach;
+  const double reach = win.reach, e0 = e[0], lo = unreached(win), hi = e[win.bins] + reach;
   const double cell_inv = win.cell_inv, last_cell = static_cast<double>(win.cells);
   const int64_t steps = win.cell_steps;
   const bool open_ends = win.open_ends;
@@ -176,7 +180,7 @@ SOFTHIST_HD void locate_explicit(const T* x, const T* w, int64_t n, const Window
     alive = alive && (!open_ends || (v >= in_lo && v <= in_hi));
     y[l] = alive ? v - reach : e0;
     first[l] = cell_first[cell_of(y[l], e0, cell_inv, last_cell)];
-    xd[l] = alive ? v : e0 - reach;  // (past reach of every edge)
+    xd[l] = alive ? v : lo;
     scale[l] = alive ? (w ? static_cast<double>(w[l]) : 1.0) : 0.0;
   }
   // (Steps outside the lanes' loop, so that it vectorises.)
@@ -214,7 +218,7 @@ SOFTHIST_HD int64_t logistic_growth_values(const double* xd, const int32_t* firs
   const C* growth = static_cast<const C*>(win.growth);
   const C e_min = exp_bounded(-Logistic::clamp<C>()), e_max = exp_bounded(Logistic::clamp<C>());
   const C e_past = exp_bounded(Logistic::saturation<C>());
-  const double kappa = win.kappa, cap = kReachCap<C>, dead = win.at[0] - win.reach;
+  const double kappa = win.kappa, cap = kReachCap<C>, dead = unreached(win);
   alignas(64) C gk[8][kLanes];
   C e_ref[kLanes];
   int32_t row[kLanes], past[kLanes];
@@ -225,7 +229,7 @@ SOFTHIST_HD int64_t logistic_growth_values(const double* xd, const int32_t* firs
     in_range &= (a >= -cap && a <= cap) || xd[l] == dead;
     a = a > -cap ? a : -cap;
     a = a < cap ? a : cap;
-    // A sample that reaches no bin (locate_explicit) saturates at every edge.
+    // A sample that reaches no bin saturates at every edge.
     e_ref[l] = xd[l] == dead ? std::numeric_limits<C>::infinity() : static_cast<C>(exp_bounded(a));
     row[l] = first[l] * static_cast<int32_t>(win.edges);
   }
