@@ -672,32 +672,36 @@ void gather_chunk_hard(const std::array<const T*, D>& x, const C* h, int64_t n,
 
 // ---------------------------------------------------------------- ops
 
+// [lo, hi] of the finite values of p[0, m) (lo > hi when there are none), in
+// the compute type C (exact: C holds every value of T), for the clone's ISA.
+template <typename T, typename C>
+SOFTHIST_CLONES void finite_min_max(const T* p, int64_t m, C& lo, C& hi) {
+  C l = INFINITY, h = -INFINITY;
+#pragma omp simd reduction(min : l) reduction(max : h)
+  for (int64_t i = 0; i < m; ++i) {
+    const C v = static_cast<C>(p[i]);
+    const bool finite = v - v == 0;  // false for NaN and +-inf
+    l = std::min(l, finite ? v : C(INFINITY));
+    h = std::max(h, finite ? v : C(-INFINITY));
+  }
+  lo = l;
+  hi = h;
+}
+
 // [lo, hi] of the finite values of x[0, n) (lo > hi when there are none):
-// blocks in parallel, each a vectorised min and max.
-template <typename T>
+// blocks in parallel.
+template <typename T, typename C>
 void finite_range(const T* x, int64_t n, double& lo, double& hi) {
   constexpr int64_t kBlock = 1 << 16;
   const int64_t blocks = (n + kBlock - 1) / kBlock;
-  std::vector<double> block_lo(blocks), block_hi(blocks);
+  std::vector<C> block_lo(blocks), block_hi(blocks);
   torch::stable::parallel_for(0, blocks, 1, [&](int64_t b0, int64_t b1) {
-    for (int64_t b = b0; b < b1; ++b) {
-      const T* p = x + b * kBlock;
-      const int64_t m = std::min(kBlock, n - b * kBlock);
-      double l = INFINITY, h = -INFINITY;
-#pragma omp simd reduction(min : l) reduction(max : h)
-      for (int64_t i = 0; i < m; ++i) {
-        const double v = static_cast<double>(p[i]);
-        const bool finite = v - v == 0;  // false for NaN and +-inf
-        l = std::min(l, finite ? v : INFINITY);
-        h = std::max(h, finite ? v : -INFINITY);
-      }
-      block_lo[b] = l;
-      block_hi[b] = h;
-    }
+    for (int64_t b = b0; b < b1; ++b)
+      finite_min_max(x + b * kBlock, std::min(kBlock, n - b * kBlock), block_lo[b], block_hi[b]);
   });
   for (int64_t b = 0; b < blocks; ++b) {
-    lo = std::min(lo, block_lo[b]);
-    hi = std::max(hi, block_hi[b]);
+    lo = std::min(lo, static_cast<double>(block_lo[b]));
+    hi = std::max(hi, static_cast<double>(block_hi[b]));
   }
 }
 
@@ -708,8 +712,9 @@ Tensor params_cpu(const Tensor& input, int64_t bins, double min, double max,
   double lo = std::numeric_limits<double>::infinity(), hi = -lo;
   if (min == max && input.numel() > 0) {
     const Tensor x = torch::stable::contiguous(input);
-    dispatch_float(x.scalar_type(), [&](auto tag, auto) {
-      finite_range(x.const_data_ptr<decltype(tag)>(), x.numel(), lo, hi);
+    dispatch_float(x.scalar_type(), [&](auto tag, auto ctag) {
+      finite_range<decltype(tag), decltype(ctag)>(x.const_data_ptr<decltype(tag)>(), x.numel(),
+                                                  lo, hi);
     });
   }
   Tensor out = torch::stable::empty({kParamsSize}, ScalarType::Double, std::nullopt,
