@@ -478,6 +478,22 @@ constexpr int64_t kVecLen = 32 / sizeof(C);
 template <typename C>
 SOFTHIST_HD const RowVec<C>& row_at(const C* p) { return *reinterpret_cast<const RowVec<C>*>(p); }
 
+// v[0][i] = the sum of v[i]'s elements, for the kVecLen<C> vectors v (which
+// it overwrites): pairs of neighbours summed, log2(kVecLen) times, where one
+// horizontal sum per vector takes as many steps for each.
+template <typename C>
+SOFTHIST_HD void lane_totals(RowVec<C> (&v)[kVecLen<C>]) {
+  for (int64_t width = kVecLen<C>; width > 1; width /= 2)
+    for (int64_t i = 0; i < width / 2; ++i) {
+      const RowVec<C> a = v[2 * i], b = v[2 * i + 1];
+      if constexpr (kVecLen<C> == 8)
+        v[i] = __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14) +
+               __builtin_shufflevector(a, b, 1, 3, 5, 7, 9, 11, 13, 15);
+      else
+        v[i] = __builtin_shufflevector(a, b, 0, 2, 4, 6) + __builtin_shufflevector(a, b, 1, 3, 5, 7);
+    }
+}
+
 // The block's masses on the last axis, one zero-padded row of `pad` values
 // per sample: rows[l * pad + j] = d(D - 1, j, l). The padding is never written.
 template <typename A, int D, typename T, typename C>
@@ -609,14 +625,16 @@ SOFTHIST_CLONES void gather_chunk_joint(const std::array<const T*, D>& x, const 
     if constexpr (D > 2) outer_coefs(blk, static_cast<const double*>(nullptr), coef.data());
     transpose_last(blk, pad, rows.data());
     const int64_t m_lanes = std::min<int64_t>(kLanes, n - i0);
-    for (int l = 0; l < m_lanes; ++l) {
-      double acc = 0;
-      if (blk.scale[l] != 0) {
+    for (int l0 = 0; l0 < m_lanes; l0 += V) {
+      RowVec<C> sums[V];  // lane l0 + i's sum: that of sums[i]'s elements
+      for (int i = 0; i < V; ++i) {
+        const int l = l0 + i;
+        sums[i] = RowVec<C>{};
+        if (blk.scale[l] == 0) continue;
         // sum_j d_last(j) sum_m coef_m h[row m][j], a vector of columns at a
-        // time, in registers; one horizontal sum at the end.
+        // time, in registers.
         const C* yl = rows.data() + l * pad;
         const C* h0 = h + lay.offset(blk.first, l);
-        RowVec<C> sum = {};
         for (int64_t j0 = 0; j0 < pad; j0 += V) {
           RowVec<C> col = {};
           for (int64_t m = 0; m < count; ++m) {
@@ -625,14 +643,13 @@ SOFTHIST_CLONES void gather_chunk_joint(const std::array<const T*, D>& x, const 
           }
           // Columns past the window read bins outside it, which may hold
           // NaN or inf: masked, not multiplied by their zero mass.
-          sum += column + static_cast<C>(j0) < static_cast<C>(last) ? col * row_at(yl + j0)
-                                                                     : RowVec<C>{};
+          sums[i] += column + static_cast<C>(j0) < static_cast<C>(last) ? col * row_at(yl + j0)
+                                                                         : RowVec<C>{};
         }
-        for (int64_t half = V / 2; half > 0; half /= 2)
-          for (int64_t j = 0; j < half; ++j) sum[j] += sum[j + half];
-        acc = static_cast<double>(sum[0]);
       }
-      out[i0 + l] = static_cast<T>(acc * factor);
+      lane_totals<C>(sums);
+      for (int i = 0; i < V && l0 + i < m_lanes; ++i)
+        out[i0 + l0 + i] = static_cast<T>(static_cast<double>(sums[0][i]) * factor);
     }
   }
 }
