@@ -639,16 +639,16 @@ SOFTHIST_CLONES void scatter_chunk_joint(const std::array<const T*, D>& x, const
         continue;
       }
       // (Two axes: the rows are evenly spaced; no offset to load.)
-      const int64_t* rows_at = D == 2 ? nullptr : offset.data();
+      const int64_t* row_offsets = D == 2 ? nullptr : offset.data();
       const double* cl = coef.data() + l;
       switch (width) {  // (quads in registers, unlike a loop of run-time length)
-        case 4: add_quads<1>(a - shift, rows_at, lay.stride[0], count, cl, yl - shift); break;
-        case 8: add_quads<2>(a - shift, rows_at, lay.stride[0], count, cl, yl - shift); break;
-        case 12: add_quads<3>(a - shift, rows_at, lay.stride[0], count, cl, yl - shift); break;
-        case 16: add_quads<4>(a - shift, rows_at, lay.stride[0], count, cl, yl - shift); break;
+        case 4: add_quads<1>(a - shift, row_offsets, lay.stride[0], count, cl, yl - shift); break;
+        case 8: add_quads<2>(a - shift, row_offsets, lay.stride[0], count, cl, yl - shift); break;
+        case 12: add_quads<3>(a - shift, row_offsets, lay.stride[0], count, cl, yl - shift); break;
+        case 16: add_quads<4>(a - shift, row_offsets, lay.stride[0], count, cl, yl - shift); break;
         default:
           for (int64_t j0 = 0; j0 < width; j0 += kQuad)
-            add_quads<1>(a - shift + j0, rows_at, lay.stride[0], count, cl, yl - shift + j0);
+            add_quads<1>(a - shift + j0, row_offsets, lay.stride[0], count, cl, yl - shift + j0);
       }
     }
   }
