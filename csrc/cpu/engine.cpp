@@ -511,7 +511,8 @@ SOFTHIST_HD void lane_totals(RowVec<C> (&v)[kVecLen<C>]) {
         v[i] = __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14) +
                __builtin_shufflevector(a, b, 1, 3, 5, 7, 9, 11, 13, 15);
       else
-        v[i] = __builtin_shufflevector(a, b, 0, 2, 4, 6) + __builtin_shufflevector(a, b, 1, 3, 5, 7);
+        v[i] = __builtin_shufflevector(a, b, 0, 2, 4, 6) +
+               __builtin_shufflevector(a, b, 1, 3, 5, 7);
     }
 }
 
