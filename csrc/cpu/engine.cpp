@@ -598,9 +598,8 @@ SOFTHIST_CLONES void outer_coefs(const Block<D, T, C>& blk, const double* scale,
 template <int Quads>
 SOFTHIST_HD void add_quads(double* a, const int64_t* offset, int64_t stride, int64_t count,
                            const double* coef, const double* y) {
-  typedef double Quad __attribute__((vector_size(kQuad * sizeof(double)), aligned(8)));
-  Quad yq[Quads];
-  for (int q = 0; q < Quads; ++q) __builtin_memcpy(&yq[q], y + q * kQuad, sizeof(Quad));
+  typename ShortVecOf<kQuad>::type yq[Quads];
+  for (int q = 0; q < Quads; ++q) __builtin_memcpy(&yq[q], y + q * kQuad, sizeof yq[q]);
   for (int64_t m = 0; m < count; ++m) {
     double* ar = a + (offset ? offset[m] : m * stride);
     const double s = coef[m * kLanes];
