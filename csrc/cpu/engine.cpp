@@ -17,6 +17,7 @@
 #include <memory>
 #include <tuple>
 
+#include "chebyshev.h"
 #include "common.h"
 #include "explicit_edges.h"
 
@@ -382,6 +383,142 @@ SOFTHIST_CLONES void gather_chunk_1d(const T* x, const C* h, int64_t n, const Wi
     for (int l = 0; l < m; ++l)  // exactly 0 for a sample that reaches no bin
       out[i0 + l] = scale[l] == 0 ? T(0) : static_cast<T>(static_cast<double>(acc[l]) * factor);
   }
+}
+
+// ---------------------------------------------------------------- D = 1, Chebyshev pieces
+
+// Whether the smooth kernel's window over even bins costs more than its
+// Chebyshev moments (chebyshev.h): for K and K' (the forward and backward),
+// windows of at least kMinChebyshevEdges edges, pieces few enough per bin,
+// and rows of enough samples to pay for the grid's tables and partials.
+constexpr int64_t kMinChebyshevEdges = 6, kMaxPiecesPerBin = 8;
+template <typename C>
+bool chebyshev_pays(Kernel kernel, const Window& win, int64_t order, bool at_edges, int64_t n) {
+  if ((kernel != Kernel::Logistic && kernel != Kernel::Gaussian) || win.at || at_edges ||
+      order > 1 || win.edges < kMinChebyshevEdges)
+    return false;
+  const double per_bin = std::ceil(win.c / (2 * max_half_width<C>(kernel)));
+  const double size = per_bin * (static_cast<double>(win.bins) + 2 * std::ceil(win.reach) + 4) *
+                      kChebyshevTerms<C>;
+  return per_bin <= kMaxPiecesPerBin && size <= static_cast<double>(n) && size < 0x1p30;
+}
+
+template <typename C>
+ChebyshevGrid chebyshev_grid_of(Kernel kernel, int64_t order, const Window& win) {
+  ChebyshevGrid g;
+  dispatch_smooth(kernel, order, [&](auto k, auto o) {
+    g = chebyshev_grid<decltype(k)::value, decltype(o)::value>(
+        win, kChebyshevTerms<C>, max_half_width<C>(kernel),
+        static_cast<double>(saturation<C>(kernel)));
+  });
+  return g;
+}
+
+// A block's pieces and places in them: first[l] = the offset of sample l's
+// piece's moments (terms per piece), delta[l] in [-1, 1), and scale as
+// locate_block's.
+template <bool OpenEnds, typename T, typename C>
+SOFTHIST_HD void locate_pieces(const T* x, const T* w, int64_t n, const Window& win,
+                               const ChebyshevGrid& grid, int32_t* first, C* delta,
+                               double* scale) {
+  T x_tail[kLanes], w_tail[kLanes];
+  pad_block(n, x, w, x_tail, w_tail);
+  const double lo = win.lo, inv_width = win.inv_width, reach = win.reach;
+  const double hi = static_cast<double>(win.bins) + reach;
+  const double in_lo = win.in_lo, in_hi = win.in_hi;
+  const double pad = static_cast<double>(grid.pad), per_bin = static_cast<double>(grid.per_bin);
+  const int32_t terms = static_cast<int32_t>(grid.terms);
+#pragma omp simd
+  for (int l = 0; l < kLanes; ++l) {
+    const double xd = static_cast<double>(x[l]);
+    const double u = (xd - lo) * inv_width;
+    bool alive = u > -reach && u < hi;  // false for NaN
+    if constexpr (OpenEnds) alive = alive && xd >= in_lo && xd <= in_hi;
+    const double at = alive ? (u + pad) * per_bin : 0.0;  // >= 0: pad > reach
+    const int32_t piece = static_cast<int32_t>(at);
+    first[l] = piece * terms;
+    delta[l] = static_cast<C>(2.0 * (at - static_cast<double>(piece)) - 1.0);
+    scale[l] = alive ? (w ? static_cast<double>(w[l]) : 1.0) : 0.0;
+  }
+}
+
+// t[m][l] = T_m(delta[l]), the Chebyshev polynomials by their recurrence.
+template <int Terms, typename C>
+SOFTHIST_HD void chebyshev_rows(const C* delta, C (*t)[kLanes]) {
+#pragma omp simd
+  for (int l = 0; l < kLanes; ++l) {
+    t[0][l] = C(1);
+    t[1][l] = delta[l];
+  }
+  for (int m = 2; m < Terms; ++m)
+#pragma omp simd
+    for (int l = 0; l < kLanes; ++l) t[m][l] = C(2) * delta[l] * t[m - 1][l] - t[m - 2][l];
+}
+
+// moments[piece * Terms + m] += w_i * T_m(delta_i) over n samples. A block
+// with a NaN or infinite weight, which no moment can carry, is added to
+// `direct` (bins + kShortMax - 1 doubles, allocated then) by its windows, as
+// scatter_chunk_1d adds it.
+template <int Terms, bool OpenEnds, typename T, typename C>
+SOFTHIST_CLONES void scatter_pieces_chunk(const T* x, const T* w, int64_t n, const Window& win,
+                                          const ChebyshevGrid& grid,
+                                          const RuntimeValues<C>& values, double* moments,
+                                          std::vector<double>& direct) {
+  LaneSums sums(moments, grid.size(), n);
+  MassRows mass;
+  for (int64_t i0 = 0; i0 < n; i0 += kLanes) {
+    int32_t first[kLanes];
+    double scale[kLanes];
+    C delta[kLanes];
+    alignas(64) C t[Terms][kLanes];
+    locate_pieces<OpenEnds>(x + i0, w ? w + i0 : nullptr, n - i0, win, grid, first, delta, scale);
+    double probe = 0;  // NaN when a weight is NaN or infinite
+#pragma omp simd reduction(+ : probe)
+    for (int l = 0; l < kLanes; ++l) probe += scale[l] * 0.0;
+    if (probe != probe) {
+      if (direct.empty()) direct.assign(static_cast<size_t>(win.bins + kShortMax - 1), 0.0);
+      runtime_scatter_chunk<false, T, C>(x + i0, w + i0, std::min<int64_t>(kLanes, n - i0), win,
+                                         values, direct.data());
+      continue;
+    }
+    chebyshev_rows<Terms>(delta, t);
+    for (int m = 0; m < Terms; ++m)
+#pragma omp simd
+      for (int l = 0; l < kLanes; ++l) mass.row[m][l] = scale[l] * static_cast<double>(t[m][l]);
+    if constexpr (Terms <= kShortMax)
+      add_short_windows<Terms>(first, mass.row, sums);
+    else
+      add_long_windows(Terms, first, mass.row, sums);
+  }
+  sums.add_copies();
+}
+
+// out_i = factor * sum_m g[piece_i * Terms + m] * T_m(delta_i): g holds each
+// piece's coefficients of sum_b h_b D(., b) (ChebyshevGrid::from_bins).
+template <int Terms, bool OpenEnds, typename T, typename C>
+SOFTHIST_CLONES void gather_pieces_chunk(const T* x, const C* g, int64_t n, const Window& win,
+                                         const ChebyshevGrid& grid, double factor, T* out) {
+  for (int64_t i0 = 0; i0 < n; i0 += kLanes) {
+    int32_t first[kLanes];
+    double scale[kLanes];
+    C delta[kLanes], acc[kLanes] = {};
+    alignas(64) C t[Terms][kLanes];
+    locate_pieces<OpenEnds>(x + i0, static_cast<const T*>(nullptr), n - i0, win, grid, first,
+                            delta, scale);
+    chebyshev_rows<Terms>(delta, t);
+    gather_rows<true>(&t[0][0], Terms, first, g, acc);
+    const int64_t m = std::min<int64_t>(kLanes, n - i0);
+    for (int l = 0; l < m; ++l)  // exactly 0 for a sample that reaches no bin
+      out[i0 + l] = scale[l] == 0 ? T(0) : static_cast<T>(static_cast<double>(acc[l]) * factor);
+  }
+}
+
+// f(terms, open ends) as compile-time constants.
+template <typename C, typename F>
+void dispatch_pieces(bool open_ends, const F& f) {
+  dispatch_bool(open_ends, [&](auto open) {
+    f(std::integral_constant<int, kChebyshevTerms<C>>{}, open);
+  });
 }
 
 // ---------------------------------------------------------------- D > 1
@@ -870,11 +1007,77 @@ int64_t total_slots(const Problem& pb) {
   return total;
 }
 
+// scatter_axes for one axis by Chebyshev moments: each chunk's moments, the
+// chunks' moments (and any directly added blocks) summed in chunk order per
+// row, then turned into bins.
+template <typename T, typename C>
+void scatter_pieces(const T* x, const T* w, const Window& win, Kernel kernel, int64_t order,
+                    int64_t n, int64_t rows, double factor, T* out) {
+  const ChebyshevGrid grid = chebyshev_grid_of<C>(kernel, order, win);
+  const RuntimeValues<C> values(win, kernel, order);
+  const int64_t size = grid.size(), bins = win.bins;
+  const int64_t chunks = chunks_per_row(n, rows, size);
+  const AlignedZeros partial(rows * chunks * size);
+  std::vector<std::vector<double>> direct(static_cast<size_t>(rows * chunks));
+  torch::stable::parallel_for(0, rows * chunks, 1, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      int64_t b, m;
+      chunk_bounds(i, chunks, n, b, m);
+      dispatch_pieces<C>(win.open_ends, [&](auto terms, auto open) {
+        scatter_pieces_chunk<decltype(terms)::value, decltype(open)::value, T, C>(
+            x + b, w ? w + b : nullptr, m, win, grid, values, partial.data + i * size, direct[i]);
+      });
+    }
+  });
+  torch::stable::parallel_for(0, rows, 1, [&](int64_t r0, int64_t r1) {
+    std::vector<double> moments(static_cast<size_t>(size)), added(static_cast<size_t>(bins));
+    for (int64_t r = r0; r < r1; ++r) {
+      std::fill(moments.begin(), moments.end(), 0.0);
+      std::fill(added.begin(), added.end(), 0.0);
+      for (int64_t ci = 0; ci < chunks; ++ci) {
+        const double* p = partial.data + (r * chunks + ci) * size;
+        for (int64_t j = 0; j < size; ++j) moments[j] += p[j];
+        const std::vector<double>& d = direct[r * chunks + ci];
+        if (!d.empty())
+          for (int64_t j = 0; j < bins; ++j) added[j] += d[j];
+      }
+      grid.to_bins(moments.data(), added.data(), bins, factor, out + r * bins);
+    }
+  });
+}
+
+// gather_axes for one axis by Chebyshev coefficients: each row's
+// coefficients of sum_b h_b D(., b) per piece, evaluated at each sample.
+template <typename T, typename C>
+void gather_pieces(const T* x, const T* hist, const Window& win, Kernel kernel, int64_t order,
+                   int64_t n, int64_t rows, double factor, T* out) {
+  const ChebyshevGrid grid = chebyshev_grid_of<C>(kernel, order, win);
+  const int64_t size = grid.size(), bins = win.bins;
+  std::vector<C> g(static_cast<size_t>(rows * size));
+  torch::stable::parallel_for(0, rows, 1, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) grid.from_bins(hist + r * bins, bins, g.data() + r * size);
+  });
+  const int64_t blocks = (n + kGatherBlock - 1) / kGatherBlock;
+  torch::stable::parallel_for(0, rows * blocks, 1, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      const int64_t row = i / blocks, b = row * n + (i % blocks) * kGatherBlock;
+      const int64_t m = std::min(b + kGatherBlock, (row + 1) * n) - b;
+      dispatch_pieces<C>(win.open_ends, [&](auto terms, auto open) {
+        gather_pieces_chunk<decltype(terms)::value, decltype(open)::value, T, C>(
+            x + b, g.data() + row * size, m, win, grid, factor, out + b);
+      });
+    }
+  });
+}
+
 template <int D, typename T, typename C>
 void scatter_axes(const std::vector<Tensor>& coords, const T* w, const Tensor& params,
                   const Problem& pb, Kernel kernel, T* out) {
   const Axes<D, T, C> ax(coords, params, pb, kernel);
   const int64_t n = pb.n, rows = pb.rows, size = ax.lay.size;
+  if (D == 1 && chebyshev_pays<C>(kernel, ax.win[0], pb.orders[0], pb.at_edges[0], n))
+    return scatter_pieces<T, C>(ax.x[0], w, ax.win[0], kernel, pb.orders[0], n, rows, ax.factor,
+                                out);
   const int64_t chunks = chunks_per_row(n, rows, size);
   const AlignedZeros partial(rows * chunks * size);
   // Work item i: chunk i % chunks of row i / chunks, into partial[i].
@@ -915,6 +1118,9 @@ void gather_axes(const std::vector<Tensor>& coords, const T* hist, const Tensor&
                  const Problem& pb, Kernel kernel, T* out) {
   const Axes<D, T, C> ax(coords, params, pb, kernel);
   const int64_t n = pb.n, rows = pb.rows, size = ax.lay.size;
+  if (D == 1 && chebyshev_pays<C>(kernel, ax.win[0], pb.orders[0], pb.at_edges[0], n))
+    return gather_pieces<T, C>(ax.x[0], hist, ax.win[0], kernel, pb.orders[0], n, rows,
+                               ax.factor, out);
   const int64_t last = pb.slots(D - 1), stride = last + ax.lay.pad, total = total_slots(pb);
   const std::vector<C> h = padded_rows<C>(hist, rows * (total / last), last, stride, rows * size);
   const int64_t blocks = (n + kGatherBlock - 1) / kGatherBlock;
