@@ -435,9 +435,9 @@ SOFTHIST_HD void locate_pieces(const T* x, const T* w, int64_t n, const Window& 
     bool alive = u > -reach && u < hi;  // false for NaN
     if constexpr (OpenEnds) alive = alive && xd >= in_lo && xd <= in_hi;
     const double at = alive ? (u + pad) * per_bin : 0.0;  // >= 0: pad > reach
-    const int32_t piece = static_cast<int32_t>(at);
-    first[l] = piece * terms;
-    delta[l] = static_cast<C>(2.0 * (at - static_cast<double>(piece)) - 1.0);
+    const double piece = __builtin_trunc(at);  // (an int's round trip would not vectorise)
+    first[l] = static_cast<int32_t>(piece) * terms;
+    delta[l] = static_cast<C>(2.0 * (at - piece) - 1.0);
     scale[l] = alive ? (w ? static_cast<double>(w[l]) : 1.0) : 0.0;
   }
 }
@@ -485,10 +485,7 @@ SOFTHIST_CLONES void scatter_pieces_chunk(const T* x, const T* w, int64_t n, con
     for (int m = 0; m < Terms; ++m)
 #pragma omp simd
       for (int l = 0; l < kLanes; ++l) mass.row[m][l] = scale[l] * static_cast<double>(t[m][l]);
-    if constexpr (Terms <= kShortMax)
-      add_short_windows<Terms>(first, mass.row, sums);
-    else
-      add_long_windows(Terms, first, mass.row, sums);
+    add_long_windows(Terms, first, mass.row, sums);
   }
   sums.add_copies();
 }
@@ -539,14 +536,15 @@ inline int64_t round_up(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
 inline int64_t quad_width(int64_t span) { return round_up(span + kQuad - 1, kQuad); }
 inline int64_t row_width(int64_t span) { return round_up(span, kRow); }
 
-// n zeros from a 32-byte boundary: the scatter's partials.
+// n zeros from a cache line's start: the scatter's partials.
+template <typename S = double>
 struct AlignedZeros {
-  std::vector<double> store;
-  double* data;
-  explicit AlignedZeros(int64_t n) : store(static_cast<size_t>(n + kQuad - 1)) {
+  std::vector<S> store;
+  S* data;
+  explicit AlignedZeros(int64_t n) : store(static_cast<size_t>(n) + 64 / sizeof(S)) {
     void* p = store.data();
-    size_t space = store.size() * sizeof(double);
-    data = static_cast<double*>(std::align(kQuad * sizeof(double), n * sizeof(double), p, space));
+    size_t space = store.size() * sizeof(S);
+    data = static_cast<S*>(std::align(64, n * sizeof(S), p, space));
   }
 };
 
@@ -1053,9 +1051,9 @@ void gather_pieces(const T* x, const T* hist, const Window& win, Kernel kernel, 
                    int64_t n, int64_t rows, double factor, T* out) {
   const ChebyshevGrid grid = chebyshev_grid_of<C>(kernel, order, win);
   const int64_t size = grid.size(), bins = win.bins;
-  std::vector<C> g(static_cast<size_t>(rows * size));
+  const AlignedZeros<C> g(rows * size);
   torch::stable::parallel_for(0, rows, 1, [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) grid.from_bins(hist + r * bins, bins, g.data() + r * size);
+    for (int64_t r = r0; r < r1; ++r) grid.from_bins(hist + r * bins, bins, g.data + r * size);
   });
   const int64_t blocks = (n + kGatherBlock - 1) / kGatherBlock;
   torch::stable::parallel_for(0, rows * blocks, 1, [&](int64_t i0, int64_t i1) {
@@ -1064,7 +1062,7 @@ void gather_pieces(const T* x, const T* hist, const Window& win, Kernel kernel, 
       const int64_t m = std::min(b + kGatherBlock, (row + 1) * n) - b;
       dispatch_pieces<C>(win.open_ends, [&](auto terms, auto open) {
         gather_pieces_chunk<decltype(terms)::value, decltype(open)::value, T, C>(
-            x + b, g.data() + row * size, m, win, grid, factor, out + b);
+            x + b, g.data + row * size, m, win, grid, factor, out + b);
       });
     }
   });
