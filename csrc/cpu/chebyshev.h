@@ -17,7 +17,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "../kernels.h"
+#include "common.h"
 
 namespace softhist::cpu {
 
@@ -55,38 +55,40 @@ struct ChebyshevGrid {
     if (bins == 1) return only.data();
     return b == 0 ? first.data() : last.data();
   }
-
-  // hist[b] = factor * (the moments times bin b's coefficients + added[b]).
-  template <typename T>
-  void to_bins(const double* moments, const double* added, int64_t bins, double factor,
-               T* hist) const {
-    const int64_t len = span * terms;
-    for (int64_t b = 0; b < bins; ++b) {
-      const double* m = moments + offset(b);
-      const double* t = table(b, bins);
-      double s = 0;
-#pragma omp simd reduction(+ : s)
-      for (int64_t j = 0; j < len; ++j) s += m[j] * t[j];
-      hist[b] = static_cast<T>((s + added[b]) * factor);
-    }
-  }
-
-  // g = sum_b h[b] * bin b's coefficients: each piece's coefficients of
-  // sum_b h_b D(., b), in C.
-  template <typename T, typename C>
-  void from_bins(const T* h, int64_t bins, C* g) const {
-    std::vector<double> acc(static_cast<size_t>(size()), 0.0);
-    const int64_t len = span * terms;
-    for (int64_t b = 0; b < bins; ++b) {
-      const double hb = static_cast<double>(h[b]);
-      double* a = acc.data() + offset(b);
-      const double* t = table(b, bins);
-#pragma omp simd
-      for (int64_t j = 0; j < len; ++j) a[j] += hb * t[j];
-    }
-    for (int64_t j = 0; j < size(); ++j) g[j] = static_cast<C>(acc[j]);
-  }
 };
+
+// hist[b] = factor * (the moments times bin b's coefficients + added[b]).
+template <typename T>
+SOFTHIST_CLONES void to_bins(const ChebyshevGrid& grid, const double* moments, const double* added,
+                             int64_t bins, double factor, T* hist) {
+  const int64_t len = grid.span * grid.terms;
+  for (int64_t b = 0; b < bins; ++b) {
+    const double* m = moments + grid.offset(b);
+    const double* t = grid.table(b, bins);
+    double s = 0;
+#pragma omp simd reduction(+ : s)
+    for (int64_t j = 0; j < len; ++j) s += m[j] * t[j];
+    hist[b] = static_cast<T>((s + added[b]) * factor);
+  }
+}
+
+// g = sum_b h[b] * bin b's coefficients: each piece's coefficients of
+// sum_b h_b D(., b), in C; acc: grid.size() doubles of room.
+template <typename T, typename C>
+SOFTHIST_CLONES void from_bins(const ChebyshevGrid& grid, const T* h, int64_t bins, double* acc,
+                               C* g) {
+  const int64_t len = grid.span * grid.terms, size = grid.size();
+  std::fill(acc, acc + size, 0.0);
+  for (int64_t b = 0; b < bins; ++b) {
+    const double hb = static_cast<double>(h[b]);
+    double* a = acc + grid.offset(b);
+    const double* t = grid.table(b, bins);
+#pragma omp simd
+    for (int64_t j = 0; j < len; ++j) a[j] += hb * t[j];
+  }
+#pragma omp simd
+  for (int64_t j = 0; j < size; ++j) g[j] = static_cast<C>(acc[j]);
+}
 
 // The grid for kernel K's derivative Order over win's even bins, with pieces
 // of half-width at most max_half: K beyond `saturation` (in t) of an edge

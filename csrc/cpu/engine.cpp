@@ -455,6 +455,18 @@ SOFTHIST_HD void chebyshev_rows(const C* delta, C (*t)[kLanes]) {
     for (int l = 0; l < kLanes; ++l) t[m][l] = C(2) * delta[l] * t[m - 1][l] - t[m - 2][l];
 }
 
+// Whether a chunk's first samples repeat their neighbours often (flat image
+// regions, masks): then consecutive samples add into the same piece in turn,
+// and LaneSums' copies pay for their zeroing and merging, which on samples
+// that rarely repeat cost more than they save.
+template <typename T>
+bool runs_of_equals(const T* x, int64_t n) {
+  const int64_t m = std::min<int64_t>(n, 4096);
+  int64_t equal = 0;
+  for (int64_t i = 1; i < m; ++i) equal += x[i] == x[i - 1];
+  return 8 * equal > m;
+}
+
 // moments[piece * Terms + m] += w_i * T_m(delta_i) over n samples. A block
 // with a NaN or infinite weight, which no moment can carry, is added to
 // `direct` (bins + kShortMax - 1 doubles, allocated then) by its windows, as
@@ -464,7 +476,7 @@ SOFTHIST_CLONES void scatter_pieces_chunk(const T* x, const T* w, int64_t n, con
                                           const ChebyshevGrid& grid,
                                           const RuntimeValues<C>& values, double* moments,
                                           std::vector<double>& direct) {
-  LaneSums sums(moments, grid.size(), n);
+  LaneSums sums(moments, grid.size(), runs_of_equals(x, n) ? n : 0);
   MassRows mass;
   for (int64_t i0 = 0; i0 < n; i0 += kLanes) {
     int32_t first[kLanes];
@@ -1014,7 +1026,8 @@ void scatter_pieces(const T* x, const T* w, const Window& win, Kernel kernel, in
   const ChebyshevGrid grid = chebyshev_grid_of<C>(kernel, order, win);
   const RuntimeValues<C> values(win, kernel, order);
   const int64_t size = grid.size(), bins = win.bins;
-  const int64_t chunks = chunks_per_row(n, rows, size);
+  // (chunks of at least 4 grids' size of samples: each zeroes and merges one)
+  const int64_t chunks = chunks_per_row(n, rows, 8 * size);
   const AlignedZeros partial(rows * chunks * size);
   std::vector<std::vector<double>> direct(static_cast<size_t>(rows * chunks));
   torch::stable::parallel_for(0, rows * chunks, 1, [&](int64_t i0, int64_t i1) {
@@ -1039,7 +1052,7 @@ void scatter_pieces(const T* x, const T* w, const Window& win, Kernel kernel, in
         if (!d.empty())
           for (int64_t j = 0; j < bins; ++j) added[j] += d[j];
       }
-      grid.to_bins(moments.data(), added.data(), bins, factor, out + r * bins);
+      to_bins(grid, moments.data(), added.data(), bins, factor, out + r * bins);
     }
   });
 }
@@ -1053,7 +1066,8 @@ void gather_pieces(const T* x, const T* hist, const Window& win, Kernel kernel, 
   const int64_t size = grid.size(), bins = win.bins;
   const AlignedZeros<C> g(rows * size);
   torch::stable::parallel_for(0, rows, 1, [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) grid.from_bins(hist + r * bins, bins, g.data + r * size);
+    std::vector<double> acc(static_cast<size_t>(size));
+    for (int64_t r = r0; r < r1; ++r) from_bins(grid, hist + r * bins, bins, acc.data(), g.data + r * size);
   });
   const int64_t blocks = (n + kGatherBlock - 1) / kGatherBlock;
   torch::stable::parallel_for(0, rows * blocks, 1, [&](int64_t i0, int64_t i1) {
