@@ -1,0 +1,123 @@
+"""The logistic and gaussian kernels over even bins with enough samples per
+row (a few thousand here) take the CPU's Chebyshev moments instead of their
+windows: against the dense reference, on data as users have it, with weights,
+open ends, rows, non-finite weights, and across the switch between the two."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import softhist_ext
+from softhist_ext import reference
+
+SMOOTH = ["logistic", "gaussian"]
+TOL = {torch.float64: 1e-10, torch.float32: 2e-5}
+
+
+def data(kind: str, n: int, dtype: torch.dtype, gen: torch.Generator):
+    """Samples and the range a user would give for them."""
+    if kind == "ct":  # Hounsfield units: air, soft tissue, bone
+        x = torch.cat([torch.full((n // 4,), -1000.0), torch.randn(n // 2, generator=gen) * 60 + 40,
+                       torch.rand(n - n // 4 - n // 2, generator=gen) * 2000 + 300])
+        return x.to(dtype), -1024.0, 3071.0
+    if kind == "uint8":  # integer intensities, many samples on bin edges
+        return torch.randint(0, 256, (n,), generator=gen).to(dtype), 0.0, 255.0
+    if kind == "far":  # a range far from 0, narrower than float32's spacing there is coarse
+        return (1e6 + torch.rand(n, generator=gen, dtype=torch.float64)).to(dtype), 1e6, 1e6 + 1
+    return (torch.randn(n, generator=gen, dtype=torch.float64) * 1.5).to(dtype), -3.0, 3.0
+
+
+@pytest.mark.parametrize("kernel", SMOOTH)
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("kappa_width", [None, 0.5, 1.0, 2.0, 8.0])
+@pytest.mark.parametrize("conserve_mass", [False, True])
+@pytest.mark.parametrize("kind", ["randn", "ct", "uint8", "far"])
+def test_forward_and_gradients_match_dense_reference(kernel, dtype, kappa_width, conserve_mass,
+                                                     kind):
+    gen = torch.Generator().manual_seed(hash((kernel, kind, kappa_width)) % 2**31)
+    bins = 16
+    x, lo, hi = data(kind, 8000, dtype, gen)
+    if kind == "far" and dtype == torch.float32:
+        x, lo, hi = x.double().to(dtype), 1e6, 1e6 + 64  # float32 spacing at 1e6 is 1/16
+        x = (x + torch.rand(len(x), generator=gen) * 64).to(dtype)
+    w = torch.rand(len(x), generator=gen, dtype=torch.float64).to(dtype) * 2 - 0.5
+    kappa = None if kappa_width is None else kappa_width * bins / (hi - lo)
+    xr = x.clone().requires_grad_()
+    wr = w.clone().requires_grad_()
+    out = softhist_ext.histc(xr, bins, lo, hi, kappa, kernel=kernel, weight=wr,
+                             conserve_mass=conserve_mass)
+    xd = x.double().clone().requires_grad_()
+    wd = w.double().clone().requires_grad_()
+    expected = reference.histc(xd, bins, lo, hi, kappa, kernel, wd, conserve_mass=conserve_mass)
+    tol = TOL[dtype]
+    scale = float(w.abs().sum())
+    torch.testing.assert_close(out.double(), expected, rtol=tol, atol=tol * scale / bins)
+    g = torch.randn(bins, generator=gen, dtype=torch.float64)
+    (out * g.to(dtype)).sum().backward()
+    (expected * g).sum().backward()
+    # A sample's gradient is the kernel's density summed over bins: kappa times
+    # O(1), and float32 rounds the sample's place by kappa * ulp(x).
+    kap = kappa if kappa is not None else reference.default_kappa_width(kernel) * bins / (hi - lo)
+    ulp = float(torch.finfo(dtype).eps) * max(abs(lo), abs(hi))
+    gtol = (tol + kap * ulp) * kap
+    torch.testing.assert_close(xr.grad.double(), xd.grad, rtol=tol, atol=gtol * 10)
+    torch.testing.assert_close(wr.grad.double(), wd.grad, rtol=tol, atol=tol + 4 * kap * ulp)
+
+
+@pytest.mark.parametrize("kernel", SMOOTH)
+def test_rows_match_one_histogram_per_row(kernel):
+    gen = torch.Generator().manual_seed(1)
+    x = torch.rand(3, 2, 9000, generator=gen, dtype=torch.float64) * 255
+    out = softhist_ext.histc(x, 32, 0.0, 255.0, kernel=kernel, dim=-1)
+    for i in range(3):
+        for j in range(2):
+            torch.testing.assert_close(out[i, j], reference.histc(x[i, j], 32, 0.0, 255.0, None, kernel),
+                                       rtol=1e-10, atol=1e-9)
+
+
+def test_a_real_image_matches_dense_reference():
+    skimage_data = pytest.importorskip("skimage.data")
+    img = torch.from_numpy(np.asarray(skimage_data.camera()[::4, ::4], dtype=np.float32))
+    x = img.flatten().requires_grad_()
+    out = softhist_ext.histc(x, 64, 0.0, 255.0)
+    xd = img.flatten().double().requires_grad_()
+    expected = reference.histc(xd, 64, 0.0, 255.0, None, "logistic")
+    torch.testing.assert_close(out.double(), expected, rtol=2e-5, atol=2e-5 * len(x) / 64)
+    g = torch.linspace(-1, 1, 64, dtype=torch.float64)
+    (out * g.float()).sum().backward()
+    (expected * g).sum().backward()
+    torch.testing.assert_close(x.grad.double(), xd.grad, rtol=2e-5, atol=1e-5 * xd.grad.abs().max())
+
+
+@pytest.mark.parametrize("kernel", SMOOTH)
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_nonfinite_weight_reaches_its_window_as_the_windows_do(kernel, bad):
+    # Moments cannot carry a non-finite weight: its block of samples is added
+    # by its windows, so the result is the windows' everywhere.
+    gen = torch.Generator().manual_seed(2)
+    x = torch.rand(8000, generator=gen, dtype=torch.float64)
+    w = torch.rand(8000, generator=gen, dtype=torch.float64)
+    w[4321] = bad
+    out = softhist_ext.histc(x, 16, 0.0, 1.0, kernel=kernel, weight=w)
+    keep = torch.arange(8000) != 4321
+    rest = reference.histc(x[keep], 16, 0.0, 1.0, None, kernel, w[keep])
+    mass = reference.histc(x[4321:4322], 16, 0.0, 1.0, None, kernel)
+    window = softhist_ext.histc(x[4321:4322], 16, 0.0, 1.0, kernel=kernel, weight=w[4321:4322])
+    reached = ~(window == 0)  # the bins the windows give the sample: NaN or +-inf
+    assert reached[mass > 1e-6].all() and not torch.isfinite(window[reached]).any()
+    torch.testing.assert_close(out[reached], window[reached], equal_nan=True)
+    torch.testing.assert_close(out[~reached], rest[~reached], rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("kernel", SMOOTH)
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_many_samples_agree_with_their_parts(kernel, dtype):
+    # The whole (moments) against the sum of small parts (windows).
+    gen = torch.Generator().manual_seed(3)
+    x = (torch.randn(12000, generator=gen, dtype=torch.float64) * 40 + 100).to(dtype)
+    whole = softhist_ext.histc(x, 24, 0.0, 255.0, kernel=kernel)
+    parts = sum(softhist_ext.histc(p, 24, 0.0, 255.0, kernel=kernel) for p in x.split(500))
+    torch.testing.assert_close(whole.double(), parts.double(), rtol=TOL[dtype],
+                               atol=TOL[dtype] * 500)
