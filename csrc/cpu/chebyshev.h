@@ -2,7 +2,7 @@
 //
 // A logistic or gaussian window spans many edges (12 at the logistic's
 // default kappa), each one a transcendental per sample. Instead, each bin is
-// cut into `per_bin` pieces of half-width a <= kMaxHalfWidth in t; on piece
+// cut into `per_bin` pieces of half-width a <= max_half_width in t; on piece
 // p, a sample's K^(order) at every edge is a smooth function of its place
 // delta in [-1, 1) within the piece, within 1e-9 (float compute, 8 terms) or
 // 1e-17 (double, 16 terms) of its Chebyshev interpolant sum_m c_m T_m(delta).
@@ -10,6 +10,8 @@
 // moments (one vector add, whatever kappa), and bin b is the moments times
 // b's coefficients; the gather evaluates, at each sample's delta, its piece's
 // coefficients of sum_b h_b D(., b). Tables cost O(bins * window * terms).
+// At the edges (edge sums; derivatives of order >= 1, which vanish where K
+// saturates) the same holds of each edge's K^(order) itself.
 #pragma once
 
 #include <algorithm>
@@ -36,35 +38,35 @@ double max_half_width(Kernel kernel) {
 }
 
 // Pieces over even bins, padded by `pad` bins on either side so that every
-// sample that reaches a bin has a piece, and the coefficient rows of every bin
-// lie inside the grid.
+// sample that reaches a bin has a piece, and the coefficient rows of every
+// slot (bin, or edge) lie inside the grid.
 struct ChebyshevGrid {
-  int64_t per_bin = 0, pad = 0, count = 0, terms = 0;
-  // Bin b's coefficients are rows r0 .. r0 + span of pieces, from piece
-  // per_bin * (pad + b) + r0, `terms` each: one table for the inner bins,
-  // and at open ends one for the first, the last and a single bin.
+  int64_t per_bin = 0, pad = 0, count = 0, terms = 0, slots = 0;
+  // Slot j's coefficients are rows r0 .. r0 + span of pieces, from piece
+  // per_bin * (pad + j) + r0, `terms` each: one table for the inner slots,
+  // and at open ends one for the first, the last and a single slot.
   int64_t r0 = 0, span = 0;
   std::vector<double> inner, first, last, only;
   bool open_ends = false;
 
   int64_t size() const { return count * terms; }
-  // Offset of bin b's first coefficient row in a grid of moments.
-  int64_t offset(int64_t b) const { return (per_bin * (pad + b) + r0) * terms; }
-  const double* table(int64_t b, int64_t bins) const {
-    if (!open_ends || (b > 0 && b < bins - 1)) return inner.data();
-    if (bins == 1) return only.data();
-    return b == 0 ? first.data() : last.data();
+  // Offset of slot j's first coefficient row in a grid of moments.
+  int64_t offset(int64_t j) const { return (per_bin * (pad + j) + r0) * terms; }
+  const double* table(int64_t j) const {
+    if (!open_ends || (j > 0 && j < slots - 1)) return inner.data();
+    if (slots == 1) return only.data();
+    return j == 0 ? first.data() : last.data();
   }
 };
 
-// hist[b] = factor * (the moments times bin b's coefficients + added[b]).
+// hist[j] = factor * (the moments times slot j's coefficients + added[j]).
 template <typename T>
-SOFTHIST_CLONES void to_bins(const ChebyshevGrid& grid, const double* moments, const double* added,
-                             int64_t bins, double factor, T* hist) {
+SOFTHIST_CLONES void to_slots(const ChebyshevGrid& grid, const double* moments,
+                              const double* added, double factor, T* hist) {
   const int64_t len = grid.span * grid.terms;
-  for (int64_t b = 0; b < bins; ++b) {
+  for (int64_t b = 0; b < grid.slots; ++b) {
     const double* m = moments + grid.offset(b);
-    const double* t = grid.table(b, bins);
+    const double* t = grid.table(b);
     double s = 0;
 #pragma omp simd reduction(+ : s)
     for (int64_t j = 0; j < len; ++j) s += m[j] * t[j];
@@ -72,17 +74,16 @@ SOFTHIST_CLONES void to_bins(const ChebyshevGrid& grid, const double* moments, c
   }
 }
 
-// g = sum_b h[b] * bin b's coefficients: each piece's coefficients of
-// sum_b h_b D(., b), in C; acc: grid.size() doubles of room.
+// g = sum_j h[j] * slot j's coefficients: each piece's coefficients of
+// sum_j h_j D(., j), in C; acc: grid.size() doubles of room.
 template <typename T, typename C>
-SOFTHIST_CLONES void from_bins(const ChebyshevGrid& grid, const T* h, int64_t bins, double* acc,
-                               C* g) {
+SOFTHIST_CLONES void from_slots(const ChebyshevGrid& grid, const T* h, double* acc, C* g) {
   const int64_t len = grid.span * grid.terms, size = grid.size();
   std::fill(acc, acc + size, 0.0);
-  for (int64_t b = 0; b < bins; ++b) {
+  for (int64_t b = 0; b < grid.slots; ++b) {
     const double hb = static_cast<double>(h[b]);
     double* a = acc + grid.offset(b);
-    const double* t = grid.table(b, bins);
+    const double* t = grid.table(b);
 #pragma omp simd
     for (int64_t j = 0; j < len; ++j) a[j] += hb * t[j];
   }
@@ -90,12 +91,15 @@ SOFTHIST_CLONES void from_bins(const ChebyshevGrid& grid, const T* h, int64_t bi
   for (int64_t j = 0; j < size; ++j) g[j] = static_cast<C>(acc[j]);
 }
 
-// The grid for kernel K's derivative Order over win's even bins, with pieces
-// of half-width at most max_half: K beyond `saturation` (in t) of an edge
-// counts as saturated, as the windows count it.
+// The grid for kernel K's derivative Order over win's even bins (or its
+// edges, Order >= 1), with pieces of half-width at most max_half: K beyond
+// `saturation` (in t) of an edge counts as saturated, as the windows count it.
 template <Kernel K, int Order>
-ChebyshevGrid chebyshev_grid(const Window& win, int64_t terms, double max_half, double saturation) {
+ChebyshevGrid chebyshev_grid(const Window& win, bool at_edges, int64_t terms, double max_half,
+                             double saturation) {
+  static_assert(Order <= 3);
   ChebyshevGrid g;
+  g.slots = win.bins + (at_edges ? 1 : 0);
   g.terms = terms;
   g.per_bin = std::max<int64_t>(1, static_cast<int64_t>(std::ceil(win.c / (2 * max_half))));
   g.pad = static_cast<int64_t>(std::ceil(win.reach)) + 2;
@@ -132,7 +136,7 @@ ChebyshevGrid chebyshev_grid(const Window& win, int64_t terms, double max_half, 
     }
   };
   g.r0 = e_lo;
-  g.span = e_hi + g.per_bin - e_lo;
+  g.span = at_edges ? e_hi - e_lo : e_hi + g.per_bin - e_lo;
   const size_t len = static_cast<size_t>(g.span * terms);
   g.inner.assign(len, 0.0);
   if (g.open_ends) {
@@ -142,17 +146,18 @@ ChebyshevGrid chebyshev_grid(const Window& win, int64_t terms, double max_half, 
   }
   // Bin b's masses are K at its lower edge minus K at its upper edge, per_bin
   // pieces further; at open ends, K is 1 (order 0) at edge 0, 0 at edge bins.
-  double lower[32], upper_edge[32];
+  // At the edges: K itself, 0 at open ends (Order >= 1).
+  double lower[32], upper_edge[32] = {};
   for (int64_t i = 0; i < g.span; ++i) {
     const int64_t r = g.r0 + i;
     edge(r, lower);
-    edge(r - g.per_bin, upper_edge);
+    if (!at_edges) edge(r - g.per_bin, upper_edge);
     for (int64_t m = 0; m < terms; ++m) {
       const double one = m == 0 ? upper : 0.0;
       g.inner[i * terms + m] = lower[m] - upper_edge[m];
       if (g.open_ends) {
         g.first[i * terms + m] = one - upper_edge[m];
-        g.last[i * terms + m] = lower[m];
+        g.last[i * terms + m] = at_edges ? 0.0 : lower[m];
         g.only[i * terms + m] = one;
       }
     }

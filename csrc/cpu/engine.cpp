@@ -388,14 +388,15 @@ SOFTHIST_CLONES void gather_chunk_1d(const T* x, const C* h, int64_t n, const Wi
 // ---------------------------------------------------------------- D = 1, Chebyshev pieces
 
 // Whether the smooth kernel's window over even bins costs more than its
-// Chebyshev moments (chebyshev.h): for K and K' (the forward and backward),
-// windows of at least kMinChebyshevEdges edges, pieces few enough per bin,
-// and rows of enough samples to pay for the grid's tables and partials.
+// Chebyshev moments (chebyshev.h): for K and K' over bins (the forward and
+// backward) and K' at the edges (the range's and kappa's gradients), windows
+// of at least kMinChebyshevEdges edges, pieces few enough per bin, and rows of
+// enough samples to pay for the grid's tables and partials.
 constexpr int64_t kMinChebyshevEdges = 6, kMaxPiecesPerBin = 8;
 template <typename C>
 bool chebyshev_pays(Kernel kernel, const Window& win, int64_t order, bool at_edges, int64_t n) {
-  if ((kernel != Kernel::Logistic && kernel != Kernel::Gaussian) || win.at || at_edges ||
-      order > 1 || win.edges < kMinChebyshevEdges)
+  if ((kernel != Kernel::Logistic && kernel != Kernel::Gaussian) || win.at || order > 1 ||
+      (at_edges && order == 0) || win.edges < kMinChebyshevEdges)
     return false;
   const double per_bin = std::ceil(win.c / (2 * max_half_width<C>(kernel)));
   const double size = per_bin * (static_cast<double>(win.bins) + 2 * std::ceil(win.reach) + 4) *
@@ -404,11 +405,11 @@ bool chebyshev_pays(Kernel kernel, const Window& win, int64_t order, bool at_edg
 }
 
 template <typename C>
-ChebyshevGrid chebyshev_grid_of(Kernel kernel, int64_t order, const Window& win) {
+ChebyshevGrid chebyshev_grid_of(Kernel kernel, int64_t order, const Window& win, bool at_edges) {
   ChebyshevGrid g;
   dispatch_smooth(kernel, order, [&](auto k, auto o) {
     g = chebyshev_grid<decltype(k)::value, decltype(o)::value>(
-        win, kChebyshevTerms<C>, max_half_width<C>(kernel),
+        win, at_edges, kChebyshevTerms<C>, max_half_width<C>(kernel),
         static_cast<double>(saturation<C>(kernel)));
   });
   return g;
@@ -467,10 +468,30 @@ bool runs_of_equals(const T* x, int64_t n) {
   return 8 * equal > m;
 }
 
-// moments[piece * Terms + m] += w_i * T_m(delta_i) over n samples. A block
-// with a NaN or infinite weight, which no moment can carry, is added to
-// `direct` (bins + kShortMax - 1 doubles, allocated then) by its windows, as
-// scatter_chunk_1d adds it.
+// A block with a NaN or infinite weight, which no moment can carry: added
+// to `direct` (slots + kShortMax - 1 doubles, allocated then) by its
+// windows, as the windows' scatter adds it.
+template <typename T, typename C>
+void scatter_directly(const T* x, const T* w, int64_t n, const Window& win,
+                      const ChebyshevGrid& grid, const RuntimeValues<C>& values,
+                      std::vector<double>& direct) {
+  if (direct.empty()) direct.assign(static_cast<size_t>(grid.slots + kShortMax - 1), 0.0);
+  if (grid.slots > win.bins)
+    runtime_scatter_chunk<true, T, C>(x, w, n, win, values, direct.data());
+  else
+    runtime_scatter_chunk<false, T, C>(x, w, n, win, values, direct.data());
+}
+
+// Whether a block's scales hold a NaN or infinite weight.
+SOFTHIST_HD bool nonfinite_scale(const double* scale) {
+  double probe = 0;
+#pragma omp simd reduction(+ : probe)
+  for (int l = 0; l < kLanes; ++l) probe += scale[l] * 0.0;
+  return probe != probe;
+}
+
+// moments[piece * Terms + m] += w_i * T_m(delta_i) over n samples (blocks
+// with a non-finite weight: scatter_directly).
 template <int Terms, bool OpenEnds, typename T, typename C>
 SOFTHIST_CLONES void scatter_pieces_chunk(const T* x, const T* w, int64_t n, const Window& win,
                                           const ChebyshevGrid& grid,
@@ -484,13 +505,8 @@ SOFTHIST_CLONES void scatter_pieces_chunk(const T* x, const T* w, int64_t n, con
     C delta[kLanes];
     alignas(64) C t[Terms][kLanes];
     locate_pieces<OpenEnds>(x + i0, w ? w + i0 : nullptr, n - i0, win, grid, first, delta, scale);
-    double probe = 0;  // NaN when a weight is NaN or infinite
-#pragma omp simd reduction(+ : probe)
-    for (int l = 0; l < kLanes; ++l) probe += scale[l] * 0.0;
-    if (probe != probe) {
-      if (direct.empty()) direct.assign(static_cast<size_t>(win.bins + kShortMax - 1), 0.0);
-      runtime_scatter_chunk<false, T, C>(x + i0, w + i0, std::min<int64_t>(kLanes, n - i0), win,
-                                         values, direct.data());
+    if (nonfinite_scale(scale)) {
+      scatter_directly(x + i0, w + i0, std::min<int64_t>(kLanes, n - i0), win, grid, values, direct);
       continue;
     }
     chebyshev_rows<Terms>(delta, t);
@@ -520,6 +536,68 @@ SOFTHIST_CLONES void gather_pieces_chunk(const T* x, const C* g, int64_t n, cons
     for (int l = 0; l < m; ++l)  // exactly 0 for a sample that reaches no bin
       out[i0 + l] = scale[l] == 0 ? T(0) : static_cast<T>(static_cast<double>(acc[l]) * factor);
   }
+}
+
+// gather_pieces_chunk (into out, at the edges: g from the coefficients of
+// the edges) and scatter_pieces_chunk (into moments, with w) over the same
+// samples' pieces, and moment = sum_i w_i (x_i - e0) out_i: the pass of
+// edge_gather_scatter, as runtime_pair_chunk's (h: the windows' coefficients,
+// for blocks with a non-finite weight).
+template <int Terms, bool OpenEnds, typename T, typename C>
+SOFTHIST_CLONES void pair_pieces_chunk(const T* x, const T* w, const C* g, const C* h, int64_t n,
+                                       const Window& win, const ChebyshevGrid& grid,
+                                       const RuntimeValues<C>& values, double factor, double e0,
+                                       T* out, double* moments, std::vector<double>& direct,
+                                       double& moment) {
+  LaneSums sums(moments, grid.size(), runs_of_equals(x, n) ? n : 0);
+  MassRows mass;
+  double sum = 0;
+  for (int64_t i0 = 0; i0 < n; i0 += kLanes) {
+    int32_t first[kLanes];
+    double alive[kLanes], scale[kLanes];
+    C delta[kLanes], acc[kLanes] = {};
+    T gl[kLanes];
+    alignas(64) C t[Terms][kLanes];
+    const int64_t m = std::min<int64_t>(kLanes, n - i0);
+    const T* xb = x + i0;
+    const T* wb = w ? w + i0 : nullptr;
+    T x_tail[kLanes], w_tail[kLanes];
+    pad_block(m, xb, wb, x_tail, w_tail);  // so that the loops below have a fixed length
+    locate_pieces<OpenEnds>(xb, static_cast<const T*>(nullptr), kLanes, win, grid, first, delta,
+                            alive);
+    if (wb) {  // select, not multiply: a NaN or infinite weight times 0 would be NaN
+#pragma omp simd
+      for (int l = 0; l < kLanes; ++l) scale[l] = alive[l] != 0 ? static_cast<double>(wb[l]) : 0.0;
+    } else {
+      for (int l = 0; l < kLanes; ++l) scale[l] = alive[l];
+    }
+    if (nonfinite_scale(scale)) {
+      if (direct.empty()) direct.assign(static_cast<size_t>(grid.slots + kShortMax - 1), 0.0);
+      double part = 0;
+      runtime_pair_chunk<T, C>(x + i0, wb ? w + i0 : nullptr, h, m, win, values, factor, e0,
+                               out + i0, direct.data(), part);
+      sum += part;
+      continue;
+    }
+    chebyshev_rows<Terms>(delta, t);
+    gather_rows<true>(&t[0][0], Terms, first, g, acc);
+    for (int k = 0; k < Terms; ++k)
+#pragma omp simd
+      for (int l = 0; l < kLanes; ++l) mass.row[k][l] = scale[l] * static_cast<double>(t[k][l]);
+    add_long_windows(Terms, first, mass.row, sums);
+    double part = 0;
+#pragma omp simd reduction(+ : part)
+    for (int l = 0; l < kLanes; ++l) {
+      gl[l] = alive[l] == 0 ? T(0) : static_cast<T>(static_cast<double>(acc[l]) * factor);
+      // As autograd weighs it: a sample with no gradient adds exactly 0.
+      part += gl[l] != T(0) ? scale[l] * static_cast<double>(gl[l]) * (static_cast<double>(xb[l]) - e0)
+                            : 0.0;
+    }
+    sum += part;
+    for (int l = 0; l < m; ++l) out[i0 + l] = gl[l];
+  }
+  sums.add_copies();
+  moment = sum;
 }
 
 // f(terms, open ends) as compile-time constants.
@@ -558,6 +636,8 @@ struct AlignedZeros {
     size_t space = store.size() * sizeof(S);
     data = static_cast<S*>(std::align(64, n * sizeof(S), p, space));
   }
+  AlignedZeros(const AlignedZeros&) = delete;  // (data points into store)
+  AlignedZeros(AlignedZeros&&) = default;
 };
 
 // A window's span on an axis: its bins (edges - 1), or at the edges all of them.
@@ -1017,17 +1097,44 @@ int64_t total_slots(const Problem& pb) {
   return total;
 }
 
-// scatter_axes for one axis by Chebyshev moments: each chunk's moments, the
-// chunks' moments (and any directly added blocks) summed in chunk order per
-// row, then turned into bins.
+// Chunks per row for the pieces: of at least 4 grids' size of samples, since
+// each zeroes and merges one.
+inline int64_t pieces_chunks(int64_t n, int64_t rows, int64_t size) {
+  return chunks_per_row(n, rows, 8 * size);
+}
+
+// Each row's moments (partial: `chunks` per row) and directly added slots
+// (`direct`, one per chunk, most empty), summed in chunk order, times the
+// slots' coefficients: out[row, j] = factor * that.
+template <typename T>
+void merge_pieces(const ChebyshevGrid& grid, const double* partial,
+                  const std::vector<std::vector<double>>& direct, int64_t rows, int64_t chunks,
+                  double factor, T* out) {
+  const int64_t size = grid.size(), slots = grid.slots;
+  torch::stable::parallel_for(0, rows, 1, [&](int64_t r0, int64_t r1) {
+    std::vector<double> moments(static_cast<size_t>(size)), added(static_cast<size_t>(slots));
+    for (int64_t r = r0; r < r1; ++r) {
+      std::fill(moments.begin(), moments.end(), 0.0);
+      std::fill(added.begin(), added.end(), 0.0);
+      for (int64_t ci = 0; ci < chunks; ++ci) {
+        const double* p = partial + (r * chunks + ci) * size;
+        for (int64_t j = 0; j < size; ++j) moments[j] += p[j];
+        const std::vector<double>& d = direct[r * chunks + ci];
+        if (!d.empty())
+          for (int64_t j = 0; j < slots; ++j) added[j] += d[j];
+      }
+      to_slots(grid, moments.data(), added.data(), factor, out + r * slots);
+    }
+  });
+}
+
+// scatter_axes for one axis by Chebyshev moments: each chunk's, merged.
 template <typename T, typename C>
 void scatter_pieces(const T* x, const T* w, const Window& win, Kernel kernel, int64_t order,
-                    int64_t n, int64_t rows, double factor, T* out) {
-  const ChebyshevGrid grid = chebyshev_grid_of<C>(kernel, order, win);
+                    bool at_edges, int64_t n, int64_t rows, double factor, T* out) {
+  const ChebyshevGrid grid = chebyshev_grid_of<C>(kernel, order, win, at_edges);
   const RuntimeValues<C> values(win, kernel, order);
-  const int64_t size = grid.size(), bins = win.bins;
-  // (chunks of at least 4 grids' size of samples: each zeroes and merges one)
-  const int64_t chunks = chunks_per_row(n, rows, 8 * size);
+  const int64_t size = grid.size(), chunks = pieces_chunks(n, rows, size);
   const AlignedZeros partial(rows * chunks * size);
   std::vector<std::vector<double>> direct(static_cast<size_t>(rows * chunks));
   torch::stable::parallel_for(0, rows * chunks, 1, [&](int64_t i0, int64_t i1) {
@@ -1040,35 +1147,30 @@ void scatter_pieces(const T* x, const T* w, const Window& win, Kernel kernel, in
       });
     }
   });
-  torch::stable::parallel_for(0, rows, 1, [&](int64_t r0, int64_t r1) {
-    std::vector<double> moments(static_cast<size_t>(size)), added(static_cast<size_t>(bins));
-    for (int64_t r = r0; r < r1; ++r) {
-      std::fill(moments.begin(), moments.end(), 0.0);
-      std::fill(added.begin(), added.end(), 0.0);
-      for (int64_t ci = 0; ci < chunks; ++ci) {
-        const double* p = partial.data + (r * chunks + ci) * size;
-        for (int64_t j = 0; j < size; ++j) moments[j] += p[j];
-        const std::vector<double>& d = direct[r * chunks + ci];
-        if (!d.empty())
-          for (int64_t j = 0; j < bins; ++j) added[j] += d[j];
-      }
-      to_bins(grid, moments.data(), added.data(), bins, factor, out + r * bins);
-    }
-  });
+  merge_pieces(grid, partial.data, direct, rows, chunks, factor, out);
 }
 
-// gather_axes for one axis by Chebyshev coefficients: each row's
-// coefficients of sum_b h_b D(., b) per piece, evaluated at each sample.
+// Each row's coefficients of sum_j h_j D(., j) per piece (hist: rows of
+// grid.slots values).
 template <typename T, typename C>
-void gather_pieces(const T* x, const T* hist, const Window& win, Kernel kernel, int64_t order,
-                   int64_t n, int64_t rows, double factor, T* out) {
-  const ChebyshevGrid grid = chebyshev_grid_of<C>(kernel, order, win);
-  const int64_t size = grid.size(), bins = win.bins;
-  const AlignedZeros<C> g(rows * size);
+AlignedZeros<C> piece_coefficients(const ChebyshevGrid& grid, const T* hist, int64_t rows) {
+  const int64_t size = grid.size();
+  AlignedZeros<C> g(rows * size);
   torch::stable::parallel_for(0, rows, 1, [&](int64_t r0, int64_t r1) {
     std::vector<double> acc(static_cast<size_t>(size));
-    for (int64_t r = r0; r < r1; ++r) from_bins(grid, hist + r * bins, bins, acc.data(), g.data + r * size);
+    for (int64_t r = r0; r < r1; ++r)
+      from_slots(grid, hist + r * grid.slots, acc.data(), g.data + r * size);
   });
+  return g;
+}
+
+// gather_axes for one axis by Chebyshev coefficients, evaluated at each sample.
+template <typename T, typename C>
+void gather_pieces(const T* x, const T* hist, const Window& win, Kernel kernel, int64_t order,
+                   bool at_edges, int64_t n, int64_t rows, double factor, T* out) {
+  const ChebyshevGrid grid = chebyshev_grid_of<C>(kernel, order, win, at_edges);
+  const int64_t size = grid.size();
+  const AlignedZeros<C> g = piece_coefficients<T, C>(grid, hist, rows);
   const int64_t blocks = (n + kGatherBlock - 1) / kGatherBlock;
   torch::stable::parallel_for(0, rows * blocks, 1, [&](int64_t i0, int64_t i1) {
     for (int64_t i = i0; i < i1; ++i) {
@@ -1082,14 +1184,45 @@ void gather_pieces(const T* x, const T* hist, const Window& win, Kernel kernel, 
   });
 }
 
+// pair_axes by Chebyshev pieces: the edge sums merged as scatter_pieces's,
+// the gather's coefficients from coef as gather_pieces's.
+template <typename T, typename C>
+void pair_pieces(const T* x, const T* w, const T* coef, const C* h, int64_t h_stride,
+                 const Window& win, Kernel kernel, int64_t order, int64_t n, int64_t rows,
+                 double factor, double e0, T* gathered, T* scattered, double* moment) {
+  const ChebyshevGrid grid = chebyshev_grid_of<C>(kernel, order, win, true);
+  const RuntimeValues<C> values(win, kernel, order);
+  const int64_t size = grid.size(), chunks = pieces_chunks(n, rows, size);
+  const AlignedZeros<C> g = piece_coefficients<T, C>(grid, coef, rows);
+  const AlignedZeros partial(rows * chunks * size);
+  std::vector<std::vector<double>> direct(static_cast<size_t>(rows * chunks));
+  std::vector<double> moments(static_cast<size_t>(rows * chunks), 0.0);
+  torch::stable::parallel_for(0, rows * chunks, 1, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      int64_t b, m;
+      chunk_bounds(i, chunks, n, b, m);
+      const int64_t row = i / chunks;
+      dispatch_pieces<C>(win.open_ends, [&](auto terms, auto open) {
+        pair_pieces_chunk<decltype(terms)::value, decltype(open)::value, T, C>(
+            x + b, w ? w + b : nullptr, g.data + row * size, h + row * h_stride, m, win, grid,
+            values, factor, e0, gathered + b, partial.data + i * size, direct[i], moments[i]);
+      });
+    }
+  });
+  merge_pieces(grid, partial.data, direct, rows, chunks, factor, scattered);
+  double sum = 0;
+  for (double mi : moments) sum += mi;
+  *moment = sum;
+}
+
 template <int D, typename T, typename C>
 void scatter_axes(const std::vector<Tensor>& coords, const T* w, const Tensor& params,
                   const Problem& pb, Kernel kernel, T* out) {
   const Axes<D, T, C> ax(coords, params, pb, kernel);
   const int64_t n = pb.n, rows = pb.rows, size = ax.lay.size;
   if (D == 1 && chebyshev_pays<C>(kernel, ax.win[0], pb.orders[0], pb.at_edges[0], n))
-    return scatter_pieces<T, C>(ax.x[0], w, ax.win[0], kernel, pb.orders[0], n, rows, ax.factor,
-                                out);
+    return scatter_pieces<T, C>(ax.x[0], w, ax.win[0], kernel, pb.orders[0], pb.at_edges[0], n,
+                                rows, ax.factor, out);
   const int64_t chunks = chunks_per_row(n, rows, size);
   const AlignedZeros partial(rows * chunks * size);
   // Work item i: chunk i % chunks of row i / chunks, into partial[i].
@@ -1131,8 +1264,8 @@ void gather_axes(const std::vector<Tensor>& coords, const T* hist, const Tensor&
   const Axes<D, T, C> ax(coords, params, pb, kernel);
   const int64_t n = pb.n, rows = pb.rows, size = ax.lay.size;
   if (D == 1 && chebyshev_pays<C>(kernel, ax.win[0], pb.orders[0], pb.at_edges[0], n))
-    return gather_pieces<T, C>(ax.x[0], hist, ax.win[0], kernel, pb.orders[0], n, rows,
-                               ax.factor, out);
+    return gather_pieces<T, C>(ax.x[0], hist, ax.win[0], kernel, pb.orders[0], pb.at_edges[0], n,
+                               rows, ax.factor, out);
   const int64_t last = pb.slots(D - 1), stride = last + ax.lay.pad, total = total_slots(pb);
   const std::vector<C> h = padded_rows<C>(hist, rows * (total / last), last, stride, rows * size);
   const int64_t blocks = (n + kGatherBlock - 1) / kGatherBlock;
@@ -1178,12 +1311,15 @@ void pair_axes(const Tensor& x, const T* w, const T* coef, const Tensor& params,
                const Problem& pb, Kernel kernel, T* gathered, T* scattered, double* moment) {
   const Axes<1, T, C> ax({x}, params, pb, kernel);
   const int64_t n = pb.n, rows = pb.rows, last = pb.slots(0), size = ax.lay.size;
-  const int64_t chunks = chunks_per_row(n, rows, size);
   const std::vector<C> h = padded_rows<C>(coef, rows, last, size, rows * size);
-  std::vector<double> partial(static_cast<size_t>(rows * chunks * size));
-  std::vector<double> moments(static_cast<size_t>(rows * chunks), 0.0);
   const double* p = params.const_data_ptr<double>();
   const double e0 = has_explicit_edges(params) ? p[kParamsSize] : p[0];
+  if (chebyshev_pays<C>(kernel, ax.win[0], pb.orders[0], true, n))
+    return pair_pieces<T, C>(ax.x[0], w, coef, h.data(), size, ax.win[0], kernel, pb.orders[0], n,
+                             rows, ax.factor, e0, gathered, scattered, moment);
+  const int64_t chunks = chunks_per_row(n, rows, size);
+  std::vector<double> partial(static_cast<size_t>(rows * chunks * size));
+  std::vector<double> moments(static_cast<size_t>(rows * chunks), 0.0);
   const RuntimeValues<C> values(ax.win[0], kernel, pb.orders[0]);
   torch::stable::parallel_for(0, rows * chunks, 1, [&](int64_t i0, int64_t i1) {
     for (int64_t i = i0; i < i1; ++i) {
