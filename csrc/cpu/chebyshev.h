@@ -37,34 +37,31 @@ double max_half_width(Kernel kernel) {
   return kernel == Kernel::Gaussian && sizeof(C) == 4 ? 0.4 : 0.5;
 }
 
-// Pieces over even bins, padded by `pad` bins on either side so that every
-// sample that reaches a bin has a piece, and the coefficient rows of every
-// slot (bin, or edge) lie inside the grid.
+// Pieces of 1 / per_bin of the bins' mean width, padded by `pad` such
+// bins on either side so that every sample that reaches a slot (bin, or
+// edge) has a piece, and every slot's coefficient rows lie inside the grid.
+// `frame`: the even bins the pieces cut, to locate samples by (the bins
+// themselves, or for explicit edges even ones over the same range).
 struct ChebyshevGrid {
+  Window frame;
   int64_t per_bin = 0, pad = 0, count = 0, terms = 0, slots = 0;
-  // Slot j's coefficients are rows r0 .. r0 + span of pieces, from piece
-  // per_bin * (pad + j) + r0, `terms` each: one table for the inner slots,
-  // and at open ends one for the first, the last and a single slot.
-  int64_t r0 = 0, span = 0;
-  std::vector<double> inner, first, last, only;
-  bool open_ends = false;
+  // Slot j's coefficients: spans[j] rows of `terms` from piece first_piece[j],
+  // at tables[table_at[j]] (even bins share a table per kind of slot).
+  std::vector<int64_t> first_piece, spans;
+  std::vector<size_t> table_at;
+  std::vector<double> tables;
 
   int64_t size() const { return count * terms; }
-  // Offset of slot j's first coefficient row in a grid of moments.
-  int64_t offset(int64_t j) const { return (per_bin * (pad + j) + r0) * terms; }
-  const double* table(int64_t j) const {
-    if (!open_ends || (j > 0 && j < slots - 1)) return inner.data();
-    if (slots == 1) return only.data();
-    return j == 0 ? first.data() : last.data();
-  }
+  int64_t offset(int64_t j) const { return first_piece[j] * terms; }
+  const double* table(int64_t j) const { return tables.data() + table_at[j]; }
 };
 
 // hist[j] = factor * (the moments times slot j's coefficients + added[j]).
 template <typename T>
 SOFTHIST_CLONES void to_slots(const ChebyshevGrid& grid, const double* moments,
                               const double* added, double factor, T* hist) {
-  const int64_t len = grid.span * grid.terms;
   for (int64_t b = 0; b < grid.slots; ++b) {
+    const int64_t len = grid.spans[b] * grid.terms;
     const double* m = moments + grid.offset(b);
     const double* t = grid.table(b);
     double s = 0;
@@ -78,9 +75,10 @@ SOFTHIST_CLONES void to_slots(const ChebyshevGrid& grid, const double* moments,
 // sum_j h_j D(., j), in C; acc: grid.size() doubles of room.
 template <typename T, typename C>
 SOFTHIST_CLONES void from_slots(const ChebyshevGrid& grid, const T* h, double* acc, C* g) {
-  const int64_t len = grid.span * grid.terms, size = grid.size();
+  const int64_t size = grid.size();
   std::fill(acc, acc + size, 0.0);
   for (int64_t b = 0; b < grid.slots; ++b) {
+    const int64_t len = grid.spans[b] * grid.terms;
     const double hb = static_cast<double>(h[b]);
     double* a = acc + grid.offset(b);
     const double* t = grid.table(b);
@@ -91,75 +89,112 @@ SOFTHIST_CLONES void from_slots(const ChebyshevGrid& grid, const T* h, double* a
   for (int64_t j = 0; j < size; ++j) g[j] = static_cast<C>(acc[j]);
 }
 
-// The grid for kernel K's derivative Order over win's even bins (or its
-// edges, Order >= 1), with pieces of half-width at most max_half: K beyond
-// `saturation` (in t) of an edge counts as saturated, as the windows count it.
+// Chebyshev coefficients of K^(Order) on the pieces, by the discrete cosine
+// transform of its values at the Chebyshev nodes: on a piece rho pieces
+// (fractional) above an edge, t = a (2 rho + 1 + delta). Below rho = lo it
+// is saturated at 0, from hi at its upper limit.
 template <Kernel K, int Order>
-ChebyshevGrid chebyshev_grid(const Window& win, bool at_edges, int64_t terms, double max_half,
-                             double saturation) {
-  static_assert(Order <= 3);
-  ChebyshevGrid g;
-  g.slots = win.bins + (at_edges ? 1 : 0);
-  g.terms = terms;
-  g.per_bin = std::max<int64_t>(1, static_cast<int64_t>(std::ceil(win.c / (2 * max_half))));
-  g.pad = static_cast<int64_t>(std::ceil(win.reach)) + 2;
-  g.count = g.per_bin * (win.bins + 2 * g.pad);
-  g.open_ends = win.open_ends;
-  const double a = win.c / (2.0 * static_cast<double>(g.per_bin));
-  // Piece r (relative to an edge) spans t in [2a r, 2a (r + 1)]: below e_lo
-  // K^(Order) is saturated at 0, from e_hi at its upper limit.
-  const int64_t e_lo = static_cast<int64_t>(std::floor(-saturation / (2 * a))) - 1;
-  const int64_t e_hi = static_cast<int64_t>(std::ceil(saturation / (2 * a))) + 1;
-  const double upper = Order == 0 ? 1.0 : 0.0;
-  std::vector<double> cosines(static_cast<size_t>(terms * terms)), nodes(static_cast<size_t>(terms));
-  const double pi = 3.14159265358979323846;
-  for (int64_t k = 0; k < terms; ++k) {
-    nodes[k] = std::cos(pi * (k + 0.5) / terms);
-    for (int64_t m = 0; m < terms; ++m) cosines[m * terms + k] = std::cos(pi * m * (k + 0.5) / terms);
+struct EdgeCoefficients {
+  int64_t terms;
+  double a, lo, hi;
+  std::vector<double> nodes, cosines;
+
+  EdgeCoefficients(int64_t terms_, double a_, double saturation) : terms(terms_), a(a_) {
+    lo = std::floor(-saturation / (2 * a)) - 1;
+    hi = std::ceil(saturation / (2 * a)) + 1;
+    const double pi = 3.14159265358979323846;
+    nodes.resize(static_cast<size_t>(terms));
+    cosines.resize(static_cast<size_t>(terms * terms));
+    for (int64_t k = 0; k < terms; ++k) {
+      nodes[k] = std::cos(pi * (k + 0.5) / terms);
+      for (int64_t m = 0; m < terms; ++m) cosines[m * terms + k] = std::cos(pi * m * (k + 0.5) / terms);
+    }
   }
-  // Edge r's Chebyshev coefficients, by the discrete cosine transform of K at
-  // the Chebyshev nodes.
-  auto edge = [&](int64_t r, double* c) {
+  static constexpr double upper() { return Order == 0 ? 1.0 : 0.0; }
+
+  void at(double rho, double* c) const {
     for (int64_t m = 0; m < terms; ++m) c[m] = 0;
-    if (r < e_lo) return;
-    if (r >= e_hi) {
-      c[0] = upper;
+    if (rho < lo) return;
+    if (rho >= hi) {
+      c[0] = upper();
       return;
     }
     double values[32];
-    for (int64_t k = 0; k < terms; ++k)
-      values[k] = cdf<K, Order>(a * (2.0 * static_cast<double>(r) + 1.0 + nodes[k]));
+    for (int64_t k = 0; k < terms; ++k) values[k] = cdf<K, Order>(a * (2.0 * rho + 1.0 + nodes[k]));
     for (int64_t m = 0; m < terms; ++m) {
       double s = 0;
       for (int64_t k = 0; k < terms; ++k) s += values[k] * cosines[m * terms + k];
       c[m] = s * (m == 0 ? 1.0 : 2.0) / static_cast<double>(terms);
     }
-  };
-  g.r0 = e_lo;
-  g.span = at_edges ? e_hi - e_lo : e_hi + g.per_bin - e_lo;
-  const size_t len = static_cast<size_t>(g.span * terms);
-  g.inner.assign(len, 0.0);
-  if (g.open_ends) {
-    g.first.assign(len, 0.0);
-    g.last.assign(len, 0.0);
-    g.only.assign(len, 0.0);
   }
-  // Bin b's masses are K at its lower edge minus K at its upper edge, per_bin
-  // pieces further; at open ends, K is 1 (order 0) at edge 0, 0 at edge bins.
-  // At the edges: K itself, 0 at open ends (Order >= 1).
-  double lower[32], upper_edge[32] = {};
-  for (int64_t i = 0; i < g.span; ++i) {
-    const int64_t r = g.r0 + i;
-    edge(r, lower);
-    if (!at_edges) edge(r - g.per_bin, upper_edge);
-    for (int64_t m = 0; m < terms; ++m) {
-      const double one = m == 0 ? upper : 0.0;
-      g.inner[i * terms + m] = lower[m] - upper_edge[m];
-      if (g.open_ends) {
-        g.first[i * terms + m] = one - upper_edge[m];
-        g.last[i * terms + m] = at_edges ? 0.0 : lower[m];
-        g.only[i * terms + m] = one;
-      }
+};
+
+// The grid for kernel K's derivative Order over the bins of `frame` (even),
+// or over the explicit edges `at` (null: the frame's), at the bins or at the
+// edges (Order >= 1), with pieces of half-width at most max_half in t: K
+// beyond `saturation` (in t) of an edge counts as saturated, as the windows
+// count it. Bin b's masses are K at its lower edge minus K at its upper edge;
+// at open ends, K is 1 (order 0) at edge 0 and 0 at edge bins, and at the
+// edges both ends' values are 0 (Order >= 1).
+template <Kernel K, int Order>
+ChebyshevGrid chebyshev_grid(const Window& frame, const double* at, bool at_edges, int64_t terms,
+                             double max_half, double saturation) {
+  static_assert(Order <= 3);
+  ChebyshevGrid g;
+  g.frame = frame;
+  const int64_t bins = frame.bins;
+  g.slots = bins + (at_edges ? 1 : 0);
+  g.terms = terms;
+  g.per_bin = std::max<int64_t>(1, static_cast<int64_t>(std::ceil(frame.c / (2 * max_half))));
+  g.pad = static_cast<int64_t>(std::ceil(frame.reach)) + 2;
+  g.count = g.per_bin * (bins + 2 * g.pad);
+  const bool open = frame.open_ends;
+  const EdgeCoefficients<K, Order> coef(terms, frame.c / (2.0 * static_cast<double>(g.per_bin)),
+                                        saturation);
+  const double per_bin = static_cast<double>(g.per_bin);
+  // Edge k sits at piece `place(k)`: its rows are the pieces from first(k)
+  // to last(k) (exclusive), the rest saturated.
+  auto place = [&](int64_t k) {
+    const double u = at ? (at[k] - frame.lo) * frame.inv_width : static_cast<double>(k);
+    return per_bin * (static_cast<double>(g.pad) + u);
+  };
+  auto first = [&](int64_t k) { return static_cast<int64_t>(std::floor(place(k) + coef.lo)); };
+  auto last = [&](int64_t k) { return static_cast<int64_t>(std::ceil(place(k) + coef.hi)); };
+  // K at edge k on piece p, the ends as open ends have them.
+  auto value = [&](int64_t k, int64_t p, double* c) {
+    if (open && (k == 0 || k == bins)) {
+      for (int64_t m = 0; m < terms; ++m) c[m] = 0;
+      c[0] = k == 0 && !at_edges ? coef.upper() : 0.0;
+      return;
+    }
+    coef.at(static_cast<double>(p) - place(k), c);
+  };
+  // Slot j's rows from piece p0, span of them.
+  auto add_slot = [&](int64_t j, int64_t p0, int64_t span) {
+    g.first_piece.push_back(p0);
+    g.spans.push_back(span);
+    g.table_at.push_back(g.tables.size());
+    g.tables.resize(g.tables.size() + static_cast<size_t>(span * terms), 0.0);
+    double* t = g.tables.data() + g.table_at.back();
+    double lower[32], upper[32];
+    for (int64_t i = 0; i < span; ++i) {
+      value(j, p0 + i, lower);
+      if (!at_edges) value(j + 1, p0 + i, upper);
+      for (int64_t m = 0; m < terms; ++m) t[i * terms + m] = lower[m] - (at_edges ? 0.0 : upper[m]);
+    }
+  };
+  const bool even = at == nullptr;
+  for (int64_t j = 0; j < g.slots; ++j) {
+    const int64_t p0 = first(j), span = (at_edges ? last(j) : last(j + 1)) - p0;
+    // Even bins: the inner slots share slot 1's table (or slot 0's, closed).
+    const int64_t shared = open ? 1 : 0;
+    const bool inner = !open || (j > 0 && j < g.slots - 1);
+    if (even && inner && j > shared) {
+      g.first_piece.push_back(p0);
+      g.spans.push_back(span);
+      g.table_at.push_back(g.table_at[static_cast<size_t>(shared)]);
+    } else {
+      add_slot(j, p0, span);
     }
   }
   return g;

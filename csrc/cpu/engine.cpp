@@ -387,30 +387,44 @@ SOFTHIST_CLONES void gather_chunk_1d(const T* x, const C* h, int64_t n, const Wi
 
 // ---------------------------------------------------------------- D = 1, Chebyshev pieces
 
-// Whether the smooth kernel's window over even bins costs more than its
-// Chebyshev moments (chebyshev.h): for K and K' over bins (the forward and
-// backward) and K' at the edges (the range's and kappa's gradients), windows
-// of at least kMinChebyshevEdges edges, pieces few enough per bin, and rows of
-// enough samples to pay for the grid's tables and partials.
-constexpr int64_t kMinChebyshevEdges = 6, kMaxPiecesPerBin = 8;
-template <typename C>
-bool chebyshev_pays(Kernel kernel, const Window& win, int64_t order, bool at_edges, int64_t n) {
-  if ((kernel != Kernel::Logistic && kernel != Kernel::Gaussian) || win.at || order > 1 ||
-      (at_edges && order == 0) || win.edges < kMinChebyshevEdges)
-    return false;
-  const double per_bin = std::ceil(win.c / (2 * max_half_width<C>(kernel)));
-  const double size = per_bin * (static_cast<double>(win.bins) + 2 * std::ceil(win.reach) + 4) *
-                      kChebyshevTerms<C>;
-  return per_bin <= kMaxPiecesPerBin && size <= static_cast<double>(n) && size < 0x1p30;
+// The even bins whose pieces a grid cuts (chebyshev.h): win's own, or over
+// its explicit edges' range.
+template <typename C, typename T>
+Window frame_of(Kernel kernel, const Window& win) {
+  if (!win.at) return win;
+  return Window::make<C, T>(kernel, win.at[0], win.at[win.bins], win.kappa, win.bins,
+                            win.open_ends);
 }
 
-template <typename C>
+// Whether the smooth kernel's windows cost more than its Chebyshev moments
+// (chebyshev.h): for K and K' over bins (the forward and backward) and K' at
+// the edges (the range's, kappa's and edges' gradients), windows of at least
+// kMinChebyshevEdges edges, pieces few enough per bin, and rows of enough
+// samples to pay for the grid's tables and partials.
+constexpr int64_t kMinChebyshevEdges = 6, kMaxPiecesPerBin = 8;
+template <typename C, typename T>
+bool chebyshev_pays(Kernel kernel, const Window& win, int64_t order, bool at_edges, int64_t n) {
+  if ((kernel != Kernel::Logistic && kernel != Kernel::Gaussian) || order > 1 ||
+      (at_edges && order == 0) || win.edges < kMinChebyshevEdges)
+    return false;
+  const Window frame = frame_of<C, T>(kernel, win);
+  const double per_bin = std::ceil(frame.c / (2 * max_half_width<C>(kernel)));
+  const double bins = static_cast<double>(frame.bins);
+  const double size = per_bin * (bins + 2 * std::ceil(frame.reach) + 4) * kChebyshevTerms<C>;
+  // Explicit edges' tables: per slot, the pieces its kernel reaches.
+  const double tables = win.at ? ((bins + 1) * (2 * per_bin * frame.reach + 4) + per_bin * bins) *
+                                     kChebyshevTerms<C>
+                               : 0.0;
+  return per_bin <= kMaxPiecesPerBin && size + tables <= static_cast<double>(n) && size < 0x1p30;
+}
+
+template <typename C, typename T>
 ChebyshevGrid chebyshev_grid_of(Kernel kernel, int64_t order, const Window& win, bool at_edges) {
   ChebyshevGrid g;
   dispatch_smooth(kernel, order, [&](auto k, auto o) {
     g = chebyshev_grid<decltype(k)::value, decltype(o)::value>(
-        win, at_edges, kChebyshevTerms<C>, max_half_width<C>(kernel),
-        static_cast<double>(saturation<C>(kernel)));
+        frame_of<C, T>(kernel, win), win.at, at_edges, kChebyshevTerms<C>,
+        max_half_width<C>(kernel), static_cast<double>(saturation<C>(kernel)));
   });
   return g;
 }
@@ -504,7 +518,8 @@ SOFTHIST_CLONES void scatter_pieces_chunk(const T* x, const T* w, int64_t n, con
     double scale[kLanes];
     C delta[kLanes];
     alignas(64) C t[Terms][kLanes];
-    locate_pieces<OpenEnds>(x + i0, w ? w + i0 : nullptr, n - i0, win, grid, first, delta, scale);
+    locate_pieces<OpenEnds>(x + i0, w ? w + i0 : nullptr, n - i0, grid.frame, grid, first, delta,
+                            scale);
     if (nonfinite_scale(scale)) {
       scatter_directly(x + i0, w + i0, std::min<int64_t>(kLanes, n - i0), win, grid, values, direct);
       continue;
@@ -528,7 +543,7 @@ SOFTHIST_CLONES void gather_pieces_chunk(const T* x, const C* g, int64_t n, cons
     double scale[kLanes];
     C delta[kLanes], acc[kLanes] = {};
     alignas(64) C t[Terms][kLanes];
-    locate_pieces<OpenEnds>(x + i0, static_cast<const T*>(nullptr), n - i0, win, grid, first,
+    locate_pieces<OpenEnds>(x + i0, static_cast<const T*>(nullptr), n - i0, grid.frame, grid, first,
                             delta, scale);
     chebyshev_rows<Terms>(delta, t);
     gather_rows<true>(&t[0][0], Terms, first, g, acc);
@@ -563,7 +578,7 @@ SOFTHIST_CLONES void pair_pieces_chunk(const T* x, const T* w, const C* g, const
     const T* wb = w ? w + i0 : nullptr;
     T x_tail[kLanes], w_tail[kLanes];
     pad_block(m, xb, wb, x_tail, w_tail);  // so that the loops below have a fixed length
-    locate_pieces<OpenEnds>(xb, static_cast<const T*>(nullptr), kLanes, win, grid, first, delta,
+    locate_pieces<OpenEnds>(xb, static_cast<const T*>(nullptr), kLanes, grid.frame, grid, first, delta,
                             alive);
     if (wb) {  // select, not multiply: a NaN or infinite weight times 0 would be NaN
 #pragma omp simd
@@ -1132,7 +1147,7 @@ void merge_pieces(const ChebyshevGrid& grid, const double* partial,
 template <typename T, typename C>
 void scatter_pieces(const T* x, const T* w, const Window& win, Kernel kernel, int64_t order,
                     bool at_edges, int64_t n, int64_t rows, double factor, T* out) {
-  const ChebyshevGrid grid = chebyshev_grid_of<C>(kernel, order, win, at_edges);
+  const ChebyshevGrid grid = chebyshev_grid_of<C, T>(kernel, order, win, at_edges);
   const RuntimeValues<C> values(win, kernel, order);
   const int64_t size = grid.size(), chunks = pieces_chunks(n, rows, size);
   const AlignedZeros partial(rows * chunks * size);
@@ -1168,7 +1183,7 @@ AlignedZeros<C> piece_coefficients(const ChebyshevGrid& grid, const T* hist, int
 template <typename T, typename C>
 void gather_pieces(const T* x, const T* hist, const Window& win, Kernel kernel, int64_t order,
                    bool at_edges, int64_t n, int64_t rows, double factor, T* out) {
-  const ChebyshevGrid grid = chebyshev_grid_of<C>(kernel, order, win, at_edges);
+  const ChebyshevGrid grid = chebyshev_grid_of<C, T>(kernel, order, win, at_edges);
   const int64_t size = grid.size();
   const AlignedZeros<C> g = piece_coefficients<T, C>(grid, hist, rows);
   const int64_t blocks = (n + kGatherBlock - 1) / kGatherBlock;
@@ -1190,7 +1205,7 @@ template <typename T, typename C>
 void pair_pieces(const T* x, const T* w, const T* coef, const C* h, int64_t h_stride,
                  const Window& win, Kernel kernel, int64_t order, int64_t n, int64_t rows,
                  double factor, double e0, T* gathered, T* scattered, double* moment) {
-  const ChebyshevGrid grid = chebyshev_grid_of<C>(kernel, order, win, true);
+  const ChebyshevGrid grid = chebyshev_grid_of<C, T>(kernel, order, win, true);
   const RuntimeValues<C> values(win, kernel, order);
   const int64_t size = grid.size(), chunks = pieces_chunks(n, rows, size);
   const AlignedZeros<C> g = piece_coefficients<T, C>(grid, coef, rows);
@@ -1220,7 +1235,7 @@ void scatter_axes(const std::vector<Tensor>& coords, const T* w, const Tensor& p
                   const Problem& pb, Kernel kernel, T* out) {
   const Axes<D, T, C> ax(coords, params, pb, kernel);
   const int64_t n = pb.n, rows = pb.rows, size = ax.lay.size;
-  if (D == 1 && chebyshev_pays<C>(kernel, ax.win[0], pb.orders[0], pb.at_edges[0], n))
+  if (D == 1 && chebyshev_pays<C, T>(kernel, ax.win[0], pb.orders[0], pb.at_edges[0], n))
     return scatter_pieces<T, C>(ax.x[0], w, ax.win[0], kernel, pb.orders[0], pb.at_edges[0], n,
                                 rows, ax.factor, out);
   const int64_t chunks = chunks_per_row(n, rows, size);
@@ -1263,7 +1278,7 @@ void gather_axes(const std::vector<Tensor>& coords, const T* hist, const Tensor&
                  const Problem& pb, Kernel kernel, T* out) {
   const Axes<D, T, C> ax(coords, params, pb, kernel);
   const int64_t n = pb.n, rows = pb.rows, size = ax.lay.size;
-  if (D == 1 && chebyshev_pays<C>(kernel, ax.win[0], pb.orders[0], pb.at_edges[0], n))
+  if (D == 1 && chebyshev_pays<C, T>(kernel, ax.win[0], pb.orders[0], pb.at_edges[0], n))
     return gather_pieces<T, C>(ax.x[0], hist, ax.win[0], kernel, pb.orders[0], pb.at_edges[0], n,
                                rows, ax.factor, out);
   const int64_t last = pb.slots(D - 1), stride = last + ax.lay.pad, total = total_slots(pb);
@@ -1314,7 +1329,7 @@ void pair_axes(const Tensor& x, const T* w, const T* coef, const Tensor& params,
   const std::vector<C> h = padded_rows<C>(coef, rows, last, size, rows * size);
   const double* p = params.const_data_ptr<double>();
   const double e0 = has_explicit_edges(params) ? p[kParamsSize] : p[0];
-  if (chebyshev_pays<C>(kernel, ax.win[0], pb.orders[0], true, n))
+  if (chebyshev_pays<C, T>(kernel, ax.win[0], pb.orders[0], true, n))
     return pair_pieces<T, C>(ax.x[0], w, coef, h.data(), size, ax.win[0], kernel, pb.orders[0], n,
                              rows, ax.factor, e0, gathered, scattered, moment);
   const int64_t chunks = chunks_per_row(n, rows, size);
