@@ -161,3 +161,31 @@ def test_range_kappa_and_edges_gradients_match_dense_reference(kernel, dtype, ca
     for a, b in zip(ours, expected):
         torch.testing.assert_close(a.double(), b.double(), rtol=tol, atol=tol * b.abs().max())
     assert all(float(t.abs().max()) > 1e-3 for t in ours[1:])  # the test can fail
+
+
+@pytest.mark.parametrize("kernel", SMOOTH)
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_uneven_edges_match_dense_reference(kernel, dtype, weighted):
+    # Pieces of the range's even bins, a table per uneven bin and edge: the
+    # forward, the samples' and the edges' and kappa's gradients.
+    gen = torch.Generator().manual_seed(5)
+    widths = torch.rand(16, generator=gen, dtype=torch.float64) * 9 + 1
+    edges = -1000.0 + 3000.0 * torch.cat([torch.zeros(1), widths.cumsum(0)]) / widths.sum()
+    x = (torch.randn(30000, generator=gen, dtype=torch.float64) * 600 + 300).to(dtype)
+    w = torch.rand(30000, generator=gen, dtype=torch.float64).to(dtype) if weighted else None
+    kappa = torch.tensor(16 * 3.0 / 3000.0, dtype=torch.float64, requires_grad=True)
+    e = edges.to(dtype).requires_grad_()
+    xr = x.clone().requires_grad_()
+    out = softhist_ext.histogram(xr, e, weight=w, kappa=kappa, kernel=kernel).hist
+    xd = x.double().clone().requires_grad_()
+    dense = reference.histogram_edges(xd, e.double(), kappa, kernel,
+                                      None if w is None else w.double())
+    tol = TOL[dtype]
+    torch.testing.assert_close(out.double(), dense.detach(), rtol=tol, atol=tol * len(x) / 16)
+    g = torch.randn(16, generator=gen, dtype=torch.float64)
+    ours = torch.autograd.grad(out, [xr, e, kappa], g.to(dtype))
+    expected = torch.autograd.grad(dense, [xd, e, kappa], g)
+    for a, b in zip(ours, expected):
+        torch.testing.assert_close(a.double(), b.double(), rtol=tol * 10,
+                                   atol=tol * 10 * b.abs().max())
