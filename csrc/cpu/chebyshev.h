@@ -2,7 +2,7 @@
 //
 // A logistic or gaussian window spans many edges (12 at the logistic's
 // default kappa), each one a transcendental per sample. Instead, each bin is
-// cut into `per_bin` pieces of half-width a <= max_half_width in t; on piece
+// cut into `per_bin` pieces of half-width a <= 0.5 in t (pieces_per_bin); on piece
 // p, a sample's K^(order) at every edge is a smooth function of its place
 // delta in [-1, 1) within the piece, within 1e-9 (float compute, 8 terms) or
 // 1e-17 (double, 16 terms) of its Chebyshev interpolant sum_m c_m T_m(delta).
@@ -23,18 +23,40 @@
 
 namespace softhist::cpu {
 
-// Chebyshev terms per piece, in the compute type C.
+// Chebyshev terms per piece for kernel K, in the compute type C: the compact
+// kernels' pieces are polynomials of degree <= 4, whatever C.
 template <typename C>
-constexpr int kChebyshevTerms = sizeof(C) == 8 ? 16 : 8;
+int64_t chebyshev_terms(Kernel kernel) {
+  return sizeof(C) == 8 && (kernel == Kernel::Logistic || kernel == Kernel::Gaussian) ? 16 : 8;
+}
 
-// Largest piece half-width in t for which the interpolant of K and K' (with
-// its kChebyshevTerms<C> terms) is within the saturation error. mpmath, over
-// the worst piece, bounding the error by the coefficients past the last term:
-// logistic a = 0.5: 4e-10 (K), 6e-9 (K'); 16 terms 2e-19, 2e-17;
-// gaussian a = 0.4 (float): 2e-10, 4e-9; a = 0.5, 16 terms: 5e-19, 2e-17.
+// Pieces per bin for kernel K at c = kappa * (bin width), or 0 where none
+// suit. The smooth kernels: the fewest of half-width a <= 0.5 in t (0.4 for
+// the gaussian in float), for which the interpolant of K and K' (with its
+// chebyshev_terms<C> terms) is within the saturation error (mpmath, over the
+// worst piece, bounding the error by the coefficients past the last term:
+// logistic a = 0.5: 4e-10 (K), 6e-9 (K'); 16 terms 2e-19, 2e-17; gaussian
+// a = 0.4: 2e-10, 4e-9; a = 0.5, 16 terms: 5e-19, 2e-17). The triangular
+// and bspline, piecewise polynomials of degree <= 4 between knots at integer
+// t, whose K and K' are continuous: pieces
+// whose ends hold every knot (per_bin / c an integer), where the interpolant
+// is the polynomial itself; at most kMaxPiecesPerBin of them.
+constexpr int64_t kMaxPiecesPerBin = 8;
 template <typename C>
-double max_half_width(Kernel kernel) {
-  return kernel == Kernel::Gaussian && sizeof(C) == 4 ? 0.4 : 0.5;
+int64_t pieces_per_bin(Kernel kernel, double c) {
+  if (kernel == Kernel::Logistic || kernel == Kernel::Gaussian) {
+    const double half = kernel == Kernel::Gaussian && sizeof(C) == 4 ? 0.4 : 0.5;
+    const double s = std::max(1.0, std::ceil(c / (2 * half)));
+    return s <= kMaxPiecesPerBin ? static_cast<int64_t>(s) : 0;
+  }
+  // (the box's density jumps at its knots, where samples on them, as integer
+  // data puts them, would take one side's value rather than the windows')
+  if (kernel == Kernel::Hard || kernel == Kernel::Box) return 0;
+  for (int64_t s = 1; s <= kMaxPiecesPerBin; ++s) {
+    const double q = static_cast<double>(s) / c;
+    if (q >= 0.5 && std::abs(q - std::round(q)) <= 1e-12 * q) return s;
+  }
+  return 0;
 }
 
 // Pieces of 1 / per_bin of the bins' mean width, padded by `pad` such
@@ -131,21 +153,21 @@ struct EdgeCoefficients {
 
 // The grid for kernel K's derivative Order over the bins of `frame` (even),
 // or over the explicit edges `at` (null: the frame's), at the bins or at the
-// edges (Order >= 1), with pieces of half-width at most max_half in t: K
+// edges (Order >= 1), with per_bin pieces per bin (pieces_per_bin): K
 // beyond `saturation` (in t) of an edge counts as saturated, as the windows
 // count it. Bin b's masses are K at its lower edge minus K at its upper edge;
 // at open ends, K is 1 (order 0) at edge 0 and 0 at edge bins, and at the
 // edges both ends' values are 0 (Order >= 1).
 template <Kernel K, int Order>
 ChebyshevGrid chebyshev_grid(const Window& frame, const double* at, bool at_edges, int64_t terms,
-                             double max_half, double saturation) {
+                             int64_t per_bin_, double saturation) {
   static_assert(Order <= 3);
   ChebyshevGrid g;
   g.frame = frame;
   const int64_t bins = frame.bins;
   g.slots = bins + (at_edges ? 1 : 0);
   g.terms = terms;
-  g.per_bin = std::max<int64_t>(1, static_cast<int64_t>(std::ceil(frame.c / (2 * max_half))));
+  g.per_bin = per_bin_;
   g.pad = static_cast<int64_t>(std::ceil(frame.reach)) + 2;
   g.count = g.per_bin * (bins + 2 * g.pad);
   const bool open = frame.open_ends;

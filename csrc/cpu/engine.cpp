@@ -401,21 +401,23 @@ Window frame_of(Kernel kernel, const Window& win) {
 // the edges (the range's, kappa's and edges' gradients), windows of at least
 // kMinChebyshevEdges edges, pieces few enough per bin, and rows of enough
 // samples to pay for the grid's tables and partials.
-constexpr int64_t kMinChebyshevEdges = 6, kMaxPiecesPerBin = 8;
+constexpr int64_t kMinChebyshevEdges = 6;
 template <typename C, typename T>
 bool chebyshev_pays(Kernel kernel, const Window& win, int64_t order, bool at_edges, int64_t n) {
-  if ((kernel != Kernel::Logistic && kernel != Kernel::Gaussian) || order > 1 ||
-      (at_edges && order == 0) || win.edges < kMinChebyshevEdges)
+  const bool smooth = kernel == Kernel::Logistic || kernel == Kernel::Gaussian;
+  // (the compact kernels' knots meet the pieces' ends only over even bins)
+  if (order > 1 || (at_edges && order == 0) || (smooth && win.edges < kMinChebyshevEdges) ||
+      (!smooth && win.at))
     return false;
   const Window frame = frame_of<C, T>(kernel, win);
-  const double per_bin = std::ceil(frame.c / (2 * max_half_width<C>(kernel)));
+  const double per_bin = static_cast<double>(pieces_per_bin<C>(kernel, frame.c));
   const double bins = static_cast<double>(frame.bins);
-  const double size = per_bin * (bins + 2 * std::ceil(frame.reach) + 4) * kChebyshevTerms<C>;
+  const double size = per_bin * (bins + 2 * std::ceil(frame.reach) + 4) * chebyshev_terms<C>(kernel);
   // Explicit edges' tables: per slot, the pieces its kernel reaches.
   const double tables = win.at ? ((bins + 1) * (2 * per_bin * frame.reach + 4) + per_bin * bins) *
-                                     kChebyshevTerms<C>
+                                     chebyshev_terms<C>(kernel)
                                : 0.0;
-  return per_bin <= kMaxPiecesPerBin && size + tables <= static_cast<double>(n) && size < 0x1p30;
+  return per_bin > 0 && size + tables <= static_cast<double>(n) && size < 0x1p30;
 }
 
 template <typename C, typename T>
@@ -423,8 +425,9 @@ ChebyshevGrid chebyshev_grid_of(Kernel kernel, int64_t order, const Window& win,
   ChebyshevGrid g;
   dispatch_smooth(kernel, order, [&](auto k, auto o) {
     g = chebyshev_grid<decltype(k)::value, decltype(o)::value>(
-        frame_of<C, T>(kernel, win), win.at, at_edges, kChebyshevTerms<C>,
-        max_half_width<C>(kernel), static_cast<double>(saturation<C>(kernel)));
+        frame_of<C, T>(kernel, win), win.at, at_edges, chebyshev_terms<C>(kernel),
+        pieces_per_bin<C>(kernel, frame_of<C, T>(kernel, win).c),
+        static_cast<double>(saturation<C>(kernel)));
   });
   return g;
 }
@@ -617,9 +620,12 @@ SOFTHIST_CLONES void pair_pieces_chunk(const T* x, const T* w, const C* g, const
 
 // f(terms, open ends) as compile-time constants.
 template <typename C, typename F>
-void dispatch_pieces(bool open_ends, const F& f) {
+void dispatch_pieces(int64_t terms, bool open_ends, const F& f) {
   dispatch_bool(open_ends, [&](auto open) {
-    f(std::integral_constant<int, kChebyshevTerms<C>>{}, open);
+    if (sizeof(C) == 8 && terms == 16)
+      f(std::integral_constant<int, 16>{}, open);
+    else
+      f(std::integral_constant<int, 8>{}, open);
   });
 }
 
@@ -1156,7 +1162,7 @@ void scatter_pieces(const T* x, const T* w, const Window& win, Kernel kernel, in
     for (int64_t i = i0; i < i1; ++i) {
       int64_t b, m;
       chunk_bounds(i, chunks, n, b, m);
-      dispatch_pieces<C>(win.open_ends, [&](auto terms, auto open) {
+      dispatch_pieces<C>(grid.terms, win.open_ends, [&](auto terms, auto open) {
         scatter_pieces_chunk<decltype(terms)::value, decltype(open)::value, T, C>(
             x + b, w ? w + b : nullptr, m, win, grid, values, partial.data + i * size, direct[i]);
       });
@@ -1191,7 +1197,7 @@ void gather_pieces(const T* x, const T* hist, const Window& win, Kernel kernel, 
     for (int64_t i = i0; i < i1; ++i) {
       const int64_t row = i / blocks, b = row * n + (i % blocks) * kGatherBlock;
       const int64_t m = std::min(b + kGatherBlock, (row + 1) * n) - b;
-      dispatch_pieces<C>(win.open_ends, [&](auto terms, auto open) {
+      dispatch_pieces<C>(grid.terms, win.open_ends, [&](auto terms, auto open) {
         gather_pieces_chunk<decltype(terms)::value, decltype(open)::value, T, C>(
             x + b, g.data + row * size, m, win, grid, factor, out + b);
       });
@@ -1217,7 +1223,7 @@ void pair_pieces(const T* x, const T* w, const T* coef, const C* h, int64_t h_st
       int64_t b, m;
       chunk_bounds(i, chunks, n, b, m);
       const int64_t row = i / chunks;
-      dispatch_pieces<C>(win.open_ends, [&](auto terms, auto open) {
+      dispatch_pieces<C>(grid.terms, win.open_ends, [&](auto terms, auto open) {
         pair_pieces_chunk<decltype(terms)::value, decltype(open)::value, T, C>(
             x + b, w ? w + b : nullptr, g.data + row * size, h + row * h_stride, m, win, grid,
             values, factor, e0, gathered + b, partial.data + i * size, direct[i], moments[i]);
