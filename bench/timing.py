@@ -1,14 +1,7 @@
 """Interleaved timing for the benchmarks: every case once per round, so a
 slow spell of a shared machine hits all cases alike; each ratio is reported
-as the minimum over the rounds (the least disturbed) and the median.
+as the minimum over the rounds (the least disturbed) and the median."""
 
-On import, glibc's malloc keeps the memory it frees (fixed mmap and trim
-thresholds): with its default, adaptive thresholds, a process went through
-stretches where every call's tensors of megabytes (a gradient of 4e6 floats)
-were returned to the OS and page-faulted afresh, which made a case's times,
-minimum included, 1.6-1.9x those of other runs of the same command."""
-
-import ctypes
 import os
 import platform
 import statistics
@@ -16,14 +9,6 @@ import time
 from typing import Callable, Dict, List
 
 import torch
-
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
-try:
-    _libc = ctypes.CDLL("libc.so.6")
-    _libc.mallopt(_M_TRIM_THRESHOLD, 1 << 30)
-    _libc.mallopt(_M_MMAP_THRESHOLD, 1 << 30)
-except OSError:  # not glibc
-    pass
 
 
 def machine() -> str:
