@@ -1,17 +1,19 @@
-// The smooth kernels' histograms over even bins as Chebyshev moments.
+// Histograms as Chebyshev moments of pieces of bins (CPU).
 //
 // A logistic or gaussian window spans many edges (12 at the logistic's
 // default kappa), each one a transcendental per sample. Instead, each bin is
-// cut into `per_bin` pieces of half-width a <= 0.5 in t (pieces_per_bin); on piece
-// p, a sample's K^(order) at every edge is a smooth function of its place
-// delta in [-1, 1) within the piece, within 1e-9 (float compute, 8 terms) or
-// 1e-17 (double, 16 terms) of its Chebyshev interpolant sum_m c_m T_m(delta).
-// So the scatter adds each sample's T_m(delta) to its piece's `terms`
-// moments (one vector add, whatever kappa), and bin b is the moments times
-// b's coefficients; the gather evaluates, at each sample's delta, its piece's
-// coefficients of sum_b h_b D(., b). Tables cost O(bins * window * terms).
-// At the edges (edge sums; derivatives of order >= 1, which vanish where K
-// saturates) the same holds of each edge's K^(order) itself.
+// cut into `per_bin` pieces (pieces_per_bin). On piece p, a sample's
+// K^(order) at every edge is a function of its place delta in [-1, 1) within
+// the piece: smooth, and within 1e-9 (float compute, 8 terms) or 1e-17
+// (double, 16 terms) of its Chebyshev interpolant sum_m c_m T_m(delta); or
+// for the triangular and bspline kernels, with pieces whose ends hold their
+// knots, a polynomial of degree <= 4, equal to it. So the scatter adds each
+// sample's T_m(delta) to its piece's `terms` moments (one vector add,
+// whatever kappa), and bin b is the moments times b's coefficients; the
+// gather evaluates, at each sample's delta, its piece's coefficients of
+// sum_b h_b D(., b). Tables cost O(bins * window * terms). At the edges (edge
+// sums; derivatives of order >= 1, which vanish where K saturates) the same
+// holds of each edge's K^(order) itself.
 #pragma once
 
 #include <algorithm>
@@ -38,9 +40,9 @@ int64_t chebyshev_terms(Kernel kernel) {
 // logistic a = 0.5: 4e-10 (K), 6e-9 (K'); 16 terms 2e-19, 2e-17; gaussian
 // a = 0.4: 2e-10, 4e-9; a = 0.5, 16 terms: 5e-19, 2e-17). The triangular
 // and bspline, piecewise polynomials of degree <= 4 between knots at integer
-// t, whose K and K' are continuous: pieces
-// whose ends hold every knot (per_bin / c an integer), where the interpolant
-// is the polynomial itself; at most kMaxPiecesPerBin of them.
+// t, whose K and K' are continuous: pieces whose ends hold every knot
+// (per_bin / c an integer), where the interpolant is the polynomial itself;
+// at most kMaxPiecesPerBin of them.
 constexpr int64_t kMaxPiecesPerBin = 8;
 template <typename C>
 int64_t pieces_per_bin(Kernel kernel, double c) {
