@@ -294,6 +294,35 @@ SOFTHIST_CLONES void runtime_gather_chunk(const T* x, const C* h, int64_t n, con
   }
 }
 
+// A pair pass's scales: the block's weights (1 without) where a sample
+// reaches a bin, else 0. A select, not a multiply: a NaN or infinite weight
+// times 0 would be NaN.
+template <typename T>
+SOFTHIST_HD void pair_scales(const double* alive, const T* w, double* scale) {
+  if (w) {
+#pragma omp simd
+    for (int l = 0; l < kLanes; ++l) scale[l] = alive[l] != 0 ? static_cast<double>(w[l]) : 0.0;
+  } else {
+    for (int l = 0; l < kLanes; ++l) scale[l] = alive[l];
+  }
+}
+
+// A pair pass's gathered block: out[l] = acc[l] * factor as T (0 where a
+// sample reaches no bin); returns its part of sum_i w_i (x_i - e0) out_i.
+template <typename T, typename C>
+SOFTHIST_HD double pair_outputs(const C* acc, const double* alive, const double* scale,
+                                const T* x, double factor, double e0, T* out) {
+  double part = 0;
+#pragma omp simd reduction(+ : part)
+  for (int l = 0; l < kLanes; ++l) {
+    out[l] = alive[l] == 0 ? T(0) : static_cast<T>(static_cast<double>(acc[l]) * factor);
+    // As autograd weighs it: a sample with no gradient adds exactly 0.
+    part += out[l] != T(0) ? scale[l] * static_cast<double>(out[l]) * (static_cast<double>(x[l]) - e0)
+                           : 0.0;
+  }
+  return part;
+}
+
 // runtime_gather_chunk<true> (into out, with h) and runtime_scatter_chunk<true>
 // (into acc, with w) over the same window values, and moment = sum_i w_i
 // (x_i - e0) out_i: the pass of edge_gather_scatter.
@@ -318,23 +347,10 @@ SOFTHIST_CLONES void runtime_pair_chunk(const T* x, const T* w, const C* h, int6
     pad_block(m, xb, wb, x_tail, w_tail);  // so that the loops below have a fixed length
     const int64_t edges =
         values.load(xb, static_cast<const T*>(nullptr), kLanes, win, first, alive, v.data());
-    if (wb) {  // select, not multiply: a NaN or infinite weight times 0 would be NaN
-#pragma omp simd
-      for (int l = 0; l < kLanes; ++l) scale[l] = alive[l] != 0 ? static_cast<double>(wb[l]) : 0.0;
-    } else {
-      for (int l = 0; l < kLanes; ++l) scale[l] = alive[l];
-    }
+    pair_scales(alive, wb, scale);
     gather_rows<true>(v.data(), edges, first, h, g);
     add_windows<true>(v.data(), edges, first, scale, mass, sums);
-    double part = 0;
-#pragma omp simd reduction(+ : part)
-    for (int l = 0; l < kLanes; ++l) {
-      gl[l] = alive[l] == 0 ? T(0) : static_cast<T>(static_cast<double>(g[l]) * factor);
-      // As autograd weighs it: a sample with no gradient adds exactly 0.
-      part += gl[l] != T(0) ? scale[l] * static_cast<double>(gl[l]) * (static_cast<double>(xb[l]) - e0)
-                            : 0.0;
-    }
-    sum += part;
+    sum += pair_outputs(g, alive, scale, xb, factor, e0, gl);
     for (int l = 0; l < m; ++l) out[i0 + l] = gl[l];
   }
   sums.add_copies();
@@ -583,12 +599,7 @@ SOFTHIST_CLONES void pair_pieces_chunk(const T* x, const T* w, const C* g, const
     pad_block(m, xb, wb, x_tail, w_tail);  // so that the loops below have a fixed length
     locate_pieces<OpenEnds>(xb, static_cast<const T*>(nullptr), kLanes, grid.frame, grid, first, delta,
                             alive);
-    if (wb) {  // select, not multiply: a NaN or infinite weight times 0 would be NaN
-#pragma omp simd
-      for (int l = 0; l < kLanes; ++l) scale[l] = alive[l] != 0 ? static_cast<double>(wb[l]) : 0.0;
-    } else {
-      for (int l = 0; l < kLanes; ++l) scale[l] = alive[l];
-    }
+    pair_scales(alive, wb, scale);
     if (nonfinite_scale(scale)) {
       if (direct.empty()) direct.assign(static_cast<size_t>(grid.slots + kShortMax - 1), 0.0);
       double part = 0;
@@ -603,15 +614,7 @@ SOFTHIST_CLONES void pair_pieces_chunk(const T* x, const T* w, const C* g, const
 #pragma omp simd
       for (int l = 0; l < kLanes; ++l) mass.row[k][l] = scale[l] * static_cast<double>(t[k][l]);
     add_long_windows(Terms, first, mass.row, sums);
-    double part = 0;
-#pragma omp simd reduction(+ : part)
-    for (int l = 0; l < kLanes; ++l) {
-      gl[l] = alive[l] == 0 ? T(0) : static_cast<T>(static_cast<double>(acc[l]) * factor);
-      // As autograd weighs it: a sample with no gradient adds exactly 0.
-      part += gl[l] != T(0) ? scale[l] * static_cast<double>(gl[l]) * (static_cast<double>(xb[l]) - e0)
-                            : 0.0;
-    }
-    sum += part;
+    sum += pair_outputs(acc, alive, scale, xb, factor, e0, gl);
     for (int l = 0; l < m; ++l) out[i0 + l] = gl[l];
   }
   sums.add_copies();
