@@ -412,11 +412,12 @@ Window frame_of(Kernel kernel, const Window& win) {
                             win.open_ends);
 }
 
-// Whether the smooth kernel's windows cost more than its Chebyshev moments
+// Whether a kernel's windows cost more than its Chebyshev moments
 // (chebyshev.h): for K and K' over bins (the forward and backward) and K' at
-// the edges (the range's, kappa's and edges' gradients), windows of at least
-// kMinChebyshevEdges edges, pieces few enough per bin, and rows of enough
-// samples to pay for the grid's tables and partials.
+// the edges (the range's, kappa's and edges' gradients), where the kernel has
+// pieces (pieces_per_bin), the smooth kernels' windows hold at least
+// kMinChebyshevEdges edges, and rows have enough samples to pay for the
+// grid's tables and partials.
 constexpr int64_t kMinChebyshevEdges = 6;
 template <typename C, typename T>
 bool chebyshev_pays(Kernel kernel, const Window& win, int64_t order, bool at_edges, int64_t n) {
