@@ -440,10 +440,10 @@ bool chebyshev_pays(Kernel kernel, const Window& win, int64_t order, bool at_edg
 template <typename C, typename T>
 ChebyshevGrid chebyshev_grid_of(Kernel kernel, int64_t order, const Window& win, bool at_edges) {
   ChebyshevGrid g;
+  const Window frame = frame_of<C, T>(kernel, win);
   dispatch_smooth(kernel, order, [&](auto k, auto o) {
     g = chebyshev_grid<decltype(k)::value, decltype(o)::value>(
-        frame_of<C, T>(kernel, win), win.at, at_edges, chebyshev_terms<C>(kernel),
-        pieces_per_bin<C>(kernel, frame_of<C, T>(kernel, win).c),
+        frame, win.at, at_edges, chebyshev_terms<C>(kernel), pieces_per_bin<C>(kernel, frame.c),
         static_cast<double>(saturation<C>(kernel)));
   });
   return g;
@@ -502,6 +502,24 @@ bool runs_of_equals(const T* x, int64_t n) {
   return 8 * equal > m;
 }
 
+// The room for blocks added by their windows: slots + kShortMax - 1 doubles,
+// allocated at the first.
+inline double* direct_room(const ChebyshevGrid& grid, std::vector<double>& direct) {
+  if (direct.empty()) direct.assign(static_cast<size_t>(grid.slots + kShortMax - 1), 0.0);
+  return direct.data();
+}
+
+// moments[first[l] + m] += scale[l] * t[m][l]: each sample's T_m(delta) times
+// its weight, one vector per sample.
+template <int Terms, typename C>
+SOFTHIST_HD void add_moments(const C (*t)[kLanes], const double* scale, const int32_t* first,
+                             MassRows& mass, LaneSums& sums) {
+  for (int m = 0; m < Terms; ++m)
+#pragma omp simd
+    for (int l = 0; l < kLanes; ++l) mass.row[m][l] = scale[l] * static_cast<double>(t[m][l]);
+  add_long_windows(Terms, first, mass.row, sums);
+}
+
 // A block with a NaN or infinite weight, which no moment can carry: added
 // to `direct` (slots + kShortMax - 1 doubles, allocated then) by its
 // windows, as the windows' scatter adds it.
@@ -509,11 +527,11 @@ template <typename T, typename C>
 void scatter_directly(const T* x, const T* w, int64_t n, const Window& win,
                       const ChebyshevGrid& grid, const RuntimeValues<C>& values,
                       std::vector<double>& direct) {
-  if (direct.empty()) direct.assign(static_cast<size_t>(grid.slots + kShortMax - 1), 0.0);
+  double* acc = direct_room(grid, direct);
   if (grid.slots > win.bins)
-    runtime_scatter_chunk<true, T, C>(x, w, n, win, values, direct.data());
+    runtime_scatter_chunk<true, T, C>(x, w, n, win, values, acc);
   else
-    runtime_scatter_chunk<false, T, C>(x, w, n, win, values, direct.data());
+    runtime_scatter_chunk<false, T, C>(x, w, n, win, values, acc);
 }
 
 // Whether a block's scales hold a NaN or infinite weight.
@@ -545,16 +563,13 @@ SOFTHIST_CLONES void scatter_pieces_chunk(const T* x, const T* w, int64_t n, con
       continue;
     }
     chebyshev_rows<Terms>(delta, t);
-    for (int m = 0; m < Terms; ++m)
-#pragma omp simd
-      for (int l = 0; l < kLanes; ++l) mass.row[m][l] = scale[l] * static_cast<double>(t[m][l]);
-    add_long_windows(Terms, first, mass.row, sums);
+    add_moments<Terms>(t, scale, first, mass, sums);
   }
   sums.add_copies();
 }
 
 // out_i = factor * sum_m g[piece_i * Terms + m] * T_m(delta_i): g holds each
-// piece's coefficients of sum_b h_b D(., b) (ChebyshevGrid::from_bins).
+// piece's coefficients of sum_b h_b D(., b) (from_slots).
 template <int Terms, bool OpenEnds, typename T, typename C>
 SOFTHIST_CLONES void gather_pieces_chunk(const T* x, const C* g, int64_t n, const Window& win,
                                          const ChebyshevGrid& grid, double factor, T* out) {
@@ -602,19 +617,15 @@ SOFTHIST_CLONES void pair_pieces_chunk(const T* x, const T* w, const C* g, const
                             alive);
     pair_scales(alive, wb, scale);
     if (nonfinite_scale(scale)) {
-      if (direct.empty()) direct.assign(static_cast<size_t>(grid.slots + kShortMax - 1), 0.0);
       double part = 0;
       runtime_pair_chunk<T, C>(x + i0, wb ? w + i0 : nullptr, h, m, win, values, factor, e0,
-                               out + i0, direct.data(), part);
+                               out + i0, direct_room(grid, direct), part);
       sum += part;
       continue;
     }
     chebyshev_rows<Terms>(delta, t);
     gather_rows<true>(&t[0][0], Terms, first, g, acc);
-    for (int k = 0; k < Terms; ++k)
-#pragma omp simd
-      for (int l = 0; l < kLanes; ++l) mass.row[k][l] = scale[l] * static_cast<double>(t[k][l]);
-    add_long_windows(Terms, first, mass.row, sums);
+    add_moments<Terms>(t, scale, first, mass, sums);
     sum += pair_outputs(acc, alive, scale, xb, factor, e0, gl);
     for (int l = 0; l < m; ++l) out[i0 + l] = gl[l];
   }
@@ -1122,7 +1133,7 @@ int64_t total_slots(const Problem& pb) {
   return total;
 }
 
-// Chunks per row for the pieces: of at least 4 grids' size of samples, since
+// Chunks per row for the pieces: of at least 16 grids' size of samples, since
 // each zeroes and merges one.
 inline int64_t pieces_chunks(int64_t n, int64_t rows, int64_t size) {
   return chunks_per_row(n, rows, 8 * size);
