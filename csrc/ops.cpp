@@ -269,4 +269,12 @@ Problem check_edge_gather_scatter_args(const Tensor& x, const std::optional<Tens
   return pb;
 }
 
+std::pair<Problem, Problem> check_scatter_edge_sums_args(const Tensor& x,
+                                                         const std::optional<Tensor>& weight,
+                                                         const Tensor& params, int64_t bins,
+                                                         Kernel kernel) {
+  return {check_scatter_args({x}, weight, params, {bins}, {0}, {}, kernel),
+          check_scatter_args({x}, weight, params, {bins}, {1}, {0}, kernel)};
+}
+
 }  // namespace softhist

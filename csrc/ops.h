@@ -9,6 +9,7 @@
 
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 #include <sstream>
 #include <stdexcept>
@@ -85,6 +86,12 @@ Problem check_scatter_args(const std::vector<Tensor>& coords, const std::optiona
 Problem check_gather_args(const std::vector<Tensor>& coords, const Tensor& hist,
                           const Tensor& params, const std::vector<int64_t>& orders,
                           const std::vector<int64_t>& edge_axes, Kernel kernel);
+// scatter_edge_sums (one axis, CPU): the histogram's problem (order 0) and
+// its edge sums' (order 1, at the edges).
+std::pair<Problem, Problem> check_scatter_edge_sums_args(const Tensor& x,
+                                                         const std::optional<Tensor>& weight,
+                                                         const Tensor& params, int64_t bins,
+                                                         Kernel kernel);
 // edge_gather_scatter (one axis at its edges, CPU): both checks.
 Problem check_edge_gather_scatter_args(const Tensor& x, const std::optional<Tensor>& weight,
                                        const Tensor& coef, const Tensor& params, int64_t order,

@@ -46,6 +46,16 @@ std::tuple<Tensor, Tensor, Tensor> edge_gather_scatter_no_kernel(
   no_kernel("edge_gather_scatter", x);
 }
 
+std::tuple<Tensor, Tensor> scatter_edge_sums_no_kernel(const Tensor& x,
+                                                       const std::optional<Tensor>&,
+                                                       const Tensor&, int64_t, std::string) {
+  if (x.is_cuda())
+    fail("softhist: scatter_edge_sums runs on the CPU only (the forward that saves its "
+         "backward's edge sums there); on CUDA, call scatter, and scatter with edge_axes=[0] "
+         "for the edge sums, as the backward does");
+  no_kernel("scatter_edge_sums", x);
+}
+
 }  // namespace
 
 STABLE_TORCH_LIBRARY(softhist, m) {
@@ -82,6 +92,13 @@ STABLE_TORCH_LIBRARY(softhist, m) {
   m.def(
       "edge_gather_scatter(Tensor x, Tensor? weight, Tensor coef, Tensor params, int order, "
       "str kernel) -> (Tensor, Tensor, Tensor)");
+  // One axis: scatter at order 0 (the histogram, (..., bins)), and what its
+  // first-order backward needs for the edges, the range and kappa, as float64
+  // (..., 2, bins + 1): scatter at order 1 at the edges (the edge sums), and
+  // the same with each weight times x - e_0 (CPU). No derivative of its own.
+  m.def(
+      "scatter_edge_sums(Tensor x, Tensor? weight, Tensor params, int bins, str kernel) "
+      "-> (Tensor, Tensor)");
 }
 
 STABLE_TORCH_LIBRARY_IMPL(softhist, CompositeExplicitAutograd, m) {
@@ -90,6 +107,7 @@ STABLE_TORCH_LIBRARY_IMPL(softhist, CompositeExplicitAutograd, m) {
   m.impl("scatter", TORCH_BOX(&scatter_no_kernel));
   m.impl("gather", TORCH_BOX(&gather_no_kernel));
   m.impl("edge_gather_scatter", TORCH_BOX(&edge_gather_scatter_no_kernel));
+  m.impl("scatter_edge_sums", TORCH_BOX(&scatter_edge_sums_no_kernel));
 }
 
 }  // namespace softhist

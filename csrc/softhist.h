@@ -97,6 +97,16 @@ inline std::tuple<at::Tensor, at::Tensor, at::Tensor> edge_gather_scatter(
 
 // Differentiable torch.histc of all of input's samples (flattened), as
 // softhist_ext.histc in Python: shape (bins,), input's dtype and device.
+inline std::tuple<at::Tensor, at::Tensor> scatter_edge_sums(const at::Tensor& x,
+                                                            const std::optional<at::Tensor>& weight,
+                                                            const at::Tensor& params, int64_t bins,
+                                                            std::string_view kernel) {
+  static const auto op = detail::find_op<std::tuple<at::Tensor, at::Tensor>(
+      const at::Tensor&, const std::optional<at::Tensor>&, const at::Tensor&, int64_t,
+      std::string_view)>("softhist::scatter_edge_sums");
+  return op.call(x, weight, params, bins, kernel);
+}
+
 inline at::Tensor histc(const at::Tensor& input, int64_t bins = 100, double min = 0.0,
                         double max = 0.0, std::optional<double> kappa = std::nullopt,
                         std::string_view kernel = "logistic",

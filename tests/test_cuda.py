@@ -174,12 +174,14 @@ def test_learnable_edges_gradients_equal_the_cpu():
 
 def test_one_pass_backward_is_cpu_only_and_says_so():
     # CUDA's backward takes gather and scatter at the edges (compared with the
-    # CPU's single pass just above); a direct call names them.
+    # CPU's single pass and saved edge sums just above); a direct call names them.
     x = torch.randn(2, 100, dtype=torch.float64, device="cuda")
     p = ops.params(x, 8, -2.0, 2.0, None, "logistic")[None]
     with pytest.raises(RuntimeError, match="edge_gather_scatter runs on the CPU only"):
         ops.edge_gather_scatter(x, None, torch.randn(2, 9, dtype=torch.float64, device="cuda"), p, 1,
                                 "logistic")
+    with pytest.raises(RuntimeError, match="scatter_edge_sums runs on the CPU only"):
+        ops.scatter_edge_sums(x, None, p, 8, "logistic")
 
 
 def test_hard_kernel_equals_the_cpu_and_is_reproducible():

@@ -157,6 +157,50 @@ def test_one_pass_backward_against_the_densities(kernel, uneven):
         assert order == 2 and kernel == "box" or float(moment.abs()) > 1e-3  # it can fail
 
 
+@pytest.mark.parametrize("kernel", [k for k in KERNELS if k != "hard"])
+@pytest.mark.parametrize("n", [500, 60_000])  # the windows; the pieces, where the kernel has them
+@pytest.mark.parametrize("spacing", ["even", "uneven"])
+@pytest.mark.parametrize("conserve_mass", [False, True])
+@pytest.mark.parametrize("dtype", [f64, torch.float32])
+def test_scatter_edge_sums_against_the_densities(kernel, n, spacing, conserve_mass, dtype):
+    """scatter_edge_sums (CPU, the forward that saves its backward's edge
+    sums): the histogram, the edge sums and those weighted by x - e_0 against
+    the densities, on intensities around 0..255 with NaN/inf samples, zero and
+    uneven weights, and rows."""
+    gen = torch.Generator().manual_seed(1)
+    x = torch.rand(2, n, dtype=f64, generator=gen) * 300 - 20
+    x[0, :3] = torch.tensor([float("nan"), float("inf"), -float("inf")])
+    w = torch.rand(2, n, dtype=f64, generator=gen) * 3
+    w[1, :50] = 0
+    x, w = x.to(dtype), w.to(dtype)
+    bins = 16
+    kappa = reference.default_kappa_width(kernel) * bins / 256
+    if spacing == "even":
+        edges = torch.linspace(0, 256, bins + 1, dtype=f64)
+        params = torch.ops.softhist.params(x, bins, 0.0, 256.0, kappa, kernel, conserve_mass)[None]
+    else:
+        widths = torch.rand(bins, dtype=f64, generator=gen) + 0.5
+        edges = torch.cat([torch.zeros(1, dtype=f64), 256 * widths.cumsum(0) / widths.sum()])
+        head = torch.tensor([0.0, 0.0, kappa, float(conserve_mass)], dtype=f64)
+        params = torch.cat([head, edges])[None]
+    hist, sums = torch.ops.softhist.scatter_edge_sums(x, w, params, bins, kernel)
+
+    xd = x.to(f64)
+    counted = torch.isfinite(xd)
+    if conserve_mass:
+        counted &= (x >= 0) & (x <= 256)
+    xs = torch.where(counted, xd, torch.zeros_like(xd))
+    k = kappa * reference.kernel_density(kernel, kappa * (xs[..., None] - edges))
+    if conserve_mass:  # the end edges' values are constants
+        k[..., [0, -1]] = 0
+    k = k * (counted * w.to(f64))[..., None]
+    expected = torch.stack([k.sum(-2), (k * (xs - edges[0])[..., None]).sum(-2)], -2)
+    tol = 1e-10 if dtype == f64 else 2e-5
+    torch.testing.assert_close(sums, expected, rtol=tol, atol=tol * float(expected.abs().max()))
+    dense = reference.histogram_edges(x, edges, kappa, kernel, w, conserve_mass)
+    torch.testing.assert_close(hist.to(f64), dense, rtol=tol, atol=tol * float(dense.abs().max()))
+
+
 def _density_slope(kernel, t):
     """k'(t), by autograd through the reference density's own autograd."""
     t = t.detach().requires_grad_()
@@ -204,6 +248,8 @@ def test_opcheck_one_pass_backward():
             coef = torch.randn(2, 7, dtype=f64)
             opcheck(ops.edge_gather_scatter, (x, torch.rand(2, 30, dtype=f64), coef, p, 1, kernel))
             opcheck(ops.edge_gather_scatter, (x, None, coef, p, 2, kernel))
+            opcheck(ops.scatter_edge_sums, (x, torch.rand(2, 30, dtype=f64), p, 6, kernel))
+            opcheck(ops.scatter_edge_sums, (x, None, p, 6, kernel))
 
 
 def test_errors_name_the_fix(device):

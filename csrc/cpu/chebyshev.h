@@ -113,6 +113,29 @@ SOFTHIST_CLONES void from_slots(const ChebyshevGrid& grid, const T* h, double* a
   for (int64_t j = 0; j < size; ++j) g[j] = static_cast<C>(acc[j]);
 }
 
+// out: the moments of each piece weighted by its samples' x - e0 too. On
+// piece p, x - e0 = a_p + b delta, and delta T_m = (T_(m+1) + T_|m-1|) / 2,
+// so they follow from the moments themselves, but for T_terms's, which is
+// dropped: the coefficient it would meet (term terms - 1) is within the
+// interpolant's error, and 0 for the compact kernels' polynomials.
+inline void placed_moments(const ChebyshevGrid& grid, double e0, const double* moments,
+                           double* out) {
+  const Window& f = grid.frame;
+  const double width = 1.0 / f.inv_width, per_bin = static_cast<double>(grid.per_bin);
+  const double b = width / (2.0 * per_bin);
+  const int64_t terms = grid.terms;
+  for (int64_t p = 0; p < grid.count; ++p) {
+    const double a =
+        f.lo - e0 + width * ((static_cast<double>(p) + 0.5) / per_bin - static_cast<double>(grid.pad));
+    const double* m = moments + p * terms;
+    double* o = out + p * terms;
+    for (int64_t k = 0; k < terms; ++k) {
+      const double up = k + 1 < terms ? m[k + 1] : 0.0;
+      o[k] = a * m[k] + 0.5 * b * (up + m[k == 0 ? 1 : k - 1]);
+    }
+  }
+}
+
 // Chebyshev coefficients of K^(Order) on the pieces, by the discrete cosine
 // transform of its values at the Chebyshev nodes: on a piece rho pieces
 // (fractional) above an edge, t = a (2 rho + 1 + delta). Below rho = lo it

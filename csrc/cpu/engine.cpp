@@ -357,6 +357,35 @@ SOFTHIST_CLONES void runtime_pair_chunk(const T* x, const T* w, const C* h, int6
   moment = sum;
 }
 
+// The edge sums runtime_scatter_chunk<true> adds into acc, and into placed
+// the same with each sample's weight times x_i - e0: scatter_edge_sums's
+// windows.
+template <typename T, typename C>
+SOFTHIST_CLONES void runtime_edge_sums_chunk(const T* x, const T* w, int64_t n,
+                                             const Window& win, const RuntimeValues<C>& values,
+                                             double e0, double* acc, double* placed) {
+  std::vector<C> v(static_cast<size_t>(win.edges * kLanes));
+  LaneSums sums(acc, win.bins + 1, n), placed_sums(placed, win.bins + 1, n);
+  MassRows mass;
+  for (int64_t i0 = 0; i0 < n; i0 += kLanes) {
+    int32_t first[kLanes];
+    double scale[kLanes], placed_scale[kLanes];
+    const int64_t m = std::min<int64_t>(kLanes, n - i0);
+    const T* xb = x + i0;
+    const T* wb = w ? w + i0 : nullptr;
+    T x_tail[kLanes], w_tail[kLanes];
+    pad_block(m, xb, wb, x_tail, w_tail);
+    const int64_t edges = values.load(xb, wb, kLanes, win, first, scale, v.data());
+    // (x is finite where the scale is not 0)
+    for (int l = 0; l < kLanes; ++l)
+      placed_scale[l] = scale[l] != 0 ? scale[l] * (static_cast<double>(xb[l]) - e0) : 0.0;
+    add_windows<true>(v.data(), edges, first, scale, mass, sums);
+    add_windows<true>(v.data(), edges, first, placed_scale, mass, placed_sums);
+  }
+  sums.add_copies();
+  placed_sums.add_copies();
+}
+
 // out_i = sum_b h_b * D_Order(x_i, b) * factor.
 template <Kernel K, int Order, bool OpenEnds, typename T, typename C>
 SOFTHIST_CLONES void gather_chunk_1d(const T* x, const C* h, int64_t n, const Window& win,
@@ -1140,12 +1169,12 @@ inline int64_t pieces_chunks(int64_t n, int64_t rows, int64_t size) {
 }
 
 // Each row's moments (partial: `chunks` per row) and directly added slots
-// (`direct`, one per chunk, most empty), summed in chunk order, times the
-// slots' coefficients: out[row, j] = factor * that.
-template <typename T>
+// (`direct`, one per chunk, most empty), summed in chunk order:
+// f(row, moments, added).
+template <typename F>
 void merge_pieces(const ChebyshevGrid& grid, const double* partial,
                   const std::vector<std::vector<double>>& direct, int64_t rows, int64_t chunks,
-                  double factor, T* out) {
+                  const F& f) {
   const int64_t size = grid.size(), slots = grid.slots;
   torch::stable::parallel_for(0, rows, 1, [&](int64_t r0, int64_t r1) {
     std::vector<double> moments(static_cast<size_t>(size)), added(static_cast<size_t>(slots));
@@ -1159,9 +1188,44 @@ void merge_pieces(const ChebyshevGrid& grid, const double* partial,
         if (!d.empty())
           for (int64_t j = 0; j < slots; ++j) added[j] += d[j];
       }
-      to_slots(grid, moments.data(), added.data(), factor, out + r * slots);
+      f(r, moments.data(), added.data());
     }
   });
+}
+
+// A pass's moments: each chunk's (partial, `chunks` per row), and its blocks
+// added by their windows (direct, most empty).
+struct PieceMoments {
+  AlignedZeros<double> partial;
+  std::vector<std::vector<double>> direct;
+  int64_t chunks;
+
+  bool any_direct() const {
+    for (const std::vector<double>& d : direct)
+      if (!d.empty()) return true;
+    return false;
+  }
+};
+
+template <typename T, typename C>
+PieceMoments piece_moments(const T* x, const T* w, const Window& win, Kernel kernel,
+                           int64_t order, const ChebyshevGrid& grid, int64_t n, int64_t rows) {
+  const RuntimeValues<C> values(win, kernel, order);
+  const int64_t size = grid.size(), chunks = pieces_chunks(n, rows, size);
+  PieceMoments pm{AlignedZeros<double>(rows * chunks * size),
+                  std::vector<std::vector<double>>(static_cast<size_t>(rows * chunks)), chunks};
+  torch::stable::parallel_for(0, rows * chunks, 1, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      int64_t b, m;
+      chunk_bounds(i, chunks, n, b, m);
+      dispatch_pieces<C>(grid.terms, win.open_ends, [&](auto terms, auto open) {
+        scatter_pieces_chunk<decltype(terms)::value, decltype(open)::value, T, C>(
+            x + b, w ? w + b : nullptr, m, win, grid, values, pm.partial.data + i * size,
+            pm.direct[i]);
+      });
+    }
+  });
+  return pm;
 }
 
 // scatter_axes for one axis by Chebyshev moments: each chunk's, merged.
@@ -1169,21 +1233,11 @@ template <typename T, typename C>
 void scatter_pieces(const T* x, const T* w, const Window& win, Kernel kernel, int64_t order,
                     bool at_edges, int64_t n, int64_t rows, double factor, T* out) {
   const ChebyshevGrid grid = chebyshev_grid_of<C, T>(kernel, order, win, at_edges);
-  const RuntimeValues<C> values(win, kernel, order);
-  const int64_t size = grid.size(), chunks = pieces_chunks(n, rows, size);
-  const AlignedZeros partial(rows * chunks * size);
-  std::vector<std::vector<double>> direct(static_cast<size_t>(rows * chunks));
-  torch::stable::parallel_for(0, rows * chunks, 1, [&](int64_t i0, int64_t i1) {
-    for (int64_t i = i0; i < i1; ++i) {
-      int64_t b, m;
-      chunk_bounds(i, chunks, n, b, m);
-      dispatch_pieces<C>(grid.terms, win.open_ends, [&](auto terms, auto open) {
-        scatter_pieces_chunk<decltype(terms)::value, decltype(open)::value, T, C>(
-            x + b, w ? w + b : nullptr, m, win, grid, values, partial.data + i * size, direct[i]);
-      });
-    }
-  });
-  merge_pieces(grid, partial.data, direct, rows, chunks, factor, out);
+  const PieceMoments pm = piece_moments<T, C>(x, w, win, kernel, order, grid, n, rows);
+  merge_pieces(grid, pm.partial.data, pm.direct, rows, pm.chunks,
+               [&](int64_t r, const double* moments, const double* added) {
+                 to_slots(grid, moments, added, factor, out + r * grid.slots);
+               });
 }
 
 // Each row's coefficients of sum_j h_j D(., j) per piece (hist: rows of
@@ -1245,7 +1299,10 @@ void pair_pieces(const T* x, const T* w, const T* coef, const C* h, int64_t h_st
       });
     }
   });
-  merge_pieces(grid, partial.data, direct, rows, chunks, factor, scattered);
+  merge_pieces(grid, partial.data, direct, rows, chunks,
+               [&](int64_t r, const double* moments, const double* added) {
+                 to_slots(grid, moments, added, factor, scattered + r * grid.slots);
+               });
   double sum = 0;
   for (double mi : moments) sum += mi;
   *moment = sum;
@@ -1372,6 +1429,70 @@ void pair_axes(const Tensor& x, const T* w, const T* coef, const Tensor& params,
   *moment = sum;
 }
 
+// scatter_edge_sums's sums by the windows at the edges: rows of 2 * edges,
+// the edge sums then those weighted by x - e0.
+template <typename T, typename C>
+void window_edge_sums(const Axes<1, T, C>& ax, const T* w, const Problem& pb, Kernel kernel,
+                      double e0, double* sums) {
+  const Window& win = ax.win[0];
+  const int64_t n = pb.n, rows = pb.rows, edges = pb.slots(0), size = ax.lay.size;
+  const int64_t chunks = chunks_per_row(n, rows, size), items = rows * chunks;
+  std::vector<double> partial(static_cast<size_t>(2 * items * size));  // sums, then placed
+  const RuntimeValues<C> values(win, kernel, 1);
+  torch::stable::parallel_for(0, items, 1, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      int64_t b, m;
+      chunk_bounds(i, chunks, n, b, m);
+      runtime_edge_sums_chunk<T, C>(ax.x[0] + b, w ? w + b : nullptr, m, win, values, e0,
+                                    partial.data() + i * size,
+                                    partial.data() + (items + i) * size);
+    }
+  });
+  std::vector<double> merged(static_cast<size_t>(2 * rows * edges));
+  for (int64_t k = 0; k < 2; ++k)
+    merge_partials(partial.data() + k * items * size, rows, chunks, size, edges, edges,
+                   ax.lay.pad, ax.factor, merged.data() + k * rows * edges);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t k = 0; k < 2; ++k)
+      std::copy_n(merged.data() + (k * rows + r) * edges, edges, sums + (2 * r + k) * edges);
+}
+
+// scatter_edge_sums: the histogram (scatter at order 0) and each row's sums
+// at its edges (rows of 2 * edges: the edge sums at order 1, then those with
+// each sample's weight times x - e0). Over pieces, the sums are the
+// histogram's own moments times the edges' tables; else (or where a weight
+// is not finite) they take the windows at the edges.
+template <typename T, typename C>
+void edge_sums_axes(const Tensor& x, const T* w, const Tensor& params, const Problem& bins_pb,
+                    const Problem& edges_pb, Kernel kernel, T* hist, double* sums) {
+  const Axes<1, T, C> ax({x}, params, edges_pb, kernel);
+  const Window& win = ax.win[0];
+  const int64_t n = edges_pb.n, rows = edges_pb.rows, edges = edges_pb.slots(0);
+  const double* p = params.const_data_ptr<double>();
+  const double e0 = has_explicit_edges(params) ? p[kParamsSize] : p[0];
+  if (!chebyshev_pays<C, T>(kernel, win, 0, false, n) ||
+      !chebyshev_pays<C, T>(kernel, win, 1, true, n)) {
+    scatter_axes<1, T, C>({x}, w, params, bins_pb, kernel, hist);
+    return window_edge_sums(ax, w, edges_pb, kernel, e0, sums);
+  }
+  const ChebyshevGrid bins_grid = chebyshev_grid_of<C, T>(kernel, 0, win, false);
+  const ChebyshevGrid edges_grid = chebyshev_grid_of<C, T>(kernel, 1, win, true);
+  const PieceMoments pm = piece_moments<T, C>(ax.x[0], w, win, kernel, 0, bins_grid, n, rows);
+  const bool direct = pm.any_direct();
+  merge_pieces(bins_grid, pm.partial.data, pm.direct, rows, pm.chunks,
+               [&](int64_t r, const double* moments, const double* added) {
+                 to_slots(bins_grid, moments, added, 1.0, hist + r * bins_grid.slots);
+                 if (direct) return;
+                 std::vector<double> placed(static_cast<size_t>(edges_grid.size()));
+                 const std::vector<double> zeros(static_cast<size_t>(edges));
+                 double* s = sums + 2 * r * edges;
+                 to_slots(edges_grid, moments, zeros.data(), ax.factor, s);
+                 placed_moments(edges_grid, e0, moments, placed.data());
+                 to_slots(edges_grid, placed.data(), zeros.data(), ax.factor, s + edges);
+               });
+  if (direct) window_edge_sums(ax, w, edges_pb, kernel, e0, sums);
+}
+
 // f(std::integral_constant<int, D>) for the problem's number of axes.
 template <typename F>
 void dispatch_axes(int64_t axes, const F& f) {
@@ -1456,6 +1577,29 @@ std::tuple<Tensor, Tensor, Tensor> edge_gather_scatter_cpu(
   return {gathered, scattered, moment};
 }
 
+std::tuple<Tensor, Tensor> scatter_edge_sums_cpu(const Tensor& x_in,
+                                                 const std::optional<Tensor>& weight,
+                                                 const Tensor& params, int64_t bins,
+                                                 std::string kernel_name) {
+  const Kernel kernel = parse_kernel(kernel_name);
+  const auto [bins_pb, edges_pb] = check_scatter_edge_sums_args(x_in, weight, params, bins, kernel);
+  const Tensor x = torch::stable::contiguous(x_in);
+  const std::optional<Tensor> wc =
+      weight.has_value() ? std::optional<Tensor>(torch::stable::contiguous(*weight))
+                         : std::nullopt;
+  Tensor hist = torch::stable::empty(with_last(x, {bins}), x.scalar_type(), std::nullopt,
+                                     x.device());
+  Tensor sums = torch::stable::empty(with_last(x, {2, bins + 1}), ScalarType::Double,
+                                     std::nullopt, x.device());
+  dispatch_float(x.scalar_type(), [&](auto tag, auto ctag) {
+    using T = decltype(tag);
+    edge_sums_axes<T, decltype(ctag)>(x, wc.has_value() ? wc->const_data_ptr<T>() : nullptr,
+                                      params, bins_pb, edges_pb, kernel,
+                                      hist.mutable_data_ptr<T>(), sums.mutable_data_ptr<double>());
+  });
+  return {hist, sums};
+}
+
 }  // namespace
 
 STABLE_TORCH_LIBRARY_IMPL(softhist, CPU, m) {
@@ -1463,6 +1607,7 @@ STABLE_TORCH_LIBRARY_IMPL(softhist, CPU, m) {
   m.impl("scatter", TORCH_BOX(&scatter_cpu));
   m.impl("gather", TORCH_BOX(&gather_cpu));
   m.impl("edge_gather_scatter", TORCH_BOX(&edge_gather_scatter_cpu));
+  m.impl("scatter_edge_sums", TORCH_BOX(&scatter_edge_sums_cpu));
 }
 
 }  // namespace softhist::cpu
