@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "dispatch.h"
 #include "kernels.h"
 
 namespace softhist {
@@ -263,9 +264,25 @@ Problem check_gather_args(const std::vector<Tensor>& coords, const Tensor& hist,
 
 Problem check_edge_gather_scatter_args(const Tensor& x, const std::optional<Tensor>& weight,
                                        const Tensor& coef, const Tensor& params, int64_t order,
-                                       Kernel kernel) {
+                                       Kernel kernel, const std::optional<Tensor>& sums,
+                                       const std::optional<Tensor>& taken) {
   const Problem pb = check_gather_args({x}, coef, params, {order}, {0}, kernel);
   check_scatter_args({x}, weight, params, pb.bins, {order}, {0}, kernel);
+  SOFTHIST_CHECK(sums.has_value() == taken.has_value(),
+                 "softhist: edge_gather_scatter takes sums and taken together (both of "
+                 "scatter_edge_sums's), or neither");
+  if (sums.has_value()) {
+    SOFTHIST_CHECK(order == 1, "softhist: edge_gather_scatter's sums (scatter_edge_sums's) are "
+                   "of order 1, got order ", order);
+    SOFTHIST_CHECK(sums->scalar_type() == ScalarType::Double &&
+                       sums->sizes().equals(with_last(x, {2, pb.bins[0] + 1})),
+                   "softhist: edge_gather_scatter's sums must be scatter_edge_sums's: float64, "
+                   "x's shape with its last dimension replaced by (2, bins + 1)");
+    SOFTHIST_CHECK(taken->scalar_type() == ScalarType::Bool && taken->dim() == 0,
+                   "softhist: edge_gather_scatter's taken must be scatter_edge_sums's 0-d bool");
+    SOFTHIST_CHECK(sums->device() == x.device() && taken->device() == x.device(),
+                   "softhist: edge_gather_scatter's sums and taken must be on x's device");
+  }
   return pb;
 }
 

@@ -93,9 +93,11 @@ std::pair<Problem, Problem> check_scatter_edge_sums_args(const Tensor& x,
                                                          const Tensor& params, int64_t bins,
                                                          Kernel kernel);
 // edge_gather_scatter (one axis at its edges, CPU): both checks.
+// With sums and taken, scatter_edge_sums's (order 1).
 Problem check_edge_gather_scatter_args(const Tensor& x, const std::optional<Tensor>& weight,
                                        const Tensor& coef, const Tensor& params, int64_t order,
-                                       Kernel kernel);
+                                       Kernel kernel, const std::optional<Tensor>& sums,
+                                       const std::optional<Tensor>& taken);
 // Samples per row (the last dimension) and number of rows.
 int64_t row_length(const Tensor& input);
 int64_t row_count(const Tensor& input);

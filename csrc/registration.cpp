@@ -39,14 +39,14 @@ Tensor gather_no_kernel(std::vector<Tensor> coords, const Tensor&, const Tensor&
 
 std::tuple<Tensor, Tensor, Tensor> edge_gather_scatter_no_kernel(
     const Tensor& x, const std::optional<Tensor>&, const Tensor&, const Tensor&, int64_t,
-    std::string) {
+    std::string, const std::optional<Tensor>&, const std::optional<Tensor>&) {
   if (x.is_cuda())
     fail("softhist: edge_gather_scatter runs on the CPU only (the backward's single pass "
          "there); on CUDA, call gather and scatter with edge_axes=[0], as the backward does");
   no_kernel("edge_gather_scatter", x);
 }
 
-std::tuple<Tensor, Tensor> scatter_edge_sums_no_kernel(const Tensor& x,
+std::tuple<Tensor, Tensor, Tensor> scatter_edge_sums_no_kernel(const Tensor& x,
                                                        const std::optional<Tensor>&,
                                                        const Tensor&, int64_t, std::string) {
   if (x.is_cuda())
@@ -88,17 +88,21 @@ STABLE_TORCH_LIBRARY(softhist, m) {
   // One axis at its edges: gather (coef at the edges) and scatter (weight) in
   // one pass over the samples, and sum_i weight[..., i] * (x[..., i] - e_0) *
   // gathered[..., i] over all rows, as float64 (CPU): the first-order
-  // gradients with respect to x, the edges and kappa. No derivative of its own.
+  // gradients with respect to x, the edges and kappa. Given scatter_edge_sums's
+  // sums where it took them (taken), the gather alone: the scatter and the
+  // moment are theirs. No derivative of its own.
   m.def(
       "edge_gather_scatter(Tensor x, Tensor? weight, Tensor coef, Tensor params, int order, "
-      "str kernel) -> (Tensor, Tensor, Tensor)");
-  // One axis: scatter at order 0 (the histogram, (..., bins)), and what its
-  // first-order backward needs for the edges, the range and kappa, as float64
-  // (..., 2, bins + 1): scatter at order 1 at the edges (the edge sums), and
-  // the same with each weight times x - e_0 (CPU). No derivative of its own.
+      "str kernel, Tensor? sums=None, Tensor? taken=None) -> (Tensor, Tensor, Tensor)");
+  // One axis: scatter at order 0 (the histogram, (..., bins)), and where it
+  // costs less than edge_gather_scatter's pass (over Chebyshev pieces) what
+  // its first-order backward needs for the edges, the range and kappa, as
+  // float64 (..., 2, bins + 1): scatter at order 1 at the edges (the edge
+  // sums), and the same with each weight times x - e_0; taken (0-d bool):
+  // whether it took them (else zeros). CPU; no derivative of its own.
   m.def(
       "scatter_edge_sums(Tensor x, Tensor? weight, Tensor params, int bins, str kernel) "
-      "-> (Tensor, Tensor)");
+      "-> (Tensor, Tensor, Tensor)");
 }
 
 STABLE_TORCH_LIBRARY_IMPL(softhist, CompositeExplicitAutograd, m) {

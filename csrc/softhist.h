@@ -85,28 +85,34 @@ inline at::Tensor gather(at::TensorList coords, const at::Tensor& hist, const at
 // One axis at its edges: gather(coef) and scatter(weight) with edge_axes {0}
 // in one pass over the samples (CPU), and sum_i weight[..., i] * (x[..., i] - e_0) *
 // gathered[..., i] over all rows, a float64 scalar: the first-order
-// gradients with respect to x, the edges and kappa. It has no derivative.
+// gradients with respect to x, the edges and kappa. Given scatter_edge_sums's
+// sums and taken, where it took them: the gather alone. It has no derivative.
 inline std::tuple<at::Tensor, at::Tensor, at::Tensor> edge_gather_scatter(
     const at::Tensor& x, const std::optional<at::Tensor>& weight, const at::Tensor& coef,
-    const at::Tensor& params, int64_t order, std::string_view kernel) {
+    const at::Tensor& params, int64_t order, std::string_view kernel,
+    const std::optional<at::Tensor>& sums = std::nullopt,
+    const std::optional<at::Tensor>& taken = std::nullopt) {
   static const auto op = detail::find_op<std::tuple<at::Tensor, at::Tensor, at::Tensor>(
       const at::Tensor&, const std::optional<at::Tensor>&, const at::Tensor&, const at::Tensor&,
-      int64_t, std::string_view)>("softhist::edge_gather_scatter");
-  return op.call(x, weight, coef, params, order, kernel);
+      int64_t, std::string_view, const std::optional<at::Tensor>&,
+      const std::optional<at::Tensor>&)>("softhist::edge_gather_scatter");
+  return op.call(x, weight, coef, params, order, kernel, sums, taken);
 }
 
-// Differentiable torch.histc of all of input's samples (flattened), as
-// softhist_ext.histc in Python: shape (bins,), input's dtype and device.
-inline std::tuple<at::Tensor, at::Tensor> scatter_edge_sums(const at::Tensor& x,
-                                                            const std::optional<at::Tensor>& weight,
-                                                            const at::Tensor& params, int64_t bins,
-                                                            std::string_view kernel) {
-  static const auto op = detail::find_op<std::tuple<at::Tensor, at::Tensor>(
+// One axis: scatter at order 0 (the histogram), and, where it took them
+// (taken, a 0-d bool), the edge sums its first-order backward needs (float64
+// (..., 2, bins + 1)), for edge_gather_scatter. It has no derivative.
+inline std::tuple<at::Tensor, at::Tensor, at::Tensor> scatter_edge_sums(
+    const at::Tensor& x, const std::optional<at::Tensor>& weight, const at::Tensor& params,
+    int64_t bins, std::string_view kernel) {
+  static const auto op = detail::find_op<std::tuple<at::Tensor, at::Tensor, at::Tensor>(
       const at::Tensor&, const std::optional<at::Tensor>&, const at::Tensor&, int64_t,
       std::string_view)>("softhist::scatter_edge_sums");
   return op.call(x, weight, params, bins, kernel);
 }
 
+// Differentiable torch.histc of all of input's samples (flattened), as
+// softhist_ext.histc in Python: shape (bins,), input's dtype and device.
 inline at::Tensor histc(const at::Tensor& input, int64_t bins = 100, double min = 0.0,
                         double max = 0.0, std::optional<double> kappa = std::nullopt,
                         std::string_view kernel = "logistic",

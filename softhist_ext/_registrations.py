@@ -12,9 +12,9 @@ an edge e_j of axis a only through K^(m)(kappa (x - e_j)), so d/de_j is minus
 the op with axis a one order up and at its edges (edge_axes), times the
 upstream values there (see _edge_grad and _params_row_grad). On the CPU, one
 axis's first-order backward takes the gradients for x and params from one
-pass over the samples (edge_gather_scatter), or, when the forward's order is
-0, from edge sums the forward saved (scatter_edge_sums), with no pass over
-the samples but x's gather. csrc/autograd builds the same for C++ programs.
+pass over the samples (edge_gather_scatter), whose scatter, for a forward of
+order 0 over Chebyshev pieces, its forward took from its own moments
+(scatter_edge_sums). csrc/autograd builds the same for C++ programs.
 """
 
 import torch
@@ -58,8 +58,9 @@ def _gather_fake(coords, hist, params, orders, kernel, edge_axes=()):
 
 
 @torch.library.register_fake("softhist::edge_gather_scatter")
-def _edge_gather_scatter_fake(x, weight, coef, params, order, kernel):
-    _check_devices("edge_gather_scatter", x, weight=weight, coef=coef, params=params)
+def _edge_gather_scatter_fake(x, weight, coef, params, order, kernel, sums=None, taken=None):
+    _check_devices("edge_gather_scatter", x, weight=weight, coef=coef, params=params, sums=sums,
+                   taken=taken)
     return (torch.empty_like(x, memory_format=torch.contiguous_format),
             x.new_empty(tuple(x.shape[:-1]) + (coef.shape[-1],)),
             x.new_empty((), dtype=torch.float64))
@@ -69,7 +70,8 @@ def _edge_gather_scatter_fake(x, weight, coef, params, order, kernel):
 def _scatter_edge_sums_fake(x, weight, params, bins, kernel):
     _check_devices("scatter_edge_sums", x, weight=weight, params=params)
     lead = tuple(x.shape[:-1])
-    return x.new_empty(lead + (bins,)), x.new_empty(lead + (2, bins + 1), dtype=torch.float64)
+    return (x.new_empty(lead + (bins,)), x.new_empty(lead + (2, bins + 1), dtype=torch.float64),
+            x.new_empty((), dtype=torch.bool))
 
 
 def _named(coords):
@@ -157,10 +159,10 @@ def _one_pass(coords, edge_axes):
 
 
 def _saves_edge_sums(needs_params, coords, orders, kernel, edge_axes):
-    """Whether scatter's forward also takes the edge sums its first-order
-    backward needs for params (scatter_edge_sums): one axis at order 0, on the
-    CPU, when params needs a gradient (the hard kernel has none: its backward
-    says so)."""
+    """Whether scatter's forward is scatter_edge_sums, which takes the edge
+    sums its first-order backward needs for params where that costs less than
+    the backward's pass: one axis at order 0, on the CPU, when params needs a
+    gradient (the hard kernel has none: its backward says so)."""
     return (needs_params and len(coords) == 1 and list(orders) == [0] and not edge_axes
             and coords[0].device.type == "cpu" and kernel != "hard")
 
@@ -199,31 +201,29 @@ class _Scatter(torch.autograd.Function):
     @staticmethod
     def forward(ctx, weight, params, bins, orders, kernel, edge_axes, *coords):
         ctx.orders, ctx.kernel, ctx.edge_axes = list(orders), kernel, list(edge_axes)
-        sums = None
+        sums = taken = None
         if _saves_edge_sums(ctx.needs_input_grad[1], coords, orders, kernel, edge_axes):
-            hist, sums = _below_autograd(ops.scatter_edge_sums.default, coords[0], weight, params,
-                                         bins[0], kernel)
+            hist, sums, taken = _below_autograd(ops.scatter_edge_sums.default, coords[0], weight,
+                                                params, bins[0], kernel)
         else:
             hist = _below_autograd(ops.scatter.default, list(coords), weight, params, bins, orders,
                                    kernel, edge_axes)
-        ctx.save_for_backward(weight, params, sums, *coords)
+        ctx.save_for_backward(weight, params, sums, taken, *coords)
         return hist
 
     @staticmethod
     def backward(ctx, grad):
-        weight, params, sums, *coords = ctx.saved_tensors
+        weight, params, sums, taken, *coords = ctx.saved_tensors
         orders, kernel, edge_axes, needs = ctx.orders, ctx.kernel, ctx.edge_axes, ctx.needs_input_grad
         axes = len(coords)
         if needs[1]:
             _check_params_grad(kernel)
         one_pass = needs[1] and _one_pass(coords, edge_axes)
-        from_sums = one_pass and sums is not None  # params' gradient from the forward's sums
-        single = one_pass and sums is None  # x's and params' from edge_gather_scatter
         bins = _bins_of(grad, axes, edge_axes)
         grad_weight = ops.gather(coords, grad, params, orders, kernel, edge_axes) if needs[0] else None
-        grad_coords = [  # (single: x's below)
+        grad_coords = [  # (one_pass: x's below)
             _weighted(ops.gather(coords, grad, params, _raised(orders, a), kernel, edge_axes), weight)
-            if (needs[6 + a] or needs[1] and not from_sums) and not single else None
+            if (needs[6 + a] or needs[1]) and not one_pass else None
             for a in range(axes)
         ]
         grad_params = None
@@ -233,14 +233,10 @@ class _Scatter(torch.autograd.Function):
                     return 0.0
                 return m * _inner(grad, ops.scatter(coords, weight, params, bins, orders, kernel,
                                                     edge_axes))
-            if from_sums:  # x_term = sum (x - e_0) d/dx, edge by edge
-                edge_sums, placed = sums.unbind(-2)
-                grad_params = _params_row_grad(params, 0, coords[0], grad_coords[0],
-                                               _edge_grad(grad, edge_sums, 0, 1, edge_axes), 0.0,
-                                               _inner(_differences(grad), placed))[None]
-            elif single:  # d/dx is the edge gather of the gradient's differences
+            if one_pass:  # d/dx is the edge gather of the gradient's differences
                 gathered, edge_sums, x_term = ops.edge_gather_scatter(
-                    coords[0], weight, _differences(grad), params, orders[0] + 1, kernel)
+                    coords[0], weight, _differences(grad), params, orders[0] + 1, kernel, sums,
+                    taken)
                 grad_coords[0] = _weighted(gathered, weight)
                 g_e = _edge_grad(grad, edge_sums, 0, 1, edge_axes)
                 grad_params = _params_row_grad(params, 0, coords[0], grad_coords[0], g_e,

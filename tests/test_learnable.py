@@ -158,15 +158,17 @@ def test_one_pass_backward_against_the_densities(kernel, uneven):
 
 
 @pytest.mark.parametrize("kernel", [k for k in KERNELS if k != "hard"])
-@pytest.mark.parametrize("n", [500, 60_000])  # the windows; the pieces, where the kernel has them
+@pytest.mark.parametrize("n", [100, 60_000])  # the windows; the pieces, where the kernel has them
 @pytest.mark.parametrize("spacing", ["even", "uneven"])
 @pytest.mark.parametrize("conserve_mass", [False, True])
 @pytest.mark.parametrize("dtype", [f64, torch.float32])
 def test_scatter_edge_sums_against_the_densities(kernel, n, spacing, conserve_mass, dtype):
-    """scatter_edge_sums (CPU, the forward that saves its backward's edge
-    sums): the histogram, the edge sums and those weighted by x - e_0 against
-    the densities, on intensities around 0..255 with NaN/inf samples, zero and
-    uneven weights, and rows."""
+    """scatter_edge_sums (CPU, the forward that takes its backward's edge sums
+    where they come from its Chebyshev moments): the histogram, and where it
+    took them the edge sums and those weighted by x - e_0, against the
+    densities, on intensities around 0..255 with NaN/inf samples, zero and
+    uneven weights, and rows; edge_gather_scatter given them equals its own
+    pass."""
     gen = torch.Generator().manual_seed(1)
     x = torch.rand(2, n, dtype=f64, generator=gen) * 300 - 20
     x[0, :3] = torch.tensor([float("nan"), float("inf"), -float("inf")])
@@ -183,7 +185,9 @@ def test_scatter_edge_sums_against_the_densities(kernel, n, spacing, conserve_ma
         edges = torch.cat([torch.zeros(1, dtype=f64), 256 * widths.cumsum(0) / widths.sum()])
         head = torch.tensor([0.0, 0.0, kappa, float(conserve_mass)], dtype=f64)
         params = torch.cat([head, edges])[None]
-    hist, sums = torch.ops.softhist.scatter_edge_sums(x, w, params, bins, kernel)
+    hist, sums, taken = torch.ops.softhist.scatter_edge_sums(x, w, params, bins, kernel)
+    pieces = n > 100 and (kernel in ("logistic", "gaussian") or spacing == "even" and kernel != "box")
+    assert bool(taken) == pieces
 
     xd = x.to(f64)
     counted = torch.isfinite(xd)
@@ -196,9 +200,17 @@ def test_scatter_edge_sums_against_the_densities(kernel, n, spacing, conserve_ma
     k = k * (counted * w.to(f64))[..., None]
     expected = torch.stack([k.sum(-2), (k * (xs - edges[0])[..., None]).sum(-2)], -2)
     tol = 1e-10 if dtype == f64 else 2e-5
-    torch.testing.assert_close(sums, expected, rtol=tol, atol=tol * float(expected.abs().max()))
+    if pieces:
+        torch.testing.assert_close(sums, expected, rtol=tol, atol=tol * float(expected.abs().max()))
+    else:
+        assert not sums.any()
     dense = reference.histogram_edges(x, edges, kappa, kernel, w, conserve_mass)
     torch.testing.assert_close(hist.to(f64), dense, rtol=tol, atol=tol * float(dense.abs().max()))
+    coef = torch.randn(2, bins + 1, dtype=f64, generator=gen).to(dtype)
+    given = torch.ops.softhist.edge_gather_scatter(x, w, coef, params, 1, kernel, sums, taken)
+    own = torch.ops.softhist.edge_gather_scatter(x, w, coef, params, 1, kernel)
+    for a, b in zip(given, own):
+        torch.testing.assert_close(a.to(f64), b.to(f64), rtol=tol, atol=tol * float(b.abs().max()))
 
 
 def _density_slope(kernel, t):
@@ -250,6 +262,12 @@ def test_opcheck_one_pass_backward():
             opcheck(ops.edge_gather_scatter, (x, None, coef, p, 2, kernel))
             opcheck(ops.scatter_edge_sums, (x, torch.rand(2, 30, dtype=f64), p, 6, kernel))
             opcheck(ops.scatter_edge_sums, (x, None, p, 6, kernel))
+    x = torch.randn(2, 20_000, dtype=f64)  # (enough samples for Chebyshev pieces: taken)
+    p = ops.params(x, 6, -2.0, 2.0, None, "logistic")[None]
+    hist, sums, taken = ops.scatter_edge_sums(x, None, p, 6, "logistic")
+    assert taken
+    opcheck(ops.edge_gather_scatter, (x, None, torch.randn(2, 7, dtype=f64), p, 1, "logistic", sums,
+                                      taken))
 
 
 def test_errors_name_the_fix(device):

@@ -68,11 +68,12 @@ Variable weighted(const Variable& grad, const Variable& weight) {
 
 // What both ops' backward needs: the coordinates, the other tensor (weight or
 // hist; undefined for an absent weight), params, orders, kernel and edge axes,
-// and scatter's edge sums when its forward took them (scatter_edge_sums).
+// and scatter_edge_sums's sums and taken where scatter's forward was it.
 void save(AutogradContext* ctx, at::TensorList coords, const Variable& other,
           const Variable& params, at::IntArrayRef orders, std::string_view kernel,
-          at::IntArrayRef edge_axes, const Variable& sums = Variable()) {
-  variable_list saved{other, params, sums};
+          at::IntArrayRef edge_axes, const Variable& sums = Variable(),
+          const Variable& taken = Variable()) {
+  variable_list saved{other, params, sums, taken};
   saved.insert(saved.end(), coords.begin(), coords.end());
   ctx->save_for_backward(saved);
   ctx->saved_data["orders"] = orders.vec();
@@ -81,7 +82,7 @@ void save(AutogradContext* ctx, at::TensorList coords, const Variable& other,
 }
 
 struct Saved {
-  Variable other, params, sums;
+  Variable other, params, sums, taken;
   variable_list coords;
   std::vector<int64_t> orders, edge_axes;
   std::string kernel;
@@ -93,7 +94,8 @@ Saved load(AutogradContext* ctx) {
   s.other = saved[0];
   s.params = saved[1];
   s.sums = saved[2];
-  s.coords.assign(saved.begin() + 3, saved.end());
+  s.taken = saved[3];
+  s.coords.assign(saved.begin() + 4, saved.end());
   s.orders = ctx->saved_data["orders"].toIntVector();
   s.kernel = ctx->saved_data["kernel"].toStringRef();
   s.edge_axes = ctx->saved_data["edge_axes"].toIntVector();
@@ -166,9 +168,10 @@ bool one_pass(const Saved& s) {
          !at::GradMode::is_enabled();
 }
 
-// Whether scatter's forward also takes the edge sums its first-order backward
-// needs for params (scatter_edge_sums): one axis at order 0, on the CPU, when
-// params needs a gradient (the hard kernel has none: its backward says so).
+// Whether scatter's forward is scatter_edge_sums, which takes the edge sums
+// its first-order backward needs for params where that costs less than the
+// backward's pass: one axis at order 0, on the CPU, when params needs a
+// gradient (the hard kernel has none: its backward says so).
 bool saves_edge_sums(bool params_needed, at::TensorList coords, at::IntArrayRef orders,
                      std::string_view kernel, at::IntArrayRef edge_axes) {
   return params_needed && coords.size() == 1 && orders.size() == 1 && orders[0] == 0 &&
@@ -223,8 +226,10 @@ class ScatterFunction : public torch::autograd::Function<ScatterFunction> {
     const bool params_needed = ctx->needs_input_grad(coords.size() + (weight.has_value() ? 1 : 0));
     at::AutoDispatchBelowADInplaceOrView below_autograd;
     if (saves_edge_sums(params_needed, coords, orders, kernel, edge_axes)) {
-      auto [hist, sums] = softhist::scatter_edge_sums(coords[0], weight, params, bins[0], kernel);
-      save(ctx, coords, weight.value_or(Variable()), params, orders, kernel, edge_axes, sums);
+      auto [hist, sums, taken] =
+          softhist::scatter_edge_sums(coords[0], weight, params, bins[0], kernel);
+      save(ctx, coords, weight.value_or(Variable()), params, orders, kernel, edge_axes, sums,
+           taken);
       return hist;
     }
     save(ctx, coords, weight.value_or(Variable()), params, orders, kernel, edge_axes);
@@ -238,14 +243,12 @@ class ScatterFunction : public torch::autograd::Function<ScatterFunction> {
     const size_t D = s.coords.size();
     const bool params_needed = ctx->needs_input_grad(D + (weight.defined() ? 1 : 0));
     if (params_needed) check_params_grad(s.kernel);
-    const bool fast = params_needed && one_pass(s);
-    const bool from_sums = fast && s.sums.defined();  // params' from the forward's sums
-    const bool single = fast && !s.sums.defined();    // x's and params' from one pass
+    const bool single = params_needed && one_pass(s);
     const std::optional<at::Tensor> w = optional_of(weight);
     const std::vector<int64_t> bins = bins_of(grad, D, s.edge_axes);
     variable_list out;  // coords..., weight, params, bins, orders, kernel, edge_axes
     for (size_t a = 0; a < D; ++a)  // (single: x's below)
-      out.push_back((ctx->needs_input_grad(a) || (params_needed && !from_sums)) && !single
+      out.push_back((ctx->needs_input_grad(a) || params_needed) && !single
                         ? weighted(softhist::gather(s.coords, grad, s.params, raised(s.orders, a),
                                                     s.kernel, s.edge_axes),
                                    weight)
@@ -257,16 +260,11 @@ class ScatterFunction : public torch::autograd::Function<ScatterFunction> {
     const auto value = [&] {
       return softhist::scatter(s.coords, w, s.params, bins, s.orders, s.kernel, s.edge_axes);
     };
-    if (from_sums) {  // x_term = sum (x - e_0) d/dx, edge by edge
-      const Variable edge_sums = s.sums.select(-2, 0), placed = s.sums.select(-2, 1);
-      out.push_back(params_row_grad(s.params, 0, s.coords[0], out[0],
-                                    edge_grad(grad, edge_sums, 0, D, s.edge_axes),
-                                    value_term(0, grad, value), dot64(differences(grad), placed))
-                        .unsqueeze(0));
-    } else if (single) {  // d/dx is the edge gather of the gradient's differences
+    if (single) {  // d/dx is the edge gather of the gradient's differences
       Variable edge_sums, x_term;
       std::tie(out[0], edge_sums, x_term) = softhist::edge_gather_scatter(
-          s.coords[0], w, differences(grad), s.params, s.orders[0] + 1, s.kernel);
+          s.coords[0], w, differences(grad), s.params, s.orders[0] + 1, s.kernel,
+          optional_of(s.sums), optional_of(s.taken));
       out[0] = weighted(out[0], weight);
       out.push_back(params_row_grad(s.params, 0, s.coords[0], out[0],
                                     edge_grad(grad, edge_sums, 0, D, s.edge_axes),

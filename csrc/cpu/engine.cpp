@@ -357,35 +357,6 @@ SOFTHIST_CLONES void runtime_pair_chunk(const T* x, const T* w, const C* h, int6
   moment = sum;
 }
 
-// The edge sums runtime_scatter_chunk<true> adds into acc, and into placed
-// the same with each sample's weight times x_i - e0: scatter_edge_sums's
-// windows.
-template <typename T, typename C>
-SOFTHIST_CLONES void runtime_edge_sums_chunk(const T* x, const T* w, int64_t n,
-                                             const Window& win, const RuntimeValues<C>& values,
-                                             double e0, double* acc, double* placed) {
-  std::vector<C> v(static_cast<size_t>(win.edges * kLanes));
-  LaneSums sums(acc, win.bins + 1, n), placed_sums(placed, win.bins + 1, n);
-  MassRows mass;
-  for (int64_t i0 = 0; i0 < n; i0 += kLanes) {
-    int32_t first[kLanes];
-    double scale[kLanes], placed_scale[kLanes];
-    const int64_t m = std::min<int64_t>(kLanes, n - i0);
-    const T* xb = x + i0;
-    const T* wb = w ? w + i0 : nullptr;
-    T x_tail[kLanes], w_tail[kLanes];
-    pad_block(m, xb, wb, x_tail, w_tail);
-    const int64_t edges = values.load(xb, wb, kLanes, win, first, scale, v.data());
-    // (x is finite where the scale is not 0)
-    for (int l = 0; l < kLanes; ++l)
-      placed_scale[l] = scale[l] != 0 ? scale[l] * (static_cast<double>(xb[l]) - e0) : 0.0;
-    add_windows<true>(v.data(), edges, first, scale, mass, sums);
-    add_windows<true>(v.data(), edges, first, placed_scale, mass, placed_sums);
-  }
-  sums.add_copies();
-  placed_sums.add_copies();
-}
-
 // out_i = sum_b h_b * D_Order(x_i, b) * factor.
 template <Kernel K, int Order, bool OpenEnds, typename T, typename C>
 SOFTHIST_CLONES void gather_chunk_1d(const T* x, const C* h, int64_t n, const Window& win,
@@ -1429,60 +1400,33 @@ void pair_axes(const Tensor& x, const T* w, const T* coef, const Tensor& params,
   *moment = sum;
 }
 
-// scatter_edge_sums's sums by the windows at the edges: rows of 2 * edges,
-// the edge sums then those weighted by x - e0.
+// scatter_edge_sums: the histogram (scatter at order 0), and over pieces each
+// row's sums at its edges (rows of 2 * edges: the edge sums at order 1, then
+// those with each sample's weight times x - e0), the histogram's own moments
+// times the edges' tables. False where the windows run (or a weight is not
+// finite, which no moment carries): there two sums would cost more than
+// edge_gather_scatter's pass takes them for.
 template <typename T, typename C>
-void window_edge_sums(const Axes<1, T, C>& ax, const T* w, const Problem& pb, Kernel kernel,
-                      double e0, double* sums) {
-  const Window& win = ax.win[0];
-  const int64_t n = pb.n, rows = pb.rows, edges = pb.slots(0), size = ax.lay.size;
-  const int64_t chunks = chunks_per_row(n, rows, size), items = rows * chunks;
-  std::vector<double> partial(static_cast<size_t>(2 * items * size));  // sums, then placed
-  const RuntimeValues<C> values(win, kernel, 1);
-  torch::stable::parallel_for(0, items, 1, [&](int64_t i0, int64_t i1) {
-    for (int64_t i = i0; i < i1; ++i) {
-      int64_t b, m;
-      chunk_bounds(i, chunks, n, b, m);
-      runtime_edge_sums_chunk<T, C>(ax.x[0] + b, w ? w + b : nullptr, m, win, values, e0,
-                                    partial.data() + i * size,
-                                    partial.data() + (items + i) * size);
-    }
-  });
-  std::vector<double> merged(static_cast<size_t>(2 * rows * edges));
-  for (int64_t k = 0; k < 2; ++k)
-    merge_partials(partial.data() + k * items * size, rows, chunks, size, edges, edges,
-                   ax.lay.pad, ax.factor, merged.data() + k * rows * edges);
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t k = 0; k < 2; ++k)
-      std::copy_n(merged.data() + (k * rows + r) * edges, edges, sums + (2 * r + k) * edges);
-}
-
-// scatter_edge_sums: the histogram (scatter at order 0) and each row's sums
-// at its edges (rows of 2 * edges: the edge sums at order 1, then those with
-// each sample's weight times x - e0). Over pieces, the sums are the
-// histogram's own moments times the edges' tables; else (or where a weight
-// is not finite) they take the windows at the edges.
-template <typename T, typename C>
-void edge_sums_axes(const Tensor& x, const T* w, const Tensor& params, const Problem& bins_pb,
+bool edge_sums_axes(const Tensor& x, const T* w, const Tensor& params, const Problem& bins_pb,
                     const Problem& edges_pb, Kernel kernel, T* hist, double* sums) {
   const Axes<1, T, C> ax({x}, params, edges_pb, kernel);
   const Window& win = ax.win[0];
   const int64_t n = edges_pb.n, rows = edges_pb.rows, edges = edges_pb.slots(0);
-  const double* p = params.const_data_ptr<double>();
-  const double e0 = has_explicit_edges(params) ? p[kParamsSize] : p[0];
   if (!chebyshev_pays<C, T>(kernel, win, 0, false, n) ||
       !chebyshev_pays<C, T>(kernel, win, 1, true, n)) {
     scatter_axes<1, T, C>({x}, w, params, bins_pb, kernel, hist);
-    return window_edge_sums(ax, w, edges_pb, kernel, e0, sums);
+    return false;
   }
+  const double* p = params.const_data_ptr<double>();
+  const double e0 = has_explicit_edges(params) ? p[kParamsSize] : p[0];
   const ChebyshevGrid bins_grid = chebyshev_grid_of<C, T>(kernel, 0, win, false);
   const ChebyshevGrid edges_grid = chebyshev_grid_of<C, T>(kernel, 1, win, true);
   const PieceMoments pm = piece_moments<T, C>(ax.x[0], w, win, kernel, 0, bins_grid, n, rows);
-  const bool direct = pm.any_direct();
+  const bool taken = !pm.any_direct();
   merge_pieces(bins_grid, pm.partial.data, pm.direct, rows, pm.chunks,
                [&](int64_t r, const double* moments, const double* added) {
                  to_slots(bins_grid, moments, added, 1.0, hist + r * bins_grid.slots);
-                 if (direct) return;
+                 if (!taken) return;
                  std::vector<double> placed(static_cast<size_t>(edges_grid.size()));
                  const std::vector<double> zeros(static_cast<size_t>(edges));
                  double* s = sums + 2 * r * edges;
@@ -1490,7 +1434,25 @@ void edge_sums_axes(const Tensor& x, const T* w, const Tensor& params, const Pro
                  placed_moments(edges_grid, e0, moments, placed.data());
                  to_slots(edges_grid, placed.data(), zeros.data(), ax.factor, s + edges);
                });
-  if (direct) window_edge_sums(ax, w, edges_pb, kernel, e0, sums);
+  return taken;
+}
+
+// edge_gather_scatter given the sums scatter_edge_sums took (rows of 2 *
+// edges): the gather alone; the edge sums are theirs, and the moment their
+// placed sums against coef.
+template <typename T, typename C>
+void pair_from_sums(const Tensor& x, const T* coef, const Tensor& params, const Problem& pb,
+                    Kernel kernel, const double* sums, T* gathered, T* scattered,
+                    double* moment) {
+  gather_axes<1, T, C>({x}, coef, params, pb, kernel, gathered);
+  const int64_t edges = pb.slots(0);
+  double sum = 0;
+  for (int64_t r = 0; r < pb.rows; ++r)
+    for (int64_t j = 0; j < edges; ++j) {
+      scattered[r * edges + j] = static_cast<T>(sums[2 * r * edges + j]);
+      sum += static_cast<double>(coef[r * edges + j]) * sums[(2 * r + 1) * edges + j];
+    }
+  *moment = sum;
 }
 
 // f(std::integral_constant<int, D>) for the problem's number of axes.
@@ -1554,9 +1516,13 @@ Tensor gather_cpu(std::vector<Tensor> coords_in, const Tensor& hist, const Tenso
 
 std::tuple<Tensor, Tensor, Tensor> edge_gather_scatter_cpu(
     const Tensor& x_in, const std::optional<Tensor>& weight, const Tensor& coef,
-    const Tensor& params, int64_t order, std::string kernel_name) {
+    const Tensor& params, int64_t order, std::string kernel_name,
+    const std::optional<Tensor>& sums, const std::optional<Tensor>& taken) {
   const Kernel kernel = parse_kernel(kernel_name);
-  const Problem pb = check_edge_gather_scatter_args(x_in, weight, coef, params, order, kernel);
+  const Problem pb = check_edge_gather_scatter_args(x_in, weight, coef, params, order, kernel,
+                                                    sums, taken);
+  const bool from_sums = sums.has_value() && *taken->const_data_ptr<bool>();
+  const Tensor sc = from_sums ? torch::stable::contiguous(*sums) : Tensor();
   const Tensor x = torch::stable::contiguous(x_in);
   const Tensor cc = torch::stable::contiguous(coef);
   const std::optional<Tensor> wc =
@@ -1569,6 +1535,11 @@ std::tuple<Tensor, Tensor, Tensor> edge_gather_scatter_cpu(
                                        x.device());
   dispatch_float(x.scalar_type(), [&](auto tag, auto ctag) {
     using T = decltype(tag);
+    if (from_sums)
+      return pair_from_sums<T, decltype(ctag)>(
+          x, cc.const_data_ptr<T>(), params, pb, kernel, sc.const_data_ptr<double>(),
+          gathered.mutable_data_ptr<T>(), scattered.mutable_data_ptr<T>(),
+          moment.mutable_data_ptr<double>());
     pair_axes<T, decltype(ctag)>(x, wc.has_value() ? wc->const_data_ptr<T>() : nullptr,
                                  cc.const_data_ptr<T>(), params, pb, kernel,
                                  gathered.mutable_data_ptr<T>(), scattered.mutable_data_ptr<T>(),
@@ -1577,7 +1548,7 @@ std::tuple<Tensor, Tensor, Tensor> edge_gather_scatter_cpu(
   return {gathered, scattered, moment};
 }
 
-std::tuple<Tensor, Tensor> scatter_edge_sums_cpu(const Tensor& x_in,
+std::tuple<Tensor, Tensor, Tensor> scatter_edge_sums_cpu(const Tensor& x_in,
                                                  const std::optional<Tensor>& weight,
                                                  const Tensor& params, int64_t bins,
                                                  std::string kernel_name) {
@@ -1591,13 +1562,16 @@ std::tuple<Tensor, Tensor> scatter_edge_sums_cpu(const Tensor& x_in,
                                      x.device());
   Tensor sums = torch::stable::empty(with_last(x, {2, bins + 1}), ScalarType::Double,
                                      std::nullopt, x.device());
+  std::fill_n(sums.mutable_data_ptr<double>(), sums.numel(), 0.0);  // (zeros, where not taken)
+  Tensor taken = torch::stable::empty(std::vector<int64_t>{}, ScalarType::Bool, std::nullopt,
+                                      x.device());
   dispatch_float(x.scalar_type(), [&](auto tag, auto ctag) {
     using T = decltype(tag);
-    edge_sums_axes<T, decltype(ctag)>(x, wc.has_value() ? wc->const_data_ptr<T>() : nullptr,
-                                      params, bins_pb, edges_pb, kernel,
-                                      hist.mutable_data_ptr<T>(), sums.mutable_data_ptr<double>());
+    *taken.mutable_data_ptr<bool>() = edge_sums_axes<T, decltype(ctag)>(
+        x, wc.has_value() ? wc->const_data_ptr<T>() : nullptr, params, bins_pb, edges_pb, kernel,
+        hist.mutable_data_ptr<T>(), sums.mutable_data_ptr<double>());
   });
-  return {hist, sums};
+  return {hist, sums, taken};
 }
 
 }  // namespace
