@@ -232,6 +232,23 @@ _CPP_AUTOGRAD_FROM_PYTHON = textwrap.dedent(
                 args = (coords[0], other, lo_hi_kappa)
                 assert gradcheck(f, args), (kernel, open_ends, i)
                 assert gradgradcheck(f, args), (kernel, open_ends, i)
+    # Enough samples for Chebyshev pieces: the forward takes the edge sums
+    # (scatter_edge_sums); its first-order gradients equal those of the
+    # separate, differentiable ops (create_graph).
+    big = torch.randn(2, 20000, dtype=torch.float64, generator=gen).requires_grad_()
+    wb = torch.rand(2, 20000, dtype=torch.float64, generator=gen)
+    g = torch.randn(2, 7, dtype=torch.float64, generator=gen)
+    for kernel in ["logistic", "bspline"]:
+        row = ops.params(big, 7, -2.0, 2.0, None, kernel, True)
+        v = row[:3].clone().requires_grad_()
+        x_hist, s, taken = ops.scatter_edge_sums(big.detach(), wb, row[None], 7, kernel)
+        assert taken, kernel
+        grads = [torch.autograd.grad((ops.scatter([big], wb, torch.cat([v, row[3:]])[None], [7], [0],
+                                                  kernel) * g).sum(), (big, v), create_graph=cg)
+                 for cg in (False, True)]
+        for a, b in zip(*grads):
+            torch.testing.assert_close(a, b.detach(), rtol=1e-9, atol=1e-9)
+
     # Explicit, uneven edges in params (after its first 4 values), and kappa.
     edges = torch.tensor([-2.0, -1.2, -1.0, 0.3, 0.4, 1.1, 1.5, 2.0], dtype=torch.float64)
     edges_kappa = torch.cat([edges, torch.tensor([2.5], dtype=torch.float64)]).requires_grad_()

@@ -222,8 +222,7 @@ class ScatterFunction : public torch::autograd::Function<ScatterFunction> {
   static Variable forward(AutogradContext* ctx, at::TensorList coords,
                           const std::optional<Variable>& weight, const Variable& params,
                           at::IntArrayRef bins, at::IntArrayRef orders, std::string_view kernel,
-                          at::IntArrayRef edge_axes) {
-    const bool params_needed = ctx->needs_input_grad(coords.size() + (weight.has_value() ? 1 : 0));
+                          at::IntArrayRef edge_axes, bool params_needed) {
     at::AutoDispatchBelowADInplaceOrView below_autograd;
     if (saves_edge_sums(params_needed, coords, orders, kernel, edge_axes)) {
       auto [hist, sums, taken] =
@@ -246,7 +245,7 @@ class ScatterFunction : public torch::autograd::Function<ScatterFunction> {
     const bool single = params_needed && one_pass(s);
     const std::optional<at::Tensor> w = optional_of(weight);
     const std::vector<int64_t> bins = bins_of(grad, D, s.edge_axes);
-    variable_list out;  // coords..., weight, params, bins, orders, kernel, edge_axes
+    variable_list out;  // coords..., weight, params, bins, orders, kernel, edge_axes, params_needed
     for (size_t a = 0; a < D; ++a)  // (single: x's below)
       out.push_back((ctx->needs_input_grad(a) || params_needed) && !single
                         ? weighted(softhist::gather(s.coords, grad, s.params, raised(s.orders, a),
@@ -276,7 +275,7 @@ class ScatterFunction : public torch::autograd::Function<ScatterFunction> {
     }
     for (size_t a = 0; a < D; ++a)
       if (!ctx->needs_input_grad(a)) out[a] = Variable();
-    out.resize(D + 6);
+    out.resize(D + 7);
     return out;
   }
 };
@@ -325,7 +324,11 @@ at::Tensor scatter_autograd(at::TensorList coords, const std::optional<at::Tenso
                             const at::Tensor& params, at::IntArrayRef bins,
                             at::IntArrayRef orders, std::string_view kernel,
                             at::IntArrayRef edge_axes) {
-  return ScatterFunction::apply(coords, weight, params, bins, orders, kernel, edge_axes);
+  // (whether params will take a gradient: known here, where grad mode is the caller's; forward
+  // runs without it, and its ctx has no edges to ask when nothing records one)
+  const bool params_needed = at::GradMode::is_enabled() && params.requires_grad();
+  return ScatterFunction::apply(coords, weight, params, bins, orders, kernel, edge_axes,
+                                params_needed);
 }
 
 at::Tensor gather_autograd(at::TensorList coords, const at::Tensor& hist,
