@@ -260,9 +260,11 @@ struct Box {  // density 1/2 for |t| < 1: half-width 1/kappa
   // K spans 1, the density 1/2, its derivatives are 0 (off the kinks).
   SOFTHIST_HD static int log2_max_abs_d(int64_t order) { return order == 0 ? 0 : -1; }
 
+  // At its knots the density takes its value on the right, [-1, 1), as the
+  // Chebyshev pieces (whose ends hold the knots) locate samples.
   template <int Order, typename C>
   SOFTHIST_HD static C cdf(C t) {
-    const bool inside = t > C(-1) && t < C(1);
+    const bool inside = t >= C(-1) && t < C(1);
     if constexpr (Order == 0) return inside ? C(0.5) * (t + C(1)) : (t < 0 ? C(0) : C(1));
     if constexpr (Order == 1) return inside ? C(0.5) : C(0);
     if constexpr (Order >= 2) return C(0);
@@ -424,7 +426,7 @@ struct Window {
   // finite, too far from the range to reach any bin, or (open ends) outside it.
   SOFTHIST_HD bool locate(double x, int64_t& first, double& t_first) const {
     const double u = (x - lo) * inv_width;
-    if (!(u > -reach && u < static_cast<double>(bins) + reach)) return false;
+    if (!(u >= -reach && u < static_cast<double>(bins) + reach)) return false;
     if (open_ends && !inside(x)) return false;
     double start = __builtin_floor(u - reach);
     const double last_start = static_cast<double>(bins + 1 - edges);
@@ -437,7 +439,7 @@ struct Window {
   // Explicit edges (at): x's first edge, the last edge at or below x - reach
   // by binary search (clamped so the window fits), or false as locate.
   SOFTHIST_HD bool locate_explicit(double x, int64_t& first) const {
-    if (!(x > at[0] - reach && x < at[bins] + reach)) return false;
+    if (!(x >= at[0] - reach && x < at[bins] + reach)) return false;
     if (open_ends && !inside(x)) return false;
     int64_t lo_edge = 0, hi_edge = bins + 1;  // at[lo_edge] <= y < at[hi_edge] (hi: past the end)
     const double y = x - reach;

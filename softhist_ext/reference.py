@@ -22,8 +22,9 @@ def kernel_cdf(kernel: str, t: Tensor) -> Tensor:
         inner = 0.5 + (4 * t - 2 * t**3 + 0.75 * t**3 * a) / 6
         outer = torch.where(t < 0, (2 + t).clamp_min(0) ** 4 / 24, 1 - (2 - t).clamp_min(0) ** 4 / 24)
         return torch.where(a < 1, inner, outer)
-    if kernel == "box":
-        return (0.5 * (t + 1)).clamp(0, 1)
+    if kernel == "box":  # density 1/2 on [-1, 1): its value on the right at the knots
+        inside = (t >= -1) & (t < 1)
+        return torch.where(inside, 0.5 * (t + 1), (t >= 1).to(t.dtype))
     raise ValueError(kernel)
 
 

@@ -293,6 +293,47 @@ def test_box_at_its_default_kappa_is_linear_binning_and_its_gather_is_np_interp(
     np.testing.assert_allclose(looked_up.numpy(), expected, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("n", [1000, 20_000])  # the windows; the Chebyshev pieces
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("conserve_mass", [False, True])
+def test_box_on_its_knots_takes_the_derivative_on_the_right(n, dtype, conserve_mass):
+    # Intensities 0..255 over 256 bins centred on them: at its default kappa
+    # (2 per unit here) the box's knots are the bin centres, so every sample
+    # sits on two. Its mass is its own bin's, and its derivative the one on
+    # the right: moving right sends mass to the next bin at kappa / 2 (none
+    # leaves an open last bin). -1 (min less the half-width) reaches bin 0 so.
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (n,), generator=gen).to(dtype)
+    x[:4] = torch.tensor([-1.0, 0.0, 255.0, 256.0])
+    coef = torch.randn(256, dtype=torch.float64, generator=gen)
+    xr = x.clone().requires_grad_()
+    hist = softhist_ext.histc(xr, 256, -0.5, 255.5, kernel="box", conserve_mass=conserve_mass)
+    (grad,) = torch.autograd.grad((hist.double() * coef).sum(), xr)
+    torch.testing.assert_close(hist, torch.histc(x, 256, -0.5, 255.5), **TOL[dtype])
+    j = x.long()
+    padded = torch.cat([coef.new_zeros(1), coef, coef.new_zeros(1)])  # no bin: 0
+    expected = (padded[j.clamp_max(255) + 2] - padded[j.clamp_max(255) + 1]).to(dtype)
+    if conserve_mass:
+        expected = torch.where((j < 0) | (j >= 255), 0, expected)
+    else:
+        expected = torch.where(j > 255, 0, expected)
+    torch.testing.assert_close(grad, expected, **TOL[dtype])
+
+    # The edges' and kappa's gradients (from the forward's edge sums where it
+    # takes the pieces) against autograd through the dense formula.
+    params = torch.ops.softhist.params(x, 256, -0.5, 255.5, None, "box", conserve_mass)[None]
+    taken = torch.ops.softhist.scatter_edge_sums(x[None], None, params, 256, "box")[2]
+    assert bool(taken) == (n > 5000)
+    edges = torch.linspace(-0.5, 255.5, 257, dtype=torch.float64)
+    grads = []
+    for histogram in (lambda e, k: softhist_ext.histogram(x.double(), e, kappa=k, kernel="box")[0],
+                      lambda e, k: reference.histogram_edges(x, e, k, "box")):
+        e, k = edges.clone().requires_grad_(), torch.tensor(2.0, dtype=torch.float64, requires_grad=True)
+        grads.append(torch.autograd.grad((histogram(e, k) * coef).sum(), (e, k)))
+    for ours, dense in zip(*grads):
+        torch.testing.assert_close(ours, dense, rtol=1e-10, atol=1e-10)
+
+
 @pytest.mark.parametrize("kernel", SMOOTH_KERNELS)
 @pytest.mark.parametrize("kappa_width", [0.5, 1.0, 4.0, 30.0, 1000.0])
 @pytest.mark.parametrize("lo", [0.0, 1e6])

@@ -6,8 +6,8 @@
 // K^(order) at every edge is a function of its place delta in [-1, 1) within
 // the piece: smooth, and within 1e-9 (float compute, 8 terms) or 1e-17
 // (double, 16 terms) of its Chebyshev interpolant sum_m c_m T_m(delta); or
-// for the triangular and bspline kernels, with pieces whose ends hold their
-// knots, a polynomial of degree <= 4, equal to it. So the scatter adds each
+// for the compact kernels, with pieces whose ends hold their knots, a
+// polynomial of degree <= 4, equal to it. So the scatter adds each
 // sample's T_m(delta) to its piece's `terms` moments (one vector add,
 // whatever kappa), and bin b is the moments times b's coefficients; the
 // gather evaluates, at each sample's delta, its piece's coefficients of
@@ -38,11 +38,12 @@ int64_t chebyshev_terms(Kernel kernel) {
 // chebyshev_terms<C> terms) is within the saturation error (mpmath, over the
 // worst piece, bounding the error by the coefficients past the last term:
 // logistic a = 0.5: 4e-10 (K), 6e-9 (K'); 16 terms 2e-19, 2e-17; gaussian
-// a = 0.4: 2e-10, 4e-9; a = 0.5, 16 terms: 5e-19, 2e-17). The triangular
-// and bspline, piecewise polynomials of degree <= 4 between knots at integer
-// t, whose K and K' are continuous: pieces whose ends hold every knot
-// (per_bin / c an integer), where the interpolant is the polynomial itself;
-// at most kMaxPiecesPerBin of them.
+// a = 0.4: 2e-10, 4e-9; a = 0.5, 16 terms: 5e-19, 2e-17). The triangular,
+// bspline and box, piecewise polynomials of degree <= 4 between knots at
+// integer t: pieces whose ends hold every knot (per_bin / c an integer),
+// where the interpolant is the polynomial itself; at most kMaxPiecesPerBin
+// of them. (The box's density jumps at its knots: a sample on one, whose
+// piece is the one above it, takes the value on the right, as Box::cdf.)
 constexpr int64_t kMaxPiecesPerBin = 8;
 template <typename C>
 int64_t pieces_per_bin(Kernel kernel, double c) {
@@ -51,9 +52,7 @@ int64_t pieces_per_bin(Kernel kernel, double c) {
     const double s = std::max(1.0, std::ceil(c / (2 * half)));
     return s <= kMaxPiecesPerBin ? static_cast<int64_t>(s) : 0;
   }
-  // (the box's density jumps at its knots, where samples on them, as integer
-  // data puts them, would take one side's value rather than the windows')
-  if (kernel == Kernel::Hard || kernel == Kernel::Box) return 0;
+  if (kernel == Kernel::Hard) return 0;
   for (int64_t s = 1; s <= kMaxPiecesPerBin; ++s) {
     const double q = static_cast<double>(s) / c;
     if (q >= 0.5 && std::abs(q - std::round(q)) <= 1e-12 * q) return s;

@@ -118,7 +118,7 @@ SOFTHIST_HD void locate_block(const T* x, const T* w, int64_t n, const Window& w
   for (int l = 0; l < kLanes; ++l) {
     const double xd = static_cast<double>(x[l]);
     double u = (xd - lo) * inv_width;
-    bool alive = u > -reach && u < hi;  // false for NaN
+    bool alive = u >= -reach && u < hi;  // false for NaN
     if constexpr (OpenEnds) alive = alive && xd >= in_lo && xd <= in_hi;
     u = alive ? u : 0.0;
     double start = u - reach;

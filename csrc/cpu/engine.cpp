@@ -467,7 +467,7 @@ SOFTHIST_HD void locate_pieces(const T* x, const T* w, int64_t n, const Window& 
   for (int l = 0; l < kLanes; ++l) {
     const double xd = static_cast<double>(x[l]);
     const double u = (xd - lo) * inv_width;
-    bool alive = u > -reach && u < hi;  // false for NaN
+    bool alive = u >= -reach && u < hi;  // false for NaN
     if constexpr (OpenEnds) alive = alive && xd >= in_lo && xd <= in_hi;
     const double at = alive ? (u + pad) * per_bin : 0.0;  // >= 0: pad > reach
     const double piece = __builtin_trunc(at);  // (an int's round trip would not vectorise)

@@ -176,7 +176,7 @@ SOFTHIST_HD void locate_explicit(const T* x, const T* w, int64_t n, const Window
 #pragma omp simd
   for (int l = 0; l < kLanes; ++l) {
     const double v = static_cast<double>(x[l]);
-    bool alive = v > lo && v < hi;  // false for NaN
+    bool alive = v >= lo && v < hi;  // false for NaN
     alive = alive && (!open_ends || (v >= in_lo && v <= in_hi));
     y[l] = alive ? v - reach : e0;
     first[l] = cell_first[cell_of(y[l], e0, cell_inv, last_cell)];
