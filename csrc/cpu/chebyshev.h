@@ -19,9 +19,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <vector>
 
 #include "common.h"
+#include "explicit_edges.h"
 
 namespace softhist::cpu {
 
@@ -68,6 +70,13 @@ int64_t pieces_per_bin(Kernel kernel, double c) {
 struct ChebyshevGrid {
   Window frame;
   int64_t per_bin = 0, pad = 0, count = 0, terms = 0, slots = 0;
+  // Uneven pieces (chebyshev_cut_grid; empty for the even ones): piece p
+  // spans [cuts[p], cuts[p + 1]), centre[p] +- 1 / inv_half[p]. A sample
+  // finds its piece from its cell's (cells.first), a cut on at most, or up
+  // to cells.steps where cell_piece's sign bit marks a cell of several cuts.
+  std::vector<double> cuts, centre, inv_half;
+  Cells cells;
+  std::vector<int32_t> cell_piece;
   // Slot j's coefficients: spans[j] rows of `terms` from piece first_piece[j],
   // at tables[table_at[j]] (even bins share a table per kind of slot).
   std::vector<int64_t> first_piece, spans;
@@ -77,6 +86,17 @@ struct ChebyshevGrid {
   int64_t size() const { return count * terms; }
   int64_t offset(int64_t j) const { return first_piece[j] * terms; }
   const double* table(int64_t j) const { return tables.data() + table_at[j]; }
+  // Piece p's centre and half-width, in units of the input.
+  void piece(int64_t p, double& centre, double& half) const {
+    if (!cuts.empty()) {
+      centre = 0.5 * (cuts[p] + cuts[p + 1]);
+      half = 0.5 * (cuts[p + 1] - cuts[p]);
+      return;
+    }
+    const double width = 1.0 / frame.inv_width, pieces = static_cast<double>(per_bin);
+    centre = frame.lo + width * ((static_cast<double>(p) + 0.5) / pieces - static_cast<double>(pad));
+    half = width / (2.0 * pieces);
+  }
 };
 
 // hist[j] = factor * (the moments times slot j's coefficients + added[j]).
@@ -119,13 +139,11 @@ SOFTHIST_CLONES void from_slots(const ChebyshevGrid& grid, const T* h, double* a
 // interpolant's error, and 0 for the compact kernels' polynomials.
 inline void placed_moments(const ChebyshevGrid& grid, double e0, const double* moments,
                            double* out) {
-  const Window& f = grid.frame;
-  const double width = 1.0 / f.inv_width, per_bin = static_cast<double>(grid.per_bin);
-  const double b = width / (2.0 * per_bin);
   const int64_t terms = grid.terms;
   for (int64_t p = 0; p < grid.count; ++p) {
-    const double a =
-        f.lo - e0 + width * ((static_cast<double>(p) + 0.5) / per_bin - static_cast<double>(grid.pad));
+    double a, b;
+    grid.piece(p, a, b);
+    a -= e0;
     const double* m = moments + p * terms;
     double* o = out + p * terms;
     for (int64_t k = 0; k < terms; ++k) {
@@ -135,19 +153,13 @@ inline void placed_moments(const ChebyshevGrid& grid, double e0, const double* m
   }
 }
 
-// Chebyshev coefficients of K^(Order) on the pieces, by the discrete cosine
-// transform of its values at the Chebyshev nodes: on a piece rho pieces
-// (fractional) above an edge, t = a (2 rho + 1 + delta). Below rho = lo it
-// is saturated at 0, from hi at its upper limit.
-template <Kernel K, int Order>
-struct EdgeCoefficients {
+// Chebyshev coefficients c of f on [-1, 1] (terms of them), by the
+// discrete cosine transform of its values at the Chebyshev nodes.
+struct ChebyshevFit {
   int64_t terms;
-  double a, lo, hi;
   std::vector<double> nodes, cosines;
 
-  EdgeCoefficients(int64_t terms_, double a_, double saturation) : terms(terms_), a(a_) {
-    lo = std::floor(-saturation / (2 * a)) - 1;
-    hi = std::ceil(saturation / (2 * a)) + 1;
+  explicit ChebyshevFit(int64_t terms_) : terms(terms_) {
     const double pi = 3.14159265358979323846;
     nodes.resize(static_cast<size_t>(terms));
     cosines.resize(static_cast<size_t>(terms * terms));
@@ -156,17 +168,10 @@ struct EdgeCoefficients {
       for (int64_t m = 0; m < terms; ++m) cosines[m * terms + k] = std::cos(pi * m * (k + 0.5) / terms);
     }
   }
-  static constexpr double upper() { return Order == 0 ? 1.0 : 0.0; }
-
-  void at(double rho, double* c) const {
-    for (int64_t m = 0; m < terms; ++m) c[m] = 0;
-    if (rho < lo) return;
-    if (rho >= hi) {
-      c[0] = upper();
-      return;
-    }
+  template <typename F>
+  void operator()(const F& f, double* c) const {
     double values[32];
-    for (int64_t k = 0; k < terms; ++k) values[k] = cdf<K, Order>(a * (2.0 * rho + 1.0 + nodes[k]));
+    for (int64_t k = 0; k < terms; ++k) values[k] = f(nodes[k]);
     for (int64_t m = 0; m < terms; ++m) {
       double s = 0;
       for (int64_t k = 0; k < terms; ++k) s += values[k] * cosines[m * terms + k];
@@ -174,6 +179,60 @@ struct EdgeCoefficients {
     }
   }
 };
+
+// Chebyshev coefficients of K^(Order) on even pieces: on a piece rho pieces
+// (fractional) above an edge, t = a (2 rho + 1 + delta). Below rho = lo it
+// is saturated at 0, from hi at its upper limit.
+template <Kernel K, int Order>
+struct EdgeCoefficients {
+  ChebyshevFit fit;
+  double a, lo, hi;
+
+  EdgeCoefficients(int64_t terms, double a_, double saturation) : fit(terms), a(a_) {
+    lo = std::floor(-saturation / (2 * a)) - 1;
+    hi = std::ceil(saturation / (2 * a)) + 1;
+  }
+  static constexpr double upper() { return Order == 0 ? 1.0 : 0.0; }
+
+  void at(double rho, double* c) const {
+    for (int64_t m = 0; m < fit.terms; ++m) c[m] = 0;
+    if (rho < lo) return;
+    if (rho >= hi) {
+      c[0] = upper();
+      return;
+    }
+    fit([&](double node) { return cdf<K, Order>(a * (2.0 * rho + 1.0 + node)); }, c);
+  }
+};
+
+// Whether edge k is an open end (k = 0 or bins, open): then its K^(Order) is
+// a constant, 1 at edge 0 over bins (order 0: upper), else 0, into c.
+inline bool open_end_value(bool open, int64_t k, int64_t bins, bool at_edges, double upper,
+                           int64_t terms, double* c) {
+  if (!open || (k != 0 && k != bins)) return false;
+  for (int64_t m = 0; m < terms; ++m) c[m] = 0;
+  c[0] = k == 0 && !at_edges ? upper : 0.0;
+  return true;
+}
+
+// Adds slot j's rows, span pieces from piece p0, to g: K at the slot's lower
+// edge minus K at its upper (at the edges, K at its edge), value(k, p, c)
+// giving edge k's coefficients on piece p.
+template <typename V>
+void add_slot(ChebyshevGrid& g, bool at_edges, int64_t j, int64_t p0, int64_t span, const V& value) {
+  const int64_t terms = g.terms;
+  g.first_piece.push_back(p0);
+  g.spans.push_back(span);
+  g.table_at.push_back(g.tables.size());
+  g.tables.resize(g.tables.size() + static_cast<size_t>(span * terms), 0.0);
+  double* t = g.tables.data() + g.table_at.back();
+  double lower[32], upper[32];
+  for (int64_t i = 0; i < span; ++i) {
+    value(j, p0 + i, lower);
+    if (!at_edges) value(j + 1, p0 + i, upper);
+    for (int64_t m = 0; m < terms; ++m) t[i * terms + m] = lower[m] - (at_edges ? 0.0 : upper[m]);
+  }
+}
 
 // The grid for kernel K's derivative Order over the bins of `frame` (even),
 // or over the explicit edges `at` (null: the frame's), at the bins or at the
@@ -208,26 +267,8 @@ ChebyshevGrid chebyshev_grid(const Window& frame, const double* at, bool at_edge
   auto last = [&](int64_t k) { return static_cast<int64_t>(std::ceil(place(k) + coef.hi)); };
   // K at edge k on piece p, the ends as open ends have them.
   auto value = [&](int64_t k, int64_t p, double* c) {
-    if (open && (k == 0 || k == bins)) {
-      for (int64_t m = 0; m < terms; ++m) c[m] = 0;
-      c[0] = k == 0 && !at_edges ? coef.upper() : 0.0;
-      return;
-    }
-    coef.at(static_cast<double>(p) - place(k), c);
-  };
-  // Slot j's rows from piece p0, span of them.
-  auto add_slot = [&](int64_t j, int64_t p0, int64_t span) {
-    g.first_piece.push_back(p0);
-    g.spans.push_back(span);
-    g.table_at.push_back(g.tables.size());
-    g.tables.resize(g.tables.size() + static_cast<size_t>(span * terms), 0.0);
-    double* t = g.tables.data() + g.table_at.back();
-    double lower[32], upper[32];
-    for (int64_t i = 0; i < span; ++i) {
-      value(j, p0 + i, lower);
-      if (!at_edges) value(j + 1, p0 + i, upper);
-      for (int64_t m = 0; m < terms; ++m) t[i * terms + m] = lower[m] - (at_edges ? 0.0 : upper[m]);
-    }
+    if (!open_end_value(open, k, bins, at_edges, coef.upper(), terms, c))
+      coef.at(static_cast<double>(p) - place(k), c);
   };
   const bool even = at == nullptr;
   for (int64_t j = 0; j < g.slots; ++j) {
@@ -240,8 +281,84 @@ ChebyshevGrid chebyshev_grid(const Window& frame, const double* at, bool at_edge
       g.spans.push_back(span);
       g.table_at.push_back(g.table_at[static_cast<size_t>(shared)]);
     } else {
-      add_slot(j, p0, span);
+      add_slot(g, at_edges, j, p0, span, value);
     }
+  }
+  return g;
+}
+
+// The grid for the compact kernel K's derivative Order over explicit edges
+// (win's), whose knots (integer t = kappa (x - e_k) within reach) the even
+// pieces' ends miss: uneven pieces cut at every edge's knots, between which
+// each edge's K^(Order) is a polynomial of degree <= 4, equal to its
+// interpolant. They span [e_0 - reach, e_bins + reach), where samples reach
+// a bin; slot j's rows are the pieces within reach of its edges.
+template <Kernel K, int Order>
+ChebyshevGrid chebyshev_cut_grid(const Window& frame, const Window& win, bool at_edges,
+                                 int64_t terms, double saturation) {
+  static_assert(Order <= 3);
+  ChebyshevGrid g;
+  g.frame = frame;
+  const int64_t bins = win.bins;
+  const double* e = win.at;
+  const double reach = win.reach, kappa = win.kappa;
+  g.slots = bins + (at_edges ? 1 : 0);
+  g.terms = terms;
+  const int64_t knots = static_cast<int64_t>(saturation);  // t = -knots .. knots
+  for (int64_t k = 0; k <= bins; ++k)
+    for (int64_t i = -knots; i <= knots; ++i)
+      g.cuts.push_back(e[k] + static_cast<double>(i) * (reach / static_cast<double>(knots)));
+  std::sort(g.cuts.begin(), g.cuts.end());
+  g.cuts.erase(std::unique(g.cuts.begin(), g.cuts.end()), g.cuts.end());
+  g.count = static_cast<int64_t>(g.cuts.size()) - 1;
+  for (int64_t p = 0; p < g.count; ++p) {
+    double centre, half;
+    g.piece(p, centre, half);
+    g.centre.push_back(centre);
+    g.inv_half.push_back(1.0 / half);
+  }
+  g.cells = index_cells(g.cuts.data(), g.count);
+  g.cell_piece = g.cells.first;
+  std::vector<int32_t> held(g.cell_piece.size(), 0);
+  const double last_cell = static_cast<double>(g.cells.count);
+  for (int64_t j = 1; j <= g.count; ++j) ++held[cell_of(g.cuts[j], g.cuts[0], g.cells.inv, last_cell)];
+  for (size_t c = 0; c < held.size(); ++c)
+    if (held[c] > 1) g.cell_piece[c] |= std::numeric_limits<int32_t>::min();
+  auto cut = [&](double v) {  // the piece from cut v on
+    return static_cast<int64_t>(std::lower_bound(g.cuts.begin(), g.cuts.end(), v) - g.cuts.begin());
+  };
+  // Edge k's coefficients on the pieces within its reach, from piece
+  // reached[k] to reached[k] + (spans[k + 1] - spans[k]) / terms; saturated
+  // beyond. Fitted once, for both of its slots.
+  std::vector<int64_t> reached(static_cast<size_t>(bins + 1)), rows(static_cast<size_t>(bins + 2), 0);
+  for (int64_t k = 0; k <= bins; ++k) {
+    reached[k] = cut(e[k] - reach);
+    rows[k + 1] = rows[k] + (cut(e[k] + reach) - reached[k]) * terms;
+  }
+  std::vector<double> fitted(static_cast<size_t>(rows[bins + 1]));
+  const ChebyshevFit fit(terms);
+  torch::stable::parallel_for(0, bins + 1, 16, [&](int64_t k0, int64_t k1) {
+    for (int64_t k = k0; k < k1; ++k)
+      for (int64_t i = 0; reached[k] + i < reached[k] + (rows[k + 1] - rows[k]) / terms; ++i) {
+        const int64_t p = reached[k] + i;
+        const double t0 = kappa * (g.centre[p] - e[k]), dt = kappa / g.inv_half[p];
+        fit([&](double node) { return cdf<K, Order>(t0 + dt * node); }, &fitted[rows[k] + i * terms]);
+      }
+  });
+  const double upper = Order == 0 ? 1.0 : 0.0;
+  auto value = [&](int64_t k, int64_t p, double* c) {
+    if (open_end_value(win.open_ends, k, bins, at_edges, upper, terms, c)) return;
+    const int64_t i = p - reached[k];
+    if (i >= 0 && i * terms < rows[k + 1] - rows[k]) {
+      std::copy_n(&fitted[rows[k] + i * terms], terms, c);
+      return;
+    }
+    std::fill_n(c, terms, 0.0);
+    c[0] = i < 0 ? 0.0 : upper;
+  };
+  for (int64_t j = 0; j < g.slots; ++j) {
+    const int64_t p0 = reached[j];
+    add_slot(g, at_edges, j, p0, cut(e[at_edges ? j : j + 1] + reach) - p0, value);
   }
   return g;
 }

@@ -422,10 +422,14 @@ constexpr int64_t kMinChebyshevEdges = 6;
 template <typename C, typename T>
 bool chebyshev_pays(Kernel kernel, const Window& win, int64_t order, bool at_edges, int64_t n) {
   const bool smooth = kernel == Kernel::Logistic || kernel == Kernel::Gaussian;
-  // (the compact kernels' knots meet the pieces' ends only over even bins)
   if (order > 1 || (at_edges && order == 0) || (smooth && win.edges < kMinChebyshevEdges) ||
-      (!smooth && win.at))
+      kernel == Kernel::Hard)
     return false;
+  if (!smooth && win.at) {  // chebyshev_cut_grid: 2 * saturation + 1 cuts per edge
+    const double cuts = static_cast<double>(win.bins + 1) * (2 * saturation<C>(kernel) + 1);
+    const double size = cuts * chebyshev_terms<C>(kernel);
+    return size * static_cast<double>(win.edges + 2) <= static_cast<double>(n) && size < 0x1p30;
+  }
   const Window frame = frame_of<C, T>(kernel, win);
   const double per_bin = static_cast<double>(pieces_per_bin<C>(kernel, frame.c));
   const double bins = static_cast<double>(frame.bins);
@@ -441,12 +445,65 @@ template <typename C, typename T>
 ChebyshevGrid chebyshev_grid_of(Kernel kernel, int64_t order, const Window& win, bool at_edges) {
   ChebyshevGrid g;
   const Window frame = frame_of<C, T>(kernel, win);
+  const bool cut = win.at && kernel != Kernel::Logistic && kernel != Kernel::Gaussian;
+  const double sat = static_cast<double>(saturation<C>(kernel));
   dispatch_smooth(kernel, order, [&](auto k, auto o) {
-    g = chebyshev_grid<decltype(k)::value, decltype(o)::value>(
-        frame, win.at, at_edges, chebyshev_terms<C>(kernel), pieces_per_bin<C>(kernel, frame.c),
-        static_cast<double>(saturation<C>(kernel)));
+    constexpr Kernel K = decltype(k)::value;
+    constexpr int Order = decltype(o)::value;
+    if constexpr (Order <= 1) {  // (chebyshev_pays)
+      if (cut)
+        g = chebyshev_cut_grid<K, Order>(frame, win, at_edges, chebyshev_terms<C>(kernel), sat);
+      else
+        g = chebyshev_grid<K, Order>(frame, win.at, at_edges, chebyshev_terms<C>(kernel),
+                                     pieces_per_bin<C>(kernel, frame.c), sat);
+    }
   });
   return g;
+}
+
+// locate_pieces over uneven pieces (grid.cuts): a sample's piece is its
+// cell's first or the next, or in a cell of several cuts (rare), up to
+// cells.steps on.
+template <bool OpenEnds, typename T, typename C>
+SOFTHIST_HD void locate_cuts(const T* x, const T* w, int64_t n, const Window& win,
+                             const ChebyshevGrid& grid, int32_t* first, C* delta, double* scale) {
+  T x_tail[kLanes], w_tail[kLanes];
+  pad_block(n, x, w, x_tail, w_tail);
+  const double* cuts = grid.cuts.data();
+  const double *centre = grid.centre.data(), *inv_half = grid.inv_half.data();
+  const double lo = cuts[0], hi = cuts[grid.count];
+  const double cell_inv = grid.cells.inv, last_cell = static_cast<double>(grid.cells.count);
+  const int32_t* cell_piece = grid.cell_piece.data();
+  const double in_lo = win.in_lo, in_hi = win.in_hi;
+  const int32_t terms = static_cast<int32_t>(grid.terms);
+  double v[kLanes];
+  int32_t p[kLanes], crowded = 0;
+#pragma omp simd
+  for (int l = 0; l < kLanes; ++l) {
+    const double xd = static_cast<double>(x[l]);
+    bool alive = xd >= lo && xd < hi;  // false for NaN
+    if constexpr (OpenEnds) alive = alive && xd >= in_lo && xd <= in_hi;
+    v[l] = alive ? xd : lo;
+    p[l] = cell_piece[cell_of(v[l], lo, cell_inv, last_cell)];
+    scale[l] = alive ? (w ? static_cast<double>(w[l]) : 1.0) : 0.0;
+  }
+  // (Loops of their own, so that each vectorises.)
+#pragma omp simd reduction(| : crowded)
+  for (int l = 0; l < kLanes; ++l) crowded |= p[l];
+#pragma omp simd
+  for (int l = 0; l < kLanes; ++l) {
+    const int32_t q = p[l] & std::numeric_limits<int32_t>::max();
+    p[l] = q + static_cast<int32_t>(cuts[q + 1] <= v[l]);  // (v < hi, the last cut)
+  }
+  if (crowded < 0)
+    for (int64_t s = 1; s < grid.cells.steps; ++s)
+#pragma omp simd
+      for (int l = 0; l < kLanes; ++l) p[l] += static_cast<int32_t>(cuts[p[l] + 1] <= v[l]);
+#pragma omp simd
+  for (int l = 0; l < kLanes; ++l) {
+    delta[l] = static_cast<C>((v[l] - centre[p[l]]) * inv_half[p[l]]);
+    first[l] = p[l] * terms;
+  }
 }
 
 // A block's pieces and places in them: first[l] = the offset of sample l's
@@ -456,6 +513,7 @@ template <bool OpenEnds, typename T, typename C>
 SOFTHIST_HD void locate_pieces(const T* x, const T* w, int64_t n, const Window& win,
                                const ChebyshevGrid& grid, int32_t* first, C* delta,
                                double* scale) {
+  if (!grid.cuts.empty()) return locate_cuts<OpenEnds>(x, w, n, win, grid, first, delta, scale);
   T x_tail[kLanes], w_tail[kLanes];
   pad_block(n, x, w, x_tail, w_tail);
   const double lo = win.lo, inv_width = win.inv_width, reach = win.reach;

@@ -34,9 +34,9 @@ bool evenly_spaced(const double* e, int64_t bins) {
   return true;
 }
 
-// The index of explicit edges: even cells over [e_0, e_bins], fine enough
-// that no two edges share a cell (at most kMaxCells, or 4 per bin past that,
-// within int32_t).
+// The index of explicit edges (or of uneven Chebyshev pieces' ends): even
+// cells over [e_0, e_bins], fine enough that no two edges share a cell (at
+// most kMaxCells, or 4 per bin past that, within int32_t).
 constexpr int64_t kMaxCells = int64_t(1) << 16;
 
 // The cell of v: the same double operations for edges and samples, so that
@@ -48,6 +48,35 @@ SOFTHIST_HD int32_t cell_of(double v, double e0, double cell_inv, double last_ce
   return static_cast<int32_t>(cell);
 }
 
+// Cells over increasing e_0 .. e_bins: first[c] = the last edge j < bins in
+// a cell before c (0 if none), so at or below every value in cell c; steps:
+// the most edges in one cell, which a lookup compares with its value.
+struct Cells {
+  std::vector<int32_t> first;
+  int64_t count = 0, steps = 0;
+  double inv = 0;
+};
+inline Cells index_cells(const double* e, int64_t bins) {
+  Cells cells;
+  double narrowest = e[bins] - e[0];
+  for (int64_t j = 0; j < bins; ++j) narrowest = std::min(narrowest, e[j + 1] - e[j]);
+  // Cells half the narrowest bin wide hold one edge at most.
+  const double wanted = 2.0 * (e[bins] - e[0]) / narrowest + 1.0;
+  const double most = static_cast<double>(std::min(std::max(kMaxCells, 4 * bins), int64_t(1) << 30));
+  cells.count = static_cast<int64_t>(std::min(wanted, most));
+  cells.inv = static_cast<double>(cells.count) / (e[bins] - e[0]);
+  cells.first.assign(static_cast<size_t>(cells.count + 1), 0);
+  const double last_cell = static_cast<double>(cells.count);
+  int64_t j = 1;
+  for (int64_t c = 0; c <= cells.count; ++c) {
+    cells.first[c] = static_cast<int32_t>(std::min(j - 1, bins - 1));
+    const int64_t start = j;
+    while (j <= bins && cell_of(e[j], e[0], cells.inv, last_cell) == c) ++j;
+    cells.steps = std::max(cells.steps, j - start);
+  }
+  return cells;
+}
+
 // What an explicit window points to: its edges, padded by 7 copies of the
 // last (rows_of8 reads 8 at a time), the cells' first edges, and the
 // logistic kernel's growth factors or the other kernels' shifts (Window::
@@ -55,7 +84,7 @@ SOFTHIST_HD int32_t cell_of(double v, double e0, double cell_inv, double last_ce
 template <typename C>
 struct ExplicitIndex {
   std::vector<double> edges;
-  std::vector<int32_t> cell_first;
+  Cells cells;
   std::vector<C> growth;
   std::vector<C> shifts;
 };
@@ -110,36 +139,19 @@ Window explicit_window(Kernel kernel, const double* row, int64_t bins, ExplicitI
   w.at = index.edges.data();
   const double* e = w.at;
   // The most edges in any [e_j, e_j + 2 reach] (two pointers), plus the
-  // saturated edge on each side; and the narrowest bin.
+  // saturated edge on each side.
   int64_t most = 1;
-  double narrowest = e[bins] - e[0];
   for (int64_t j = 0, end = 0; j <= bins; ++j) {
     end = std::max(end, j);
     while (end + 1 <= bins && e[end + 1] <= e[j] + 2 * w.reach) ++end;
     most = std::max(most, end - j + 1);
-    if (j < bins) narrowest = std::min(narrowest, e[j + 1] - e[j]);
   }
   w.edges = std::min(most + 2, bins + 1);
-  // Cells half the narrowest bin wide hold one edge at most.
-  const double wanted = 2.0 * (e[bins] - e[0]) / narrowest + 1.0;
-  const double most_cells = static_cast<double>(std::min(std::max(kMaxCells, 4 * bins), int64_t(1) << 30));
-  w.cells = static_cast<int64_t>(std::min(wanted, most_cells));
-  w.cell_inv = static_cast<double>(w.cells) / (e[bins] - e[0]);
-  // cell_first[c]: the last edge in a cell before c (edge 0 if none), so at
-  // or below every sample in cell c; cell_steps: the most edges past it in
-  // one cell, which locate_explicit compares with the sample.
-  std::vector<int32_t>& cell_first = index.cell_first;
-  cell_first.assign(static_cast<size_t>(w.cells + 1), 0);
-  const double last_cell = static_cast<double>(w.cells);
-  int64_t j = 1, steps = 0;
-  for (int64_t c = 0; c <= w.cells; ++c) {
-    cell_first[c] = static_cast<int32_t>(j - 1);
-    const int64_t start = j;
-    while (j <= bins && cell_of(e[j], e[0], w.cell_inv, last_cell) == c) ++j;
-    steps = std::max(steps, j - start);
-  }
-  w.cell_steps = steps;
-  w.cell_first = cell_first.data();
+  index.cells = index_cells(e, bins);
+  w.cells = index.cells.count;
+  w.cell_inv = index.cells.inv;
+  w.cell_steps = index.cells.steps;
+  w.cell_first = index.cells.first.data();
   if (kernel == Kernel::Logistic)
     logistic_growth(w, index);
   else if (per_first_edge(w, index.shifts, [&](int64_t f, int64_t k) {
