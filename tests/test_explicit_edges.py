@@ -172,19 +172,32 @@ def test_torchscript_torch_compile_and_opcheck_over_explicit_edges():
     opcheck(ops.gather, ([xr], torch.randn(5, dtype=f64, requires_grad=True), p, [1], "bspline", [0]))
 
 
+def _takes_pieces(x, edges, kappa, kernel):
+    """Whether the forward over these edges takes Chebyshev pieces (as
+    scatter_edge_sums says it took its sums from them)."""
+    head = torch.tensor([0.0, 0.0, kappa, 0.0], dtype=f64)
+    params = torch.cat([head, edges.detach().to(f64)])[None]
+    return bool(torch.ops.softhist.scatter_edge_sums(x.detach()[None], None, params, edges.numel() - 1,
+                                                     kernel)[2])
+
+
 @pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("kappa_width", [0.5, 1.0, 4.0, 30.0, 1000.0])
 @pytest.mark.parametrize("lo", [0.0, 1e6])
-def test_every_order_over_uneven_edges_across_widths_and_far_ranges(kernel, kappa_width, lo):
+@pytest.mark.parametrize("n", [500, 50_000])  # the windows; the Chebyshev pieces, where they pay
+def test_every_order_over_uneven_edges_across_widths_and_far_ranges(kernel, kappa_width, lo, n):
     # Over uneven edges the window values are evaluated edge by edge (the
-    # logistic by growth factors from the window's second edge): values,
+    # logistic by growth factors from the window's second edge), and the
+    # compact kernels' pieces are cut at every edge's knots: values,
     # gradient and second derivative against the dense formula, for kernels
     # spanning part of a bin to hundreds of bins, near 0 and far from it.
     bins, hi = 24, lo + 1.0
     edges = _uneven_edges(bins, lo, hi, seed=5)
     kappa = kappa_width * bins / (hi - lo)  # kappa_width: kappa times the mean bin width
     gen = torch.Generator().manual_seed(3)
-    x = (lo + torch.rand(500, generator=gen, dtype=f64) * 1.2 - 0.1).requires_grad_()
+    x = (lo + torch.rand(n, generator=gen, dtype=f64) * 1.2 - 0.1).requires_grad_()
+    if kernel in ("triangular", "bspline", "box"):
+        assert _takes_pieces(x, edges, kappa, kernel) == (n > 500)
     g = torch.randn(bins, generator=gen, dtype=f64)
 
     def first_and_second(h, x):
@@ -207,18 +220,21 @@ def test_every_order_over_uneven_edges_across_widths_and_far_ranges(kernel, kapp
         reference.histogram_edges(x32.double(), e32.double(), kappa, kernel), rtol=1e-5, atol=2e-4)
 
 
-@pytest.mark.parametrize("kernel", ["logistic", "triangular", "box"])
-def test_edges_closer_than_the_index_cells_and_samples_on_them(kernel):
+@pytest.mark.parametrize("kernel", ["logistic", "triangular", "bspline", "box"])
+@pytest.mark.parametrize("n", [3000, 60_000])  # the windows; the compact kernels' pieces
+def test_edges_closer_than_the_index_cells_and_samples_on_them(kernel, n):
     # Some edges 1e-9 apart, so that no index of cells (at most 2^16 of
-    # them) separates them and a sample compares with several edges of its
-    # cell; samples on every edge, and kappa's reach away from each.
+    # them) separates them and a sample compares with several edges (or
+    # pieces' cuts) of its cell; samples on every edge, and kappa's reach
+    # away from each (the compact kernels' knots: their pieces' cuts).
     gen = torch.Generator().manual_seed(7)
     coarse = torch.sort(torch.rand(40, generator=gen, dtype=f64) * 10 - 5).values
     edges = torch.sort(torch.cat([coarse, coarse[::3] + 1e-9, coarse[1::5] + 2e-9])).values
     kappa = 3.0 * (edges.numel() - 1) / float(edges[-1] - edges[0])
-    reach = {"logistic": 39.2, "triangular": 1.0, "box": 1.0}[kernel] / kappa
-    x = torch.cat([torch.randn(3000, generator=gen, dtype=f64) * 3, edges, edges + reach,
+    reach = {"logistic": 39.2, "triangular": 1.0, "bspline": 2.0, "box": 1.0}[kernel] / kappa
+    x = torch.cat([torch.randn(n, generator=gen, dtype=f64) * 3, edges, edges + reach,
                    edges - reach]).requires_grad_()
+    assert _takes_pieces(x, edges, kappa, kernel) == (n > 3000 and kernel != "logistic")
     hist = softhist_ext.histogram(x, edges, kappa=kappa, kernel=kernel).hist
     dense = reference.histogram_edges(x, edges, kappa, kernel)
     torch.testing.assert_close(hist, dense, rtol=1e-9, atol=1e-9)
@@ -226,7 +242,7 @@ def test_edges_closer_than_the_index_cells_and_samples_on_them(kernel):
     (ours,) = torch.autograd.grad(hist, x, g)
     (expected,) = torch.autograd.grad(dense, x, g)
     # (The box's density jumps at reach: there the gradient is a convention.)
-    kept = 3000 + edges.numel() if kernel == "box" else x.numel()
+    kept = n + edges.numel() if kernel == "box" else x.numel()
     torch.testing.assert_close(ours[:kept], expected[:kept], rtol=1e-7, atol=1e-7)
 
 
