@@ -250,7 +250,7 @@ struct BSpline {  // cubic B-spline density, support |t| < 2 (MONAI's Parzen win
   }
 };
 
-struct Box {  // density 1/2 for |t| < 1: half-width 1/kappa
+struct Box {  // density 1/2 for -1 <= t < 1: half-width 1/kappa
   static constexpr const char* kName = "box";
   // Half-width half a bin: a sample's masses are the linear interpolation
   // weights of the two nearest bin centres (linear binning).

@@ -328,8 +328,8 @@ ChebyshevGrid chebyshev_cut_grid(const Window& frame, const Window& win, bool at
     return static_cast<int64_t>(std::lower_bound(g.cuts.begin(), g.cuts.end(), v) - g.cuts.begin());
   };
   // Edge k's coefficients on the pieces within its reach, from piece
-  // reached[k] to reached[k] + (spans[k + 1] - spans[k]) / terms; saturated
-  // beyond. Fitted once, for both of its slots.
+  // reached[k], at fitted[rows[k] .. rows[k + 1]); saturated beyond. Fitted
+  // once, for both of its slots.
   std::vector<int64_t> reached(static_cast<size_t>(bins + 1)), rows(static_cast<size_t>(bins + 2), 0);
   for (int64_t k = 0; k <= bins; ++k) {
     reached[k] = cut(e[k] - reach);
@@ -339,7 +339,7 @@ ChebyshevGrid chebyshev_cut_grid(const Window& frame, const Window& win, bool at
   const ChebyshevFit fit(terms);
   torch::stable::parallel_for(0, bins + 1, 16, [&](int64_t k0, int64_t k1) {
     for (int64_t k = k0; k < k1; ++k)
-      for (int64_t i = 0; reached[k] + i < reached[k] + (rows[k + 1] - rows[k]) / terms; ++i) {
+      for (int64_t i = 0; i < (rows[k + 1] - rows[k]) / terms; ++i) {
         const int64_t p = reached[k] + i;
         const double t0 = kappa * (g.centre[p] - e[k]), dt = kappa / g.inv_half[p];
         fit([&](double node) { return cdf<K, Order>(t0 + dt * node); }, &fitted[rows[k] + i * terms]);
