@@ -11,6 +11,9 @@ default 10) of:
 3. with the gradients with respect to the edges and kappa too / without
    them, over the explicit edges; and with those with respect to min, max
    and kappa / without them, over int bins. Goal: <= 1.5x.
+   Also, for samples that need no gradient (learning the bins of fixed
+   features): forward+backward for the edges and kappa / the forward alone
+   (no goal).
 4. joint histograms (histogramdd, 2 axes), N = 1e6 randn pairs, 32 x 32
    uneven bins over [-4, 4]^2: forward+backward with the gradients with
    respect to both axes' edges too / without them (no goal; the edges of each
@@ -25,11 +28,11 @@ import softhist_ext
 from timing import interleaved, machine, ratio
 
 
-def fwd_bwd(x, bins, kernel, learn, kappa=None):
+def fwd_bwd(x, bins, kernel, learn, kappa=None, x_grad=True):
     """histogram's forward and backward; learn: the bins (and kappa) get
-    gradients too."""
+    gradients too; x_grad: the samples get theirs."""
     def run():
-        xr = x.detach().requires_grad_()
+        xr = x.detach().requires_grad_(x_grad)
         k = kappa.detach().requires_grad_(learn) if kappa is not None else None
         if isinstance(bins, torch.Tensor):
             hist = softhist_ext.histogram(xr, bins.detach().requires_grad_(learn), kappa=k,
@@ -41,6 +44,14 @@ def fwd_bwd(x, bins, kernel, learn, kappa=None):
         else:
             hist = softhist_ext.histc(xr, bins, -4.0, 4.0, kernel=kernel)
         hist.backward(torch.ones_like(hist))
+    return run
+
+
+def forward(x, bins, kernel):
+    """histogram's forward alone."""
+    def run():
+        with torch.no_grad():
+            softhist_ext.histogram(x, bins, kernel=kernel)
     return run
 
 
@@ -76,12 +87,15 @@ def main() -> None:
             "uneven": fwd_bwd(x, uneven, kernel, False),
             "even+grads": fwd_bwd(x, even, kernel, True, default),
             "int+grads": fwd_bwd(x, 256, kernel, True, default),
+            "fixed+grads": fwd_bwd(x, even, kernel, True, default, x_grad=False),
+            "forward": forward(x, even, kernel),
         }
         t = interleaved(cases, args.rounds)
         print(f"{kernel:10s} explicit even / int {ratio(t, 'even', 'int')}, "
               f"uneven / int {ratio(t, 'uneven', 'int')}, "
               f"edges+kappa grads {ratio(t, 'even+grads', 'even')}, "
-              f"min+max+kappa grads {ratio(t, 'int+grads', 'int')}")
+              f"min+max+kappa grads {ratio(t, 'int+grads', 'int')}, "
+              f"fixed samples: edges+kappa grads / forward {ratio(t, 'fixed+grads', 'forward')}")
     xy = torch.randn(1_000_000, 2)
     edges = []
     for _ in range(2):

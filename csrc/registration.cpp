@@ -39,7 +39,7 @@ Tensor gather_no_kernel(std::vector<Tensor> coords, const Tensor&, const Tensor&
 
 std::tuple<Tensor, Tensor, Tensor> edge_gather_scatter_no_kernel(
     const Tensor& x, const std::optional<Tensor>&, const Tensor&, const Tensor&, int64_t,
-    std::string, const std::optional<Tensor>&, const std::optional<Tensor>&) {
+    std::string, const std::optional<Tensor>&, const std::optional<Tensor>&, bool) {
   if (x.is_cuda())
     fail("softhist: edge_gather_scatter runs on the CPU only (the backward's single pass "
          "there); on CUDA, call gather and scatter with edge_axes=[0], as the backward does");
@@ -90,10 +90,13 @@ STABLE_TORCH_LIBRARY(softhist, m) {
   // gathered[..., i] over all rows, as float64 (CPU): the first-order
   // gradients with respect to x, the edges and kappa. Given scatter_edge_sums's
   // sums where it took them (taken), the gather alone: the scatter and the
-  // moment are theirs. No derivative of its own.
+  // moment are theirs. gather=False: x's gradient is not wanted, and the
+  // gathered tensor is empty (0 elements); given sums, nothing is read from x.
+  // No derivative of its own.
   m.def(
       "edge_gather_scatter(Tensor x, Tensor? weight, Tensor coef, Tensor params, int order, "
-      "str kernel, Tensor? sums=None, Tensor? taken=None) -> (Tensor, Tensor, Tensor)");
+      "str kernel, Tensor? sums=None, Tensor? taken=None, bool gather=True) "
+      "-> (Tensor, Tensor, Tensor)");
   // One axis: scatter at order 0 (the histogram, (..., bins)), and where it
   // costs less than edge_gather_scatter's pass (over Chebyshev pieces) what
   // its first-order backward needs for the edges, the range and kappa, as

@@ -86,17 +86,19 @@ inline at::Tensor gather(at::TensorList coords, const at::Tensor& hist, const at
 // in one pass over the samples (CPU), and sum_i weight[..., i] * (x[..., i] - e_0) *
 // gathered[..., i] over all rows, a float64 scalar: the first-order
 // gradients with respect to x, the edges and kappa. Given scatter_edge_sums's
-// sums and taken, where it took them: the gather alone. It has no derivative.
+// sums and taken, where it took them: the gather alone. gather = false: x's
+// gradient is not wanted (gathered is empty; given sums, x is not read). It
+// has no derivative.
 inline std::tuple<at::Tensor, at::Tensor, at::Tensor> edge_gather_scatter(
     const at::Tensor& x, const std::optional<at::Tensor>& weight, const at::Tensor& coef,
     const at::Tensor& params, int64_t order, std::string_view kernel,
     const std::optional<at::Tensor>& sums = std::nullopt,
-    const std::optional<at::Tensor>& taken = std::nullopt) {
+    const std::optional<at::Tensor>& taken = std::nullopt, bool gather = true) {
   static const auto op = detail::find_op<std::tuple<at::Tensor, at::Tensor, at::Tensor>(
       const at::Tensor&, const std::optional<at::Tensor>&, const at::Tensor&, const at::Tensor&,
       int64_t, std::string_view, const std::optional<at::Tensor>&,
-      const std::optional<at::Tensor>&)>("softhist::edge_gather_scatter");
-  return op.call(x, weight, coef, params, order, kernel, sums, taken);
+      const std::optional<at::Tensor>&, bool)>("softhist::edge_gather_scatter");
+  return op.call(x, weight, coef, params, order, kernel, sums, taken, gather);
 }
 
 // One axis: scatter at order 0 (the histogram), and, where it took them

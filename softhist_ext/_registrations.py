@@ -58,10 +58,12 @@ def _gather_fake(coords, hist, params, orders, kernel, edge_axes=()):
 
 
 @torch.library.register_fake("softhist::edge_gather_scatter")
-def _edge_gather_scatter_fake(x, weight, coef, params, order, kernel, sums=None, taken=None):
+def _edge_gather_scatter_fake(x, weight, coef, params, order, kernel, sums=None, taken=None,
+                              gather=True):
     _check_devices("edge_gather_scatter", x, weight=weight, coef=coef, params=params, sums=sums,
                    taken=taken)
-    return (torch.empty_like(x, memory_format=torch.contiguous_format),
+    return (torch.empty_like(x, memory_format=torch.contiguous_format) if gather
+            else x.new_empty((0,)),
             x.new_empty(tuple(x.shape[:-1]) + (coef.shape[-1],)),
             x.new_empty((), dtype=torch.float64))
 
@@ -236,8 +238,8 @@ class _Scatter(torch.autograd.Function):
             if one_pass:  # d/dx is the edge gather of the gradient's differences
                 gathered, edge_sums, x_term = ops.edge_gather_scatter(
                     coords[0], weight, _differences(grad), params, orders[0] + 1, kernel, sums,
-                    taken)
-                grad_coords[0] = _weighted(gathered, weight)
+                    taken, gather=needs[6])
+                grad_coords[0] = _weighted(gathered, weight) if needs[6] else None
                 g_e = _edge_grad(grad, edge_sums, 0, 1, edge_axes)
                 grad_params = _params_row_grad(params, 0, coords[0], grad_coords[0], g_e,
                                                value_term(orders[0]), x_term)[None]

@@ -234,7 +234,8 @@ _CPP_AUTOGRAD_FROM_PYTHON = textwrap.dedent(
                 assert gradgradcheck(f, args), (kernel, open_ends, i)
     # Enough samples for Chebyshev pieces: the forward takes the edge sums
     # (scatter_edge_sums); its first-order gradients equal those of the
-    # separate, differentiable ops (create_graph).
+    # separate, differentiable ops (create_graph), with x's gradient wanted
+    # or not (then the backward reads only the sums).
     big = torch.randn(2, 20000, dtype=torch.float64, generator=gen).requires_grad_()
     wb = torch.rand(2, 20000, dtype=torch.float64, generator=gen)
     g = torch.randn(2, 7, dtype=torch.float64, generator=gen)
@@ -243,11 +244,14 @@ _CPP_AUTOGRAD_FROM_PYTHON = textwrap.dedent(
         v = row[:3].clone().requires_grad_()
         x_hist, s, taken = ops.scatter_edge_sums(big.detach(), wb, row[None], 7, kernel)
         assert taken, kernel
-        grads = [torch.autograd.grad((ops.scatter([big], wb, torch.cat([v, row[3:]])[None], [7], [0],
-                                                  kernel) * g).sum(), (big, v), create_graph=cg)
-                 for cg in (False, True)]
-        for a, b in zip(*grads):
-            torch.testing.assert_close(a, b.detach(), rtol=1e-9, atol=1e-9)
+        for x in (big, big.detach()):
+            wanted = (x, v) if x.requires_grad else (v,)
+            grads = [torch.autograd.grad((ops.scatter([x], wb, torch.cat([v, row[3:]])[None], [7],
+                                                      [0], kernel) * g).sum(), wanted,
+                                         create_graph=cg)
+                     for cg in (False, True)]
+            for a, b in zip(*grads):
+                torch.testing.assert_close(a, b.detach(), rtol=1e-9, atol=1e-9)
 
     # Explicit, uneven edges in params (after its first 4 values), and kappa.
     edges = torch.tensor([-2.0, -1.2, -1.0, 0.3, 0.4, 1.1, 1.5, 2.0], dtype=torch.float64)

@@ -211,6 +211,14 @@ def test_scatter_edge_sums_against_the_densities(kernel, n, spacing, conserve_ma
     own = torch.ops.softhist.edge_gather_scatter(x, w, coef, params, 1, kernel)
     for a, b in zip(given, own):
         torch.testing.assert_close(a.to(f64), b.to(f64), rtol=tol, atol=tol * float(b.abs().max()))
+    # Without x's gradient: nothing gathered, the same edge sums and moment.
+    for extra in ((sums, taken), ()):
+        gathered, *rest = torch.ops.softhist.edge_gather_scatter(x, w, coef, params, 1, kernel,
+                                                                 *extra, gather=False)
+        assert gathered.shape == (0,)
+        for a, b in zip(rest, own[1:]):
+            torch.testing.assert_close(a.to(f64), b.to(f64), rtol=tol,
+                                       atol=tol * float(b.abs().max()))
 
 
 def _density_slope(kernel, t):
@@ -249,6 +257,50 @@ def test_one_pass_gradients_equal_the_differentiable_ones(kernel, conserve_mass)
         torch.testing.assert_close(a, b.detach(), rtol=1e-9, atol=1e-9, msg=f"{kernel}: d/d{name}")
 
 
+@pytest.mark.parametrize("kernel", [k for k in KERNELS if k != "hard"])
+@pytest.mark.parametrize("dtype", [f64, torch.float32])
+def test_learning_the_bins_of_fixed_samples(kernel, dtype):
+    """Samples that need no gradient (a histogram layer's fixed features): the
+    gradients with respect to the edges, kappa and the range are those with
+    x's gradient taken too, and those of the differentiable ops
+    (create_graph), and the edges' against the dense formula; where the
+    forward took the edge sums (pieces), the backward reads only them."""
+    gen = torch.Generator().manual_seed(3)
+    x = (torch.rand(2, 60_000, dtype=f64, generator=gen) * 300 - 20).to(dtype)
+    x[0, :2] = torch.tensor([float("nan"), float("inf")])
+    w = torch.rand(2, 60_000, dtype=f64, generator=gen).to(dtype)
+    widths = torch.rand(16, dtype=f64, generator=gen) + 0.5
+    edges = torch.cat([torch.zeros(1, dtype=f64), 256 * widths.cumsum(0) / widths.sum()]).to(dtype)
+    kappa = reference.default_kappa_width(kernel) * 16 / 256
+    up = torch.randn(16, dtype=f64, generator=gen).to(dtype)  # (histogram: one of all samples)
+    up2 = torch.randn(2, 12, dtype=f64, generator=gen).to(dtype)
+
+    def grads(x_grad, create_graph):
+        xr = x.clone().requires_grad_(x_grad)
+        er = edges.clone().requires_grad_()
+        kr = torch.tensor(kappa, dtype=dtype, requires_grad=True)
+        lo = torch.tensor(0.0, dtype=dtype, requires_grad=True)
+        hi = torch.tensor(256.0, dtype=dtype, requires_grad=True)
+        h = softhist_ext.histogram(xr, er, weight=w, kappa=kr, kernel=kernel).hist
+        h2 = softhist_ext.histc(xr, 12, lo, hi, kr, kernel=kernel, weight=w, dim=-1)
+        loss = (h * up).sum() + (h2 * up2).sum()
+        return torch.autograd.grad(loss, (er, kr, lo, hi), create_graph=create_graph)
+
+    tol = 1e-9 if dtype == f64 else 1e-4
+    fixed = grads(False, False)
+    for other in (grads(True, False), grads(False, True)):
+        for name, a, b in zip(["edges", "kappa", "min", "max"], fixed, other):
+            b = b.detach()
+            torch.testing.assert_close(a, b, rtol=tol, atol=tol * float(b.abs().max()),
+                                       msg=f"{kernel}: d/d{name}")
+    # The edges' against the dense formula's own autograd.
+    er = edges.to(f64).requires_grad_()
+    dense = reference.histogram_edges(x.to(f64), er, kappa, kernel, w.to(f64))
+    (expected,) = torch.autograd.grad((dense * up.to(f64)).sum(), er)
+    torch.testing.assert_close(fixed[0].to(f64), expected, rtol=tol,
+                               atol=tol * float(expected.abs().max()))
+
+
 def test_opcheck_one_pass_backward():
     from torch.library import opcheck
 
@@ -268,6 +320,9 @@ def test_opcheck_one_pass_backward():
     assert taken
     opcheck(ops.edge_gather_scatter, (x, None, torch.randn(2, 7, dtype=f64), p, 1, "logistic", sums,
                                       taken))
+    for extra in ((sums, taken), (None, None)):
+        opcheck(ops.edge_gather_scatter, (x, None, torch.randn(2, 7, dtype=f64), p, 1, "logistic",
+                                          *extra), {"gather": False})
 
 
 def test_errors_name_the_fix(device):

@@ -261,10 +261,11 @@ class ScatterFunction : public torch::autograd::Function<ScatterFunction> {
     };
     if (single) {  // d/dx is the edge gather of the gradient's differences
       Variable edge_sums, x_term;
+      const bool x_needed = ctx->needs_input_grad(0);
       std::tie(out[0], edge_sums, x_term) = softhist::edge_gather_scatter(
           s.coords[0], w, differences(grad), s.params, s.orders[0] + 1, s.kernel,
-          optional_of(s.sums), optional_of(s.taken));
-      out[0] = weighted(out[0], weight);
+          optional_of(s.sums), optional_of(s.taken), x_needed);
+      out[0] = x_needed ? weighted(out[0], weight) : Variable();
       out.push_back(params_row_grad(s.params, 0, s.coords[0], out[0],
                                     edge_grad(grad, edge_sums, 0, D, s.edge_axes),
                                     value_term(s.orders[0], grad, value),

@@ -1496,13 +1496,13 @@ bool edge_sums_axes(const Tensor& x, const T* w, const Tensor& params, const Pro
 }
 
 // edge_gather_scatter given the sums scatter_edge_sums took (rows of 2 *
-// edges): the gather alone; the edge sums are theirs, and the moment their
-// placed sums against coef.
+// edges): the gather alone (none without `gathered`); the edge sums are
+// theirs, and the moment their placed sums against coef.
 template <typename T, typename C>
 void pair_from_sums(const Tensor& x, const T* coef, const Tensor& params, const Problem& pb,
                     Kernel kernel, const double* sums, T* gathered, T* scattered,
                     double* moment) {
-  gather_axes<1, T, C>({x}, coef, params, pb, kernel, gathered);
+  if (gathered) gather_axes<1, T, C>({x}, coef, params, pb, kernel, gathered);
   const int64_t edges = pb.slots(0);
   double sum = 0;
   for (int64_t r = 0; r < pb.rows; ++r)
@@ -1575,7 +1575,7 @@ Tensor gather_cpu(std::vector<Tensor> coords_in, const Tensor& hist, const Tenso
 std::tuple<Tensor, Tensor, Tensor> edge_gather_scatter_cpu(
     const Tensor& x_in, const std::optional<Tensor>& weight, const Tensor& coef,
     const Tensor& params, int64_t order, std::string kernel_name,
-    const std::optional<Tensor>& sums, const std::optional<Tensor>& taken) {
+    const std::optional<Tensor>& sums, const std::optional<Tensor>& taken, bool gather) {
   const Kernel kernel = parse_kernel(kernel_name);
   const Problem pb = check_edge_gather_scatter_args(x_in, weight, coef, params, order, kernel,
                                                     sums, taken);
@@ -1586,7 +1586,12 @@ std::tuple<Tensor, Tensor, Tensor> edge_gather_scatter_cpu(
   const std::optional<Tensor> wc =
       weight.has_value() ? std::optional<Tensor>(torch::stable::contiguous(*weight))
                          : std::nullopt;
-  Tensor gathered = torch::stable::empty_like(x);
+  // Without `gather`, the pass still gathers (into room of its own) where
+  // there are no sums to take the moment from.
+  Tensor gathered = gather ? torch::stable::empty_like(x)
+                           : torch::stable::empty(std::vector<int64_t>{0}, x.scalar_type(),
+                                                  std::nullopt, x.device());
+  const Tensor room = gather || from_sums ? gathered : torch::stable::empty_like(x);
   Tensor scattered = torch::stable::empty(with_last(x, {pb.bins[0] + 1}), x.scalar_type(),
                                           std::nullopt, x.device());
   Tensor moment = torch::stable::empty(std::vector<int64_t>{}, ScalarType::Double, std::nullopt,
@@ -1596,11 +1601,11 @@ std::tuple<Tensor, Tensor, Tensor> edge_gather_scatter_cpu(
     if (from_sums)
       return pair_from_sums<T, decltype(ctag)>(
           x, cc.const_data_ptr<T>(), params, pb, kernel, sc.const_data_ptr<double>(),
-          gathered.mutable_data_ptr<T>(), scattered.mutable_data_ptr<T>(),
+          gather ? gathered.mutable_data_ptr<T>() : nullptr, scattered.mutable_data_ptr<T>(),
           moment.mutable_data_ptr<double>());
     pair_axes<T, decltype(ctag)>(x, wc.has_value() ? wc->const_data_ptr<T>() : nullptr,
                                  cc.const_data_ptr<T>(), params, pb, kernel,
-                                 gathered.mutable_data_ptr<T>(), scattered.mutable_data_ptr<T>(),
+                                 room.mutable_data_ptr<T>(), scattered.mutable_data_ptr<T>(),
                                  moment.mutable_data_ptr<double>());
   });
   return {gathered, scattered, moment};
