@@ -14,6 +14,8 @@ default 10) of:
    Also, for samples that need no gradient (learning the bins of fixed
    features): forward+backward for the edges and kappa / the forward alone
    (no goal).
+It runs itself with glibc's malloc thresholds fixed (timing.keep_pages), so
+that page faults do not come and go between rounds.
 4. joint histograms (histogramdd, 2 axes), N = 1e6 randn pairs, 32 x 32
    uneven bins over [-4, 4]^2: forward+backward with the gradients with
    respect to both axes' edges too / without them (no goal; the edges of each
@@ -25,7 +27,7 @@ import argparse
 import torch
 
 import softhist_ext
-from timing import interleaved, machine, ratio
+from timing import interleaved, keep_pages, machine, ratio
 
 
 def fwd_bwd(x, bins, kernel, learn, kappa=None, x_grad=True):
@@ -71,6 +73,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--kernels", nargs="+", default=list(softhist_ext.KERNELS))
     args = parser.parse_args()
+    keep_pages()
     torch.manual_seed(0)
     x = torch.randn(4_000_000)
     even = torch.linspace(-4.0, 4.0, 257)
