@@ -27,11 +27,16 @@
 
 namespace softhist::cpu {
 
-// Chebyshev terms per piece for kernel K, in the compute type C: the compact
-// kernels' pieces are polynomials of degree <= 4, whatever C.
+// Chebyshev terms per piece for kernel K's derivative `order`, in the compute
+// type C. The compact kernels' pieces are polynomials, whatever C: K is of
+// degree 1 (box), 2 (triangular) or 4 (bspline), each derivative one less,
+// and those of degree <= 3 take 4 terms (half the moments and coefficients
+// to add and read), the others 8.
 template <typename C>
-int64_t chebyshev_terms(Kernel kernel) {
-  return sizeof(C) == 8 && (kernel == Kernel::Logistic || kernel == Kernel::Gaussian) ? 16 : 8;
+int64_t chebyshev_terms(Kernel kernel, int64_t order) {
+  if (kernel == Kernel::Logistic || kernel == Kernel::Gaussian) return sizeof(C) == 8 ? 16 : 8;
+  const int64_t degree = (kernel == Kernel::BSpline ? 4 : kernel == Kernel::Triangular ? 2 : 1) - order;
+  return degree <= 3 ? 4 : 8;
 }
 
 // Pieces per bin for kernel K at c = kappa * (bin width), or 0 where none

@@ -427,22 +427,26 @@ bool chebyshev_pays(Kernel kernel, const Window& win, int64_t order, bool at_edg
     return false;
   if (!smooth && win.at) {  // chebyshev_cut_grid: 2 * saturation + 1 cuts per edge
     const double cuts = static_cast<double>(win.bins + 1) * (2 * saturation<C>(kernel) + 1);
-    const double size = cuts * chebyshev_terms<C>(kernel);
+    const double size = cuts * chebyshev_terms<C>(kernel, order);
     return size * static_cast<double>(win.edges + 2) <= static_cast<double>(n) && size < 0x1p30;
   }
   const Window frame = frame_of<C, T>(kernel, win);
   const double per_bin = static_cast<double>(pieces_per_bin<C>(kernel, frame.c));
   const double bins = static_cast<double>(frame.bins);
-  const double size = per_bin * (bins + 2 * std::ceil(frame.reach) + 4) * chebyshev_terms<C>(kernel);
+  const double terms = static_cast<double>(chebyshev_terms<C>(kernel, order));
+  const double size = per_bin * (bins + 2 * std::ceil(frame.reach) + 4) * terms;
   // Explicit edges' tables: per slot, the pieces its kernel reaches.
-  const double tables = win.at ? ((bins + 1) * (2 * per_bin * frame.reach + 4) + per_bin * bins) *
-                                     chebyshev_terms<C>(kernel)
-                               : 0.0;
+  const double tables =
+      win.at ? ((bins + 1) * (2 * per_bin * frame.reach + 4) + per_bin * bins) * terms : 0.0;
   return per_bin > 0 && size + tables <= static_cast<double>(n) && size < 0x1p30;
 }
 
+// terms: chebyshev_terms's for `order` where 0; moments scattered for one
+// order and read by another's grid need both grids to take the same.
 template <typename C, typename T>
-ChebyshevGrid chebyshev_grid_of(Kernel kernel, int64_t order, const Window& win, bool at_edges) {
+ChebyshevGrid chebyshev_grid_of(Kernel kernel, int64_t order, const Window& win, bool at_edges,
+                                int64_t terms = 0) {
+  if (terms == 0) terms = chebyshev_terms<C>(kernel, order);
   ChebyshevGrid g;
   const Window frame = frame_of<C, T>(kernel, win);
   const bool cut = win.at && kernel != Kernel::Logistic && kernel != Kernel::Gaussian;
@@ -452,9 +456,9 @@ ChebyshevGrid chebyshev_grid_of(Kernel kernel, int64_t order, const Window& win,
     constexpr int Order = decltype(o)::value;
     if constexpr (Order <= 1) {  // (chebyshev_pays)
       if (cut)
-        g = chebyshev_cut_grid<K, Order>(frame, win, at_edges, chebyshev_terms<C>(kernel), sat);
+        g = chebyshev_cut_grid<K, Order>(frame, win, at_edges, terms, sat);
       else
-        g = chebyshev_grid<K, Order>(frame, win.at, at_edges, chebyshev_terms<C>(kernel),
+        g = chebyshev_grid<K, Order>(frame, win.at, at_edges, terms,
                                      pieces_per_bin<C>(kernel, frame.c), sat);
     }
   });
@@ -575,7 +579,10 @@ SOFTHIST_HD void add_moments(const C (*t)[kLanes], const double* scale, const in
   for (int m = 0; m < Terms; ++m)
 #pragma omp simd
     for (int l = 0; l < kLanes; ++l) mass.row[m][l] = scale[l] * static_cast<double>(t[m][l]);
-  add_long_windows(Terms, first, mass.row, sums);
+  if constexpr (Terms == 4)
+    add_short_windows<4>(first, mass.row, sums);
+  else
+    add_long_windows(Terms, first, mass.row, sums);
 }
 
 // A block with a NaN or infinite weight, which no moment can carry: added
@@ -697,6 +704,8 @@ void dispatch_pieces(int64_t terms, bool open_ends, const F& f) {
   dispatch_bool(open_ends, [&](auto open) {
     if (sizeof(C) == 8 && terms == 16)
       f(std::integral_constant<int, 16>{}, open);
+    else if (terms == 4)
+      f(std::integral_constant<int, 4>{}, open);
     else
       f(std::integral_constant<int, 8>{}, open);
   });
@@ -1270,11 +1279,12 @@ void scatter_pieces(const T* x, const T* w, const Window& win, Kernel kernel, in
 }
 
 // Each row's coefficients of sum_j h_j D(., j) per piece (hist: rows of
-// grid.slots values).
+// grid.slots values), and 8 zeros after them (rows_of8 reads 8 terms of a
+// piece of 4).
 template <typename T, typename C>
 AlignedZeros<C> piece_coefficients(const ChebyshevGrid& grid, const T* hist, int64_t rows) {
   const int64_t size = grid.size();
-  AlignedZeros<C> g(rows * size);
+  AlignedZeros<C> g(rows * size + 8);
   torch::stable::parallel_for(0, rows, 1, [&](int64_t r0, int64_t r1) {
     std::vector<double> acc(static_cast<size_t>(size));
     for (int64_t r = r0; r < r1; ++r)
@@ -1477,8 +1487,10 @@ bool edge_sums_axes(const Tensor& x, const T* w, const Tensor& params, const Pro
   }
   const double* p = params.const_data_ptr<double>();
   const double e0 = has_explicit_edges(params) ? p[kParamsSize] : p[0];
-  const ChebyshevGrid bins_grid = chebyshev_grid_of<C, T>(kernel, 0, win, false);
-  const ChebyshevGrid edges_grid = chebyshev_grid_of<C, T>(kernel, 1, win, true);
+  // (The edges' tables read the histogram's moments: both grids take its terms.)
+  const int64_t terms = chebyshev_terms<C>(kernel, 0);
+  const ChebyshevGrid bins_grid = chebyshev_grid_of<C, T>(kernel, 0, win, false, terms);
+  const ChebyshevGrid edges_grid = chebyshev_grid_of<C, T>(kernel, 1, win, true, terms);
   const PieceMoments pm = piece_moments<T, C>(ax.x[0], w, win, kernel, 0, bins_grid, n, rows);
   const bool taken = !pm.any_direct();
   merge_pieces(bins_grid, pm.partial.data, pm.direct, rows, pm.chunks,
