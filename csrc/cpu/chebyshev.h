@@ -365,6 +365,9 @@ ChebyshevGrid chebyshev_cut_grid(const Window& frame, const Window& win, bool at
     const int64_t p0 = reached[j];
     add_slot(g, at_edges, j, p0, cut(e[at_edges ? j : j + 1] + reach) - p0, value);
   }
+  // Past the last cut, 2 more, which no piece has: a lookup reads a sample's
+  // piece's first cut and the 3 after it.
+  g.cuts.resize(g.cuts.size() + 2, std::numeric_limits<double>::infinity());
   return g;
 }
 

@@ -466,21 +466,22 @@ ChebyshevGrid chebyshev_grid_of(Kernel kernel, int64_t order, const Window& win,
 }
 
 // locate_pieces over uneven pieces (grid.cuts): a sample's piece is its
-// cell's first or the next, or in a cell of several cuts (rare), up to
-// cells.steps on.
+// cell's first q or the next, from cuts q .. q + 2, read as one vector per
+// lane (4 lanes transposed in registers), or in a cell of several cuts
+// (rare), up to cells.steps on.
 template <bool OpenEnds, typename T, typename C>
 SOFTHIST_HD void locate_cuts(const T* x, const T* w, int64_t n, const Window& win,
                              const ChebyshevGrid& grid, int32_t* first, C* delta, double* scale) {
+  typedef double Cuts4 __attribute__((vector_size(32), aligned(8), may_alias));
   T x_tail[kLanes], w_tail[kLanes];
   pad_block(n, x, w, x_tail, w_tail);
   const double* cuts = grid.cuts.data();
-  const double *centre = grid.centre.data(), *inv_half = grid.inv_half.data();
   const double lo = cuts[0], hi = cuts[grid.count];
   const double cell_inv = grid.cells.inv, last_cell = static_cast<double>(grid.cells.count);
   const int32_t* cell_piece = grid.cell_piece.data();
   const double in_lo = win.in_lo, in_hi = win.in_hi;
   const int32_t terms = static_cast<int32_t>(grid.terms);
-  double v[kLanes];
+  alignas(64) double v[kLanes], below[kLanes], at[kLanes], above[kLanes];
   int32_t p[kLanes], crowded = 0;
 #pragma omp simd
   for (int l = 0; l < kLanes; ++l) {
@@ -493,19 +494,44 @@ SOFTHIST_HD void locate_cuts(const T* x, const T* w, int64_t n, const Window& wi
   }
   // (Loops of their own, so that each vectorises.)
 #pragma omp simd reduction(| : crowded)
-  for (int l = 0; l < kLanes; ++l) crowded |= p[l];
+  for (int l = 0; l < kLanes; ++l) {
+    crowded |= p[l];
+    p[l] &= std::numeric_limits<int32_t>::max();
+  }
+  for (int l0 = 0; l0 < kLanes; l0 += 4) {
+    Cuts4 r[4];
+    for (int j = 0; j < 4; ++j) r[j] = *reinterpret_cast<const Cuts4*>(cuts + p[l0 + j]);
+    const Cuts4 even01 = __builtin_shufflevector(r[0], r[1], 0, 4, 2, 6);
+    const Cuts4 odd01 = __builtin_shufflevector(r[0], r[1], 1, 5, 3, 7);
+    const Cuts4 even23 = __builtin_shufflevector(r[2], r[3], 0, 4, 2, 6);
+    const Cuts4 odd23 = __builtin_shufflevector(r[2], r[3], 1, 5, 3, 7);
+    *reinterpret_cast<Cuts4*>(below + l0) = __builtin_shufflevector(even01, even23, 0, 1, 4, 5);
+    *reinterpret_cast<Cuts4*>(at + l0) = __builtin_shufflevector(odd01, odd23, 0, 1, 4, 5);
+    *reinterpret_cast<Cuts4*>(above + l0) = __builtin_shufflevector(even01, even23, 2, 3, 6, 7);
+  }
 #pragma omp simd
   for (int l = 0; l < kLanes; ++l) {
-    const int32_t q = p[l] & std::numeric_limits<int32_t>::max();
-    p[l] = q + static_cast<int32_t>(cuts[q + 1] <= v[l]);  // (v < hi, the last cut)
+    const bool up = at[l] <= v[l];  // (v < hi, the last cut)
+    p[l] += static_cast<int32_t>(up);
+    const double a = up ? at[l] : below[l], b = up ? above[l] : at[l];
+    below[l] = a;
+    above[l] = b;
   }
-  if (crowded < 0)
+  if (crowded < 0) {
     for (int64_t s = 1; s < grid.cells.steps; ++s)
 #pragma omp simd
       for (int l = 0; l < kLanes; ++l) p[l] += static_cast<int32_t>(cuts[p[l] + 1] <= v[l]);
 #pragma omp simd
+    for (int l = 0; l < kLanes; ++l) {
+      below[l] = cuts[p[l]];
+      above[l] = cuts[p[l] + 1];
+    }
+  }
+  // (As ChebyshevGrid::piece: the same centre and half-width.)
+#pragma omp simd
   for (int l = 0; l < kLanes; ++l) {
-    delta[l] = static_cast<C>((v[l] - centre[p[l]]) * inv_half[p[l]]);
+    const double centre = 0.5 * (below[l] + above[l]), half = 0.5 * (above[l] - below[l]);
+    delta[l] = static_cast<C>((v[l] - centre) * (1.0 / half));
     first[l] = p[l] * terms;
   }
 }
