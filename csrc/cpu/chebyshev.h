@@ -76,12 +76,11 @@ struct ChebyshevGrid {
   Window frame;
   int64_t per_bin = 0, pad = 0, count = 0, terms = 0, slots = 0;
   // Uneven pieces (chebyshev_cut_grid; empty for the even ones): piece p
-  // spans [cuts[p], cuts[p + 1]), centre[p] +- 1 / inv_half[p]. A sample
-  // finds its piece from its cell's (cells.first), a cut on at most, or up
-  // to cells.steps where cell_piece's sign bit marks a cell of several cuts.
-  std::vector<double> cuts, centre, inv_half;
+  // spans [cuts[p], cuts[p + 1]). A sample finds its piece from its cell's
+  // (cells.first), a cut on at most, or up to cells.steps where the sign bit
+  // of cells.first marks a cell of several cuts.
+  std::vector<double> cuts;
   Cells cells;
-  std::vector<int32_t> cell_piece;
   // Slot j's coefficients: spans[j] rows of `terms` from piece first_piece[j],
   // at tables[table_at[j]] (even bins share a table per kind of slot).
   std::vector<int64_t> first_piece, spans;
@@ -316,19 +315,14 @@ ChebyshevGrid chebyshev_cut_grid(const Window& frame, const Window& win, bool at
   std::sort(g.cuts.begin(), g.cuts.end());
   g.cuts.erase(std::unique(g.cuts.begin(), g.cuts.end()), g.cuts.end());
   g.count = static_cast<int64_t>(g.cuts.size()) - 1;
-  for (int64_t p = 0; p < g.count; ++p) {
-    double centre, half;
-    g.piece(p, centre, half);
-    g.centre.push_back(centre);
-    g.inv_half.push_back(1.0 / half);
-  }
   g.cells = index_cells(g.cuts.data(), g.count);
-  g.cell_piece = g.cells.first;
-  std::vector<int32_t> held(g.cell_piece.size(), 0);
   const double last_cell = static_cast<double>(g.cells.count);
-  for (int64_t j = 1; j <= g.count; ++j) ++held[cell_of(g.cuts[j], g.cuts[0], g.cells.inv, last_cell)];
-  for (size_t c = 0; c < held.size(); ++c)
-    if (held[c] > 1) g.cell_piece[c] |= std::numeric_limits<int32_t>::min();
+  for (int64_t j = 2, before = cell_of(g.cuts[1], g.cuts[0], g.cells.inv, last_cell); j <= g.count;
+       ++j) {
+    const int64_t c = cell_of(g.cuts[j], g.cuts[0], g.cells.inv, last_cell);
+    if (c == before) g.cells.first[c] |= std::numeric_limits<int32_t>::min();
+    before = c;
+  }
   auto cut = [&](double v) {  // the piece from cut v on
     return static_cast<int64_t>(std::lower_bound(g.cuts.begin(), g.cuts.end(), v) - g.cuts.begin());
   };
@@ -346,7 +340,9 @@ ChebyshevGrid chebyshev_cut_grid(const Window& frame, const Window& win, bool at
     for (int64_t k = k0; k < k1; ++k)
       for (int64_t i = 0; i < (rows[k + 1] - rows[k]) / terms; ++i) {
         const int64_t p = reached[k] + i;
-        const double t0 = kappa * (g.centre[p] - e[k]), dt = kappa / g.inv_half[p];
+        double centre, half;
+        g.piece(p, centre, half);
+        const double t0 = kappa * (centre - e[k]), dt = kappa * half;
         fit([&](double node) { return cdf<K, Order>(t0 + dt * node); }, &fitted[rows[k] + i * terms]);
       }
   });

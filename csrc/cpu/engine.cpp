@@ -478,7 +478,7 @@ SOFTHIST_HD void locate_cuts(const T* x, const T* w, int64_t n, const Window& wi
   const double* cuts = grid.cuts.data();
   const double lo = cuts[0], hi = cuts[grid.count];
   const double cell_inv = grid.cells.inv, last_cell = static_cast<double>(grid.cells.count);
-  const int32_t* cell_piece = grid.cell_piece.data();
+  const int32_t* cell_piece = grid.cells.first.data();
   const double in_lo = win.in_lo, in_hi = win.in_hi;
   const int32_t terms = static_cast<int32_t>(grid.terms);
   alignas(64) double v[kLanes], below[kLanes], at[kLanes], above[kLanes];

@@ -65,15 +65,19 @@ inline Cells index_cells(const double* e, int64_t bins) {
   const double most = static_cast<double>(std::min(std::max(kMaxCells, 4 * bins), int64_t(1) << 30));
   cells.count = static_cast<int64_t>(std::min(wanted, most));
   cells.inv = static_cast<double>(cells.count) / (e[bins] - e[0]);
-  cells.first.assign(static_cast<size_t>(cells.count + 1), 0);
+  cells.first.resize(static_cast<size_t>(cells.count + 1));
   const double last_cell = static_cast<double>(cells.count);
-  int64_t j = 1;
-  for (int64_t c = 0; c <= cells.count; ++c) {
-    cells.first[c] = static_cast<int32_t>(std::min(j - 1, bins - 1));
-    const int64_t start = j;
-    while (j <= bins && cell_of(e[j], e[0], cells.inv, last_cell) == c) ++j;
-    cells.steps = std::max(cells.steps, j - start);
+  // A fill per edge (the cells outnumber the edges): the cells after edge
+  // j - 1's, up to edge j's, have j - 1 as their first.
+  int64_t c = 0, run = 0, prev = -1;
+  for (int64_t j = 1; j <= bins; ++j) {
+    const int64_t cj = cell_of(e[j], e[0], cells.inv, last_cell);
+    run = cj == prev ? run + 1 : 1;
+    cells.steps = std::max(cells.steps, run);
+    prev = cj;
+    for (; c <= cj; ++c) cells.first[c] = static_cast<int32_t>(j - 1);
   }
+  for (; c <= cells.count; ++c) cells.first[c] = static_cast<int32_t>(bins - 1);
   return cells;
 }
 
