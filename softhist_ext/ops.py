@@ -457,6 +457,14 @@ def _hard_histogram(coords: List[Tensor], edges: List[Tensor], w: Optional[Tenso
     return torch.ops.softhist.scatter(positions, weight, torch.stack(rows), bins, [0] * len(bins), "hard")
 
 
+def _axis_coords(x: Tensor, axes: int) -> List[Tensor]:
+    """Each axis's coordinates of x (..., N, axes), as views; one axis's is
+    x without its last dim, whose gradient is then x's with no copy."""
+    if axes == 1:
+        return [x.squeeze(-1)]
+    return list(x.movedim(-1, 0).unbind(0))
+
+
 def _bins_dd(bins: Union[int, List[int], List[Tensor]], axes: int) -> Tuple[List[Tensor], List[int]]:
     """histogramdd's bins: the edge tensors given (none for counts), and the
     bins per axis."""
@@ -513,7 +521,7 @@ def _learnable_histogramdd(x: Tensor, w: Optional[Tensor], given_edges: List[Ten
     if len(kappas) != axes:
         raise ValueError(f"softhist: histogramdd's kappa must be a number, None or a list of "
                          f"{axes} (one per axis), got {len(kappas)}")
-    coords = list(x.movedim(-1, 0).unbind(0))
+    coords = _axis_coords(x, axes)
     if len(given_edges) > 0:
         if kernel == "hard":
             raise ValueError("softhist: the hard kernel takes no kappa")
@@ -665,7 +673,7 @@ def histogramdd(
     kappas = _per_axis_kappa(kappa, axes)
     if range is not None and len(range) != 2 * axes:
         raise ValueError(f"softhist: histogramdd's range must list min and max for each of the {axes} axes ({2 * axes} numbers), got {len(range)}")
-    coords = list(x.movedim(-1, 0).unbind(0))
+    coords = _axis_coords(x, axes)
     rows: List[Tensor] = []
     edges: List[Tensor] = []
     if len(given_edges) > 0:

@@ -94,6 +94,33 @@ def test_smooth_kernels_match_dense_reference_and_histc(kernel):
     assert grad.abs().sum() > 0
 
 
+def _backward_nodes(t):
+    """The names of the autograd nodes t's backward runs."""
+    seen, todo = set(), [t.grad_fn]
+    while todo:
+        node = todo.pop()
+        if node is not None and node not in seen:
+            seen.add(node)
+            todo.extend(n for n, _ in node.next_functions)
+    return {type(n).__name__ for n in seen}
+
+
+def test_one_axis_gradient_reaches_the_input_without_a_copy():
+    # histogram and histogramdd with one axis: the input's gradient is the
+    # op's, through views; an unbind's backward would stack it into a copy.
+    x = torch.randn(1000, dtype=torch.float64, requires_grad=True)
+    edges = torch.linspace(-3, 3, 17, dtype=torch.float64)
+    g = torch.randn(16, dtype=torch.float64)
+    (expected,) = torch.autograd.grad((softhist_ext.histc(x, 16, -3.0, 3.0) * g).sum(), x)
+    for hist in (softhist_ext.histogram(x, 16, range=(-3.0, 3.0)).hist,
+                 softhist_ext.histogramdd(x[:, None], 16, [-3.0, 3.0]).hist,
+                 softhist_ext.histogramdd(x[:, None], [edges]).hist):
+        nodes = _backward_nodes(hist)
+        assert not nodes & {"UnbindBackward0", "StackBackward0", "SelectBackward0"}, nodes
+        (grad,) = torch.autograd.grad((hist * g).sum(), x)
+        torch.testing.assert_close(grad, expected, rtol=1e-12, atol=1e-12)
+
+
 def test_density_integrates_to_one():
     x = torch.randn(5000, dtype=torch.float64)
     hist, edges = softhist_ext.histogram(x, 40, (-3.0, 3.0), density=True, kernel="gaussian")
