@@ -309,8 +309,9 @@ ChebyshevGrid chebyshev_cut_grid(const Window& frame, const Window& win, bool at
   g.slots = bins + (at_edges ? 1 : 0);
   g.terms = terms;
   const int64_t knots = static_cast<int64_t>(saturation);  // t = -knots .. knots
+  const int64_t step = K == Kernel::Box ? 2 : 1;  // (the box's K is linear on (-1, 1))
   for (int64_t k = 0; k <= bins; ++k)
-    for (int64_t i = -knots; i <= knots; ++i)
+    for (int64_t i = -knots; i <= knots; i += step)
       g.cuts.push_back(e[k] + static_cast<double>(i) * (reach / static_cast<double>(knots)));
   std::sort(g.cuts.begin(), g.cuts.end());
   g.cuts.erase(std::unique(g.cuts.begin(), g.cuts.end()), g.cuts.end());
