@@ -66,6 +66,13 @@ void dispatch_bool(bool b, const F& f) {
   return b ? f(std::true_type{}) : f(std::false_type{});
 }
 
+// t's shape.
+inline std::vector<int64_t> shape_of(const Tensor& t) {
+  std::vector<int64_t> shape;
+  for (int64_t d = 0; d < t.dim(); ++d) shape.push_back(t.size(d));
+  return shape;
+}
+
 // t's shape without its last dimension, then `last`.
 inline std::vector<int64_t> with_last(const Tensor& t, std::vector<int64_t> last) {
   std::vector<int64_t> shape;

@@ -286,6 +286,26 @@ Problem check_edge_gather_scatter_args(const Tensor& x, const std::optional<Tens
   return pb;
 }
 
+Problem check_gather_at_places_args(const Tensor& x, const Tensor& hist, const Tensor& params,
+                                    int64_t order, Kernel kernel, const Tensor& pieces,
+                                    const Tensor& deltas, const Tensor& taken) {
+  const Problem pb = check_gather_args({x}, hist, params, {order}, {}, kernel);
+  SOFTHIST_CHECK(order <= 1, "softhist: gather_at_places takes orders 0 and 1 (scatter_places's "
+                 "pieces serve the histogram and its first derivative), got ", order);
+  const ScalarType delta_type =
+      x.scalar_type() == ScalarType::Double ? ScalarType::Double : ScalarType::Float;
+  SOFTHIST_CHECK(pieces.scalar_type() == ScalarType::Int && deltas.scalar_type() == delta_type &&
+                     pieces.sizes().equals(x.sizes()) && deltas.sizes().equals(x.sizes()),
+                 "softhist: gather_at_places's pieces and deltas must be scatter_places's: x's "
+                 "shape, int32 and (float64 for float64 x, else float32)");
+  SOFTHIST_CHECK(taken.scalar_type() == ScalarType::Bool && taken.dim() == 0,
+                 "softhist: gather_at_places's taken must be scatter_places's 0-d bool");
+  SOFTHIST_CHECK(pieces.device() == x.device() && deltas.device() == x.device() &&
+                     taken.device() == x.device(),
+                 "softhist: gather_at_places's pieces, deltas and taken must be on x's device");
+  return pb;
+}
+
 std::pair<Problem, Problem> check_scatter_edge_sums_args(const Tensor& x,
                                                          const std::optional<Tensor>& weight,
                                                          const Tensor& params, int64_t bins,

@@ -98,6 +98,12 @@ Problem check_edge_gather_scatter_args(const Tensor& x, const std::optional<Tens
                                        const Tensor& coef, const Tensor& params, int64_t order,
                                        Kernel kernel, const std::optional<Tensor>& sums,
                                        const std::optional<Tensor>& taken);
+// gather_at_places (one axis, CPU): gather's check, and pieces and deltas
+// as scatter_places makes them (int32, and float64 for float64 x, else
+// float32; x's shape), taken a 0-d bool, at an order of 0 or 1.
+Problem check_gather_at_places_args(const Tensor& x, const Tensor& hist, const Tensor& params,
+                                    int64_t order, Kernel kernel, const Tensor& pieces,
+                                    const Tensor& deltas, const Tensor& taken);
 // Samples per row (the last dimension) and number of rows.
 int64_t row_length(const Tensor& input);
 int64_t row_count(const Tensor& input);

@@ -56,6 +56,22 @@ std::tuple<Tensor, Tensor, Tensor> scatter_edge_sums_no_kernel(const Tensor& x,
   no_kernel("scatter_edge_sums", x);
 }
 
+std::tuple<Tensor, Tensor, Tensor, Tensor> scatter_places_no_kernel(
+    const Tensor& x, const std::optional<Tensor>&, const Tensor&, int64_t, std::string) {
+  if (x.is_cuda())
+    fail("softhist: scatter_places runs on the CPU only (the forward that keeps its backward's "
+         "places there); on CUDA, call scatter, as the forward does");
+  no_kernel("scatter_places", x);
+}
+
+Tensor gather_at_places_no_kernel(const Tensor& x, const Tensor&, const Tensor&, int64_t,
+                                  std::string, const Tensor&, const Tensor&, const Tensor&) {
+  if (x.is_cuda())
+    fail("softhist: gather_at_places runs on the CPU only; on CUDA, call gather, as the "
+         "backward does");
+  no_kernel("gather_at_places", x);
+}
+
 }  // namespace
 
 STABLE_TORCH_LIBRARY(softhist, m) {
@@ -106,6 +122,23 @@ STABLE_TORCH_LIBRARY(softhist, m) {
   m.def(
       "scatter_edge_sums(Tensor x, Tensor? weight, Tensor params, int bins, str kernel) "
       "-> (Tensor, Tensor, Tensor)");
+  // One axis: scatter at order 0 (the histogram, (..., bins)), and where
+  // locating a sample costs about as much as the rest of its pass (explicit,
+  // uneven edges and a compact kernel: uneven Chebyshev pieces), each sample's
+  // piece (int32; -1 for a sample that reaches no bin) and its place in it
+  // (float64 for float64 x, else float32), both x's shape; taken (0-d bool):
+  // whether it kept them (else their values are unspecified). CPU; no
+  // derivative of its own.
+  m.def(
+      "scatter_places(Tensor x, Tensor? weight, Tensor params, int bins, str kernel) "
+      "-> (Tensor, Tensor, Tensor, Tensor)");
+  // One axis: gather at order 0 or 1 from scatter_places's pieces and deltas
+  // where it kept them (taken), without locating the samples again, and else
+  // from x: scatter's backward for x and the weights. CPU; no derivative of
+  // its own.
+  m.def(
+      "gather_at_places(Tensor x, Tensor hist, Tensor params, int order, str kernel, "
+      "Tensor pieces, Tensor deltas, Tensor taken) -> Tensor");
 }
 
 STABLE_TORCH_LIBRARY_IMPL(softhist, CompositeExplicitAutograd, m) {
@@ -115,6 +148,8 @@ STABLE_TORCH_LIBRARY_IMPL(softhist, CompositeExplicitAutograd, m) {
   m.impl("gather", TORCH_BOX(&gather_no_kernel));
   m.impl("edge_gather_scatter", TORCH_BOX(&edge_gather_scatter_no_kernel));
   m.impl("scatter_edge_sums", TORCH_BOX(&scatter_edge_sums_no_kernel));
+  m.impl("scatter_places", TORCH_BOX(&scatter_places_no_kernel));
+  m.impl("gather_at_places", TORCH_BOX(&gather_at_places_no_kernel));
 }
 
 }  // namespace softhist

@@ -113,6 +113,32 @@ inline std::tuple<at::Tensor, at::Tensor, at::Tensor> scatter_edge_sums(
   return op.call(x, weight, params, bins, kernel);
 }
 
+// One axis: scatter at order 0 (the histogram) and, where it kept them
+// (taken, a 0-d bool: over uneven Chebyshev pieces), each sample's piece
+// (int32, -1 where it reaches no bin) and place in it (float64 for float64
+// x, else float32; unspecified where not taken), for gather_at_places. It
+// has no derivative.
+inline std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> scatter_places(
+    const at::Tensor& x, const std::optional<at::Tensor>& weight, const at::Tensor& params,
+    int64_t bins, std::string_view kernel) {
+  static const auto op = detail::find_op<std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor>(
+      const at::Tensor&, const std::optional<at::Tensor>&, const at::Tensor&, int64_t,
+      std::string_view)>("softhist::scatter_places");
+  return op.call(x, weight, params, bins, kernel);
+}
+
+// One axis: gather at order 0 or 1, at scatter_places's places where it kept
+// them (taken), else from x. It has no derivative.
+inline at::Tensor gather_at_places(const at::Tensor& x, const at::Tensor& hist,
+                                   const at::Tensor& params, int64_t order,
+                                   std::string_view kernel, const at::Tensor& pieces,
+                                   const at::Tensor& deltas, const at::Tensor& taken) {
+  static const auto op = detail::find_op<at::Tensor(
+      const at::Tensor&, const at::Tensor&, const at::Tensor&, int64_t, std::string_view,
+      const at::Tensor&, const at::Tensor&, const at::Tensor&)>("softhist::gather_at_places");
+  return op.call(x, hist, params, order, kernel, pieces, deltas, taken);
+}
+
 // Differentiable torch.histc of all of input's samples (flattened), as
 // softhist_ext.histc in Python: shape (bins,), input's dtype and device.
 inline at::Tensor histc(const at::Tensor& input, int64_t bins = 100, double min = 0.0,

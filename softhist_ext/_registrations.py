@@ -14,7 +14,10 @@ upstream values there (see _edge_grad and _params_row_grad). On the CPU, one
 axis's first-order backward takes the gradients for x and params from one
 pass over the samples (edge_gather_scatter), whose scatter, for a forward of
 order 0 over Chebyshev pieces, its forward took from its own moments
-(scatter_edge_sums). csrc/autograd builds the same for C++ programs.
+(scatter_edge_sums). Over uneven pieces, where locating a sample costs about
+as much as the rest of its pass, scatter's forward keeps each sample's place
+(scatter_places) for its backward's gathers (gather_at_places). csrc/autograd
+builds the same for C++ programs.
 """
 
 import torch
@@ -74,6 +77,24 @@ def _scatter_edge_sums_fake(x, weight, params, bins, kernel):
     lead = tuple(x.shape[:-1])
     return (x.new_empty(lead + (bins,)), x.new_empty(lead + (2, bins + 1), dtype=torch.float64),
             x.new_empty((), dtype=torch.bool))
+
+
+@torch.library.register_fake("softhist::scatter_places")
+def _scatter_places_fake(x, weight, params, bins, kernel):
+    _check_devices("scatter_places", x, weight=weight, params=params)
+    return (x.new_empty(tuple(x.shape[:-1]) + (bins,)), x.new_empty(x.shape, dtype=torch.int32),
+            x.new_empty(x.shape, dtype=_delta_dtype(x)), x.new_empty((), dtype=torch.bool))
+
+
+@torch.library.register_fake("softhist::gather_at_places")
+def _gather_at_places_fake(x, hist, params, order, kernel, pieces, deltas, taken):
+    _check_devices("gather_at_places", x, hist=hist, params=params, pieces=pieces, deltas=deltas,
+                   taken=taken)
+    return torch.empty_like(x, memory_format=torch.contiguous_format)
+
+
+def _delta_dtype(x):
+    return torch.float64 if x.dtype == torch.float64 else torch.float32
 
 
 def _named(coords):
@@ -169,6 +190,22 @@ def _saves_edge_sums(needs_params, coords, orders, kernel, edge_axes):
             and coords[0].device.type == "cpu" and kernel != "hard")
 
 
+# The kernels whose pieces over uneven edges are cut at their knots (uneven
+# pieces), where scatter_places may keep the samples' places.
+_CUT_KERNELS = ("triangular", "bspline", "box")
+
+
+def _keeps_places(needs, params, coords, orders, kernel, edge_axes):
+    """Whether scatter's forward is scatter_places, which keeps the places of
+    the samples for its backward's gathers where locating them costs about as
+    much as the rest of a pass: one axis at order 0 over explicit edges, on
+    the CPU, a kernel of _CUT_KERNELS, when x or the weights (needs: scatter's
+    needs_input_grad) need a gradient."""
+    return (len(coords) == 1 and (needs[0] or needs[6]) and list(orders) == [0] and not edge_axes
+            and params.dim() == 2 and params.shape[1] > 4 and coords[0].device.type == "cpu"
+            and kernel in _CUT_KERNELS)
+
+
 def _params_grad(coords, weight, upstream, params, bins, orders, kernel, edge_axes, grad_coords,
                   value_term):
     """params' gradient (a row per axis) for either op: per axis a, the edge
@@ -203,28 +240,41 @@ class _Scatter(torch.autograd.Function):
     @staticmethod
     def forward(ctx, weight, params, bins, orders, kernel, edge_axes, *coords):
         ctx.orders, ctx.kernel, ctx.edge_axes = list(orders), kernel, list(edge_axes)
-        sums = taken = None
-        if _saves_edge_sums(ctx.needs_input_grad[1], coords, orders, kernel, edge_axes):
+        needs = ctx.needs_input_grad
+        sums = taken = pieces = deltas = kept = None
+        if _saves_edge_sums(needs[1], coords, orders, kernel, edge_axes):
             hist, sums, taken = _below_autograd(ops.scatter_edge_sums.default, coords[0], weight,
                                                 params, bins[0], kernel)
+        elif _keeps_places(needs, params, coords, orders, kernel, edge_axes):
+            hist, pieces, deltas, kept = _below_autograd(ops.scatter_places.default, coords[0],
+                                                         weight, params, bins[0], kernel)
         else:
             hist = _below_autograd(ops.scatter.default, list(coords), weight, params, bins, orders,
                                    kernel, edge_axes)
-        ctx.save_for_backward(weight, params, sums, taken, *coords)
+        ctx.save_for_backward(weight, params, sums, taken, pieces, deltas, kept, *coords)
         return hist
 
     @staticmethod
     def backward(ctx, grad):
-        weight, params, sums, taken, *coords = ctx.saved_tensors
+        weight, params, sums, taken, pieces, deltas, kept, *coords = ctx.saved_tensors
         orders, kernel, edge_axes, needs = ctx.orders, ctx.kernel, ctx.edge_axes, ctx.needs_input_grad
         axes = len(coords)
         if needs[1]:
             _check_params_grad(kernel)
         one_pass = needs[1] and _one_pass(coords, edge_axes)
         bins = _bins_of(grad, axes, edge_axes)
-        grad_weight = ops.gather(coords, grad, params, orders, kernel, edge_axes) if needs[0] else None
+
+        def gather(orders):
+            # (at the forward's places where it kept them, unless this backward
+            # is itself differentiated: gather_at_places has no derivative)
+            if pieces is not None and not torch.is_grad_enabled():
+                return ops.gather_at_places(coords[0], grad, params, orders[0], kernel, pieces,
+                                            deltas, kept)
+            return ops.gather(coords, grad, params, orders, kernel, edge_axes)
+
+        grad_weight = gather(orders) if needs[0] else None
         grad_coords = [  # (one_pass: x's below)
-            _weighted(ops.gather(coords, grad, params, _raised(orders, a), kernel, edge_axes), weight)
+            _weighted(gather(_raised(orders, a)), weight)
             if (needs[6 + a] or needs[1]) and not one_pass else None
             for a in range(axes)
         ]

@@ -266,6 +266,34 @@ _CPP_AUTOGRAD_FROM_PYTHON = textwrap.dedent(
     ]:
         assert gradcheck(f, (coords[0], other, edges_kappa)), "explicit edges"
         assert gradgradcheck(f, (coords[0], other, edges_kappa)), "explicit edges"
+    # Enough samples for uneven pieces (a compact kernel): the forward keeps
+    # the samples' places (scatter_places) and the first-order backward reads
+    # them; its gradients for x and the weights equal those of the separate,
+    # differentiable ops (create_graph).
+    xb = (torch.randn(2, 30000, dtype=torch.float64, generator=gen) * 1.5).requires_grad_()
+    wb = torch.rand(2, 30000, dtype=torch.float64, generator=gen).requires_grad_()
+    pe = torch.cat([torch.tensor([-2.0, 2.0, 2.5, 0.0], dtype=torch.float64), edges])[None]
+    assert ops.scatter_places(xb.detach(), None, pe, 7, "bspline")[3]
+    gb = torch.randn(2, 7, dtype=torch.float64, generator=gen)
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Called(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.names = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.names.append(func.__name__.split(".")[0])
+            return func(*args, **(kwargs or {}))
+
+    grads = []
+    for cg in (False, True):
+        with Called() as called:
+            out = ops.scatter([xb], wb, pe, [7], [0], "bspline")
+            grads.append(torch.autograd.grad((out * gb).sum(), [xb, wb], create_graph=cg))
+        assert ("gather_at_places" in called.names) == (not cg), called.names
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b.detach(), rtol=1e-9, atol=1e-9)
 
     # One description for every D: first and second derivatives, for each
     # axis count, with weights and without, at raised orders on some axes.

@@ -174,7 +174,8 @@ def test_learnable_edges_gradients_equal_the_cpu():
 
 def test_one_pass_backward_is_cpu_only_and_says_so():
     # CUDA's backward takes gather and scatter at the edges (compared with the
-    # CPU's single pass and saved edge sums just above); a direct call names them.
+    # CPU's single pass and saved edge sums just above), and its forward keeps
+    # no places; a direct call names them.
     x = torch.randn(2, 100, dtype=torch.float64, device="cuda")
     p = ops.params(x, 8, -2.0, 2.0, None, "logistic")[None]
     with pytest.raises(RuntimeError, match="edge_gather_scatter runs on the CPU only"):
@@ -182,6 +183,12 @@ def test_one_pass_backward_is_cpu_only_and_says_so():
                                 "logistic")
     with pytest.raises(RuntimeError, match="scatter_edge_sums runs on the CPU only"):
         ops.scatter_edge_sums(x, None, p, 8, "logistic")
+    with pytest.raises(RuntimeError, match="scatter_places runs on the CPU only"):
+        ops.scatter_places(x, None, p, 8, "bspline")
+    pieces, deltas = torch.zeros_like(x, dtype=torch.int32), torch.zeros_like(x)
+    with pytest.raises(RuntimeError, match="gather_at_places runs on the CPU only"):
+        ops.gather_at_places(x, torch.randn(2, 8, dtype=torch.float64, device="cuda"), p, 1,
+                             "bspline", pieces, deltas, torch.ones((), dtype=torch.bool, device="cuda"))
 
 
 def test_hard_kernel_equals_the_cpu_and_is_reproducible():

@@ -5,6 +5,7 @@ to the samples, weights, edges and kappa against the dense formula
 
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 import softhist_ext
 from softhist_ext import reference
@@ -269,3 +270,119 @@ def test_logistic_float32_with_bins_many_kernel_widths_apart(sort):
     for name, a, b, scale in zip(["x", "weight"], ours, expected, [kappa, 1.0]):
         torch.testing.assert_close(a.double() / scale, b.double() / scale, rtol=1e-4, atol=1e-5,
                                    msg=name)
+
+
+class _OpsCalled(TorchDispatchMode):
+    """The softhist ops called, by name, as the dispatcher sees them."""
+
+    def __init__(self):
+        super().__init__()
+        self.names = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func.namespace == "softhist":
+            self.names.append(func.__name__.split(".")[0])
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("kernel", ["triangular", "bspline", "box"])
+@pytest.mark.parametrize("dtype", [f64, torch.float32])
+@pytest.mark.parametrize("conserve_mass", [False, True])
+def test_the_backward_reads_the_places_the_forward_kept(kernel, dtype, conserve_mass):
+    # Over uneven pieces the forward keeps each sample's piece and its place
+    # in it (scatter_places), and the backward's gathers for x and the weights
+    # read them (gather_at_places) rather than locate the samples again:
+    # against the dense formula, for rows of samples with weights (some 0),
+    # on edges, on the kernel's knots, out of range, NaN and inf.
+    gen = torch.Generator().manual_seed(13)
+    bins = 24
+    edges = _uneven_edges(bins, -300.0, 700.0, seed=2)
+    kappa = 2.0 * bins / 1000.0
+    x = torch.randn(2, 40_000, generator=gen, dtype=f64) * 250 + 200
+    x[0, : bins + 1] = edges
+    x[0, bins + 1 : 2 * bins + 2] = edges + 1.0 / kappa
+    x[1, :4] = torch.tensor([float("nan"), float("inf"), -1e4, 1e4], dtype=f64)
+    w = torch.rand(2, 40_000, generator=gen, dtype=f64)
+    w[:, 100:300] = 0
+    xr, wr = x.to(dtype).requires_grad_(), w.to(dtype).requires_grad_()
+    params = softhist_ext.ops._explicit_params(xr, edges.to(dtype), kappa, kernel, conserve_mass)
+    g = torch.randn(2, bins, generator=gen, dtype=f64)
+    with _OpsCalled() as called:
+        hist = torch.ops.softhist.scatter([xr], wr, params, [bins], [0], kernel)
+        ours = torch.autograd.grad(hist, [xr, wr], g.to(dtype))
+    assert called.names == ["scatter_places", "gather_at_places", "gather_at_places"]
+    xd, wd = xr.detach().double().requires_grad_(), wr.detach().double().requires_grad_()
+    dense = reference.histogram_edges(xd, edges, kappa, kernel, wd, conserve_mass)
+    expected = torch.autograd.grad(dense, [xd, wd], g)
+    tol = 1e-9 if dtype == f64 else 2e-5
+    torch.testing.assert_close(hist.detach().double(), dense.detach(), rtol=tol,
+                               atol=tol * float(dense.abs().max()))
+    finite = torch.isfinite(x)
+    if kernel == "box":  # (its density jumps at its knots: the gradient there is a convention)
+        finite[0, bins + 1 : 2 * bins + 2] = False
+    for name, a, b in zip(["x", "weight"], ours, expected):
+        b = torch.where(finite, b, torch.zeros_like(b))  # (ours: 0 for NaN and inf, as histc's)
+        torch.testing.assert_close(torch.where(finite, a.double(), torch.zeros_like(b)), b,
+                                   rtol=tol, atol=tol * float(b.abs().max()), msg=name)
+        assert float(a[~torch.isfinite(x)].abs().max()) == 0
+    assert float(ours[0][w == 0].abs().max()) == 0 and float(ours[1][w == 0].abs().max()) > 0
+
+
+def test_places_are_kept_only_where_the_forward_located_uneven_pieces():
+    # scatter_places keeps them over uneven pieces (taken), not for few
+    # samples (the windows) nor over even edges; gather_at_places gathers at
+    # them, or else from x: orders 0 and 1 against the dense formula.
+    from torch.library import opcheck
+
+    ops = torch.ops.softhist
+    zero = torch.zeros(1, dtype=f64)
+    uneven = _uneven_edges(8, -2.0, 2.0)
+    even = torch.linspace(-2.0, 2.0, 9, dtype=f64)
+    gen = torch.Generator().manual_seed(1)
+    for n, edges, kept in [(50_000, uneven, True), (300, uneven, False), (50_000, even, False)]:
+        params = softhist_ext.ops._explicit_params(zero, edges, 4.0, "bspline", False)
+        x = torch.randn(n, generator=gen, dtype=f64)
+        hist, pieces, deltas, taken = ops.scatter_places(x, None, params, 8, "bspline")
+        assert bool(taken) == kept
+        assert pieces.dtype == torch.int32 and deltas.dtype == f64 and pieces.shape == x.shape
+        if kept:  # -1: a sample beyond the bspline's reach (2 / kappa) of every edge
+            assert torch.equal(pieces < 0, (x < -2.5) | (x >= 2.5))
+        xd = x.clone().requires_grad_()
+        masses = reference.histogram_edges(xd[:, None], edges, 4.0, "bspline")  # (n, bins)
+        torch.testing.assert_close(hist, masses.sum(0).detach(), rtol=1e-9, atol=1e-9)
+        h = torch.randn(8, generator=gen, dtype=f64)
+        values = masses @ h
+        (slopes,) = torch.autograd.grad(values.sum(), xd)
+        for order, want in [(0, values.detach()), (1, slopes)]:
+            out = ops.gather_at_places(x, h, params, order, "bspline", pieces, deltas, taken)
+            torch.testing.assert_close(out, want, rtol=1e-9, atol=1e-9, msg=f"n={n}, order {order}")
+        if kept:  # (else the places are unspecified, as scatter_places says)
+            w = torch.rand(x.shape, generator=gen, dtype=f64)
+            opcheck(ops.scatter_places, (x, w, params, 8, "bspline"))
+            opcheck(ops.gather_at_places, (x, h, params, 1, "bspline", pieces, deltas, taken))
+    with pytest.raises(RuntimeError, match="pieces and deltas must be scatter_places's"):
+        ops.gather_at_places(x, h, params, 1, "bspline", pieces.long(), deltas, taken)
+    with pytest.raises(RuntimeError, match="takes orders 0 and 1"):
+        ops.gather_at_places(x, h, params, 2, "bspline", pieces, deltas, taken)
+
+
+def test_places_under_torchscript_and_torch_compile():
+    # The forward that keeps the places, scripted and compiled (fullgraph):
+    # the samples' and weights' gradients against the dense formula.
+    def f(x: torch.Tensor, w: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+        return softhist_ext.histogram(x, e, weight=w, kappa=4.0, kernel="triangular").hist
+
+    gen = torch.Generator().manual_seed(3)
+    e = _uneven_edges(16, -2.0, 2.0)
+    x = torch.randn(30_000, generator=gen, dtype=f64)
+    w = torch.rand(30_000, generator=gen, dtype=f64)
+    params = softhist_ext.ops._explicit_params(x, e, 4.0, "triangular", False)
+    assert torch.ops.softhist.scatter_places(x, w, params, 16, "triangular")[3]
+    xd, wd = x.clone().requires_grad_(), w.clone().requires_grad_()
+    g = torch.randn(16, generator=gen, dtype=f64)
+    expected = torch.autograd.grad(reference.histogram_edges(xd, e, 4.0, "triangular", wd), [xd, wd], g)
+    for h in (torch.jit.script(f), torch.compile(f, fullgraph=True)):
+        xr, wr = x.clone().requires_grad_(), w.clone().requires_grad_()
+        ours = torch.autograd.grad(h(xr, wr, e), [xr, wr], g)
+        for a, b in zip(ours, expected):
+            torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)

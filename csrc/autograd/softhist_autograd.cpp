@@ -68,12 +68,17 @@ Variable weighted(const Variable& grad, const Variable& weight) {
 
 // What both ops' backward needs: the coordinates, the other tensor (weight or
 // hist; undefined for an absent weight), params, orders, kernel and edge axes,
-// and scatter_edge_sums's sums and taken where scatter's forward was it.
+// and scatter_edge_sums's sums and taken, or scatter_places's pieces,
+// deltas and kept, where scatter's forward was one of them.
+struct Kept {
+  Variable sums, taken;  // scatter_edge_sums's
+  Variable pieces, deltas, kept;  // scatter_places's
+};
+
 void save(AutogradContext* ctx, at::TensorList coords, const Variable& other,
           const Variable& params, at::IntArrayRef orders, std::string_view kernel,
-          at::IntArrayRef edge_axes, const Variable& sums = Variable(),
-          const Variable& taken = Variable()) {
-  variable_list saved{other, params, sums, taken};
+          at::IntArrayRef edge_axes, const Kept& k = Kept()) {
+  variable_list saved{other, params, k.sums, k.taken, k.pieces, k.deltas, k.kept};
   saved.insert(saved.end(), coords.begin(), coords.end());
   ctx->save_for_backward(saved);
   ctx->saved_data["orders"] = orders.vec();
@@ -82,7 +87,8 @@ void save(AutogradContext* ctx, at::TensorList coords, const Variable& other,
 }
 
 struct Saved {
-  Variable other, params, sums, taken;
+  Variable other, params;
+  Kept k;
   variable_list coords;
   std::vector<int64_t> orders, edge_axes;
   std::string kernel;
@@ -93,9 +99,8 @@ Saved load(AutogradContext* ctx) {
   Saved s;
   s.other = saved[0];
   s.params = saved[1];
-  s.sums = saved[2];
-  s.taken = saved[3];
-  s.coords.assign(saved.begin() + 4, saved.end());
+  s.k = {saved[2], saved[3], saved[4], saved[5], saved[6]};
+  s.coords.assign(saved.begin() + 7, saved.end());
   s.orders = ctx->saved_data["orders"].toIntVector();
   s.kernel = ctx->saved_data["kernel"].toStringRef();
   s.edge_axes = ctx->saved_data["edge_axes"].toIntVector();
@@ -178,6 +183,28 @@ bool saves_edge_sums(bool params_needed, at::TensorList coords, at::IntArrayRef 
          edge_axes.empty() && coords[0].is_cpu() && kernel != "hard";
 }
 
+// Whether scatter's forward is scatter_places, which keeps the places of the
+// samples for its backward's gathers where locating them costs about as much
+// as the rest of a pass: one axis at order 0 over explicit edges, on the CPU,
+// a kernel whose uneven pieces are cut at its knots, when x or the weights
+// need a gradient.
+bool keeps_places(bool coords_needed, const Variable& params, at::TensorList coords,
+                  at::IntArrayRef orders, std::string_view kernel, at::IntArrayRef edge_axes) {
+  return coords_needed && coords.size() == 1 && orders.size() == 1 && orders[0] == 0 &&
+         edge_axes.empty() && params.dim() == 2 && params.size(1) > 4 && coords[0].is_cpu() &&
+         (kernel == "triangular" || kernel == "bspline" || kernel == "box");
+}
+
+// Scatter's backward's gather (x's and the weights'): at the forward's places
+// where it kept them, unless this backward is itself differentiated
+// (gather_at_places has no derivative).
+Variable scatter_gather(const Saved& s, const Variable& grad, const std::vector<int64_t>& orders) {
+  if (s.k.pieces.defined() && !at::GradMode::is_enabled())
+    return softhist::gather_at_places(s.coords[0], grad, s.params, orders[0], s.kernel,
+                                      s.k.pieces, s.k.deltas, s.k.kept);
+  return softhist::gather(s.coords, grad, s.params, orders, s.kernel, s.edge_axes);
+}
+
 // m <grad, value> for the kappa^m factor; value is computed only for m > 0.
 template <typename F>
 Variable value_term(int64_t m, const Variable& grad, const F& value) {
@@ -222,13 +249,20 @@ class ScatterFunction : public torch::autograd::Function<ScatterFunction> {
   static Variable forward(AutogradContext* ctx, at::TensorList coords,
                           const std::optional<Variable>& weight, const Variable& params,
                           at::IntArrayRef bins, at::IntArrayRef orders, std::string_view kernel,
-                          at::IntArrayRef edge_axes, bool params_needed) {
+                          at::IntArrayRef edge_axes, bool params_needed, bool coords_needed) {
     at::AutoDispatchBelowADInplaceOrView below_autograd;
     if (saves_edge_sums(params_needed, coords, orders, kernel, edge_axes)) {
       auto [hist, sums, taken] =
           softhist::scatter_edge_sums(coords[0], weight, params, bins[0], kernel);
-      save(ctx, coords, weight.value_or(Variable()), params, orders, kernel, edge_axes, sums,
-           taken);
+      save(ctx, coords, weight.value_or(Variable()), params, orders, kernel, edge_axes,
+           {sums, taken});
+      return hist;
+    }
+    if (keeps_places(coords_needed, params, coords, orders, kernel, edge_axes)) {
+      auto [hist, pieces, deltas, kept] =
+          softhist::scatter_places(coords[0], weight, params, bins[0], kernel);
+      save(ctx, coords, weight.value_or(Variable()), params, orders, kernel, edge_axes,
+           {Variable(), Variable(), pieces, deltas, kept});
       return hist;
     }
     save(ctx, coords, weight.value_or(Variable()), params, orders, kernel, edge_axes);
@@ -245,17 +279,14 @@ class ScatterFunction : public torch::autograd::Function<ScatterFunction> {
     const bool single = params_needed && one_pass(s);
     const std::optional<at::Tensor> w = optional_of(weight);
     const std::vector<int64_t> bins = bins_of(grad, D, s.edge_axes);
-    variable_list out;  // coords..., weight, params, bins, orders, kernel, edge_axes, params_needed
+    // coords..., weight, params, bins, orders, kernel, edge_axes, params_needed, coords_needed
+    variable_list out;
     for (size_t a = 0; a < D; ++a)  // (single: x's below)
       out.push_back((ctx->needs_input_grad(a) || params_needed) && !single
-                        ? weighted(softhist::gather(s.coords, grad, s.params, raised(s.orders, a),
-                                                    s.kernel, s.edge_axes),
-                                   weight)
+                        ? weighted(scatter_gather(s, grad, raised(s.orders, a)), weight)
                         : Variable());
-    out.push_back(weight.defined() && ctx->needs_input_grad(D)
-                      ? softhist::gather(s.coords, grad, s.params, s.orders, s.kernel,
-                                         s.edge_axes)
-                      : Variable());
+    out.push_back(weight.defined() && ctx->needs_input_grad(D) ? scatter_gather(s, grad, s.orders)
+                                                                : Variable());
     const auto value = [&] {
       return softhist::scatter(s.coords, w, s.params, bins, s.orders, s.kernel, s.edge_axes);
     };
@@ -264,7 +295,7 @@ class ScatterFunction : public torch::autograd::Function<ScatterFunction> {
       const bool x_needed = ctx->needs_input_grad(0);
       std::tie(out[0], edge_sums, x_term) = softhist::edge_gather_scatter(
           s.coords[0], w, differences(grad), s.params, s.orders[0] + 1, s.kernel,
-          optional_of(s.sums), optional_of(s.taken), x_needed);
+          optional_of(s.k.sums), optional_of(s.k.taken), x_needed);
       out[0] = x_needed ? weighted(out[0], weight) : Variable();
       out.push_back(params_row_grad(s.params, 0, s.coords[0], out[0],
                                     edge_grad(grad, edge_sums, 0, D, s.edge_axes),
@@ -276,7 +307,7 @@ class ScatterFunction : public torch::autograd::Function<ScatterFunction> {
     }
     for (size_t a = 0; a < D; ++a)
       if (!ctx->needs_input_grad(a)) out[a] = Variable();
-    out.resize(D + 7);
+    out.resize(D + 8);
     return out;
   }
 };
@@ -327,9 +358,12 @@ at::Tensor scatter_autograd(at::TensorList coords, const std::optional<at::Tenso
                             at::IntArrayRef edge_axes) {
   // (whether params will take a gradient: known here, where grad mode is the caller's; forward
   // runs without it, and its ctx has no edges to ask when nothing records one)
-  const bool params_needed = at::GradMode::is_enabled() && params.requires_grad();
+  const bool grad_mode = at::GradMode::is_enabled();
+  const bool params_needed = grad_mode && params.requires_grad();
+  bool coords_needed = grad_mode && weight.has_value() && weight->requires_grad();
+  for (const at::Tensor& c : coords) coords_needed = coords_needed || (grad_mode && c.requires_grad());
   return ScatterFunction::apply(coords, weight, params, bins, orders, kernel, edge_axes,
-                                params_needed);
+                                params_needed, coords_needed);
 }
 
 at::Tensor gather_autograd(at::TensorList coords, const at::Tensor& hist,

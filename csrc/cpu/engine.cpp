@@ -633,13 +633,50 @@ SOFTHIST_HD bool nonfinite_scale(const double* scale) {
   return probe != probe;
 }
 
+// A block's places, for gather_pieces_chunk to read rather than locate the
+// samples again: pieces[l] = sample l's piece (-1 where it reaches no bin),
+// deltas[l] its place in it.
+template <int Terms, typename C>
+SOFTHIST_HD void save_places(const int32_t* first, const C* delta, const double* alive, int64_t m,
+                             int32_t* pieces, C* deltas) {
+  for (int64_t l = 0; l < m; ++l) {
+    pieces[l] = alive[l] == 0 ? -1 : first[l] / Terms;
+    deltas[l] = delta[l];
+  }
+}
+
+// The inverse: a block's first, delta and scale (1, or 0 where the piece is
+// -1) from its places.
+template <int Terms, typename C>
+SOFTHIST_HD void load_places(const int32_t* pieces, const C* deltas, int64_t m, int32_t* first,
+                             C* delta, double* scale) {
+  int32_t p_tail[kLanes];
+  C d_tail[kLanes];
+  if (m < kLanes) {
+    for (int l = 0; l < kLanes; ++l) {
+      p_tail[l] = l < m ? pieces[l] : -1;
+      d_tail[l] = l < m ? deltas[l] : C(0);
+    }
+    pieces = p_tail;
+    deltas = d_tail;
+  }
+#pragma omp simd
+  for (int l = 0; l < kLanes; ++l) {
+    first[l] = (pieces[l] < 0 ? 0 : pieces[l]) * Terms;
+    scale[l] = pieces[l] < 0 ? 0.0 : 1.0;
+    delta[l] = deltas[l];
+  }
+}
+
 // moments[piece * Terms + m] += w_i * T_m(delta_i) over n samples (blocks
-// with a non-finite weight: scatter_directly).
+// with a non-finite weight: scatter_directly); with `pieces`, each sample's
+// place too (save_places).
 template <int Terms, bool OpenEnds, typename T, typename C>
 SOFTHIST_CLONES void scatter_pieces_chunk(const T* x, const T* w, int64_t n, const Window& win,
                                           const ChebyshevGrid& grid,
                                           const RuntimeValues<C>& values, double* moments,
-                                          std::vector<double>& direct) {
+                                          std::vector<double>& direct, int32_t* pieces,
+                                          C* deltas) {
   LaneSums sums(moments, grid.size(), runs_of_equals(x, n) ? n : 0);
   MassRows mass;
   for (int64_t i0 = 0; i0 < n; i0 += kLanes) {
@@ -647,8 +684,21 @@ SOFTHIST_CLONES void scatter_pieces_chunk(const T* x, const T* w, int64_t n, con
     double scale[kLanes];
     C delta[kLanes];
     alignas(64) C t[Terms][kLanes];
-    locate_pieces<OpenEnds>(x + i0, w ? w + i0 : nullptr, n - i0, grid.frame, grid, first, delta,
-                            scale);
+    if (pieces) {  // (located unweighted, to tell the samples that reach no bin)
+      const int64_t m = std::min<int64_t>(kLanes, n - i0);
+      const T* xb = x + i0;
+      const T* wb = w ? w + i0 : nullptr;
+      T x_tail[kLanes], w_tail[kLanes];
+      double alive[kLanes];
+      pad_block(m, xb, wb, x_tail, w_tail);
+      locate_pieces<OpenEnds>(xb, static_cast<const T*>(nullptr), kLanes, grid.frame, grid, first,
+                              delta, alive);
+      save_places<Terms>(first, delta, alive, m, pieces + i0, deltas + i0);
+      pair_scales(alive, wb, scale);
+    } else {
+      locate_pieces<OpenEnds>(x + i0, w ? w + i0 : nullptr, n - i0, grid.frame, grid, first,
+                              delta, scale);
+    }
     if (nonfinite_scale(scale)) {
       scatter_directly(x + i0, w + i0, std::min<int64_t>(kLanes, n - i0), win, grid, values, direct);
       continue;
@@ -660,17 +710,22 @@ SOFTHIST_CLONES void scatter_pieces_chunk(const T* x, const T* w, int64_t n, con
 }
 
 // out_i = factor * sum_m g[piece_i * Terms + m] * T_m(delta_i): g holds each
-// piece's coefficients of sum_b h_b D(., b) (from_slots).
+// piece's coefficients of sum_b h_b D(., b) (from_slots). The samples'
+// pieces and places are located, or read from `pieces` (save_places's).
 template <int Terms, bool OpenEnds, typename T, typename C>
 SOFTHIST_CLONES void gather_pieces_chunk(const T* x, const C* g, int64_t n, const Window& win,
-                                         const ChebyshevGrid& grid, double factor, T* out) {
+                                         const ChebyshevGrid& grid, double factor, T* out,
+                                         const int32_t* pieces, const C* deltas) {
   for (int64_t i0 = 0; i0 < n; i0 += kLanes) {
     int32_t first[kLanes];
     double scale[kLanes];
     C delta[kLanes], acc[kLanes] = {};
     alignas(64) C t[Terms][kLanes];
-    locate_pieces<OpenEnds>(x + i0, static_cast<const T*>(nullptr), n - i0, grid.frame, grid, first,
-                            delta, scale);
+    if (pieces)
+      load_places<Terms>(pieces + i0, deltas + i0, n - i0, first, delta, scale);
+    else
+      locate_pieces<OpenEnds>(x + i0, static_cast<const T*>(nullptr), n - i0, grid.frame, grid,
+                              first, delta, scale);
     chebyshev_rows<Terms>(delta, t);
     gather_rows<true>(&t[0][0], Terms, first, g, acc);
     const int64_t m = std::min<int64_t>(kLanes, n - i0);
@@ -1271,9 +1326,11 @@ struct PieceMoments {
   }
 };
 
+// (With pieces: each sample's place too, save_places's.)
 template <typename T, typename C>
 PieceMoments piece_moments(const T* x, const T* w, const Window& win, Kernel kernel,
-                           int64_t order, const ChebyshevGrid& grid, int64_t n, int64_t rows) {
+                           int64_t order, const ChebyshevGrid& grid, int64_t n, int64_t rows,
+                           int32_t* pieces = nullptr, C* deltas = nullptr) {
   const RuntimeValues<C> values(win, kernel, order);
   const int64_t size = grid.size(), chunks = pieces_chunks(n, rows, size);
   PieceMoments pm{AlignedZeros<double>(rows * chunks * size),
@@ -1285,19 +1342,22 @@ PieceMoments piece_moments(const T* x, const T* w, const Window& win, Kernel ker
       dispatch_pieces<C>(grid.terms, win.open_ends, [&](auto terms, auto open) {
         scatter_pieces_chunk<decltype(terms)::value, decltype(open)::value, T, C>(
             x + b, w ? w + b : nullptr, m, win, grid, values, pm.partial.data + i * size,
-            pm.direct[i]);
+            pm.direct[i], pieces ? pieces + b : nullptr, deltas ? deltas + b : nullptr);
       });
     }
   });
   return pm;
 }
 
-// scatter_axes for one axis by Chebyshev moments: each chunk's, merged.
+// scatter_axes for one axis by Chebyshev moments: each chunk's, merged
+// (with pieces: each sample's place too, save_places's).
 template <typename T, typename C>
 void scatter_pieces(const T* x, const T* w, const Window& win, Kernel kernel, int64_t order,
-                    bool at_edges, int64_t n, int64_t rows, double factor, T* out) {
+                    bool at_edges, int64_t n, int64_t rows, double factor, T* out,
+                    int32_t* pieces = nullptr, C* deltas = nullptr) {
   const ChebyshevGrid grid = chebyshev_grid_of<C, T>(kernel, order, win, at_edges);
-  const PieceMoments pm = piece_moments<T, C>(x, w, win, kernel, order, grid, n, rows);
+  const PieceMoments pm =
+      piece_moments<T, C>(x, w, win, kernel, order, grid, n, rows, pieces, deltas);
   merge_pieces(grid, pm.partial.data, pm.direct, rows, pm.chunks,
                [&](int64_t r, const double* moments, const double* added) {
                  to_slots(grid, moments, added, factor, out + r * grid.slots);
@@ -1319,10 +1379,12 @@ AlignedZeros<C> piece_coefficients(const ChebyshevGrid& grid, const T* hist, int
   return g;
 }
 
-// gather_axes for one axis by Chebyshev coefficients, evaluated at each sample.
+// gather_axes for one axis by Chebyshev coefficients, evaluated at each
+// sample (located, or at its place in `pieces`: save_places's).
 template <typename T, typename C>
 void gather_pieces(const T* x, const T* hist, const Window& win, Kernel kernel, int64_t order,
-                   bool at_edges, int64_t n, int64_t rows, double factor, T* out) {
+                   bool at_edges, int64_t n, int64_t rows, double factor, T* out,
+                   const int32_t* pieces = nullptr, const C* deltas = nullptr) {
   const ChebyshevGrid grid = chebyshev_grid_of<C, T>(kernel, order, win, at_edges);
   const int64_t size = grid.size();
   const AlignedZeros<C> g = piece_coefficients<T, C>(grid, hist, rows);
@@ -1333,7 +1395,8 @@ void gather_pieces(const T* x, const T* hist, const Window& win, Kernel kernel, 
       const int64_t m = std::min(b + kGatherBlock, (row + 1) * n) - b;
       dispatch_pieces<C>(grid.terms, win.open_ends, [&](auto terms, auto open) {
         gather_pieces_chunk<decltype(terms)::value, decltype(open)::value, T, C>(
-            x + b, g.data + row * size, m, win, grid, factor, out + b);
+            x + b, g.data + row * size, m, win, grid, factor, out + b,
+            pieces ? pieces + b : nullptr, deltas ? deltas + b : nullptr);
       });
     }
   });
@@ -1373,11 +1436,37 @@ void pair_pieces(const T* x, const T* w, const T* coef, const C* h, int64_t h_st
   *moment = sum;
 }
 
+// Whether scatter_places keeps its samples' places: over uneven pieces
+// (explicit edges, a compact kernel: chebyshev_cut_grid's), where locating a
+// sample costs about as much as the rest of its pass. The pieces are cut at
+// the kernel's knots, whatever the order, so the backward's grid (order 1)
+// has the forward's pieces.
+template <typename C, typename T>
+bool keeps_places(Kernel kernel, const Window& win, int64_t n) {
+  const bool smooth = kernel == Kernel::Logistic || kernel == Kernel::Gaussian;
+  return win.at && !smooth && chebyshev_pays<C, T>(kernel, win, 0, false, n);
+}
+
+// Where scatter_places keeps the samples' places (save_places's), and
+// whether it did.
+template <typename C>
+struct Places {
+  int32_t* pieces;
+  C* deltas;
+  bool kept = false;
+};
+
+// (With places: scatter_places's, which keeps them where keeps_places.)
 template <int D, typename T, typename C>
 void scatter_axes(const std::vector<Tensor>& coords, const T* w, const Tensor& params,
-                  const Problem& pb, Kernel kernel, T* out) {
+                  const Problem& pb, Kernel kernel, T* out, Places<C>* places = nullptr) {
   const Axes<D, T, C> ax(coords, params, pb, kernel);
   const int64_t n = pb.n, rows = pb.rows, size = ax.lay.size;
+  if (D == 1 && places && keeps_places<C, T>(kernel, ax.win[0], n)) {
+    places->kept = true;
+    return scatter_pieces<T, C>(ax.x[0], w, ax.win[0], kernel, 0, false, n, rows, ax.factor, out,
+                                places->pieces, places->deltas);
+  }
   if (D == 1 && chebyshev_pays<C, T>(kernel, ax.win[0], pb.orders[0], pb.at_edges[0], n))
     return scatter_pieces<T, C>(ax.x[0], w, ax.win[0], kernel, pb.orders[0], pb.at_edges[0], n,
                                 rows, ax.factor, out);
@@ -1551,6 +1640,17 @@ void pair_from_sums(const Tensor& x, const T* coef, const Tensor& params, const 
   *moment = sum;
 }
 
+// gather_at_places: gather_axes's at the samples' places (pieces and deltas,
+// scatter_places's where it kept them), or gather_axes's itself.
+template <typename T, typename C>
+void gather_places_axes(const Tensor& x, const T* hist, const Tensor& params, const Problem& pb,
+                        Kernel kernel, const int32_t* pieces, const C* deltas, T* out) {
+  if (!pieces) return gather_axes<1, T, C>({x}, hist, params, pb, kernel, out);
+  const Axes<1, T, C> ax({x}, params, pb, kernel);
+  gather_pieces<T, C>(ax.x[0], hist, ax.win[0], kernel, pb.orders[0], false, pb.n, pb.rows,
+                      ax.factor, out, pieces, deltas);
+}
+
 // f(std::integral_constant<int, D>) for the problem's number of axes.
 template <typename F>
 void dispatch_axes(int64_t axes, const F& f) {
@@ -1675,6 +1775,63 @@ std::tuple<Tensor, Tensor, Tensor> scatter_edge_sums_cpu(const Tensor& x_in,
   return {hist, sums, taken};
 }
 
+// The compute type's dtype: deltas are in it.
+template <typename C>
+constexpr ScalarType dtype_of() {
+  return sizeof(C) == 8 ? ScalarType::Double : ScalarType::Float;
+}
+
+std::tuple<Tensor, Tensor, Tensor, Tensor> scatter_places_cpu(const Tensor& x_in,
+                                                              const std::optional<Tensor>& weight,
+                                                              const Tensor& params, int64_t bins,
+                                                              std::string kernel_name) {
+  const Kernel kernel = parse_kernel(kernel_name);
+  const Problem pb = check_scatter_args({x_in}, weight, params, {bins}, {0}, {}, kernel);
+  const Tensor x = torch::stable::contiguous(x_in);
+  const std::optional<Tensor> wc =
+      weight.has_value() ? std::optional<Tensor>(torch::stable::contiguous(*weight))
+                         : std::nullopt;
+  Tensor hist = torch::stable::empty(with_last(x, {bins}), x.scalar_type(), std::nullopt,
+                                     x.device());
+  Tensor pieces = torch::stable::empty(shape_of(x), ScalarType::Int, std::nullopt, x.device());
+  Tensor deltas, taken = torch::stable::empty(std::vector<int64_t>{}, ScalarType::Bool,
+                                              std::nullopt, x.device());
+  dispatch_float(x.scalar_type(), [&](auto tag, auto ctag) {
+    using T = decltype(tag);
+    using C = decltype(ctag);
+    deltas = torch::stable::empty(shape_of(x), dtype_of<C>(), std::nullopt, x.device());
+    Places<C> places{pieces.mutable_data_ptr<int32_t>(),
+                     static_cast<C*>(deltas.mutable_data_ptr())};
+    scatter_axes<1, T, C>({x}, wc.has_value() ? wc->const_data_ptr<T>() : nullptr, params, pb,
+                          kernel, hist.mutable_data_ptr<T>(), &places);
+    *taken.mutable_data_ptr<bool>() = places.kept;
+  });
+  return {hist, pieces, deltas, taken};
+}
+
+Tensor gather_at_places_cpu(const Tensor& x_in, const Tensor& hist, const Tensor& params,
+                            int64_t order, std::string kernel_name, const Tensor& pieces_in,
+                            const Tensor& deltas_in, const Tensor& taken) {
+  const Kernel kernel = parse_kernel(kernel_name);
+  const Problem pb =
+      check_gather_at_places_args(x_in, hist, params, order, kernel, pieces_in, deltas_in, taken);
+  const bool kept = *taken.const_data_ptr<bool>();
+  const Tensor x = torch::stable::contiguous(x_in);
+  const Tensor hc = torch::stable::contiguous(hist);
+  const Tensor pieces = kept ? torch::stable::contiguous(pieces_in) : Tensor();
+  const Tensor deltas = kept ? torch::stable::contiguous(deltas_in) : Tensor();
+  Tensor out = torch::stable::empty_like(x);
+  dispatch_float(x.scalar_type(), [&](auto tag, auto ctag) {
+    using T = decltype(tag);
+    using C = decltype(ctag);
+    gather_places_axes<T, C>(x, hc.const_data_ptr<T>(), params, pb, kernel,
+                             kept ? pieces.const_data_ptr<int32_t>() : nullptr,
+                             kept ? static_cast<const C*>(deltas.const_data_ptr()) : nullptr,
+                             out.mutable_data_ptr<T>());
+  });
+  return out;
+}
+
 }  // namespace
 
 STABLE_TORCH_LIBRARY_IMPL(softhist, CPU, m) {
@@ -1683,6 +1840,8 @@ STABLE_TORCH_LIBRARY_IMPL(softhist, CPU, m) {
   m.impl("gather", TORCH_BOX(&gather_cpu));
   m.impl("edge_gather_scatter", TORCH_BOX(&edge_gather_scatter_cpu));
   m.impl("scatter_edge_sums", TORCH_BOX(&scatter_edge_sums_cpu));
+  m.impl("scatter_places", TORCH_BOX(&scatter_places_cpu));
+  m.impl("gather_at_places", TORCH_BOX(&gather_at_places_cpu));
 }
 
 }  // namespace softhist::cpu
