@@ -1661,6 +1661,16 @@ void dispatch_axes(int64_t axes, const F& f) {
   }
 }
 
+std::optional<Tensor> contiguous_if(const std::optional<Tensor>& t) {
+  return t.has_value() ? std::optional<Tensor>(torch::stable::contiguous(*t)) : std::nullopt;
+}
+
+// A 0-d bool on like's device (the ops' `taken`).
+Tensor flag_like(const Tensor& like) {
+  return torch::stable::empty(std::vector<int64_t>{}, ScalarType::Bool, std::nullopt,
+                              like.device());
+}
+
 std::vector<Tensor> contiguous_all(const std::vector<Tensor>& ts) {
   std::vector<Tensor> out;
   for (const Tensor& t : ts) out.push_back(torch::stable::contiguous(t));
@@ -1674,9 +1684,7 @@ Tensor scatter_cpu(std::vector<Tensor> coords_in, const std::optional<Tensor>& w
   const Problem pb =
       check_scatter_args(coords_in, weight, params, bins, orders, edge_axes, kernel);
   const std::vector<Tensor> coords = contiguous_all(coords_in);
-  const std::optional<Tensor> wc =
-      weight.has_value() ? std::optional<Tensor>(torch::stable::contiguous(*weight))
-                         : std::nullopt;
+  const std::optional<Tensor> wc = contiguous_if(weight);
   Tensor out = torch::stable::empty(with_last(coords[0], pb.all_slots()), coords[0].scalar_type(),
                                     std::nullopt, coords[0].device());
   dispatch_float(coords[0].scalar_type(), [&](auto tag, auto ctag) {
@@ -1721,9 +1729,7 @@ std::tuple<Tensor, Tensor, Tensor> edge_gather_scatter_cpu(
   const Tensor sc = from_sums ? torch::stable::contiguous(*sums) : Tensor();
   const Tensor x = torch::stable::contiguous(x_in);
   const Tensor cc = torch::stable::contiguous(coef);
-  const std::optional<Tensor> wc =
-      weight.has_value() ? std::optional<Tensor>(torch::stable::contiguous(*weight))
-                         : std::nullopt;
+  const std::optional<Tensor> wc = contiguous_if(weight);
   // Without `gather`, the pass still gathers (into room of its own) where
   // there are no sums to take the moment from.
   Tensor gathered = gather ? torch::stable::empty_like(x)
@@ -1756,16 +1762,13 @@ std::tuple<Tensor, Tensor, Tensor> scatter_edge_sums_cpu(const Tensor& x_in,
   const Kernel kernel = parse_kernel(kernel_name);
   const auto [bins_pb, edges_pb] = check_scatter_edge_sums_args(x_in, weight, params, bins, kernel);
   const Tensor x = torch::stable::contiguous(x_in);
-  const std::optional<Tensor> wc =
-      weight.has_value() ? std::optional<Tensor>(torch::stable::contiguous(*weight))
-                         : std::nullopt;
+  const std::optional<Tensor> wc = contiguous_if(weight);
   Tensor hist = torch::stable::empty(with_last(x, {bins}), x.scalar_type(), std::nullopt,
                                      x.device());
   Tensor sums = torch::stable::empty(with_last(x, {2, bins + 1}), ScalarType::Double,
                                      std::nullopt, x.device());
   std::fill_n(sums.mutable_data_ptr<double>(), sums.numel(), 0.0);  // (zeros, where not taken)
-  Tensor taken = torch::stable::empty(std::vector<int64_t>{}, ScalarType::Bool, std::nullopt,
-                                      x.device());
+  Tensor taken = flag_like(x);
   dispatch_float(x.scalar_type(), [&](auto tag, auto ctag) {
     using T = decltype(tag);
     *taken.mutable_data_ptr<bool>() = edge_sums_axes<T, decltype(ctag)>(
@@ -1788,14 +1791,11 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> scatter_places_cpu(const Tensor& x_in
   const Kernel kernel = parse_kernel(kernel_name);
   const Problem pb = check_scatter_args({x_in}, weight, params, {bins}, {0}, {}, kernel);
   const Tensor x = torch::stable::contiguous(x_in);
-  const std::optional<Tensor> wc =
-      weight.has_value() ? std::optional<Tensor>(torch::stable::contiguous(*weight))
-                         : std::nullopt;
+  const std::optional<Tensor> wc = contiguous_if(weight);
   Tensor hist = torch::stable::empty(with_last(x, {bins}), x.scalar_type(), std::nullopt,
                                      x.device());
   Tensor pieces = torch::stable::empty(shape_of(x), ScalarType::Int, std::nullopt, x.device());
-  Tensor deltas, taken = torch::stable::empty(std::vector<int64_t>{}, ScalarType::Bool,
-                                              std::nullopt, x.device());
+  Tensor deltas, taken = flag_like(x);
   dispatch_float(x.scalar_type(), [&](auto tag, auto ctag) {
     using T = decltype(tag);
     using C = decltype(ctag);
