@@ -360,10 +360,13 @@ def test_places_are_kept_only_where_the_forward_located_uneven_pieces():
             w = torch.rand(x.shape, generator=gen, dtype=f64)
             opcheck(ops.scatter_places, (x, w, params, 8, "bspline"))
             opcheck(ops.gather_at_places, (x, h, params, 1, "bspline", pieces, deltas, taken))
-    with pytest.raises(RuntimeError, match="pieces and deltas must be scatter_places's"):
-        ops.gather_at_places(x, h, params, 1, "bspline", pieces.long(), deltas, taken)
-    with pytest.raises(RuntimeError, match="takes orders 0 and 1"):
-        ops.gather_at_places(x, h, params, 2, "bspline", pieces, deltas, taken)
+            with pytest.raises(RuntimeError, match="pieces and deltas must be scatter_places's"):
+                ops.gather_at_places(x, h, params, 1, "bspline", pieces.long(), deltas, taken)
+            with pytest.raises(RuntimeError, match="takes orders 0 and 1"):
+                ops.gather_at_places(x, h, params, 2, "bspline", pieces, deltas, taken)
+            # Pieces of another grid (say, finer edges'): an error, not reads past this one's.
+            with pytest.raises(RuntimeError, match="must be scatter_places's over the same params"):
+                ops.gather_at_places(x, h, params, 1, "bspline", pieces * 1000, deltas, taken)
 
 
 def test_places_under_torchscript_and_torch_compile():

@@ -12,6 +12,7 @@
 #include <torch/csrc/stable/library.h>
 
 #include <array>
+#include <atomic>
 #include <cmath>
 #include <limits>
 #include <memory>
@@ -646,10 +647,11 @@ SOFTHIST_HD void save_places(const int32_t* first, const C* delta, const double*
 }
 
 // The inverse: a block's first, delta and scale (1, or 0 where the piece is
-// -1) from its places.
+// -1) from its places. False where a piece lies outside the grid's `count`
+// (not scatter_places's over this grid), which reads the nearest instead.
 template <int Terms, typename C>
-SOFTHIST_HD void load_places(const int32_t* pieces, const C* deltas, int64_t m, int32_t* first,
-                             C* delta, double* scale) {
+SOFTHIST_HD bool load_places(const int32_t* pieces, const C* deltas, int64_t m, int32_t count,
+                             int32_t* first, C* delta, double* scale) {
   int32_t p_tail[kLanes];
   C d_tail[kLanes];
   if (m < kLanes) {
@@ -660,12 +662,17 @@ SOFTHIST_HD void load_places(const int32_t* pieces, const C* deltas, int64_t m, 
     pieces = p_tail;
     deltas = d_tail;
   }
-#pragma omp simd
+  int32_t lowest = 0, highest = 0;
+#pragma omp simd reduction(min : lowest) reduction(max : highest)
   for (int l = 0; l < kLanes; ++l) {
-    first[l] = (pieces[l] < 0 ? 0 : pieces[l]) * Terms;
-    scale[l] = pieces[l] < 0 ? 0.0 : 1.0;
+    const int32_t p = pieces[l];
+    lowest = std::min(lowest, p);
+    highest = std::max(highest, p);
+    first[l] = std::clamp(p, 0, count - 1) * Terms;
+    scale[l] = p < 0 ? 0.0 : 1.0;
     delta[l] = deltas[l];
   }
+  return lowest >= -1 && highest < count;
 }
 
 // moments[piece * Terms + m] += w_i * T_m(delta_i) over n samples (blocks
@@ -711,18 +718,21 @@ SOFTHIST_CLONES void scatter_pieces_chunk(const T* x, const T* w, int64_t n, con
 
 // out_i = factor * sum_m g[piece_i * Terms + m] * T_m(delta_i): g holds each
 // piece's coefficients of sum_b h_b D(., b) (from_slots). The samples'
-// pieces and places are located, or read from `pieces` (save_places's).
+// pieces and places are located, or read from `pieces` (save_places's;
+// false where one lies outside the grid: load_places).
 template <int Terms, bool OpenEnds, typename T, typename C>
-SOFTHIST_CLONES void gather_pieces_chunk(const T* x, const C* g, int64_t n, const Window& win,
+SOFTHIST_CLONES bool gather_pieces_chunk(const T* x, const C* g, int64_t n, const Window& win,
                                          const ChebyshevGrid& grid, double factor, T* out,
                                          const int32_t* pieces, const C* deltas) {
+  bool in_grid = true;
   for (int64_t i0 = 0; i0 < n; i0 += kLanes) {
     int32_t first[kLanes];
     double scale[kLanes];
     C delta[kLanes], acc[kLanes] = {};
     alignas(64) C t[Terms][kLanes];
     if (pieces)
-      load_places<Terms>(pieces + i0, deltas + i0, n - i0, first, delta, scale);
+      in_grid &= load_places<Terms>(pieces + i0, deltas + i0, n - i0,
+                                    static_cast<int32_t>(grid.count), first, delta, scale);
     else
       locate_pieces<OpenEnds>(x + i0, static_cast<const T*>(nullptr), n - i0, grid.frame, grid,
                               first, delta, scale);
@@ -732,6 +742,7 @@ SOFTHIST_CLONES void gather_pieces_chunk(const T* x, const C* g, int64_t n, cons
     for (int l = 0; l < m; ++l)  // exactly 0 for a sample that reaches no bin
       out[i0 + l] = scale[l] == 0 ? T(0) : static_cast<T>(static_cast<double>(acc[l]) * factor);
   }
+  return in_grid;
 }
 
 // gather_pieces_chunk (into out, at the edges: g from the coefficients of
@@ -1380,7 +1391,8 @@ AlignedZeros<C> piece_coefficients(const ChebyshevGrid& grid, const T* hist, int
 }
 
 // gather_axes for one axis by Chebyshev coefficients, evaluated at each
-// sample (located, or at its place in `pieces`: save_places's).
+// sample (located, or at its place in `pieces`: save_places's, which must
+// lie in the grid: else it says so).
 template <typename T, typename C>
 void gather_pieces(const T* x, const T* hist, const Window& win, Kernel kernel, int64_t order,
                    bool at_edges, int64_t n, int64_t rows, double factor, T* out,
@@ -1389,17 +1401,21 @@ void gather_pieces(const T* x, const T* hist, const Window& win, Kernel kernel, 
   const int64_t size = grid.size();
   const AlignedZeros<C> g = piece_coefficients<T, C>(grid, hist, rows);
   const int64_t blocks = (n + kGatherBlock - 1) / kGatherBlock;
+  std::atomic<bool> in_grid{true};
   torch::stable::parallel_for(0, rows * blocks, 1, [&](int64_t i0, int64_t i1) {
     for (int64_t i = i0; i < i1; ++i) {
       const int64_t row = i / blocks, b = row * n + (i % blocks) * kGatherBlock;
       const int64_t m = std::min(b + kGatherBlock, (row + 1) * n) - b;
       dispatch_pieces<C>(grid.terms, win.open_ends, [&](auto terms, auto open) {
-        gather_pieces_chunk<decltype(terms)::value, decltype(open)::value, T, C>(
-            x + b, g.data + row * size, m, win, grid, factor, out + b,
-            pieces ? pieces + b : nullptr, deltas ? deltas + b : nullptr);
+        if (!gather_pieces_chunk<decltype(terms)::value, decltype(open)::value, T, C>(
+                x + b, g.data + row * size, m, win, grid, factor, out + b,
+                pieces ? pieces + b : nullptr, deltas ? deltas + b : nullptr))
+          in_grid = false;
       });
     }
   });
+  SOFTHIST_CHECK(in_grid, "softhist: gather_at_places's pieces must be scatter_places's over the "
+                 "same params and kernel: some lie outside its ", grid.count, " pieces");
 }
 
 // pair_axes by Chebyshev pieces: the edge sums merged as scatter_pieces's,
