@@ -292,9 +292,8 @@ Problem check_gather_at_places_args(const Tensor& x, const Tensor& hist, const T
   const Problem pb = check_gather_args({x}, hist, params, {order}, {}, kernel);
   SOFTHIST_CHECK(order <= 1, "softhist: gather_at_places takes orders 0 and 1 (scatter_places's "
                  "pieces serve the histogram and its first derivative), got ", order);
-  const ScalarType delta_type =
-      x.scalar_type() == ScalarType::Double ? ScalarType::Double : ScalarType::Float;
-  SOFTHIST_CHECK(pieces.scalar_type() == ScalarType::Int && deltas.scalar_type() == delta_type &&
+  SOFTHIST_CHECK(pieces.scalar_type() == ScalarType::Int &&
+                     deltas.scalar_type() == delta_type(x.scalar_type()) &&
                      pieces.sizes().equals(x.sizes()) && deltas.sizes().equals(x.sizes()),
                  "softhist: gather_at_places's pieces and deltas must be scatter_places's: x's "
                  "shape, int32 and (float64 for float64 x, else float32)");

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <torch/csrc/stable/tensor.h>
+#include <torch/headeronly/core/ScalarType.h>
 
 #include "kernels.h"
 #include "range.h"
@@ -98,9 +99,15 @@ Problem check_edge_gather_scatter_args(const Tensor& x, const std::optional<Tens
                                        const Tensor& coef, const Tensor& params, int64_t order,
                                        Kernel kernel, const std::optional<Tensor>& sums,
                                        const std::optional<Tensor>& taken);
+// scatter_places's deltas' dtype for samples of dtype x: the compute type's
+// (float64 for float64 samples, else float32).
+inline torch::headeronly::ScalarType delta_type(torch::headeronly::ScalarType x) {
+  using torch::headeronly::ScalarType;
+  return x == ScalarType::Double ? ScalarType::Double : ScalarType::Float;
+}
 // gather_at_places (one axis, CPU): gather's check, and pieces and deltas
-// as scatter_places makes them (int32, and float64 for float64 x, else
-// float32; x's shape), taken a 0-d bool, at an order of 0 or 1.
+// as scatter_places makes them (int32, and delta_type; x's shape), taken a
+// 0-d bool, at an order of 0 or 1.
 Problem check_gather_at_places_args(const Tensor& x, const Tensor& hist, const Tensor& params,
                                     int64_t order, Kernel kernel, const Tensor& pieces,
                                     const Tensor& deltas, const Tensor& taken);

@@ -1360,15 +1360,30 @@ PieceMoments piece_moments(const T* x, const T* w, const Window& win, Kernel ker
   return pm;
 }
 
-// scatter_axes for one axis by Chebyshev moments: each chunk's, merged
-// (with pieces: each sample's place too, save_places's).
+// Where scatter_places keeps the samples' places (save_places's), and
+// whether it did.
+template <typename C>
+struct Places {
+  int32_t* pieces;
+  C* deltas;
+  bool kept = false;
+};
+
+// scatter_axes for one axis by Chebyshev moments: each chunk's, merged. With
+// places, over uneven pieces (explicit edges, a compact kernel), where
+// locating a sample costs about as much as the rest of its pass, each
+// sample's place too: their cuts are the kernel's knots whatever the order,
+// so the backward's grid (order 1) has the same pieces.
 template <typename T, typename C>
 void scatter_pieces(const T* x, const T* w, const Window& win, Kernel kernel, int64_t order,
                     bool at_edges, int64_t n, int64_t rows, double factor, T* out,
-                    int32_t* pieces = nullptr, C* deltas = nullptr) {
+                    Places<C>* places = nullptr) {
   const ChebyshevGrid grid = chebyshev_grid_of<C, T>(kernel, order, win, at_edges);
-  const PieceMoments pm =
-      piece_moments<T, C>(x, w, win, kernel, order, grid, n, rows, pieces, deltas);
+  const bool keep = places && !grid.cuts.empty();
+  if (keep) places->kept = true;
+  const PieceMoments pm = piece_moments<T, C>(x, w, win, kernel, order, grid, n, rows,
+                                              keep ? places->pieces : nullptr,
+                                              keep ? places->deltas : nullptr);
   merge_pieces(grid, pm.partial.data, pm.direct, rows, pm.chunks,
                [&](int64_t r, const double* moments, const double* added) {
                  to_slots(grid, moments, added, factor, out + r * grid.slots);
@@ -1452,40 +1467,15 @@ void pair_pieces(const T* x, const T* w, const T* coef, const C* h, int64_t h_st
   *moment = sum;
 }
 
-// Whether scatter_places keeps its samples' places: over uneven pieces
-// (explicit edges, a compact kernel: chebyshev_cut_grid's), where locating a
-// sample costs about as much as the rest of its pass. The pieces are cut at
-// the kernel's knots, whatever the order, so the backward's grid (order 1)
-// has the forward's pieces.
-template <typename C, typename T>
-bool keeps_places(Kernel kernel, const Window& win, int64_t n) {
-  const bool smooth = kernel == Kernel::Logistic || kernel == Kernel::Gaussian;
-  return win.at && !smooth && chebyshev_pays<C, T>(kernel, win, 0, false, n);
-}
-
-// Where scatter_places keeps the samples' places (save_places's), and
-// whether it did.
-template <typename C>
-struct Places {
-  int32_t* pieces;
-  C* deltas;
-  bool kept = false;
-};
-
-// (With places: scatter_places's, which keeps them where keeps_places.)
+// (With places: scatter_places's, scatter_pieces's.)
 template <int D, typename T, typename C>
 void scatter_axes(const std::vector<Tensor>& coords, const T* w, const Tensor& params,
                   const Problem& pb, Kernel kernel, T* out, Places<C>* places = nullptr) {
   const Axes<D, T, C> ax(coords, params, pb, kernel);
   const int64_t n = pb.n, rows = pb.rows, size = ax.lay.size;
-  if (D == 1 && places && keeps_places<C, T>(kernel, ax.win[0], n)) {
-    places->kept = true;
-    return scatter_pieces<T, C>(ax.x[0], w, ax.win[0], kernel, 0, false, n, rows, ax.factor, out,
-                                places->pieces, places->deltas);
-  }
   if (D == 1 && chebyshev_pays<C, T>(kernel, ax.win[0], pb.orders[0], pb.at_edges[0], n))
     return scatter_pieces<T, C>(ax.x[0], w, ax.win[0], kernel, pb.orders[0], pb.at_edges[0], n,
-                                rows, ax.factor, out);
+                                rows, ax.factor, out, places);
   const int64_t chunks = chunks_per_row(n, rows, size);
   const AlignedZeros partial(rows * chunks * size);
   // Work item i: chunk i % chunks of row i / chunks, into partial[i].
@@ -1794,12 +1784,6 @@ std::tuple<Tensor, Tensor, Tensor> scatter_edge_sums_cpu(const Tensor& x_in,
   return {hist, sums, taken};
 }
 
-// The compute type's dtype: deltas are in it.
-template <typename C>
-constexpr ScalarType dtype_of() {
-  return sizeof(C) == 8 ? ScalarType::Double : ScalarType::Float;
-}
-
 std::tuple<Tensor, Tensor, Tensor, Tensor> scatter_places_cpu(const Tensor& x_in,
                                                               const std::optional<Tensor>& weight,
                                                               const Tensor& params, int64_t bins,
@@ -1815,7 +1799,8 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> scatter_places_cpu(const Tensor& x_in
   dispatch_float(x.scalar_type(), [&](auto tag, auto ctag) {
     using T = decltype(tag);
     using C = decltype(ctag);
-    deltas = torch::stable::empty(shape_of(x), dtype_of<C>(), std::nullopt, x.device());
+    deltas = torch::stable::empty(shape_of(x), delta_type(x.scalar_type()), std::nullopt,
+                                  x.device());
     Places<C> places{pieces.mutable_data_ptr<int32_t>(),
                      static_cast<C*>(deltas.mutable_data_ptr())};
     scatter_axes<1, T, C>({x}, wc.has_value() ? wc->const_data_ptr<T>() : nullptr, params, pb,
