@@ -1098,27 +1098,32 @@ SOFTHIST_CLONES void gather_chunk_joint(const std::array<const T*, D>& x, const 
     transpose_last(blk, width, rows.data());
     const int64_t m_lanes = std::min<int64_t>(kLanes, n - i0);
     for (int l0 = 0; l0 < m_lanes; l0 += V) {
-      RowVec<C> sums[V];  // lane l0 + i's sum: that of sums[i]'s elements
+      // sum_j d_last(j) sum_m coef_m h[row m][j] for V lanes at once, a
+      // vector of columns at a time, in registers: the lanes' sums over m
+      // interleaved, as independent chains, where one lane's would wait on
+      // each add in turn. A lane that reaches no bin reads row 0 (inside the
+      // histogram) and is zeroed at the end.
+      const C* h0[V];
       for (int i = 0; i < V; ++i) {
         const int l = l0 + i;
-        sums[i] = RowVec<C>{};
-        if (blk.scale[l] == 0) continue;
-        // sum_j d_last(j) sum_m coef_m h[row m][j], a vector of columns at a
-        // time, in registers.
-        const C* yl = rows.data() + l * width;
-        const C* h0 = h + lay.offset(blk.first, l);
-        for (int64_t j0 = 0; j0 < width; j0 += V) {
-          RowVec<C> col = {};
-          for (int64_t m = 0; m < count; ++m) {
-            const C c = D == 2 ? blk.d(0, m, l) : coef[m * kLanes + l];
-            col += c * row_at(h0 + (D == 2 ? m * lay.stride[0] : offset[m]) + j0);
-          }
-          // Columns past the window read bins outside it, which may hold
-          // NaN or inf: masked, not multiplied by their zero mass.
-          sums[i] += column + static_cast<C>(j0) < static_cast<C>(last) ? col * row_at(yl + j0)
-                                                                         : RowVec<C>{};
-        }
+        h0[i] = l < m_lanes && blk.scale[l] != 0 ? h + lay.offset(blk.first, l) : h;
       }
+      RowVec<C> sums[V] = {};  // lane l0 + i's sum: that of sums[i]'s elements
+      for (int64_t j0 = 0; j0 < width; j0 += V) {
+        RowVec<C> col[V] = {};
+        for (int64_t m = 0; m < count; ++m) {
+          const int64_t row = (D == 2 ? m * lay.stride[0] : offset[m]) + j0;
+          const C* c = D == 2 ? &blk.v[0][m * kLanes + l0] : &coef[m * kLanes + l0];
+          for (int i = 0; i < V; ++i) col[i] += c[i] * row_at(h0[i] + row);
+        }
+        // Columns past the window read bins outside it, which may hold
+        // NaN or inf: masked, not multiplied by their zero mass.
+        const auto inside = column + static_cast<C>(j0) < static_cast<C>(last);
+        for (int i = 0; i < V; ++i)
+          sums[i] += inside ? col[i] * row_at(rows.data() + (l0 + i) * width + j0) : RowVec<C>{};
+      }
+      for (int i = 0; i < V; ++i)
+        if (l0 + i >= m_lanes || blk.scale[l0 + i] == 0) sums[i] = RowVec<C>{};
       lane_totals<C>(sums);
       for (int i = 0; i < V && l0 + i < m_lanes; ++i)
         out[i0 + l0 + i] = static_cast<T>(static_cast<double>(sums[0][i]) * factor);
