@@ -598,18 +598,27 @@ inline double* direct_room(const ChebyshevGrid& grid, std::vector<double>& direc
   return direct.data();
 }
 
-// moments[first[l] + m] += scale[l] * t[m][l]: each sample's T_m(delta) times
-// its weight, one vector per sample.
+// moments[first[l] + m] += scale[l] * T_m(delta[l]): each sample's
+// Chebyshev polynomials times its weight, one vector per sample. In double,
+// by chebyshev_rows's recurrence from scale and scale * delta: it is linear,
+// so it carries the weight with no multiply per term.
 template <int Terms, typename C>
-SOFTHIST_HD void add_moments(const C (*t)[kLanes], const double* scale, const int32_t* first,
+SOFTHIST_HD void add_moments(const C* delta, const double* scale, const int32_t* first,
                              MassRows& mass, LaneSums& sums) {
-  for (int m = 0; m < Terms; ++m)
+  double (*row)[kLanes] = mass.row;
 #pragma omp simd
-    for (int l = 0; l < kLanes; ++l) mass.row[m][l] = scale[l] * static_cast<double>(t[m][l]);
+  for (int l = 0; l < kLanes; ++l) {
+    row[0][l] = scale[l];
+    row[1][l] = scale[l] * static_cast<double>(delta[l]);
+  }
+  for (int m = 2; m < Terms; ++m)
+#pragma omp simd
+    for (int l = 0; l < kLanes; ++l)
+      row[m][l] = 2.0 * static_cast<double>(delta[l]) * row[m - 1][l] - row[m - 2][l];
   if constexpr (Terms == 4)
-    add_short_windows<4>(first, mass.row, sums);
+    add_short_windows<4>(first, row, sums);
   else
-    add_long_windows(Terms, first, mass.row, sums);
+    add_long_windows(Terms, first, row, sums);
 }
 
 // A block with a NaN or infinite weight, which no moment can carry: added
@@ -690,7 +699,6 @@ SOFTHIST_CLONES void scatter_pieces_chunk(const T* x, const T* w, int64_t n, con
     int32_t first[kLanes];
     double scale[kLanes];
     C delta[kLanes];
-    alignas(64) C t[Terms][kLanes];
     if (pieces) {  // (located unweighted, to tell the samples that reach no bin)
       const int64_t m = std::min<int64_t>(kLanes, n - i0);
       const T* xb = x + i0;
@@ -710,8 +718,7 @@ SOFTHIST_CLONES void scatter_pieces_chunk(const T* x, const T* w, int64_t n, con
       scatter_directly(x + i0, w + i0, std::min<int64_t>(kLanes, n - i0), win, grid, values, direct);
       continue;
     }
-    chebyshev_rows<Terms>(delta, t);
-    add_moments<Terms>(t, scale, first, mass, sums);
+    add_moments<Terms>(delta, scale, first, mass, sums);
   }
   sums.add_copies();
 }
@@ -782,7 +789,7 @@ SOFTHIST_CLONES void pair_pieces_chunk(const T* x, const T* w, const C* g, const
     }
     chebyshev_rows<Terms>(delta, t);
     gather_rows<true>(&t[0][0], Terms, first, g, acc);
-    add_moments<Terms>(t, scale, first, mass, sums);
+    add_moments<Terms>(delta, scale, first, mass, sums);
     sum += pair_outputs(acc, alive, scale, xb, factor, e0, gl);
     for (int l = 0; l < m; ++l) out[i0 + l] = gl[l];
   }
