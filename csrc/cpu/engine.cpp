@@ -566,17 +566,20 @@ SOFTHIST_HD void locate_pieces(const T* x, const T* w, int64_t n, const Window& 
   }
 }
 
-// t[m][l] = T_m(delta[l]), the Chebyshev polynomials by their recurrence.
-template <int Terms, typename C>
-SOFTHIST_HD void chebyshev_rows(const C* delta, C (*t)[kLanes]) {
+// t[m][l] = scale[l] * T_m(delta[l]) (scale null: 1), the Chebyshev
+// polynomials by their recurrence, in S. It is linear, so it carries the
+// scale from its first two rows with no multiply per term.
+template <int Terms, typename S, typename C>
+SOFTHIST_HD void chebyshev_rows(const C* delta, const double* scale, S (*t)[kLanes]) {
 #pragma omp simd
   for (int l = 0; l < kLanes; ++l) {
-    t[0][l] = C(1);
-    t[1][l] = delta[l];
+    t[0][l] = scale ? static_cast<S>(scale[l]) : S(1);
+    t[1][l] = t[0][l] * static_cast<S>(delta[l]);
   }
   for (int m = 2; m < Terms; ++m)
 #pragma omp simd
-    for (int l = 0; l < kLanes; ++l) t[m][l] = C(2) * delta[l] * t[m - 1][l] - t[m - 2][l];
+    for (int l = 0; l < kLanes; ++l)
+      t[m][l] = S(2) * static_cast<S>(delta[l]) * t[m - 1][l] - t[m - 2][l];
 }
 
 // Whether a chunk's first samples repeat their neighbours often (flat image
@@ -599,26 +602,16 @@ inline double* direct_room(const ChebyshevGrid& grid, std::vector<double>& direc
 }
 
 // moments[first[l] + m] += scale[l] * T_m(delta[l]): each sample's
-// Chebyshev polynomials times its weight, one vector per sample. In double,
-// by chebyshev_rows's recurrence from scale and scale * delta: it is linear,
-// so it carries the weight with no multiply per term.
+// Chebyshev polynomials times its weight (chebyshev_rows, in double), one
+// vector per sample.
 template <int Terms, typename C>
 SOFTHIST_HD void add_moments(const C* delta, const double* scale, const int32_t* first,
                              MassRows& mass, LaneSums& sums) {
-  double (*row)[kLanes] = mass.row;
-#pragma omp simd
-  for (int l = 0; l < kLanes; ++l) {
-    row[0][l] = scale[l];
-    row[1][l] = scale[l] * static_cast<double>(delta[l]);
-  }
-  for (int m = 2; m < Terms; ++m)
-#pragma omp simd
-    for (int l = 0; l < kLanes; ++l)
-      row[m][l] = 2.0 * static_cast<double>(delta[l]) * row[m - 1][l] - row[m - 2][l];
+  chebyshev_rows<Terms>(delta, scale, mass.row);
   if constexpr (Terms == 4)
-    add_short_windows<4>(first, row, sums);
+    add_short_windows<4>(first, mass.row, sums);
   else
-    add_long_windows(Terms, first, row, sums);
+    add_long_windows(Terms, first, mass.row, sums);
 }
 
 // A block with a NaN or infinite weight, which no moment can carry: added
@@ -743,7 +736,7 @@ SOFTHIST_CLONES bool gather_pieces_chunk(const T* x, const C* g, int64_t n, cons
     else
       locate_pieces<OpenEnds>(x + i0, static_cast<const T*>(nullptr), n - i0, grid.frame, grid,
                               first, delta, scale);
-    chebyshev_rows<Terms>(delta, t);
+    chebyshev_rows<Terms>(delta, static_cast<const double*>(nullptr), t);
     gather_rows<true>(&t[0][0], Terms, first, g, acc);
     const int64_t m = std::min<int64_t>(kLanes, n - i0);
     for (int l = 0; l < m; ++l)  // exactly 0 for a sample that reaches no bin
@@ -787,7 +780,7 @@ SOFTHIST_CLONES void pair_pieces_chunk(const T* x, const T* w, const C* g, const
       sum += part;
       continue;
     }
-    chebyshev_rows<Terms>(delta, t);
+    chebyshev_rows<Terms>(delta, static_cast<const double*>(nullptr), t);
     gather_rows<true>(&t[0][0], Terms, first, g, acc);
     add_moments<Terms>(delta, scale, first, mass, sums);
     sum += pair_outputs(acc, alive, scale, xb, factor, e0, gl);
