@@ -1104,9 +1104,11 @@ SOFTHIST_CLONES void gather_chunk_joint(const std::array<const T*, D>& x, const 
       // each add in turn. A lane that reaches no bin reads row 0 (inside the
       // histogram) and is zeroed at the end.
       const C* h0[V];
+      bool live[V];
       for (int i = 0; i < V; ++i) {
         const int l = l0 + i;
-        h0[i] = l < m_lanes && blk.scale[l] != 0 ? h + lay.offset(blk.first, l) : h;
+        live[i] = l < m_lanes && blk.scale[l] != 0;
+        h0[i] = live[i] ? h + lay.offset(blk.first, l) : h;
       }
       RowVec<C> sums[V] = {};  // lane l0 + i's sum: that of sums[i]'s elements
       for (int64_t j0 = 0; j0 < width; j0 += V) {
@@ -1123,7 +1125,7 @@ SOFTHIST_CLONES void gather_chunk_joint(const std::array<const T*, D>& x, const 
           sums[i] += inside ? col[i] * row_at(rows.data() + (l0 + i) * width + j0) : RowVec<C>{};
       }
       for (int i = 0; i < V; ++i)
-        if (l0 + i >= m_lanes || blk.scale[l0 + i] == 0) sums[i] = RowVec<C>{};
+        if (!live[i]) sums[i] = RowVec<C>{};
       lane_totals<C>(sums);
       for (int i = 0; i < V && l0 + i < m_lanes; ++i)
         out[i0 + l0 + i] = static_cast<T>(static_cast<double>(sums[0][i]) * factor);
