@@ -582,6 +582,32 @@ SOFTHIST_HD void chebyshev_rows(const C* delta, const double* scale, S (*t)[kLan
       t[m][l] = S(2) * static_cast<S>(delta[l]) * t[m - 1][l] - t[m - 2][l];
 }
 
+// acc[l] = sum_m g[first[l] + m] * T_m(delta[l]), by Clenshaw's recurrence
+// (b_m = g_m + 2 delta b_(m+1) - b_(m+2), the sum g_0 + delta b_1 - b_2;
+// stable on [-1, 1]): each 8 lanes' terms, 8 at a time from the last, are
+// transposed in registers and summed there, with no rows of T_m to store
+// and read back. g must hold 7 values past every piece's terms.
+template <int Terms, typename C>
+SOFTHIST_HD void chebyshev_sums(const C* g, const int32_t* first, const C* delta, C* acc) {
+  using V = Vec8Of<C>;
+  for (int l0 = 0; l0 < kLanes; l0 += 8) {
+    V d, b1 = {}, b2 = {}, r[8];
+    __builtin_memcpy(&d, delta + l0, sizeof d);
+    const V twice = d + d;
+    for (int k0 = (Terms - 1) / 8 * 8; k0 >= 0; k0 -= 8) {
+      for (int j = 0; j < 8; ++j) __builtin_memcpy(&r[j], g + first[l0 + j] + k0, sizeof r[j]);
+      transpose8(r);
+      for (int k = std::min(7, Terms - 1 - k0); k >= (k0 == 0 ? 1 : 0); --k) {
+        const V b = r[k] + twice * b1 - b2;
+        b2 = b1;
+        b1 = b;
+      }
+    }
+    const V sum = r[0] + d * b1 - b2;  // (r: terms 0 .. 7)
+    __builtin_memcpy(acc + l0, &sum, sizeof sum);
+  }
+}
+
 // Whether a chunk's first samples repeat their neighbours often (flat image
 // regions, masks): then consecutive samples add into the same piece in turn,
 // and LaneSums' copies pay for their zeroing and merging, which on samples
@@ -728,16 +754,14 @@ SOFTHIST_CLONES bool gather_pieces_chunk(const T* x, const C* g, int64_t n, cons
   for (int64_t i0 = 0; i0 < n; i0 += kLanes) {
     int32_t first[kLanes];
     double scale[kLanes];
-    C delta[kLanes], acc[kLanes] = {};
-    alignas(64) C t[Terms][kLanes];
+    C delta[kLanes], acc[kLanes];
     if (pieces)
       in_grid &= load_places<Terms>(pieces + i0, deltas + i0, n - i0,
                                     static_cast<int32_t>(grid.count), first, delta, scale);
     else
       locate_pieces<OpenEnds>(x + i0, static_cast<const T*>(nullptr), n - i0, grid.frame, grid,
                               first, delta, scale);
-    chebyshev_rows<Terms>(delta, static_cast<const double*>(nullptr), t);
-    gather_rows<true>(&t[0][0], Terms, first, g, acc);
+    chebyshev_sums<Terms>(g, first, delta, acc);
     const int64_t m = std::min<int64_t>(kLanes, n - i0);
     for (int l = 0; l < m; ++l)  // exactly 0 for a sample that reaches no bin
       out[i0 + l] = scale[l] == 0 ? T(0) : static_cast<T>(static_cast<double>(acc[l]) * factor);
@@ -762,9 +786,8 @@ SOFTHIST_CLONES void pair_pieces_chunk(const T* x, const T* w, const C* g, const
   for (int64_t i0 = 0; i0 < n; i0 += kLanes) {
     int32_t first[kLanes];
     double alive[kLanes], scale[kLanes];
-    C delta[kLanes], acc[kLanes] = {};
+    C delta[kLanes], acc[kLanes];
     T gl[kLanes];
-    alignas(64) C t[Terms][kLanes];
     const int64_t m = std::min<int64_t>(kLanes, n - i0);
     const T* xb = x + i0;
     const T* wb = w ? w + i0 : nullptr;
@@ -780,8 +803,7 @@ SOFTHIST_CLONES void pair_pieces_chunk(const T* x, const T* w, const C* g, const
       sum += part;
       continue;
     }
-    chebyshev_rows<Terms>(delta, static_cast<const double*>(nullptr), t);
-    gather_rows<true>(&t[0][0], Terms, first, g, acc);
+    chebyshev_sums<Terms>(g, first, delta, acc);
     add_moments<Terms>(delta, scale, first, mass, sums);
     sum += pair_outputs(acc, alive, scale, xb, factor, e0, gl);
     for (int l = 0; l < m; ++l) out[i0 + l] = gl[l];
