@@ -566,20 +566,20 @@ SOFTHIST_HD void locate_pieces(const T* x, const T* w, int64_t n, const Window& 
   }
 }
 
-// t[m][l] = scale[l] * T_m(delta[l]) (scale null: 1), the Chebyshev
-// polynomials by their recurrence, in S. It is linear, so it carries the
-// scale from its first two rows with no multiply per term.
-template <int Terms, typename S, typename C>
-SOFTHIST_HD void chebyshev_rows(const C* delta, const double* scale, S (*t)[kLanes]) {
+// t[m][l] = scale[l] * T_m(delta[l]), the Chebyshev polynomials by their
+// recurrence, in double. It is linear, so it carries the scale from its
+// first two rows with no multiply per term.
+template <int Terms, typename C>
+SOFTHIST_HD void chebyshev_rows(const C* delta, const double* scale, double (*t)[kLanes]) {
 #pragma omp simd
   for (int l = 0; l < kLanes; ++l) {
-    t[0][l] = scale ? static_cast<S>(scale[l]) : S(1);
-    t[1][l] = t[0][l] * static_cast<S>(delta[l]);
+    t[0][l] = scale[l];
+    t[1][l] = scale[l] * static_cast<double>(delta[l]);
   }
   for (int m = 2; m < Terms; ++m)
 #pragma omp simd
     for (int l = 0; l < kLanes; ++l)
-      t[m][l] = S(2) * static_cast<S>(delta[l]) * t[m - 1][l] - t[m - 2][l];
+      t[m][l] = 2.0 * static_cast<double>(delta[l]) * t[m - 1][l] - t[m - 2][l];
 }
 
 // acc[l] = sum_m g[first[l] + m] * T_m(delta[l]), by Clenshaw's recurrence
