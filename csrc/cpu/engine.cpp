@@ -566,22 +566,6 @@ SOFTHIST_HD void locate_pieces(const T* x, const T* w, int64_t n, const Window& 
   }
 }
 
-// t[m][l] = scale[l] * T_m(delta[l]), the Chebyshev polynomials by their
-// recurrence, in double. It is linear, so it carries the scale from its
-// first two rows with no multiply per term.
-template <int Terms, typename C>
-SOFTHIST_HD void chebyshev_rows(const C* delta, const double* scale, double (*t)[kLanes]) {
-#pragma omp simd
-  for (int l = 0; l < kLanes; ++l) {
-    t[0][l] = scale[l];
-    t[1][l] = scale[l] * static_cast<double>(delta[l]);
-  }
-  for (int m = 2; m < Terms; ++m)
-#pragma omp simd
-    for (int l = 0; l < kLanes; ++l)
-      t[m][l] = 2.0 * static_cast<double>(delta[l]) * t[m - 1][l] - t[m - 2][l];
-}
-
 // acc[l] = sum_m g[first[l] + m] * T_m(delta[l]), by Clenshaw's recurrence
 // (b_m = g_m + 2 delta b_(m+1) - b_(m+2), the sum g_0 + delta b_1 - b_2;
 // stable on [-1, 1]): each 8 lanes' terms, 8 at a time from the last, are
@@ -628,16 +612,38 @@ inline double* direct_room(const ChebyshevGrid& grid, std::vector<double>& direc
 }
 
 // moments[first[l] + m] += scale[l] * T_m(delta[l]): each sample's
-// Chebyshev polynomials times its weight (chebyshev_rows, in double), one
-// vector per sample.
+// Chebyshev polynomials times its weight, in double, by their recurrence
+// from scale and scale * delta (it is linear: no multiply per term). Each 8
+// lanes' terms, 8 at a time, are made and transposed in registers, and each
+// sample adds its terms as one vector, with no rows to store and read back.
 template <int Terms, typename C>
 SOFTHIST_HD void add_moments(const C* delta, const double* scale, const int32_t* first,
-                             MassRows& mass, LaneSums& sums) {
-  chebyshev_rows<Terms>(delta, scale, mass.row);
-  if constexpr (Terms == 4)
-    add_short_windows<4>(first, mass.row, sums);
-  else
-    add_long_windows(Terms, first, mass.row, sums);
+                             LaneSums& sums) {
+  using V = Vec8Of<double>;
+  const std::array<double*, LaneSums::kCopies> dst = sums.copies();
+  for (int l0 = 0; l0 < kLanes; l0 += 8) {
+    V d, t0, t1, r[8];
+    for (int j = 0; j < 8; ++j) d[j] = static_cast<double>(delta[l0 + j]);
+    __builtin_memcpy(&t0, scale + l0, sizeof t0);
+    t1 = t0 * d;
+    const V twice = d + d;
+    for (int k0 = 0; k0 < Terms; k0 += 8) {
+      for (int k = 0; k < 8; ++k) {
+        r[k] = k0 + k < Terms ? t0 : V{};
+        const V t2 = twice * t1 - t0;
+        t0 = t1;
+        t1 = t2;
+      }
+      transpose8(r);
+      for (int j = 0; j < 8; ++j) {  // (samples that reach no bin add zeros)
+        double* a = dst[(l0 + j) % LaneSums::kCopies] + first[l0 + j] + k0;
+        if constexpr (Terms == 4)
+          add_at(a, __builtin_shufflevector(r[j], r[j], 0, 1, 2, 3));
+        else
+          add_at(a, r[j]);
+      }
+    }
+  }
 }
 
 // A block with a NaN or infinite weight, which no moment can carry: added
@@ -713,7 +719,6 @@ SOFTHIST_CLONES void scatter_pieces_chunk(const T* x, const T* w, int64_t n, con
                                           std::vector<double>& direct, int32_t* pieces,
                                           C* deltas) {
   LaneSums sums(moments, grid.size(), runs_of_equals(x, n) ? n : 0);
-  MassRows mass;
   for (int64_t i0 = 0; i0 < n; i0 += kLanes) {
     int32_t first[kLanes];
     double scale[kLanes];
@@ -737,7 +742,7 @@ SOFTHIST_CLONES void scatter_pieces_chunk(const T* x, const T* w, int64_t n, con
       scatter_directly(x + i0, w + i0, std::min<int64_t>(kLanes, n - i0), win, grid, values, direct);
       continue;
     }
-    add_moments<Terms>(delta, scale, first, mass, sums);
+    add_moments<Terms>(delta, scale, first, sums);
   }
   sums.add_copies();
 }
@@ -781,7 +786,6 @@ SOFTHIST_CLONES void pair_pieces_chunk(const T* x, const T* w, const C* g, const
                                        T* out, double* moments, std::vector<double>& direct,
                                        double& moment) {
   LaneSums sums(moments, grid.size(), runs_of_equals(x, n) ? n : 0);
-  MassRows mass;
   double sum = 0;
   for (int64_t i0 = 0; i0 < n; i0 += kLanes) {
     int32_t first[kLanes];
@@ -804,7 +808,7 @@ SOFTHIST_CLONES void pair_pieces_chunk(const T* x, const T* w, const C* g, const
       continue;
     }
     chebyshev_sums<Terms>(g, first, delta, acc);
-    add_moments<Terms>(delta, scale, first, mass, sums);
+    add_moments<Terms>(delta, scale, first, sums);
     sum += pair_outputs(acc, alive, scale, xb, factor, e0, gl);
     for (int l = 0; l < m; ++l) out[i0 + l] = gl[l];
   }
