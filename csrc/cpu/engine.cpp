@@ -128,15 +128,35 @@ SOFTHIST_HD bool window_masses(const C* v, int64_t span, const int32_t* first,
   return false;
 }
 
-// Windows of up to Len bins, masses from window_masses.
-template <int Len>
-SOFTHIST_CLONES void add_short_windows(const int32_t* first, const double (*mass)[kLanes],
-                                       LaneSums& sums) {
+// Windows of up to Len <= 8 bins, with finite scales: each 8 lanes' bin
+// masses scale * (v_k - v_(k+1)) (with Edges, scale * v_k) made and
+// transposed in registers, so that a sample adds its window as one vector
+// of Len, zeros past it, with no rows to store and read back.
+template <int Len, bool Edges, typename C>
+SOFTHIST_HD void add_short_windows(const C* v, int64_t span, const int32_t* first,
+                                   const double* scale, LaneSums& sums) {
+  using V = Vec8Of<double>;
   const std::array<double*, LaneSums::kCopies> dst = sums.copies();
-  for (int l = 0; l < kLanes; ++l) {  // (samples that reach no bin add zeros)
-    typename ShortVecOf<Len>::type m;
-    for (int j = 0; j < Len; ++j) m[j] = mass[j][l];
-    add_at(dst[l % LaneSums::kCopies] + first[l], m);
+  for (int l0 = 0; l0 < kLanes; l0 += 8) {
+    V s, r[8];
+    __builtin_memcpy(&s, scale + l0, sizeof s);
+    Vec8Of<C> c[9];  // v's rows, lanes l0 .. l0 + 7
+    for (int k = 0; k < 9; ++k) {
+      c[k] = Vec8Of<C>{};
+      if (k < span + (Edges ? 0 : 1)) __builtin_memcpy(&c[k], v + k * kLanes + l0, sizeof c[k]);
+    }
+    for (int k = 0; k < 8; ++k) {
+      const V here = __builtin_convertvector(c[k], V);
+      r[k] = k >= span ? V{} : Edges ? s * here : s * (here - __builtin_convertvector(c[k + 1], V));
+    }
+    transpose8(r);
+    for (int j = 0; j < 8; ++j) {  // (samples that reach no bin add zeros)
+      double* a = dst[(l0 + j) % LaneSums::kCopies] + first[l0 + j];
+      if constexpr (Len == 4)
+        add_at(a, __builtin_shufflevector(r[j], r[j], 0, 1, 2, 3));
+      else
+        add_at(a, r[j]);
+    }
   }
 }
 
@@ -159,6 +179,14 @@ SOFTHIST_CLONES void add_long_windows(int64_t span, const int32_t* first,
     }
 }
 
+// Whether a block's scales hold a NaN or infinite weight.
+SOFTHIST_HD bool nonfinite_scale(const double* scale) {
+  double probe = 0;
+#pragma omp simd reduction(+ : probe)
+  for (int l = 0; l < kLanes; ++l) probe += scale[l] * 0.0;
+  return probe != probe;
+}
+
 // A block's windows of `edges` values v into the bins at first: their
 // differences (bin masses), or with Edges the values themselves (edge sums),
 // times scale.
@@ -166,10 +194,12 @@ template <bool Edges, typename C>
 SOFTHIST_CLONES void add_windows(const C* v, int64_t edges, const int32_t* first,
                                  const double* scale, MassRows& rows, LaneSums& sums) {
   const int64_t span = Edges ? edges : edges - 1;
+  if (span <= kShortMax && !nonfinite_scale(scale)) {
+    if (span <= 4) return add_short_windows<4, Edges>(v, span, first, scale, sums);
+    return add_short_windows<kShortMax, Edges>(v, span, first, scale, sums);
+  }
   if (span <= kLongMax) {
     if (!window_masses<Edges>(v, span, first, scale, rows, sums)) return;
-    if (span <= 4) return add_short_windows<4>(first, rows.row, sums);
-    if (span <= kShortMax) return add_short_windows<kShortMax>(first, rows.row, sums);
     return add_long_windows(span, first, rows.row, sums);
   }
   for (int l = 0; l < kLanes; ++l) {
@@ -660,13 +690,6 @@ void scatter_directly(const T* x, const T* w, int64_t n, const Window& win,
     runtime_scatter_chunk<false, T, C>(x, w, n, win, values, acc);
 }
 
-// Whether a block's scales hold a NaN or infinite weight.
-SOFTHIST_HD bool nonfinite_scale(const double* scale) {
-  double probe = 0;
-#pragma omp simd reduction(+ : probe)
-  for (int l = 0; l < kLanes; ++l) probe += scale[l] * 0.0;
-  return probe != probe;
-}
 
 // A block's places, for gather_pieces_chunk to read rather than locate the
 // samples again: pieces[l] = sample l's piece (-1 where it reaches no bin),
