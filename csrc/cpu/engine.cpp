@@ -128,6 +128,22 @@ SOFTHIST_HD bool window_masses(const C* v, int64_t span, const int32_t* first,
   return false;
 }
 
+// r[k][j] = lane l0 + j's value k: transposed in registers, and each lane's
+// values added as one vector of Len (4 or 8) at its first bin + k0, in its
+// copy (dst: LaneSums::copies).
+template <int Len>
+SOFTHIST_HD void add_transposed(Vec8Of<double> (&r)[8], const int32_t* first, int l0, int64_t k0,
+                                const std::array<double*, LaneSums::kCopies>& dst) {
+  transpose8(r);
+  for (int j = 0; j < 8; ++j) {  // (samples that reach no bin add zeros)
+    double* a = dst[(l0 + j) % LaneSums::kCopies] + first[l0 + j] + k0;
+    if constexpr (Len == 4)
+      add_at(a, __builtin_shufflevector(r[j], r[j], 0, 1, 2, 3));
+    else
+      add_at(a, r[j]);
+  }
+}
+
 // Windows of up to Len <= 8 bins, with finite scales: each 8 lanes' bin
 // masses scale * (v_k - v_(k+1)) (with Edges, scale * v_k) made and
 // transposed in registers, so that a sample adds its window as one vector
@@ -149,14 +165,7 @@ SOFTHIST_HD void add_short_windows(const C* v, int64_t span, const int32_t* firs
       const V here = __builtin_convertvector(c[k], V);
       r[k] = k >= span ? V{} : Edges ? s * here : s * (here - __builtin_convertvector(c[k + 1], V));
     }
-    transpose8(r);
-    for (int j = 0; j < 8; ++j) {  // (samples that reach no bin add zeros)
-      double* a = dst[(l0 + j) % LaneSums::kCopies] + first[l0 + j];
-      if constexpr (Len == 4)
-        add_at(a, __builtin_shufflevector(r[j], r[j], 0, 1, 2, 3));
-      else
-        add_at(a, r[j]);
-    }
+    add_transposed<Len>(r, first, l0, 0, dst);
   }
 }
 
@@ -171,11 +180,7 @@ SOFTHIST_CLONES void add_long_windows(int64_t span, const int32_t* first,
     for (int l0 = 0; l0 < kLanes; l0 += 8) {
       Vec8Of<double> r[8];
       for (int k = 0; k < 8; ++k) r[k] = *reinterpret_cast<const Vec8Of<double>*>(&mass[k0 + k][l0]);
-      transpose8(r);
-      for (int j = 0; j < 8; ++j) {  // (samples that reach no bin add zeros)
-        const int l = l0 + j;
-        add_at(dst[l % LaneSums::kCopies] + first[l] + k0, r[j]);
-      }
+      add_transposed<8>(r, first, l0, k0, dst);
     }
 }
 
@@ -664,14 +669,7 @@ SOFTHIST_HD void add_moments(const C* delta, const double* scale, const int32_t*
         t0 = t1;
         t1 = t2;
       }
-      transpose8(r);
-      for (int j = 0; j < 8; ++j) {  // (samples that reach no bin add zeros)
-        double* a = dst[(l0 + j) % LaneSums::kCopies] + first[l0 + j] + k0;
-        if constexpr (Terms == 4)
-          add_at(a, __builtin_shufflevector(r[j], r[j], 0, 1, 2, 3));
-        else
-          add_at(a, r[j]);
-      }
+      add_transposed<Terms == 4 ? 4 : 8>(r, first, l0, k0, dst);
     }
   }
 }
@@ -689,7 +687,6 @@ void scatter_directly(const T* x, const T* w, int64_t n, const Window& win,
   else
     runtime_scatter_chunk<false, T, C>(x, w, n, win, values, acc);
 }
-
 
 // A block's places, for gather_pieces_chunk to read rather than locate the
 // samples again: pieces[l] = sample l's piece (-1 where it reaches no bin),
