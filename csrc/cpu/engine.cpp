@@ -73,9 +73,9 @@ class LaneSums {
 // is added to the histogram as one vector of Len doubles, zeros past its end:
 // a few wide adds per sample rather than a scalar loop. Len is 4 or 8, the
 // shortest that holds the window (8 for 3 bins measured 30% slower). Longer
-// windows, up to kLongMax bins, are added as vectors of 8 (add_long_windows).
-// The histogram is padded by 7 bins for that (Layout's pad).
-constexpr int64_t kShortMax = 8, kLongMax = 64;
+// windows are added as vectors of 8, 8 bins at a time (add_windows). The
+// histogram is padded by 7 bins for that (Layout's pad).
+constexpr int64_t kShortMax = 8;
 template <int Len>
 struct ShortVecOf {
   typedef double type __attribute__((vector_size(Len * sizeof(double)), aligned(8), may_alias));
@@ -93,39 +93,12 @@ SOFTHIST_HD void add_at(double* dst, const V& v) {
   __builtin_memcpy(dst, &sum, sizeof sum);
 }
 
-// A block's bin masses, kLongMax rows of kLanes, zero in the rows past the
-// window (the adds read whole vectors of rows); `written` rows may not be.
-struct MassRows {
-  alignas(64) double row[kLongMax][kLanes] = {};
-  int64_t written = 0;
-};
-
-// A window of `edges` edge values adds span = edges - 1 bin masses (their
-// differences), or with Edges the span = edges values themselves (edge
-// sums). False when a weight is NaN or infinite: then the masses were added
-// here, one by one, since such a weight times the zeros past the window
-// would reach other bins.
-template <bool Edges, typename C>
-SOFTHIST_HD bool window_masses(const C* v, int64_t span, const int32_t* first,
-                               const double* scale, MassRows& rows, LaneSums& sums) {
-  double (*mass)[kLanes] = rows.row;
-  for (int64_t k = span; k < rows.written; ++k)  // (an earlier block's longer window)
-    for (int l = 0; l < kLanes; ++l) mass[k][l] = 0;
-  rows.written = span;
-  double probe = 0;  // NaN when a weight is NaN or infinite
+// Whether a block's scales hold a NaN or infinite weight.
+SOFTHIST_HD bool nonfinite_scale(const double* scale) {
+  double probe = 0;
 #pragma omp simd reduction(+ : probe)
   for (int l = 0; l < kLanes; ++l) probe += scale[l] * 0.0;
-  for (int64_t k = 0; k < span; ++k)
-#pragma omp simd
-    for (int l = 0; l < kLanes; ++l) {
-      const double next = Edges ? 0.0 : static_cast<double>(v[(k + 1) * kLanes + l]);
-      mass[k][l] = scale[l] * (static_cast<double>(v[k * kLanes + l]) - next);
-    }
-  if (probe == probe) return true;
-  for (int l = 0; l < kLanes; ++l)
-    if (scale[l] != 0)
-      for (int64_t k = 0; k < span; ++k) sums.lane(l)[first[l] + k] += mass[k][l];
-  return false;
+  return probe != probe;
 }
 
 // r[k][j] = lane l0 + j's value k: transposed in registers, and each lane's
@@ -144,77 +117,50 @@ SOFTHIST_HD void add_transposed(Vec8Of<double> (&r)[8], const int32_t* first, in
   }
 }
 
-// Windows of up to Len <= 8 bins, with finite scales: each 8 lanes' bin
-// masses scale * (v_k - v_(k+1)) (with Edges, scale * v_k) made and
-// transposed in registers, so that a sample adds its window as one vector
-// of Len, zeros past it, with no rows to store and read back.
-template <int Len, bool Edges, typename C>
-SOFTHIST_HD void add_short_windows(const C* v, int64_t span, const int32_t* first,
-                                   const double* scale, LaneSums& sums) {
+// A block's windows of `edges` values v into the bins at first: their
+// differences (bin masses), or with Edges the values themselves (edge sums),
+// times scale. Each 8 lanes' masses, 8 bins at a time, are made and
+// transposed in registers, so that a sample adds 8 consecutive bins (4 for
+// windows of up to 4) as one vector, zeros past its window. A block with a
+// NaN or infinite weight adds its masses one by one, since such a weight
+// times those zeros would reach other bins.
+template <bool Edges, typename C>
+SOFTHIST_CLONES void add_windows(const C* v, int64_t edges, const int32_t* first,
+                                 const double* scale, LaneSums& sums) {
   using V = Vec8Of<double>;
-  const std::array<double*, LaneSums::kCopies> dst = sums.copies();
-  for (int l0 = 0; l0 < kLanes; l0 += 8) {
-    V s, r[8];
-    __builtin_memcpy(&s, scale + l0, sizeof s);
-    Vec8Of<C> c[9];  // v's rows, lanes l0 .. l0 + 7
-    for (int k = 0; k < 9; ++k) {
-      c[k] = Vec8Of<C>{};
-      if (k < span + (Edges ? 0 : 1)) __builtin_memcpy(&c[k], v + k * kLanes + l0, sizeof c[k]);
+  const int64_t span = Edges ? edges : edges - 1, rows = Edges ? span : span + 1;
+  if (nonfinite_scale(scale)) {
+    for (int l = 0; l < kLanes; ++l) {
+      if (scale[l] == 0) continue;
+      double* a = sums.lane(l) + first[l];
+      const C* vl = v + l;
+      for (int64_t k = 0; k < span; ++k)
+        a[k] += scale[l] * (static_cast<double>(vl[k * kLanes]) -
+                            (Edges ? 0.0 : static_cast<double>(vl[(k + 1) * kLanes])));
     }
-    for (int k = 0; k < 8; ++k) {
-      const V here = __builtin_convertvector(c[k], V);
-      r[k] = k >= span ? V{} : Edges ? s * here : s * (here - __builtin_convertvector(c[k + 1], V));
-    }
-    add_transposed<Len>(r, first, l0, 0, dst);
+    return;
   }
-}
-
-// Windows of up to kLongMax bins, masses from window_masses: each 8 lanes'
-// masses, 8 bins at a time, are transposed in registers, so that a sample
-// adds 8 consecutive bins as one vector (scalar adds, one per bin, were the
-// forward's bottleneck).
-SOFTHIST_CLONES void add_long_windows(int64_t span, const int32_t* first,
-                                      const double (*mass)[kLanes], LaneSums& sums) {
   const std::array<double*, LaneSums::kCopies> dst = sums.copies();
   for (int64_t k0 = 0; k0 < span; k0 += 8)
     for (int l0 = 0; l0 < kLanes; l0 += 8) {
-      Vec8Of<double> r[8];
-      for (int k = 0; k < 8; ++k) r[k] = *reinterpret_cast<const Vec8Of<double>*>(&mass[k0 + k][l0]);
-      add_transposed<8>(r, first, l0, k0, dst);
+      V s, r[8];
+      __builtin_memcpy(&s, scale + l0, sizeof s);
+      Vec8Of<C> c[9];  // v's rows k0 .. k0 + 8, lanes l0 .. l0 + 7
+      for (int k = 0; k < 9; ++k) {
+        c[k] = Vec8Of<C>{};
+        if (k0 + k < rows) __builtin_memcpy(&c[k], v + (k0 + k) * kLanes + l0, sizeof c[k]);
+      }
+      for (int k = 0; k < 8; ++k) {
+        const V here = __builtin_convertvector(c[k], V);
+        r[k] = k0 + k >= span ? V{}
+               : Edges        ? s * here
+                              : s * (here - __builtin_convertvector(c[k + 1], V));
+      }
+      if (span <= 4)
+        add_transposed<4>(r, first, l0, k0, dst);
+      else
+        add_transposed<8>(r, first, l0, k0, dst);
     }
-}
-
-// Whether a block's scales hold a NaN or infinite weight.
-SOFTHIST_HD bool nonfinite_scale(const double* scale) {
-  double probe = 0;
-#pragma omp simd reduction(+ : probe)
-  for (int l = 0; l < kLanes; ++l) probe += scale[l] * 0.0;
-  return probe != probe;
-}
-
-// A block's windows of `edges` values v into the bins at first: their
-// differences (bin masses), or with Edges the values themselves (edge sums),
-// times scale.
-template <bool Edges, typename C>
-SOFTHIST_CLONES void add_windows(const C* v, int64_t edges, const int32_t* first,
-                                 const double* scale, MassRows& rows, LaneSums& sums) {
-  const int64_t span = Edges ? edges : edges - 1;
-  if (span <= kShortMax && !nonfinite_scale(scale)) {
-    if (span <= 4) return add_short_windows<4, Edges>(v, span, first, scale, sums);
-    return add_short_windows<kShortMax, Edges>(v, span, first, scale, sums);
-  }
-  if (span <= kLongMax) {
-    if (!window_masses<Edges>(v, span, first, scale, rows, sums)) return;
-    return add_long_windows(span, first, rows.row, sums);
-  }
-  for (int l = 0; l < kLanes; ++l) {
-    if (scale[l] == 0) continue;
-    double* a = sums.lane(l) + first[l];
-    const C* vl = v + l;
-    for (int64_t k = 0; k < span; ++k)
-      a[k] += scale[l] * (static_cast<double>(vl[k * kLanes]) -
-                          (Edges ? 0.0 : static_cast<double>(vl[(k + 1) * kLanes])));
-  }
 }
 
 // acc[b] += sum_i w_i * D_Order(x_i, b) / kappa^Order over n samples.
@@ -226,7 +172,6 @@ SOFTHIST_CLONES void scatter_chunk_1d(const T* x, const T* w, int64_t n, const W
   std::vector<C> values(static_cast<size_t>(edges * kLanes));
   C* v = values.data();
   LaneSums sums(acc, win.bins, n);
-  MassRows mass;
   for (int64_t i0 = 0; i0 < n; i0 += kLanes) {
     int32_t first[kLanes];
     double t64[kLanes], scale[kLanes];
@@ -235,7 +180,7 @@ SOFTHIST_CLONES void scatter_chunk_1d(const T* x, const T* w, int64_t n, const W
     for (int l = 0; l < kLanes; ++l) t_first[l] = static_cast<C>(t64[l]);
     window_values<K, Order>(t_first, c, edges, v);
     if constexpr (OpenEnds) open_window_ends(win, Order, first, v);
-    add_windows<false>(v, edges, first, scale, mass, sums);
+    add_windows<false>(v, edges, first, scale, sums);
   }
   sums.add_copies();
 }
@@ -301,12 +246,11 @@ SOFTHIST_CLONES void runtime_scatter_chunk(const T* x, const T* w, int64_t n, co
                            const RuntimeValues<C>& values, double* acc) {
   std::vector<C> v(static_cast<size_t>(win.edges * kLanes));
   LaneSums sums(acc, win.bins + Edges, n);
-  MassRows mass;
   for (int64_t i0 = 0; i0 < n; i0 += kLanes) {
     int32_t first[kLanes];
     double scale[kLanes];
     const int64_t edges = values.load(x + i0, w ? w + i0 : nullptr, n - i0, win, first, scale, v.data());
-    add_windows<Edges>(v.data(), edges, first, scale, mass, sums);
+    add_windows<Edges>(v.data(), edges, first, scale, sums);
   }
   sums.add_copies();
 }
@@ -369,7 +313,6 @@ SOFTHIST_CLONES void runtime_pair_chunk(const T* x, const T* w, const C* h, int6
                                         double& moment) {
   std::vector<C> v(static_cast<size_t>(win.edges * kLanes));
   LaneSums sums(acc, win.bins + 1, n);
-  MassRows mass;
   double sum = 0;  // (a local: moment's neighbours belong to other threads' chunks)
   for (int64_t i0 = 0; i0 < n; i0 += kLanes) {
     int32_t first[kLanes];
@@ -385,7 +328,7 @@ SOFTHIST_CLONES void runtime_pair_chunk(const T* x, const T* w, const C* h, int6
         values.load(xb, static_cast<const T*>(nullptr), kLanes, win, first, alive, v.data());
     pair_scales(alive, wb, scale);
     gather_rows<true>(v.data(), edges, first, h, g);
-    add_windows<true>(v.data(), edges, first, scale, mass, sums);
+    add_windows<true>(v.data(), edges, first, scale, sums);
     sum += pair_outputs(g, alive, scale, xb, factor, e0, gl);
     for (int l = 0; l < m; ++l) out[i0 + l] = gl[l];
   }
