@@ -117,29 +117,13 @@ SOFTHIST_HD void add_transposed(Vec8Of<double> (&r)[8], const int32_t* first, in
   }
 }
 
-// A block's windows of `edges` values v into the bins at first: their
-// differences (bin masses), or with Edges the values themselves (edge sums),
-// times scale. Each 8 lanes' masses, 8 bins at a time, are made and
-// transposed in registers, so that a sample adds 8 consecutive bins (4 for
-// windows of up to 4) as one vector, zeros past its window. A block with a
-// NaN or infinite weight adds its masses one by one, since such a weight
-// times those zeros would reach other bins.
-template <bool Edges, typename C>
-SOFTHIST_CLONES void add_windows(const C* v, int64_t edges, const int32_t* first,
-                                 const double* scale, LaneSums& sums) {
+// add_windows's adds for finite scales, each sample's as vectors of Len: each
+// 8 lanes' masses, 8 bins at a time, made and transposed in registers.
+template <int Len, bool Edges, typename C>
+SOFTHIST_HD void add_window_vectors(const C* v, int64_t span, const int32_t* first,
+                                    const double* scale, LaneSums& sums) {
   using V = Vec8Of<double>;
-  const int64_t span = Edges ? edges : edges - 1, rows = Edges ? span : span + 1;
-  if (nonfinite_scale(scale)) {
-    for (int l = 0; l < kLanes; ++l) {
-      if (scale[l] == 0) continue;
-      double* a = sums.lane(l) + first[l];
-      const C* vl = v + l;
-      for (int64_t k = 0; k < span; ++k)
-        a[k] += scale[l] * (static_cast<double>(vl[k * kLanes]) -
-                            (Edges ? 0.0 : static_cast<double>(vl[(k + 1) * kLanes])));
-    }
-    return;
-  }
+  const int64_t rows = Edges ? span : span + 1;
   const std::array<double*, LaneSums::kCopies> dst = sums.copies();
   for (int64_t k0 = 0; k0 < span; k0 += 8)
     for (int l0 = 0; l0 < kLanes; l0 += 8) {
@@ -156,11 +140,32 @@ SOFTHIST_CLONES void add_windows(const C* v, int64_t edges, const int32_t* first
                : Edges        ? s * here
                               : s * (here - __builtin_convertvector(c[k + 1], V));
       }
-      if (span <= 4)
-        add_transposed<4>(r, first, l0, k0, dst);
-      else
-        add_transposed<8>(r, first, l0, k0, dst);
+      add_transposed<Len>(r, first, l0, k0, dst);
     }
+}
+
+// A block's windows of `edges` values v into the bins at first: their
+// differences (bin masses), or with Edges the values themselves (edge sums),
+// times scale. Each sample adds 8 consecutive bins (4 for windows of up to 4)
+// as one vector, zeros past its window (add_window_vectors). A block with a
+// NaN or infinite weight adds its masses one by one, since such a weight
+// times those zeros would reach other bins.
+template <bool Edges, typename C>
+SOFTHIST_CLONES void add_windows(const C* v, int64_t edges, const int32_t* first,
+                                 const double* scale, LaneSums& sums) {
+  const int64_t span = Edges ? edges : edges - 1;
+  if (!nonfinite_scale(scale)) {
+    if (span <= 4) return add_window_vectors<4, Edges>(v, span, first, scale, sums);
+    return add_window_vectors<8, Edges>(v, span, first, scale, sums);
+  }
+  for (int l = 0; l < kLanes; ++l) {
+    if (scale[l] == 0) continue;
+    double* a = sums.lane(l) + first[l];
+    const C* vl = v + l;
+    for (int64_t k = 0; k < span; ++k)
+      a[k] += scale[l] * (static_cast<double>(vl[k * kLanes]) -
+                          (Edges ? 0.0 : static_cast<double>(vl[(k + 1) * kLanes])));
+  }
 }
 
 // acc[b] += sum_i w_i * D_Order(x_i, b) / kappa^Order over n samples.
