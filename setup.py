@@ -48,7 +48,10 @@ sanitizer_flags = (
 cpu_sources = [
     "csrc/registration.cpp",
     "csrc/ops.cpp",
-    "csrc/cpu/engine.cpp",
+    "csrc/cpu/ops_cpu.cpp",
+    # The engine, one file per dtype: the heaviest compile, split so that the
+    # jobs run in parallel.
+    *(f"csrc/cpu/engine_{dtype}.cpp" for dtype in ("float", "double", "half", "bfloat16")),
 ]
 # Paths relative to the source tree, the build's working directory (as above).
 cuda_sources = [Path("csrc/ops.cpp"), *sorted(Path("csrc/cuda").glob("*.cu"))]
@@ -68,7 +71,8 @@ ext_modules = [
     CppExtension(
         "softhist_ext._C",
         cpu_sources,
-        depends=["csrc/kernels.h", "csrc/range.h", "csrc/ops.h", "csrc/dispatch.h", "csrc/cpu/common.h"],
+        depends=["csrc/kernels.h", "csrc/range.h", "csrc/ops.h", "csrc/dispatch.h",
+                 *sorted(str(h) for h in Path("csrc/cpu").glob("*.h"))],
         extra_compile_args=[*cpu_flags, STABLE_ABI_TARGET, *sanitizer_flags],
         extra_link_args=sanitizer_flags,
         py_limited_api=True,
