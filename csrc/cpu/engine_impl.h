@@ -1,8 +1,18 @@
-// The engine's passes, per op: each axis's window (even bins or explicit
-// edges), then by the cheaper method (Chebyshev pieces, windows, the hard
-// kernel's bins) the chunks of samples in parallel, their partials merged in
-// chunk order; and Engine's members over them (instantiated per dtype in
-// engine_*.cpp).
+// The engine's passes: scatter (samples -> bins) and gather (bins -> samples)
+// over D = 1, 2 or 3 axes, as compile-time D, and Engine's members over them
+// (instantiated per dtype in engine_*.cpp). Each axis's window comes from
+// params (even bins or explicit edges); then, by the cheaper method, the
+// samples are processed in blocks of kLanes, so the window loops (fixed
+// length, only their offsets differ per sample) vectorise across samples:
+//   D = 1: by Chebyshev pieces (pieces.h) where they pay, else a sample's
+//          window of edges (windows_1d.h), the kernel and order as
+//          compile-time constants;
+//   D > 1: a sample's window on the last axis, as whole vectors over
+//          histogram rows padded with zeros; the outer axes' windows give
+//          each row its coefficient (joint.h);
+//   hard:  each sample's bin (hard.h).
+// Scatter sums fixed chunks of each row into float64 partials, merged in
+// chunk order, so results do not depend on the thread count.
 #pragma once
 
 #include <algorithm>
