@@ -20,8 +20,9 @@ KEPT_PAGES = {"MALLOC_MMAP_THRESHOLD_": str(1 << 30), "MALLOC_TRIM_THRESHOLD_": 
 
 
 def keep_pages() -> None:
-    """Runs this script afresh with KEPT_PAGES (once), for benches whose cases
-    are all softhist_ext's: their ratios then compare computation alone."""
+    """Runs this script afresh with KEPT_PAGES (once): bench_learnable, whose
+    cases are all softhist_ext's, and bench_mi --kept-pages. Their ratios then
+    compare computation alone."""
     if any(os.environ.get(k) != v for k, v in KEPT_PAGES.items()):
         os.execve(sys.executable, [sys.executable] + sys.argv, {**os.environ, **KEPT_PAGES})
 
