@@ -335,11 +335,26 @@ def _params_autograd(input, bins, min, max, kappa, kernel, conserve_mass=False):
     return _below_autograd(ops.params.default, input, bins, min, max, kappa, kernel, conserve_mass)
 
 
+def _records(coords, *others):
+    """Whether autograd records this call, as autograd.Function.apply decides.
+    Calls it would not record (no grad mode, as in every backward that is not
+    differentiated itself, or no input that requires grad) skip apply, whose
+    overhead outweighs a small input's kernel."""
+    if not torch.is_grad_enabled():
+        return False
+    return any(t is not None and t.requires_grad for t in [*coords, *others])
+
+
 def _scatter_autograd(coords, weight, params, bins, orders, kernel, edge_axes=()):
+    if not _records(coords, weight, params):
+        return _below_autograd(ops.scatter.default, coords, weight, params, bins, orders, kernel,
+                               edge_axes)
     return _Scatter.apply(weight, params, bins, orders, kernel, edge_axes, *coords)
 
 
 def _gather_autograd(coords, hist, params, orders, kernel, edge_axes=()):
+    if not _records(coords, hist, params):
+        return _below_autograd(ops.gather.default, coords, hist, params, orders, kernel, edge_axes)
     return _Gather.apply(hist, params, orders, kernel, edge_axes, *coords)
 
 
