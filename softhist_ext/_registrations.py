@@ -329,12 +329,6 @@ class _Gather(torch.autograd.Function):
         return (grad_hist, grad_params, None, None, None, *grad_coords)
 
 
-def _params_autograd(input, bins, min, max, kappa, kernel, conserve_mass=False):
-    # A constant for autograd: computed below the Autograd key, so it has no
-    # history.
-    return _below_autograd(ops.params.default, input, bins, min, max, kappa, kernel, conserve_mass)
-
-
 def _records(coords, *others):
     """Whether autograd records this call, as autograd.Function.apply decides.
     Calls it would not record (no grad mode, as in every backward that is not
@@ -368,6 +362,8 @@ def _register_autograd(name, kernel):
         _library.impl(name, kernel, "Autograd")
 
 
-_register_autograd("params", _params_autograd)
+# params is a constant for autograd (the data's range never gets a gradient):
+# no autograd kernel, its result never joins the graph.
+_register_autograd("params", torch.library.fallthrough_kernel)
 _register_autograd("scatter", _scatter_autograd)
 _register_autograd("gather", _gather_autograd)
