@@ -136,8 +136,9 @@ struct PairWindow {
         // Edges xs..xs+nx of the x window in lanes 0..nx, edges ys..ys+ny of
         // the y window in lanes slab_x+1..slab_x+1+ny (<= 31); then each lane's
         // edge minus the next lane's is the mass of the bin from its edge (at
-        // the edges, the edge's value itself).
-        const bool needed = x_lane ? lane <= nx : y_edge <= ny;
+        // the edges, the edge's value itself, so edge nx or ny is not read:
+        // past the window's last, it may lie past explicit edges' end).
+        const bool needed = x_lane ? lane < nx + !at_x : y_edge < ny + !at_y;
         const int64_t k = x_lane ? xs + lane : ys + y_edge;
         const Window& w = x_lane ? wx : wy;
         const int64_t first = x_lane ? p.first_x : p.first_y;
