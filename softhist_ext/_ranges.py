@@ -13,6 +13,14 @@ def finite_range(rows: List[Tensor], weight: Optional[Tensor] = None) -> Tuple[T
     if weighted: one weight for a single tensor), a constant for autograd.
     A row without such a sample gets [0, 1] (its caller reports it); a row
     of equal samples is widened by 1 on each side, as histc widens a point."""
+    minmax = minmax_if_finite(rows) if weight is None else None
+    if minmax is not None:
+        return widened(minmax[0], minmax[1])
+    return widened_finite_range(rows, weight)
+
+
+def widened_finite_range(rows: List[Tensor], weight: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+    """finite_range, by passes that leave NaN and +-inf out."""
     inf = float("inf")
     lo = torch.empty(0)
     hi = torch.empty(0)
@@ -28,11 +36,46 @@ def finite_range(rows: List[Tensor], weight: Optional[Tensor] = None) -> Tuple[T
         lo = row_lo if first else torch.minimum(lo, row_lo)
         hi = row_hi if first else torch.maximum(hi, row_hi)
         first = False
+    return widened(lo, hi)
+
+
+def widened(lo: Tensor, hi: Tensor) -> Tuple[Tensor, Tensor]:
+    """Each row's range from its finite samples' min and max: [0, 1] for a
+    row without one (lo > hi), a point widened by 1 on each side."""
     empty = lo > hi
     lo = torch.where(empty, torch.zeros_like(lo), lo)
     hi = torch.where(empty, torch.ones_like(hi), hi)
     point = lo == hi
     return torch.where(point, lo - 1, lo), torch.where(point, hi + 1, hi)
+
+
+def minmax_if_finite(rows: List[Tensor]) -> Optional[Tuple[Tensor, Tensor]]:
+    """Each row's min and max, each (..., 1), over every tensor of rows
+    together, by one pass each (no temporaries), where every sample is
+    finite; None where one is not. Eager only: it reads the answer on the
+    host (a sync on CUDA), which TorchScript, torch.compile and CUDA-graph
+    capture get None for, and the passes that leave non-finite samples out."""
+    if not torch.jit.is_scripting():
+        if not torch.compiler.is_compiling() and not _capturing(rows):
+            return _minmax_if_finite(rows)
+    return None
+
+
+def _capturing(rows: List[Tensor]) -> bool:
+    return any(v.is_cuda for v in rows) and torch.cuda.is_current_stream_capturing()
+
+
+def _minmax_if_finite(rows: List[Tensor]) -> Optional[Tuple[Tensor, Tensor]]:
+    lo, hi = None, None
+    for v in rows:
+        if v.shape[-1] == 0:
+            return None
+        row_lo, row_hi = torch.aminmax(v.detach(), dim=-1, keepdim=True)
+        lo = row_lo if lo is None else torch.minimum(lo, row_lo)
+        hi = row_hi if hi is None else torch.maximum(hi, row_hi)
+    if lo is None or not bool((lo.isfinite() & hi.isfinite()).all()):
+        return None  # (a NaN anywhere makes its row's min and max NaN)
+    return lo, hi
 
 
 def to_unit(v: Tensor, lo: Tensor, hi: Tensor) -> Tensor:

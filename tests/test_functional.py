@@ -242,6 +242,32 @@ def test_batched_equals_per_image_and_keeps_dtype(fn):
     assert half.dtype == torch.float16 and (half.float() - batched).abs().max() < 0.05
 
 
+@pytest.mark.parametrize("fn", ["equalize", "equalize_clahe", "match_histograms"])
+@pytest.mark.parametrize("kernel", ["box", "bspline"])
+@pytest.mark.parametrize("bad, fixed", [(float("nan"), False), (float("inf"), False), (300.0, True)])
+def test_an_image_is_unchanged_by_a_nonfinite_or_out_of_range_pixel_in_another(fn, kernel, bad, fixed):
+    # A batch whose pixels are all finite and inside the range skips clamping
+    # them into it and keeping NaN (nothing for either to change); one pixel
+    # elsewhere that is not makes the whole batch take them. Image 0's values
+    # and gradients must not tell the two apart.
+    x = chw(ASTRONAUT[:40, :48]).double()[None].repeat(2, 1, 1, 1)
+    x[1] = x[1].flip(-1)
+    ref = torch.from_numpy(CAMERA[:36, :30]).double()
+    rng = EIGHT_BIT if fixed else {"bins": 32}
+    call = {"equalize": lambda v: equalize(v, kernel=kernel, **rng),
+            "equalize_clahe": lambda v: equalize_clahe(v, 2.0, (2, 3), kernel=kernel, **rng),
+            "match_histograms": lambda v: match_histograms(v, ref, kernel=kernel, **rng)}[fn]
+    g = torch.randn(x.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    results = []
+    for v in (x, x.clone().index_put_((torch.tensor(1), torch.tensor(2), torch.tensor(5), torch.tensor(7)),
+                                      torch.tensor(bad, dtype=torch.float64))):
+        v = v.requires_grad_()
+        out = call(v)
+        (out * g).sum().backward()
+        results.append((out[0].detach(), v.grad[0]))
+    assert torch.equal(results[0][0], results[1][0]) and torch.equal(results[0][1], results[1][1])
+
+
 def test_own_range_makes_units_irrelevant():
     x = torch.rand(3, 20, 20, dtype=torch.float64)
     torch.testing.assert_close(equalize(x * 255), equalize(x))

@@ -293,3 +293,23 @@ def test_bad_arguments_raise_naming_the_argument(fuzz_results, name):
     assert kind in ALLOWED, f"{name}: {kind}: {message}"
     pattern = fuzz_cases()[name][1]
     assert re.search(pattern, message), f"{name}: message does not name the argument: {message}"
+
+
+def test_own_range_by_one_pass_equals_the_passes_that_leave_nonfinite_samples_out():
+    # Where every sample is finite, each row's own range comes from one min-max
+    # pass; it must equal what the passes for non-finite samples give.
+    from softhist_ext._ranges import finite_range, widened_finite_range
+
+    x = torch.randn(5, 300, dtype=torch.float64, generator=torch.Generator().manual_seed(0)) * 1000
+    x[1] = 7.0  # a point: widened by 1 on each side
+    x[2, 3] = -0.0
+    for rows in ([x], [x.float(), 2 * x.float()], [x[:, :1]]):
+        fast, slow = finite_range(rows), widened_finite_range(rows)
+        assert torch.equal(fast[0], slow[0]) and torch.equal(fast[1], slow[1])
+    y = x.clone()
+    y[0, 5], y[3, 0] = float("nan"), float("-inf")
+    lo, hi = finite_range([y])
+    assert lo[0].item() == torch.cat([x[0, :5], x[0, 6:]]).min().item()
+    assert lo[3].item() == x[3, 1:].min().item() and hi[3].item() == x[3, 1:].max().item()
+    clean_lo, clean_hi = finite_range([x])  # the rows without a non-finite sample
+    assert torch.equal(lo[1:3], clean_lo[1:3]) and torch.equal(hi[4:], clean_hi[4:])

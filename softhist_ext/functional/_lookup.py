@@ -8,7 +8,8 @@ import torch
 from torch import Tensor
 
 from .. import _checks
-from .._ranges import check_own_or_fixed, finite_range, to_unit
+from .._ranges import (check_own_or_fixed, finite_range, minmax_if_finite, to_unit, widened,
+                       widened_finite_range)
 
 
 def check_image(fn: str, name: str, image: Tensor, spatial_dims: int) -> None:
@@ -70,14 +71,23 @@ def rows(image: Tensor, spatial_dims: int) -> Tensor:
     return image.to(compute_dtype(image)).reshape(lead + [-1])
 
 
-def in_range(v: Tensor, min: Optional[float], max: Optional[float]) -> Tuple[Tensor, float, float]:
-    """The values to histogram and their range: each row (last dimension)
-    mapped onto [0, 1] by its own finite range (a constant for autograd), or
-    v itself with the fixed [min, max]."""
+def in_range(v: Tensor, min: Optional[float],
+             max: Optional[float]) -> Tuple[Tensor, float, float, bool]:
+    """The values to histogram, their range and whether every value is
+    finite and inside it (so that clamping into the range and keeping NaN
+    change nothing; False where that was not checked): each row (last
+    dimension) mapped onto [0, 1] by its own finite range (a constant for
+    autograd), or v itself with the fixed [min, max]."""
+    minmax = minmax_if_finite([v])
     if min is None or max is None:
-        lo, hi = finite_range([v])
-        return to_unit(v, lo, hi), 0.0, 1.0
-    return v, float(min), float(max)
+        if minmax is None:
+            lo, hi = widened_finite_range([v])
+            return to_unit(v, lo, hi), 0.0, 1.0, False
+        # (v - lo) / (hi - lo) of finite v in [lo, hi] rounds into [0, 1].
+        lo, hi = widened(minmax[0], minmax[1])
+        return to_unit(v, lo, hi), 0.0, 1.0, True
+    inside = minmax is not None and bool(((minmax[0] >= min) & (minmax[1] <= max)).all())
+    return v, float(min), float(max), inside
 
 
 def row_range(v: Tensor, min: Optional[float], max: Optional[float]) -> Tuple[Tensor, Tensor]:
@@ -111,5 +121,6 @@ def cdf(hist: Tensor) -> Tensor:
 def lookup(v: Tensor, table: Tensor, params: Tensor, kernel: str) -> Tensor:
     """sum_b table[b] * mass(v_i, b) per row: the soft table lookup, one
     gather. Callers clamp v into the range first (beyond it a CDF is flat),
-    so +-inf read the end bins; NaN reads 0."""
+    so +-inf read the end bins, unless in_range found every value inside;
+    NaN reads 0."""
     return torch.ops.softhist.gather([v], table, params, [0], kernel)

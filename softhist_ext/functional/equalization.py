@@ -85,8 +85,10 @@ def equalize(
     _lookup.check_image("equalize", "image", image, spatial_dims)
     _lookup.check_common("equalize", bins, min, max, kappa)
     x = _lookup.rows(image, spatial_dims)
-    v, lo, hi = _lookup.in_range(x, min, max)
+    v, lo, hi, inside = _lookup.in_range(x, min, max)
     params, hist = _lookup.histograms(v, bins, lo, hi, kappa, kernel)
-    out = _lookup.lookup(v.clamp(lo, hi), _lookup.cdf(hist), params, kernel).clamp(0.0, 1.0)
-    out = torch.where(torch.isnan(x), x, out)
+    out = _lookup.lookup(v if inside else v.clamp(lo, hi), _lookup.cdf(hist), params, kernel)
+    out = out.clamp(0.0, 1.0)
+    if not inside:
+        out = torch.where(torch.isnan(x), x, out)
     return out.reshape(image.shape).to(image.dtype)

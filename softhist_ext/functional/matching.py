@@ -18,7 +18,8 @@ def _inverse_cdf(u: Tensor, q: Tensor, values: Tensor, nonempty: Tensor) -> Tens
     which is np.interp over the nonempty bins' points; below the first
     nonempty bin's q, its value. Differentiable in u and q."""
     bins = q.shape[-1]
-    j = torch.searchsorted(q.detach(), u.detach()).clamp(max=bins - 1)
+    # (q is a broadcast reference's rows, strided: searchsorted wants them contiguous.)
+    j = torch.searchsorted(q.detach().contiguous(), u.detach()).clamp(max=bins - 1)
     q_before = torch.cat([torch.zeros_like(q[..., :1]), q[..., :-1]], -1)
     index = torch.arange(bins, device=q.device).expand(q.shape)
     last = torch.where(nonempty, index, torch.full_like(index, -1)).cummax(-1).values
@@ -125,9 +126,10 @@ def match_histograms(
             f"{spatial_dims}); pass one reference per source image and channel, or one to share"
         )
     x = _lookup.rows(source, spatial_dims)
-    v, lo, hi = _lookup.in_range(x, min, max)
+    v, lo, hi, inside = _lookup.in_range(x, min, max)
     params, hist = _lookup.histograms(v, bins, lo, hi, kappa, kernel)
-    u = _lookup.lookup(v.clamp(lo, hi), _lookup.cdf(hist), params, kernel).clamp(0.0, 1.0)
+    u = _lookup.lookup(v if inside else v.clamp(lo, hi), _lookup.cdf(hist), params, kernel)
+    u = u.clamp(0.0, 1.0)
 
     r = _lookup.rows(reference, spatial_dims)
     # The reference's range per row, computed once: its bins' values below
@@ -144,5 +146,6 @@ def match_histograms(
     values = values.expand(shape).reshape(-1, bins)
     nonempty = (hist_r.detach() > 0).expand(shape).reshape(-1, bins)
     out = _inverse_cdf(u.reshape(q.shape[0], -1), q, values, nonempty).reshape(x.shape)
-    out = torch.where(torch.isnan(x), x.to(out.dtype), out)
+    if not inside:
+        out = torch.where(torch.isnan(x), x.to(out.dtype), out)
     return out.reshape(source.shape).to(source.dtype)
