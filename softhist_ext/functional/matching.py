@@ -25,12 +25,15 @@ def _inverse_cdf(u: Tensor, q: Tensor, values: Tensor, nonempty: Tensor) -> Tens
     last = torch.where(nonempty, index, torch.full_like(index, -1)).cummax(-1).values
     previous = torch.cat([torch.full_like(last[..., :1], -1), last[..., :-1]], -1)
     value_before = torch.where(previous >= 0, values.gather(-1, previous.clamp(min=0)), values)
-    q0, q1 = q_before.gather(-1, j), q.gather(-1, j)
-    v0, v1 = value_before.gather(-1, j), values.gather(-1, j)
-    step = q1 - q0
+    # Each bin's lerp (rows x bins: small), then one per pixel. A bin whose
+    # CDF does not rise maps to its value.
+    step = q - q_before
     ok = step > 0
-    t = torch.where(ok, (u - q0) / torch.where(ok, step, torch.ones_like(step)), torch.ones_like(u))
-    return v0 + t.clamp(0.0, 1.0) * (v1 - v0)
+    start = torch.where(ok, value_before, values)
+    rise = torch.where(ok, values - value_before, torch.zeros_like(values))
+    step = torch.where(ok, step, torch.ones_like(step))
+    t = ((u - q_before.gather(-1, j)) / step.gather(-1, j)).clamp(0.0, 1.0)
+    return start.gather(-1, j) + t * rise.gather(-1, j)
 
 
 def match_histograms(
