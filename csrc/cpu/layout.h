@@ -30,6 +30,19 @@ inline int64_t round_up(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
 inline int64_t quad_width(int64_t span) { return round_up(span + kQuad - 1, kQuad); }
 inline int64_t row_width(int64_t span) { return round_up(span, kRow); }
 
+// n values from a cache line's start, left for their pass to write: the
+// pieces' partials, each zeroed by the thread that adds into it (in its cache).
+template <typename S = double>
+struct AlignedRoom {
+  std::unique_ptr<S[]> store;
+  S* data;
+  explicit AlignedRoom(int64_t n) : store(new S[static_cast<size_t>(n) + 64 / sizeof(S)]) {
+    void* p = store.get();
+    size_t space = (static_cast<size_t>(n) + 64 / sizeof(S)) * sizeof(S);
+    data = static_cast<S*>(std::align(64, n * sizeof(S), p, space));
+  }
+};
+
 // n zeros from a cache line's start: the scatter's partials.
 template <typename S = double>
 struct AlignedZeros {

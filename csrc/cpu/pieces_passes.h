@@ -29,18 +29,21 @@ void merge_pieces(const ChebyshevGrid& grid, const double* partial,
                   const F& f) {
   const int64_t size = grid.size(), slots = grid.slots;
   torch::stable::parallel_for(0, rows, 1, [&](int64_t r0, int64_t r1) {
-    std::vector<double> moments(static_cast<size_t>(size)), added(static_cast<size_t>(slots));
+    // (A row of one chunk, as short rows have, reads that chunk's moments.)
+    std::vector<double> moments(static_cast<size_t>(chunks > 1 ? size : 0));
+    std::vector<double> added(static_cast<size_t>(slots));
     for (int64_t r = r0; r < r1; ++r) {
       std::fill(moments.begin(), moments.end(), 0.0);
       std::fill(added.begin(), added.end(), 0.0);
       for (int64_t ci = 0; ci < chunks; ++ci) {
         const double* p = partial + (r * chunks + ci) * size;
-        for (int64_t j = 0; j < size; ++j) moments[j] += p[j];
+        if (chunks > 1)
+          for (int64_t j = 0; j < size; ++j) moments[j] += p[j];
         const std::vector<double>& d = direct[r * chunks + ci];
         if (!d.empty())
           for (int64_t j = 0; j < slots; ++j) added[j] += d[j];
       }
-      f(r, moments.data(), added.data());
+      f(r, chunks > 1 ? moments.data() : partial + r * size, added.data());
     }
   });
 }
@@ -48,7 +51,7 @@ void merge_pieces(const ChebyshevGrid& grid, const double* partial,
 // A pass's moments: each chunk's (partial, `chunks` per row), and its blocks
 // added by their windows (direct, most empty).
 struct PieceMoments {
-  AlignedZeros<double> partial;
+  AlignedRoom<double> partial;
   std::vector<std::vector<double>> direct;
   int64_t chunks;
 
@@ -66,15 +69,17 @@ PieceMoments piece_moments(const T* x, const T* w, const Window& win, Kernel ker
                            int32_t* pieces = nullptr, C* deltas = nullptr) {
   const RuntimeValues<C> values(win, kernel, order);
   const int64_t size = grid.size(), chunks = pieces_chunks(n, rows, size);
-  PieceMoments pm{AlignedZeros<double>(rows * chunks * size),
+  PieceMoments pm{AlignedRoom<double>(rows * chunks * size),
                   std::vector<std::vector<double>>(static_cast<size_t>(rows * chunks)), chunks};
   torch::stable::parallel_for(0, rows * chunks, 1, [&](int64_t i0, int64_t i1) {
     for (int64_t i = i0; i < i1; ++i) {
       int64_t b, m;
       chunk_bounds(i, chunks, n, b, m);
+      double* partial = pm.partial.data + i * size;
+      std::fill(partial, partial + size, 0.0);
       dispatch_pieces<C>(grid.terms, win.open_ends, [&](auto terms, auto open) {
         scatter_pieces_chunk<decltype(terms)::value, decltype(open)::value, T, C>(
-            x + b, w ? w + b : nullptr, m, win, grid, values, pm.partial.data + i * size,
+            x + b, w ? w + b : nullptr, m, win, grid, values, partial,
             pm.direct[i], pieces ? pieces + b : nullptr, deltas ? deltas + b : nullptr);
       });
     }
@@ -107,9 +112,10 @@ void scatter_pieces(const T* x, const T* w, const Window& win, Kernel kernel, in
 // grid.slots values), and 8 zeros after them (rows_of8 reads 8 terms of a
 // piece of 4).
 template <typename T, typename C>
-AlignedZeros<C> piece_coefficients(const ChebyshevGrid& grid, const T* hist, int64_t rows) {
+AlignedRoom<C> piece_coefficients(const ChebyshevGrid& grid, const T* hist, int64_t rows) {
   const int64_t size = grid.size();
-  AlignedZeros<C> g(rows * size + 8);
+  AlignedRoom<C> g(rows * size + 8);  // (from_slots writes each row's)
+  std::fill(g.data + rows * size, g.data + rows * size + 8, C(0));
   torch::stable::parallel_for(0, rows, 1, [&](int64_t r0, int64_t r1) {
     std::vector<double> acc(static_cast<size_t>(size));
     for (int64_t r = r0; r < r1; ++r)
@@ -127,7 +133,7 @@ void gather_pieces(const T* x, const T* hist, const Window& win, Kernel kernel, 
                    const int32_t* pieces = nullptr, const C* deltas = nullptr) {
   const ChebyshevGrid grid = chebyshev_grid_of<C, T>(kernel, order, win, at_edges);
   const int64_t size = grid.size();
-  const AlignedZeros<C> g = piece_coefficients<T, C>(grid, hist, rows);
+  const AlignedRoom<C> g = piece_coefficients<T, C>(grid, hist, rows);
   const int64_t blocks = (n + kGatherBlock - 1) / kGatherBlock;
   std::atomic<bool> in_grid{true};
   torch::stable::parallel_for(0, rows * blocks, 1, [&](int64_t i0, int64_t i1) {
@@ -155,8 +161,8 @@ void pair_pieces(const T* x, const T* w, const T* coef, const C* h, int64_t h_st
   const ChebyshevGrid grid = chebyshev_grid_of<C, T>(kernel, order, win, true);
   const RuntimeValues<C> values(win, kernel, order);
   const int64_t size = grid.size(), chunks = pieces_chunks(n, rows, size);
-  const AlignedZeros<C> g = piece_coefficients<T, C>(grid, coef, rows);
-  const AlignedZeros partial(rows * chunks * size);
+  const AlignedRoom<C> g = piece_coefficients<T, C>(grid, coef, rows);
+  const AlignedRoom<double> partial(rows * chunks * size);
   std::vector<std::vector<double>> direct(static_cast<size_t>(rows * chunks));
   std::vector<double> moments(static_cast<size_t>(rows * chunks), 0.0);
   torch::stable::parallel_for(0, rows * chunks, 1, [&](int64_t i0, int64_t i1) {
@@ -164,10 +170,12 @@ void pair_pieces(const T* x, const T* w, const T* coef, const C* h, int64_t h_st
       int64_t b, m;
       chunk_bounds(i, chunks, n, b, m);
       const int64_t row = i / chunks;
+      double* part = partial.data + i * size;
+      std::fill(part, part + size, 0.0);
       dispatch_pieces<C>(grid.terms, win.open_ends, [&](auto terms, auto open) {
         pair_pieces_chunk<decltype(terms)::value, decltype(open)::value, T, C>(
             x + b, w ? w + b : nullptr, g.data + row * size, h + row * h_stride, m, win, grid,
-            values, factor, e0, gathered + b, partial.data + i * size, direct[i], moments[i]);
+            values, factor, e0, gathered + b, part, direct[i], moments[i]);
       });
     }
   });
