@@ -15,8 +15,8 @@ glibc's malloc maps every block of 32 MB or more afresh and unmaps it when
 freed, so by default the dense peers' N x bins tensors (256 MB each here)
 are page-faulted and zeroed by the kernel on every call. --kept-pages runs
 the bench with glibc's malloc thresholds fixed (timing.keep_pages): freed
-blocks are reused, and the times are computation alone. Peak memory is measured in fresh processes
-either way.
+blocks are reused, and the times are computation alone. Peak memory is
+measured in fresh processes either way.
 """
 
 import argparse
