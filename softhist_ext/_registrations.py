@@ -21,6 +21,7 @@ builds the same for C++ programs.
 """
 
 import torch
+from torch.autograd import forward_ad
 
 ops = torch.ops.softhist
 
@@ -333,7 +334,11 @@ def _records(coords, *others):
     """Whether autograd records this call, as autograd.Function.apply decides.
     Calls it would not record (no grad mode, as in every backward that is not
     differentiated itself, or no input that requires grad) skip apply, whose
-    overhead outweighs a small input's kernel."""
+    overhead outweighs a small input's kernel. Under forward-mode AD or a
+    torch.func transform, apply it is: it raises for them (no jvp, no vmap
+    rule), where the op below autograd would drop their tangents."""
+    if forward_ad._current_level >= 0 or torch._C._functorch.maybe_current_level() is not None:
+        return True
     if not torch.is_grad_enabled():
         return False
     return any(t is not None and t.requires_grad for t in [*coords, *others])

@@ -93,3 +93,16 @@ def test_low_precision_gradients(device, dtype):
     scale = xr.grad.abs().max().item()
     tol = {torch.float32: 1e-5, torch.float16: 2e-3, torch.bfloat16: 2e-2}[dtype]
     assert (x.grad.cpu().double() - xr.grad).abs().max().item() < tol * scale
+
+
+def test_forward_mode_ad_raises_rather_than_dropping_tangents():
+    # The ops have no jvp: forward-mode AD and torch.func.jvp must say so,
+    # never return a histogram whose tangent is silently zero.
+    import torch.autograd.forward_ad as fwAD
+
+    x, t = torch.rand(100), torch.ones(100)
+    with pytest.raises(NotImplementedError, match="jvp"):
+        with fwAD.dual_level():
+            softhist_ext.histc(fwAD.make_dual(x, t), 10, 0.0, 1.0)
+    with pytest.raises(RuntimeError, match="functorch transforms"):
+        torch.func.jvp(lambda v: softhist_ext.histc(v, 10, 0.0, 1.0), (x,), (t,))
