@@ -80,8 +80,11 @@ def _minmax_if_finite(rows: List[Tensor]) -> Optional[Tuple[Tensor, Tensor]]:
 
 def to_unit(v: Tensor, lo: Tensor, hi: Tensor) -> Tensor:
     """v mapped from [lo, hi] onto [0, 1]: by a division, not a product with
-    the reciprocal, so the largest sample maps to exactly 1, inside the range."""
-    return (v - lo) / (hi - lo)
+    the reciprocal, so the largest sample maps to exactly 1, inside the range.
+    The division is in place, into the difference: one new tensor where a
+    large input's fresh pages cost more than the arithmetic (lo and hi are
+    constants for autograd, so the difference is not needed again)."""
+    return (v - lo).div_(hi - lo)
 
 
 def check_own_or_fixed(fn: str, has_min: bool, has_max: bool, has_kappa: bool,
