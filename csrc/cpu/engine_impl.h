@@ -77,7 +77,7 @@ void scatter_axes(const std::vector<Tensor>& coords, const T* w, const Tensor& p
     return scatter_pieces<T, C>(ax.x[0], w, ax.win[0], kernel, pb.orders[0], pb.at_edges[0], n,
                                 rows, ax.factor, out, places);
   const int64_t chunks = chunks_per_row(n, rows, size);
-  const AlignedZeros partial(rows * chunks * size);
+  const AlignedRoom<double> partial(rows * chunks * size);
   // Work item i: chunk i % chunks of row i / chunks, into partial[i].
   torch::stable::parallel_for(0, rows * chunks, 1, [&](int64_t i0, int64_t i1) {
     std::optional<Block<D, T, C>> blk;
@@ -86,7 +86,7 @@ void scatter_axes(const std::vector<Tensor>& coords, const T* w, const Tensor& p
       int64_t b, m;
       chunk_bounds(i, chunks, n, b, m);
       const T* ws = w ? w + b : nullptr;
-      double* acc = partial.data + i * size;
+      double* acc = partial.zeroed(i, size);
       if (kernel == Kernel::Hard) {
         scatter_chunk_hard<D>(ax.at(b), ws, m, ax.win.data(), ax.lay, acc);
       } else if (D == 1 && (pb.at_edges[0] || ax.win[0].at)) {

@@ -22,7 +22,7 @@ namespace {
 //            took 9-15% longer for windows of 5 bins);
 //   gather: reads of kRow values from the window's first bin, the columns
 //           past the window masked.
-// Rows start at 32-byte boundaries (AlignedZeros, rows of a multiple of kQuad).
+// Rows start at 32-byte boundaries (AlignedRoom, rows of a multiple of kQuad).
 constexpr int64_t kQuad = 4, kRow = 8;
 
 inline int64_t round_up(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
@@ -31,7 +31,8 @@ inline int64_t quad_width(int64_t span) { return round_up(span + kQuad - 1, kQua
 inline int64_t row_width(int64_t span) { return round_up(span, kRow); }
 
 // n values from a cache line's start, left for their pass to write: the
-// pieces' partials, each zeroed by the thread that adds into it (in its cache).
+// scatters' partials (zeroed(), each by the thread that adds into it, in its
+// cache) and the gathers' coefficients.
 template <typename S = double>
 struct AlignedRoom {
   std::unique_ptr<S[]> store;
@@ -41,20 +42,12 @@ struct AlignedRoom {
     size_t space = (static_cast<size_t>(n) + 64 / sizeof(S)) * sizeof(S);
     data = static_cast<S*>(std::align(64, n * sizeof(S), p, space));
   }
-};
-
-// n zeros from a cache line's start: the scatter's partials.
-template <typename S = double>
-struct AlignedZeros {
-  std::vector<S> store;
-  S* data;
-  explicit AlignedZeros(int64_t n) : store(static_cast<size_t>(n) + 64 / sizeof(S)) {
-    void* p = store.data();
-    size_t space = store.size() * sizeof(S);
-    data = static_cast<S*>(std::align(64, n * sizeof(S), p, space));
+  // Partial i of `size` values, zeroed.
+  S* zeroed(int64_t i, int64_t size) const {
+    S* p = data + i * size;
+    std::fill(p, p + size, S(0));
+    return p;
   }
-  AlignedZeros(const AlignedZeros&) = delete;  // (data points into store)
-  AlignedZeros(AlignedZeros&&) = default;
 };
 
 // A window's span on an axis: its bins (edges - 1), or at the edges all of them.

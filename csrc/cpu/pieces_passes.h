@@ -75,8 +75,7 @@ PieceMoments piece_moments(const T* x, const T* w, const Window& win, Kernel ker
     for (int64_t i = i0; i < i1; ++i) {
       int64_t b, m;
       chunk_bounds(i, chunks, n, b, m);
-      double* partial = pm.partial.data + i * size;
-      std::fill(partial, partial + size, 0.0);
+      double* partial = pm.partial.zeroed(i, size);
       dispatch_pieces<C>(grid.terms, win.open_ends, [&](auto terms, auto open) {
         scatter_pieces_chunk<decltype(terms)::value, decltype(open)::value, T, C>(
             x + b, w ? w + b : nullptr, m, win, grid, values, partial,
@@ -170,8 +169,7 @@ void pair_pieces(const T* x, const T* w, const T* coef, const C* h, int64_t h_st
       int64_t b, m;
       chunk_bounds(i, chunks, n, b, m);
       const int64_t row = i / chunks;
-      double* part = partial.data + i * size;
-      std::fill(part, part + size, 0.0);
+      double* part = partial.zeroed(i, size);
       dispatch_pieces<C>(grid.terms, win.open_ends, [&](auto terms, auto open) {
         pair_pieces_chunk<decltype(terms)::value, decltype(open)::value, T, C>(
             x + b, w ? w + b : nullptr, g.data + row * size, h + row * h_stride, m, win, grid,
