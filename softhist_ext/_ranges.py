@@ -13,10 +13,20 @@ def finite_range(rows: List[Tensor], weight: Optional[Tensor] = None) -> Tuple[T
     if weighted: one weight for a single tensor), a constant for autograd.
     A row without such a sample gets [0, 1] (its caller reports it); a row
     of equal samples is widened by 1 on each side, as histc widens a point."""
+    lo, hi, _ = own_range(rows, weight)
+    return lo, hi
+
+
+def own_range(rows: List[Tensor], weight: Optional[Tensor] = None) -> Tuple[Tensor, Tensor, bool]:
+    """finite_range, and whether every sample was finite (False where that
+    was not checked): one min-max pass where it was, else the passes that
+    leave non-finite samples out."""
     minmax = minmax_if_finite(rows) if weight is None else None
     if minmax is not None:
-        return widened(minmax[0], minmax[1])
-    return widened_finite_range(rows, weight)
+        lo, hi = widened(minmax[0], minmax[1])
+        return lo, hi, True
+    lo, hi = widened_finite_range(rows, weight)
+    return lo, hi, False
 
 
 def widened_finite_range(rows: List[Tensor], weight: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:

@@ -8,8 +8,7 @@ import torch
 from torch import Tensor
 
 from .. import _checks
-from .._ranges import (check_own_or_fixed, finite_range, minmax_if_finite, to_unit, widened,
-                       widened_finite_range)
+from .._ranges import check_own_or_fixed, finite_range, minmax_if_finite, own_range, to_unit
 
 
 def check_image(fn: str, name: str, image: Tensor, spatial_dims: int) -> None:
@@ -78,14 +77,11 @@ def in_range(v: Tensor, min: Optional[float],
     change nothing; False where that was not checked): each row (last
     dimension) mapped onto [0, 1] by its own finite range (a constant for
     autograd), or v itself with the fixed [min, max]."""
-    minmax = minmax_if_finite([v])
     if min is None or max is None:
-        if minmax is None:
-            lo, hi = widened_finite_range([v])
-            return to_unit(v, lo, hi), 0.0, 1.0, False
         # (v - lo) / (hi - lo) of finite v in [lo, hi] rounds into [0, 1].
-        lo, hi = widened(minmax[0], minmax[1])
-        return to_unit(v, lo, hi), 0.0, 1.0, True
+        lo, hi, finite = own_range([v])
+        return to_unit(v, lo, hi), 0.0, 1.0, finite
+    minmax = minmax_if_finite([v])
     inside = minmax is not None and bool(((minmax[0] >= min) & (minmax[1] <= max)).all())
     return v, float(min), float(max), inside
 
