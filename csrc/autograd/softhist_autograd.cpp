@@ -372,19 +372,12 @@ at::Tensor gather_autograd(at::TensorList coords, const at::Tensor& hist,
   return GatherFunction::apply(coords, hist, params, orders, kernel, edge_axes);
 }
 
-// params depends on the data only through its range, which is a constant for
-// autograd: run it below autograd so its result never joins the graph.
-at::Tensor params_autograd(const at::Tensor& input, int64_t bins, double min, double max,
-                           std::optional<double> kappa, std::string_view kernel,
-                           bool conserve_mass) {
-  at::AutoDispatchBelowADInplaceOrView below_autograd;
-  return softhist::params(input, bins, min, max, kappa, kernel, conserve_mass);
-}
-
 }  // namespace
 
 TORCH_LIBRARY_IMPL(softhist, Autograd, m) {
-  m.impl("params", TORCH_FN(params_autograd));
+  // params depends on the data only through its range, a constant for
+  // autograd: no autograd kernel, so its result never joins the graph.
+  m.impl("params", torch::CppFunction::makeFallthrough());
   m.impl("scatter", TORCH_FN(scatter_autograd));
   m.impl("gather", TORCH_FN(gather_autograd));
 }
