@@ -62,9 +62,9 @@ def widened(lo: Tensor, hi: Tensor) -> Tuple[Tensor, Tensor]:
 def minmax_if_finite(rows: List[Tensor]) -> Optional[Tuple[Tensor, Tensor]]:
     """Each row's min and max, each (..., 1), over every tensor of rows
     together, by one pass each (no temporaries), where every sample is
-    finite; None where one is not. Eager only: it reads the answer on the
-    host (a sync on CUDA), which TorchScript, torch.compile and CUDA-graph
-    capture get None for, and the passes that leave non-finite samples out."""
+    finite; None where one is not. Eager only, as it reads the answer on the
+    host (a sync on CUDA): under TorchScript, torch.compile and CUDA-graph
+    capture it returns None, and callers take widened_finite_range's passes."""
     if not torch.jit.is_scripting():
         if not torch.compiler.is_compiling() and not _capturing(rows):
             return _minmax_if_finite(rows)
