@@ -7,7 +7,8 @@
 //   D = 1: by Chebyshev pieces (pieces.h) where they pay, else a sample's
 //          window of edges (windows_1d.h), the kernel and order as
 //          compile-time constants;
-//   D > 1: a sample's window on the last axis, as whole vectors over
+//   D = 2: by Chebyshev pieces of both axes where they pay (joint_pieces.h);
+//   D > 1: else a sample's window on the last axis, as whole vectors over
 //          histogram rows padded with zeros; the outer axes' windows give
 //          each row its coefficient (joint.h);
 //   hard:  each sample's bin (hard.h).
@@ -24,6 +25,7 @@
 #include "explicit_edges.h"
 #include "hard.h"
 #include "joint.h"
+#include "joint_pieces.h"
 #include "layout.h"
 #include "pieces_passes.h"
 #include "windows_1d.h"
@@ -76,6 +78,9 @@ void scatter_axes(const std::vector<Tensor>& coords, const T* w, const Tensor& p
   if (D == 1 && chebyshev_pays<C, T>(kernel, ax.win[0], pb.orders[0], pb.at_edges[0], n))
     return scatter_pieces<T, C>(ax.x[0], w, ax.win[0], kernel, pb.orders[0], pb.at_edges[0], n,
                                 rows, ax.factor, out, places);
+  if constexpr (D == 2)
+    if (pair_pieces_pay<C, T>(kernel, ax.win, pb) && weights_finite(w, rows * n))
+      return scatter_pair_pieces<T, C>(ax.x, w, ax.win, kernel, pb, ax.factor, out);
   const int64_t chunks = chunks_per_row(n, rows, size);
   const AlignedRoom<double> partial(rows * chunks * size);
   // Work item i: chunk i % chunks of row i / chunks, into partial[i].
@@ -119,6 +124,9 @@ void gather_axes(const std::vector<Tensor>& coords, const T* hist, const Tensor&
   if (D == 1 && chebyshev_pays<C, T>(kernel, ax.win[0], pb.orders[0], pb.at_edges[0], n))
     return gather_pieces<T, C>(ax.x[0], hist, ax.win[0], kernel, pb.orders[0], pb.at_edges[0], n,
                                rows, ax.factor, out);
+  if constexpr (D == 2)
+    if (pair_pieces_pay<C, T>(kernel, ax.win, pb))
+      return gather_pair_pieces<T, C>(ax.x, hist, ax.win, kernel, pb, ax.factor, out);
   const int64_t last = pb.slots(D - 1), stride = last + ax.lay.pad, total = total_slots(pb);
   const std::vector<C> h = padded_rows<C>(hist, rows * (total / last), last, stride, rows * size);
   const int64_t blocks = (n + kGatherBlock - 1) / kGatherBlock;
@@ -214,7 +222,7 @@ bool edge_sums_axes(const Tensor& x, const T* w, const Tensor& params, const Pro
   const ChebyshevGrid edges_grid = chebyshev_grid_of<C, T>(kernel, 1, win, true, terms);
   const PieceMoments pm = piece_moments<T, C>(ax.x[0], w, win, kernel, 0, bins_grid, n, rows);
   const bool taken = !pm.any_direct();
-  merge_pieces(bins_grid, pm.partial.data, pm.direct, rows, pm.chunks,
+  merge_pieces(bins_grid.size(), bins_grid.slots, pm.partial.data, pm.direct, rows, pm.chunks,
                [&](int64_t r, const double* moments, const double* added) {
                  to_slots(bins_grid, moments, added, 1.0, hist + r * bins_grid.slots);
                  if (!taken) return;

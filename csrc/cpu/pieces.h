@@ -149,12 +149,12 @@ SOFTHIST_HD void locate_cuts(const T* x, const T* w, int64_t n, const Window& wi
 }
 
 // A block's pieces and places in them: first[l] = the offset of sample l's
-// piece's moments (terms per piece), delta[l] in [-1, 1), and scale as
-// locate_block's.
+// piece's moments (`per_piece` per piece: grid.terms where 0), delta[l] in
+// [-1, 1), and scale as locate_block's.
 template <bool OpenEnds, typename T, typename C>
 SOFTHIST_HD void locate_pieces(const T* x, const T* w, int64_t n, const Window& win,
                                const ChebyshevGrid& grid, int32_t* first, C* delta,
-                               double* scale) {
+                               double* scale, int32_t per_piece = 0) {
   if (!grid.cuts.empty()) return locate_cuts<OpenEnds>(x, w, n, win, grid, first, delta, scale);
   T x_tail[kLanes], w_tail[kLanes];
   pad_block(n, x, w, x_tail, w_tail);
@@ -162,7 +162,7 @@ SOFTHIST_HD void locate_pieces(const T* x, const T* w, int64_t n, const Window& 
   const double hi = static_cast<double>(win.bins) + reach;
   const double in_lo = win.in_lo, in_hi = win.in_hi;
   const double pad = static_cast<double>(grid.pad), per_bin = static_cast<double>(grid.per_bin);
-  const int32_t terms = static_cast<int32_t>(grid.terms);
+  const int32_t terms = per_piece ? per_piece : static_cast<int32_t>(grid.terms);
 #pragma omp simd
   for (int l = 0; l < kLanes; ++l) {
     const double xd = static_cast<double>(x[l]);

@@ -20,14 +20,13 @@ inline int64_t pieces_chunks(int64_t n, int64_t rows, int64_t size) {
   return chunks_per_row(n, rows, 8 * size);
 }
 
-// Each row's moments (partial: `chunks` per row) and directly added slots
-// (`direct`, one per chunk, most empty), summed in chunk order:
-// f(row, moments, added).
+// Each row's moments (partial: `chunks` per row of `size`) and directly
+// added slots (`direct`, `slots` per chunk, most empty), summed in chunk
+// order: f(row, moments, added).
 template <typename F>
-void merge_pieces(const ChebyshevGrid& grid, const double* partial,
+void merge_pieces(int64_t size, int64_t slots, const double* partial,
                   const std::vector<std::vector<double>>& direct, int64_t rows, int64_t chunks,
                   const F& f) {
-  const int64_t size = grid.size(), slots = grid.slots;
   torch::stable::parallel_for(0, rows, 1, [&](int64_t r0, int64_t r1) {
     // (A row of one chunk, as short rows have, reads that chunk's moments.)
     std::vector<double> moments(static_cast<size_t>(chunks > 1 ? size : 0));
@@ -101,7 +100,7 @@ void scatter_pieces(const T* x, const T* w, const Window& win, Kernel kernel, in
   const PieceMoments pm = piece_moments<T, C>(x, w, win, kernel, order, grid, n, rows,
                                               keep ? places->pieces : nullptr,
                                               keep ? places->deltas : nullptr);
-  merge_pieces(grid, pm.partial.data, pm.direct, rows, pm.chunks,
+  merge_pieces(grid.size(), grid.slots, pm.partial.data, pm.direct, rows, pm.chunks,
                [&](int64_t r, const double* moments, const double* added) {
                  to_slots(grid, moments, added, factor, out + r * grid.slots);
                });
@@ -177,7 +176,7 @@ void pair_pieces(const T* x, const T* w, const T* coef, const C* h, int64_t h_st
       });
     }
   });
-  merge_pieces(grid, partial.data, direct, rows, chunks,
+  merge_pieces(grid.size(), grid.slots, partial.data, direct, rows, chunks,
                [&](int64_t r, const double* moments, const double* added) {
                  to_slots(grid, moments, added, factor, scattered + r * grid.slots);
                });
