@@ -8,8 +8,8 @@ process).
     python bench/bench_mi.py --size 64
     python bench/bench_mi.py --kept-pages # freed buffers reused (below)
 
-Goal: >= 300x faster than MONAI's b-spline at 128^3 with 32 bins, at <= 1/100
-of its peak memory.
+Goal: >= 300x faster than MONAI's gaussian and b-spline windows at 128^3 with 32
+bins, at <= 1/100 of their peak memory.
 
 glibc's malloc maps every block of 32 MB or more afresh and unmaps it when
 freed, so by default the dense peers' N x bins tensors (256 MB each here)
