@@ -11,7 +11,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <type_traits>
 #include <vector>
 
 #include "../dispatch.h"
@@ -64,6 +63,115 @@ struct Vec8Type {
 template <typename S>
 using Vec8Of = typename Vec8Type<S>::type;
 
+// 4 doubles: one AVX2 register.
+typedef double Vec4d __attribute__((vector_size(32), aligned(8), may_alias));
+typedef float Vec4f __attribute__((vector_size(16), aligned(4), may_alias));
+
+// 8 doubles as two halves of 4, for CPUs without AVX-512. There a
+// vector_size(64) of doubles (Vec8Of<double>) is no register: GCC keeps it on
+// the stack, and takes its shuffles apart, and copies it, element by element
+// through memory, which stalls every load: in an AVX2-only build the float64
+// logistic's forward + backward took 5 times as long (14.8x torch.histc
+// against 2.9x). Halves stay in registers; with AVX-512, one register of 8
+// is faster (halves everywhere cost 15-25%), so the loops over 8 doubles
+// take either (has_avx512).
+struct Vec8d {
+  Vec4d lo, hi;
+
+  SOFTHIST_HD static Vec8d load(const double* p) {
+    Vec8d v;
+    __builtin_memcpy(&v.lo, p, sizeof v.lo);
+    __builtin_memcpy(&v.hi, p + 4, sizeof v.hi);
+    return v;
+  }
+  // 8 floats (or doubles) from p, as doubles.
+  SOFTHIST_HD static Vec8d widen(const float* p) {
+    Vec4f lo, hi;
+    __builtin_memcpy(&lo, p, sizeof lo);
+    __builtin_memcpy(&hi, p + 4, sizeof hi);
+    return {__builtin_convertvector(lo, Vec4d), __builtin_convertvector(hi, Vec4d)};
+  }
+  SOFTHIST_HD static Vec8d widen(const double* p) { return load(p); }
+  SOFTHIST_HD void store(double* p) const {
+    __builtin_memcpy(p, &lo, sizeof lo);
+    __builtin_memcpy(p + 4, &hi, sizeof hi);
+  }
+  SOFTHIST_HD double operator[](int i) const { return i < 4 ? lo[i] : hi[i - 4]; }
+  SOFTHIST_HD Vec8d& operator+=(const Vec8d& b) {
+    lo += b.lo;
+    hi += b.hi;
+    return *this;
+  }
+};
+SOFTHIST_HD Vec8d operator+(const Vec8d& a, const Vec8d& b) { return {a.lo + b.lo, a.hi + b.hi}; }
+SOFTHIST_HD Vec8d operator-(const Vec8d& a, const Vec8d& b) { return {a.lo - b.lo, a.hi - b.hi}; }
+SOFTHIST_HD Vec8d operator*(const Vec8d& a, const Vec8d& b) { return {a.lo * b.lo, a.hi * b.hi}; }
+SOFTHIST_HD Vec8d operator*(double a, const Vec8d& b) { return {a * b.lo, a * b.hi}; }
+
+// Whether the CPU has AVX-512, for the loops over 8 doubles to take
+// Vec8Of<double> (else Vec8d, Vec8d's note): both are compiled into every
+// clone (by a branch, not a lambda, which would not be compiled for the
+// clone's ISA), and the check is one predictable branch. False off x86.
+inline bool has_avx512() {
+#if defined(__x86_64__) && defined(__GNUC__)
+  // (x86-64-v4's features, as target_clones picks its clone by)
+  static const bool yes = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                          __builtin_cpu_supports("avx512cd") && __builtin_cpu_supports("avx512dq") &&
+                          __builtin_cpu_supports("avx512vl");
+  return yes;
+#else
+  return false;
+#endif
+}
+
+// Loads, stores and conversions of 8 values for either type of 8 doubles,
+// and for 8 floats.
+SOFTHIST_HD void load8(Vec8d& v, const double* p) { v = Vec8d::load(p); }
+template <typename S>
+SOFTHIST_HD void load8(Vec8Of<S>& v, const S* p) { __builtin_memcpy(&v, p, sizeof v); }
+SOFTHIST_HD void store8(double* p, const Vec8d& v) { v.store(p); }
+template <typename S>
+SOFTHIST_HD void store8(S* p, const Vec8Of<S>& v) { __builtin_memcpy(p, &v, sizeof v); }
+template <typename C>
+SOFTHIST_HD void widen8(Vec8d& v, const C* p) { v = Vec8d::widen(p); }
+template <typename C>
+SOFTHIST_HD void widen8(Vec8Of<double>& v, const C* p) {
+  Vec8Of<C> c;
+  __builtin_memcpy(&c, p, sizeof c);
+  v = __builtin_convertvector(c, Vec8Of<double>);
+}
+
+// The 4 x 4 block a[k][j] transposed in place (2 rounds of shuffles).
+SOFTHIST_HD void transpose4(Vec4d (&a)[4]) {
+  const Vec4d t0 = __builtin_shufflevector(a[0], a[1], 0, 4, 2, 6);
+  const Vec4d t1 = __builtin_shufflevector(a[0], a[1], 1, 5, 3, 7);
+  const Vec4d t2 = __builtin_shufflevector(a[2], a[3], 0, 4, 2, 6);
+  const Vec4d t3 = __builtin_shufflevector(a[2], a[3], 1, 5, 3, 7);
+  a[0] = __builtin_shufflevector(t0, t2, 0, 1, 4, 5);
+  a[1] = __builtin_shufflevector(t1, t3, 0, 1, 4, 5);
+  a[2] = __builtin_shufflevector(t0, t2, 2, 3, 6, 7);
+  a[3] = __builtin_shufflevector(t1, t3, 2, 3, 6, 7);
+}
+
+// transpose8 of doubles: four 4 x 4 blocks, the off-diagonal two swapped.
+SOFTHIST_HD void transpose8(Vec8d (&r)[8]) {
+  Vec4d a[4], b[4], c[4], d[4];  // rows 0-3 and 4-7, columns 0-3 and 4-7
+  for (int k = 0; k < 4; ++k) {
+    a[k] = r[k].lo;
+    b[k] = r[k].hi;
+    c[k] = r[k + 4].lo;
+    d[k] = r[k + 4].hi;
+  }
+  transpose4(a);
+  transpose4(b);
+  transpose4(c);
+  transpose4(d);
+  for (int j = 0; j < 4; ++j) {
+    r[j] = {a[j], c[j]};
+    r[j + 4] = {b[j], d[j]};
+  }
+}
+
 // The 8 x 8 block r[k][j] transposed in place, in registers (3 rounds of
 // shuffles), so that r[j] holds the former column j.
 template <typename V>
@@ -89,14 +197,22 @@ SOFTHIST_HD void transpose8(V (&r)[8]) {
 // consecutive values loaded as one vector, 8 lanes transposed in registers (a
 // compiler's gather costs a load and an insert per value). src must hold 7
 // values past every first[l] + k0.
+template <typename V, typename S>
+SOFTHIST_HD void rows_of8_as(const S* src, const int32_t* first, int64_t k0, S (*rows)[kLanes]) {
+  for (int l0 = 0; l0 < kLanes; l0 += 8) {
+    V r[8];
+    for (int j = 0; j < 8; ++j) load8(r[j], src + first[l0 + j] + k0);
+    transpose8(r);
+    for (int k = 0; k < 8; ++k) store8(&rows[k][l0], r[k]);
+  }
+}
 template <typename S>
 SOFTHIST_HD void rows_of8(const S* src, const int32_t* first, int64_t k0, S (*rows)[kLanes]) {
-  for (int l0 = 0; l0 < kLanes; l0 += 8) {
-    Vec8Of<S> r[8];
-    for (int j = 0; j < 8; ++j) r[j] = *reinterpret_cast<const Vec8Of<S>*>(src + first[l0 + j] + k0);
-    transpose8(r);
-    for (int k = 0; k < 8; ++k) *reinterpret_cast<Vec8Of<S>*>(&rows[k][l0]) = r[k];
-  }
+  if constexpr (sizeof(S) == 8)
+    has_avx512() ? rows_of8_as<Vec8Of<double>>(src, first, k0, rows)
+                 : rows_of8_as<Vec8d>(src, first, k0, rows);
+  else
+    rows_of8_as<Vec8Of<S>>(src, first, k0, rows);
 }
 
 // Window::locate for a block of samples, written without branches so that it

@@ -18,6 +18,7 @@
 #include "chebyshev.h"
 #include "layout.h"
 #include "pieces_passes.h"
+#include "window_rows.h"
 
 namespace softhist::cpu {
 namespace {
@@ -125,66 +126,85 @@ SOFTHIST_HD void locate_pairs(const T* x, const T* y, const T* w, int64_t n, con
     for (int l = 0; l < kLanes; ++l) ty[m][l] = 2.0 * static_cast<double>(dy[l]) * ty[m - 1][l] - ty[m - 2][l];
 }
 
+// moments[offset_l + m * kInnerTerms + n] += tx[m][l] T_n(dy_l) for 8 lanes
+// from l0: each lane's T_n(dy) one vector (transposed in registers), times
+// each of its tx terms; V: either type of 8 doubles (has_avx512).
+template <typename V>
+SOFTHIST_HD void add_pairs(const double (*tx)[kLanes], const double (*ty)[kLanes],
+                           const int32_t* offset, int l0, int64_t terms_x, double* moments) {
+  V r[8];
+  for (int k = 0; k < 8; ++k) load8(r[k], &ty[k][l0]);
+  transpose8(r);  // r[j]: lane l0 + j's T_n(dy)
+  for (int j = 0; j < 8; ++j) {
+    const int l = l0 + j;
+    if (tx[0][l] == 0) continue;  // reaches no bin (or weight 0)
+    double* cell = moments + offset[l];
+    for (int64_t m = 0; m < terms_x; ++m) add8(cell + m * kInnerTerms, tx[m][l] * r[j]);
+  }
+}
+
 // moments[offset_i + m * kInnerTerms + n] += w_i T_m(dx_i) T_n(dy_i) over n
-// samples of finite weight: each sample's T_n(dy) one vector (8 lanes'
-// transposed in registers), times each of its tx terms.
+// samples of finite weight.
 template <bool OpenX, bool OpenY, typename T, typename C>
 SOFTHIST_CLONES void scatter_pairs_chunk(const T* x, const T* y, const T* w, int64_t n,
                                          const PairGrid& pg, double* moments) {
-  using V = Vec8Of<double>;
   const int64_t terms_x = pg.axis[0].terms;
+  const bool wide = has_avx512();
   int32_t offset[kLanes];
   double tx[kInnerTerms][kLanes], ty[kInnerTerms][kLanes];
   for (int64_t i0 = 0; i0 < n; i0 += kLanes) {
     locate_pairs<OpenX, OpenY, T, C>(x + i0, y + i0, w ? w + i0 : nullptr, n - i0, pg, terms_x,
                                      offset, tx, ty);
-    for (int l0 = 0; l0 < kLanes; l0 += 8) {
-      V r[8];
-      for (int k = 0; k < 8; ++k) __builtin_memcpy(&r[k], &ty[k][l0], sizeof r[k]);
-      transpose8(r);  // r[j]: lane l0 + j's T_n(dy)
-      for (int j = 0; j < 8; ++j) {
-        const int l = l0 + j;
-        if (tx[0][l] == 0) continue;  // reaches no bin (or weight 0)
-        double* cell = moments + offset[l];
-        for (int64_t m = 0; m < terms_x; ++m)
-          *reinterpret_cast<V*>(cell + m * kInnerTerms) += tx[m][l] * r[j];
-      }
-    }
+    for (int l0 = 0; l0 < kLanes; l0 += 8)
+      wide ? add_pairs<Vec8Of<double>>(tx, ty, offset, l0, terms_x, moments)
+           : add_pairs<Vec8d>(tx, ty, offset, l0, terms_x, moments);
   }
 }
 
+// sums[j] = sum_(m, n) g[offset_l + m * kInnerTerms + n] tx[m][l] T_n(dy_l)
+// for 8 lanes l = l0 + j: each lane's sum over m as one vector, the 8
+// transposed in registers and summed against their T_n(dy).
+template <typename V>
+SOFTHIST_HD void pair_sums(const double (*tx)[kLanes], const double (*ty)[kLanes],
+                           const int32_t* offset, int l0, int64_t terms_x, const double* g,
+                           double* sums) {
+  V r[8];
+  for (int j = 0; j < 8; ++j) {
+    const double* cell = g + offset[l0 + j];
+    V acc = {}, row;
+    for (int64_t m = 0; m < terms_x; ++m) {
+      load8(row, cell + m * kInnerTerms);
+      acc += tx[m][l0 + j] * row;
+    }
+    r[j] = acc;
+  }
+  transpose8(r);  // r[n][j]: lane l0 + j's sum over m at term n
+  V sum = {}, t;
+  for (int k = 0; k < 8; ++k) {
+    load8(t, &ty[k][l0]);
+    sum += r[k] * t;
+  }
+  store8(sums, sum);
+}
+
 // out_i = factor * sum_(m, n) g[offset_i + m * kInnerTerms + n] T_m(dx_i)
-// T_n(dy_i): each lane's sum over m as one vector, 8 lanes' transposed in
-// registers and summed against their T_n(dy).
+// T_n(dy_i).
 template <bool OpenX, bool OpenY, typename T, typename C>
 SOFTHIST_CLONES void gather_pairs_chunk(const T* x, const T* y, const double* g, int64_t n,
                                         const PairGrid& pg, double factor, T* out) {
-  using V = Vec8Of<double>;
   const int64_t terms_x = pg.axis[0].terms;
+  const bool wide = has_avx512();
   int32_t offset[kLanes];
-  double tx[kInnerTerms][kLanes], ty[kInnerTerms][kLanes];
+  double tx[kInnerTerms][kLanes], ty[kInnerTerms][kLanes], sums[8];
   for (int64_t i0 = 0; i0 < n; i0 += kLanes) {
     locate_pairs<OpenX, OpenY, T, C>(x + i0, y + i0, static_cast<const T*>(nullptr), n - i0, pg,
                                      terms_x, offset, tx, ty);
     const int64_t m_lanes = std::min<int64_t>(kLanes, n - i0);
     for (int l0 = 0; l0 < m_lanes; l0 += 8) {
-      V r[8];
-      for (int j = 0; j < 8; ++j) {
-        const int l = l0 + j;
-        const double* cell = g + offset[l];
-        V acc = {};
-        for (int64_t m = 0; m < terms_x; ++m)
-          acc += tx[m][l] * *reinterpret_cast<const V*>(cell + m * kInnerTerms);
-        r[j] = acc;
-      }
-      transpose8(r);  // r[n][j]: lane l0 + j's sum over m at term n
-      V sum = {}, t;
-      for (int k = 0; k < 8; ++k) {
-        __builtin_memcpy(&t, &ty[k][l0], sizeof t);
-        sum += r[k] * t;
-      }
+      wide ? pair_sums<Vec8Of<double>>(tx, ty, offset, l0, terms_x, g, sums)
+           : pair_sums<Vec8d>(tx, ty, offset, l0, terms_x, g, sums);
       for (int j = 0; j < 8 && l0 + j < m_lanes; ++j)  // exactly 0 where it reaches no bin
-        out[i0 + l0 + j] = tx[0][l0 + j] == 0 ? T(0) : static_cast<T>(sum[j] * factor);
+        out[i0 + l0 + j] = tx[0][l0 + j] == 0 ? T(0) : static_cast<T>(sums[j] * factor);
     }
   }
 }

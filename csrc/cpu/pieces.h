@@ -182,15 +182,14 @@ SOFTHIST_HD void locate_pieces(const T* x, const T* w, int64_t n, const Window& 
 // stable on [-1, 1]): each 8 lanes' terms, 8 at a time from the last, are
 // transposed in registers and summed there, with no rows of T_m to store
 // and read back. g must hold 7 values past every piece's terms.
-template <int Terms, typename C>
-SOFTHIST_HD void chebyshev_sums(const C* g, const int32_t* first, const C* delta, C* acc) {
-  using V = Vec8Of<C>;
+template <int Terms, typename V, typename C>
+SOFTHIST_HD void chebyshev_sums_as(const C* g, const int32_t* first, const C* delta, C* acc) {
   for (int l0 = 0; l0 < kLanes; l0 += 8) {
     V d, b1 = {}, b2 = {}, r[8];
-    __builtin_memcpy(&d, delta + l0, sizeof d);
+    load8(d, delta + l0);
     const V twice = d + d;
     for (int k0 = (Terms - 1) / 8 * 8; k0 >= 0; k0 -= 8) {
-      for (int j = 0; j < 8; ++j) __builtin_memcpy(&r[j], g + first[l0 + j] + k0, sizeof r[j]);
+      for (int j = 0; j < 8; ++j) load8(r[j], g + first[l0 + j] + k0);
       transpose8(r);
       for (int k = std::min(7, Terms - 1 - k0); k >= (k0 == 0 ? 1 : 0); --k) {
         const V b = r[k] + twice * b1 - b2;
@@ -198,9 +197,16 @@ SOFTHIST_HD void chebyshev_sums(const C* g, const int32_t* first, const C* delta
         b1 = b;
       }
     }
-    const V sum = r[0] + d * b1 - b2;  // (r: terms 0 .. 7)
-    __builtin_memcpy(acc + l0, &sum, sizeof sum);
+    store8(acc + l0, r[0] + d * b1 - b2);  // (r: terms 0 .. 7)
   }
+}
+template <int Terms, typename C>
+SOFTHIST_HD void chebyshev_sums(const C* g, const int32_t* first, const C* delta, C* acc) {
+  if constexpr (sizeof(C) == 8)
+    has_avx512() ? chebyshev_sums_as<Terms, Vec8Of<double>>(g, first, delta, acc)
+                 : chebyshev_sums_as<Terms, Vec8d>(g, first, delta, acc);
+  else
+    chebyshev_sums_as<Terms, Vec8Of<C>>(g, first, delta, acc);
 }
 
 // Whether a chunk's first samples repeat their neighbours often (flat image
@@ -227,17 +233,16 @@ inline double* direct_room(const ChebyshevGrid& grid, std::vector<double>& direc
 // from scale and scale * delta (it is linear: no multiply per term). Each 8
 // lanes' terms, 8 at a time, are made and transposed in registers, and each
 // sample adds its terms as one vector, with no rows to store and read back.
-template <int Terms, typename C>
-SOFTHIST_HD void add_moments(const C* delta, const double* scale, const int32_t* first,
-                             LaneSums& sums) {
-  using V = Vec8Of<double>;
+template <int Terms, typename V, typename C>
+SOFTHIST_HD void add_moments_as(const C* delta, const double* scale, const int32_t* first,
+                                LaneSums& sums) {
   const std::array<double*, LaneSums::kCopies> dst = sums.copies();
   for (int l0 = 0; l0 < kLanes; l0 += 8) {
-    V d, t0, t1, r[8];
-    for (int j = 0; j < 8; ++j) d[j] = static_cast<double>(delta[l0 + j]);
-    __builtin_memcpy(&t0, scale + l0, sizeof t0);
-    t1 = t0 * d;
+    V t0, d, r[8];
+    load8(t0, scale + l0);
+    widen8(d, delta + l0);
     const V twice = d + d;
+    V t1 = t0 * d;
     for (int k0 = 0; k0 < Terms; k0 += 8) {
       for (int k = 0; k < 8; ++k) {
         r[k] = k0 + k < Terms ? t0 : V{};
@@ -248,6 +253,12 @@ SOFTHIST_HD void add_moments(const C* delta, const double* scale, const int32_t*
       add_transposed<Terms == 4 ? 4 : 8>(r, first, l0, k0, dst);
     }
   }
+}
+template <int Terms, typename C>
+SOFTHIST_HD void add_moments(const C* delta, const double* scale, const int32_t* first,
+                             LaneSums& sums) {
+  has_avx512() ? add_moments_as<Terms, Vec8Of<double>>(delta, scale, first, sums)
+               : add_moments_as<Terms, Vec8d>(delta, scale, first, sums);
 }
 
 // A block with a NaN or infinite weight, which no moment can carry: added

@@ -77,6 +77,13 @@ SOFTHIST_HD void add_at(double* dst, const V& v) {
   __builtin_memcpy(dst, &sum, sizeof sum);
 }
 
+// dst[0 .. 8) += v, for either type of 8 doubles.
+SOFTHIST_HD void add8(double* dst, const Vec8d& v) {
+  add_at(dst, v.lo);
+  add_at(dst + 4, v.hi);
+}
+SOFTHIST_HD void add8(double* dst, const Vec8Of<double>& v) { add_at(dst, v); }
+
 // Whether a block's scales hold a NaN or infinite weight.
 SOFTHIST_HD bool nonfinite_scale(const double* scale) {
   double probe = 0;
@@ -89,43 +96,55 @@ SOFTHIST_HD bool nonfinite_scale(const double* scale) {
 // values added as one vector of Len (4 or 8) at its first bin + k0, in its
 // copy (dst: LaneSums::copies).
 template <int Len>
-SOFTHIST_HD void add_transposed(Vec8Of<double> (&r)[8], const int32_t* first, int l0, int64_t k0,
+SOFTHIST_HD void add_transposed(Vec8d (&r)[8], const int32_t* first, int l0, int64_t k0,
                                 const std::array<double*, LaneSums::kCopies>& dst) {
   transpose8(r);
   for (int j = 0; j < 8; ++j) {  // (samples that reach no bin add zeros)
     double* a = dst[(l0 + j) % LaneSums::kCopies] + first[l0 + j] + k0;
     if constexpr (Len == 4)
+      add_at(a, r[j].lo);
+    else
+      add8(a, r[j]);
+  }
+}
+template <int Len>
+SOFTHIST_HD void add_transposed(Vec8Of<double> (&r)[8], const int32_t* first, int l0, int64_t k0,
+                                const std::array<double*, LaneSums::kCopies>& dst) {
+  transpose8(r);
+  for (int j = 0; j < 8; ++j) {
+    double* a = dst[(l0 + j) % LaneSums::kCopies] + first[l0 + j] + k0;
+    if constexpr (Len == 4)
       add_at(a, __builtin_shufflevector(r[j], r[j], 0, 1, 2, 3));
     else
-      add_at(a, r[j]);
+      add8(a, r[j]);
   }
 }
 
 // add_windows's adds for finite scales, each sample's as vectors of Len: each
 // 8 lanes' masses, 8 bins at a time, made and transposed in registers.
-template <int Len, bool Edges, typename C>
-SOFTHIST_HD void add_window_vectors(const C* v, int64_t span, const int32_t* first,
-                                    const double* scale, LaneSums& sums) {
-  using V = Vec8Of<double>;
+template <int Len, bool Edges, typename V, typename C>
+SOFTHIST_HD void add_window_vectors_as(const C* v, int64_t span, const int32_t* first,
+                                       const double* scale, LaneSums& sums) {
   const int64_t rows = Edges ? span : span + 1;
   const std::array<double*, LaneSums::kCopies> dst = sums.copies();
   for (int64_t k0 = 0; k0 < span; k0 += 8)
     for (int l0 = 0; l0 < kLanes; l0 += 8) {
-      V s, r[8];
-      __builtin_memcpy(&s, scale + l0, sizeof s);
-      Vec8Of<C> c[9];  // v's rows k0 .. k0 + 8, lanes l0 .. l0 + 7
+      V s, c[9], r[8];  // c: v's rows k0 .. k0 + 8, lanes l0 .. l0 + 7, as doubles
+      load8(s, scale + l0);
       for (int k = 0; k < 9; ++k) {
-        c[k] = Vec8Of<C>{};
-        if (k0 + k < rows) __builtin_memcpy(&c[k], v + (k0 + k) * kLanes + l0, sizeof c[k]);
+        c[k] = V{};
+        if (k0 + k < rows) widen8(c[k], v + (k0 + k) * kLanes + l0);
       }
-      for (int k = 0; k < 8; ++k) {
-        const V here = __builtin_convertvector(c[k], V);
-        r[k] = k0 + k >= span ? V{}
-               : Edges        ? s * here
-                              : s * (here - __builtin_convertvector(c[k + 1], V));
-      }
+      for (int k = 0; k < 8; ++k)
+        r[k] = k0 + k >= span ? V{} : Edges ? s * c[k] : s * (c[k] - c[k + 1]);
       add_transposed<Len>(r, first, l0, k0, dst);
     }
+}
+template <int Len, bool Edges, typename C>
+SOFTHIST_HD void add_window_vectors(const C* v, int64_t span, const int32_t* first,
+                                    const double* scale, LaneSums& sums) {
+  has_avx512() ? add_window_vectors_as<Len, Edges, Vec8Of<double>>(v, span, first, scale, sums)
+               : add_window_vectors_as<Len, Edges, Vec8d>(v, span, first, scale, sums);
 }
 
 // A block's windows of `edges` values v into the bins at first: their
