@@ -139,7 +139,7 @@ SOFTHIST_HD void add_pairs(const double (*tx)[kLanes], const double (*ty)[kLanes
     const int l = l0 + j;
     if (tx[0][l] == 0) continue;  // reaches no bin (or weight 0)
     double* cell = moments + offset[l];
-    for (int64_t m = 0; m < terms_x; ++m) add8(cell + m * kInnerTerms, tx[m][l] * r[j]);
+    for (int64_t m = 0; m < terms_x; ++m) add_first<8>(cell + m * kInnerTerms, tx[m][l] * r[j]);
   }
 }
 

@@ -77,12 +77,19 @@ SOFTHIST_HD void add_at(double* dst, const V& v) {
   __builtin_memcpy(dst, &sum, sizeof sum);
 }
 
-// dst[0 .. 8) += v, for either type of 8 doubles.
-SOFTHIST_HD void add8(double* dst, const Vec8d& v) {
+// dst[0 .. Len) += v's first Len (4 or 8), for either type of 8 doubles.
+template <int Len>
+SOFTHIST_HD void add_first(double* dst, const Vec8d& v) {
   add_at(dst, v.lo);
-  add_at(dst + 4, v.hi);
+  if constexpr (Len == 8) add_at(dst + 4, v.hi);
 }
-SOFTHIST_HD void add8(double* dst, const Vec8Of<double>& v) { add_at(dst, v); }
+template <int Len>
+SOFTHIST_HD void add_first(double* dst, const Vec8Of<double>& v) {
+  if constexpr (Len == 4)
+    add_at(dst, __builtin_shufflevector(v, v, 0, 1, 2, 3));
+  else
+    add_at(dst, v);
+}
 
 // Whether a block's scales hold a NaN or infinite weight.
 SOFTHIST_HD bool nonfinite_scale(const double* scale) {
@@ -95,29 +102,12 @@ SOFTHIST_HD bool nonfinite_scale(const double* scale) {
 // r[k][j] = lane l0 + j's value k: transposed in registers, and each lane's
 // values added as one vector of Len (4 or 8) at its first bin + k0, in its
 // copy (dst: LaneSums::copies).
-template <int Len>
-SOFTHIST_HD void add_transposed(Vec8d (&r)[8], const int32_t* first, int l0, int64_t k0,
+template <int Len, typename V>
+SOFTHIST_HD void add_transposed(V (&r)[8], const int32_t* first, int l0, int64_t k0,
                                 const std::array<double*, LaneSums::kCopies>& dst) {
   transpose8(r);
-  for (int j = 0; j < 8; ++j) {  // (samples that reach no bin add zeros)
-    double* a = dst[(l0 + j) % LaneSums::kCopies] + first[l0 + j] + k0;
-    if constexpr (Len == 4)
-      add_at(a, r[j].lo);
-    else
-      add8(a, r[j]);
-  }
-}
-template <int Len>
-SOFTHIST_HD void add_transposed(Vec8Of<double> (&r)[8], const int32_t* first, int l0, int64_t k0,
-                                const std::array<double*, LaneSums::kCopies>& dst) {
-  transpose8(r);
-  for (int j = 0; j < 8; ++j) {
-    double* a = dst[(l0 + j) % LaneSums::kCopies] + first[l0 + j] + k0;
-    if constexpr (Len == 4)
-      add_at(a, __builtin_shufflevector(r[j], r[j], 0, 1, 2, 3));
-    else
-      add8(a, r[j]);
-  }
+  for (int j = 0; j < 8; ++j)  // (samples that reach no bin add zeros)
+    add_first<Len>(dst[(l0 + j) % LaneSums::kCopies] + first[l0 + j] + k0, r[j]);
 }
 
 // add_windows's adds for finite scales, each sample's as vectors of Len: each
