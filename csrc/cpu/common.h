@@ -96,7 +96,6 @@ struct Vec8d {
     __builtin_memcpy(p, &lo, sizeof lo);
     __builtin_memcpy(p + 4, &hi, sizeof hi);
   }
-  SOFTHIST_HD double operator[](int i) const { return i < 4 ? lo[i] : hi[i - 4]; }
   SOFTHIST_HD Vec8d& operator+=(const Vec8d& b) {
     lo += b.lo;
     hi += b.hi;
