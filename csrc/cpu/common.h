@@ -11,6 +11,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <string_view>
 #include <vector>
 
 #include "../dispatch.h"
@@ -110,13 +112,18 @@ SOFTHIST_HD Vec8d operator*(double a, const Vec8d& b) { return {a * b.lo, a * b.
 // Whether the CPU has AVX-512, for the loops over 8 doubles to take
 // Vec8Of<double> (else Vec8d, Vec8d's note): both are compiled into every
 // clone (by a branch, not a lambda, which would not be compiled for the
-// clone's ISA), and the check is one predictable branch. False off x86.
+// clone's ISA), and the check is one predictable branch. False off x86, and
+// where the environment sets SOFTHIST_EXT_AVX512=0: CI's machine has
+// AVX-512, and so tests the halves too.
 inline bool has_avx512() {
 #if defined(__x86_64__) && defined(__GNUC__)
   // (x86-64-v4's features, as target_clones picks its clone by)
-  static const bool yes = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                          __builtin_cpu_supports("avx512cd") && __builtin_cpu_supports("avx512dq") &&
-                          __builtin_cpu_supports("avx512vl");
+  static const bool yes = [] {
+    const char* wanted = std::getenv("SOFTHIST_EXT_AVX512");
+    return !(wanted && std::string_view(wanted) == "0") && __builtin_cpu_supports("avx512f") &&
+           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512cd") &&
+           __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+  }();
   return yes;
 #else
   return false;
@@ -188,6 +195,43 @@ SOFTHIST_HD void transpose8(V (&r)[8]) {
   for (int j = 0; j < 4; ++j) {
     t[j] = __builtin_shufflevector(r[j], r[j + 4], 0, 1, 2, 3, 8, 9, 10, 11);
     t[j + 4] = __builtin_shufflevector(r[j], r[j + 4], 4, 5, 6, 7, 12, 13, 14, 15);
+  }
+  for (int j = 0; j < 8; ++j) r[j] = t[j];
+}
+
+// 16 floats: one AVX-512 register, two lanes' 8 values side by side.
+typedef float Vec16f __attribute__((vector_size(64), aligned(4), may_alias));
+
+// [p[0..7] | q[0..7]].
+SOFTHIST_HD void load8_pair(Vec16f& v, const float* p, const float* q) {
+  Vec8Of<float> a, b;
+  __builtin_memcpy(&a, p, sizeof a);
+  __builtin_memcpy(&b, q, sizeof b);
+  v = __builtin_shufflevector(a, b, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+}
+
+// transpose8 of each half of 16 floats at once: half as many shuffles per
+// lane as two transpose8 of 8.
+SOFTHIST_HD void transpose8_halves(Vec16f (&r)[8]) {
+  Vec16f t[8];
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = __builtin_shufflevector(r[i], r[i + 1], 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12,
+                                   28, 14, 30);
+    t[i + 1] = __builtin_shufflevector(r[i], r[i + 1], 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27,
+                                       13, 29, 15, 31);
+  }
+  for (int i = 0; i < 8; i += 4)
+    for (int j = 0; j < 2; ++j) {
+      r[i + j] = __builtin_shufflevector(t[i + j], t[i + j + 2], 0, 1, 16, 17, 4, 5, 20, 21, 8, 9,
+                                         24, 25, 12, 13, 28, 29);
+      r[i + j + 2] = __builtin_shufflevector(t[i + j], t[i + j + 2], 2, 3, 18, 19, 6, 7, 22, 23,
+                                             10, 11, 26, 27, 14, 15, 30, 31);
+    }
+  for (int j = 0; j < 4; ++j) {
+    t[j] = __builtin_shufflevector(r[j], r[j + 4], 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24,
+                                   25, 26, 27);
+    t[j + 4] = __builtin_shufflevector(r[j], r[j + 4], 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15,
+                                       28, 29, 30, 31);
   }
   for (int j = 0; j < 8; ++j) r[j] = t[j];
 }
