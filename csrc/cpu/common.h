@@ -210,6 +210,32 @@ SOFTHIST_HD void load8_pair(Vec16f& v, const float* p, const float* q) {
   v = __builtin_shufflevector(a, b, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
 }
 
+// r[j] = [p_j | p_(j+4) | p_(j+8) | p_(j+12)], 4 floats from each p, then
+// each quarter's 4 x 4 block transposed in place: r[k] = value k of p_0 ..
+// p_15 (shuffles within 128 bits, 2 rounds).
+SOFTHIST_HD void rows_of4_quarters(Vec16f (&r)[4], const float* const (&p)[16]) {
+  for (int j = 0; j < 4; ++j) {
+    Vec4f a[4];
+    for (int q = 0; q < 4; ++q) __builtin_memcpy(&a[q], p[j + 4 * q], sizeof a[q]);
+    const Vec8Of<float> lo = __builtin_shufflevector(a[0], a[1], 0, 1, 2, 3, 4, 5, 6, 7);
+    const Vec8Of<float> hi = __builtin_shufflevector(a[2], a[3], 0, 1, 2, 3, 4, 5, 6, 7);
+    r[j] = __builtin_shufflevector(lo, hi, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  }
+  Vec16f t[4];
+  for (int i = 0; i < 4; i += 2) {
+    t[i] = __builtin_shufflevector(r[i], r[i + 1], 0, 16, 1, 17, 4, 20, 5, 21, 8, 24, 9, 25, 12, 28,
+                                   13, 29);
+    t[i + 1] = __builtin_shufflevector(r[i], r[i + 1], 2, 18, 3, 19, 6, 22, 7, 23, 10, 26, 11, 27,
+                                       14, 30, 15, 31);
+  }
+  for (int i = 0; i < 2; ++i) {
+    r[2 * i] = __builtin_shufflevector(t[i], t[i + 2], 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12,
+                                       13, 28, 29);
+    r[2 * i + 1] = __builtin_shufflevector(t[i], t[i + 2], 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26,
+                                           27, 14, 15, 30, 31);
+  }
+}
+
 // transpose8 of each half of 16 floats at once: half as many shuffles per
 // lane as two transpose8 of 8.
 SOFTHIST_HD void transpose8_halves(Vec16f (&r)[8]) {

@@ -200,8 +200,7 @@ SOFTHIST_HD void chebyshev_sums_as(const C* g, const int32_t* first, const C* de
     store8(acc + l0, r[0] + d * b1 - b2);  // (r: terms 0 .. 7)
   }
 }
-// The same for floats 16 lanes at a time (lanes l and l + 8 side by side):
-// AVX-512's.
+// The same for floats 16 lanes at a time: AVX-512's.
 template <int Terms>
 SOFTHIST_HD void chebyshev_sums16(const float* g, const int32_t* first, const float* delta,
                                   float* acc) {
@@ -209,7 +208,17 @@ SOFTHIST_HD void chebyshev_sums16(const float* g, const int32_t* first, const fl
     Vec16f d, b1 = {}, b2 = {}, r[8];
     __builtin_memcpy(&d, delta + l0, sizeof d);
     const Vec16f twice = d + d;
-    for (int k0 = (Terms - 1) / 8 * 8; k0 >= 0; k0 -= 8) {
+    if constexpr (Terms == 4) {  // each lane's 4 terms, 4 lanes to a register
+      const float* p[16];
+      for (int l = 0; l < 16; ++l) p[l] = g + first[l0 + l];
+      Vec16f q[4];
+      rows_of4_quarters(q, p);
+      const Vec16f b = q[3] * twice + q[2];
+      const Vec16f sum = q[0] + d * (q[1] + twice * b - q[3]) - b;
+      __builtin_memcpy(acc + l0, &sum, sizeof sum);
+      continue;
+    }
+    for (int k0 = (Terms - 1) / 8 * 8; k0 >= 0; k0 -= 8) {  // lanes l and l + 8 side by side
       for (int j = 0; j < 8; ++j)
         load8_pair(r[j], g + first[l0 + j] + k0, g + first[l0 + 8 + j] + k0);
       transpose8_halves(r);
