@@ -192,7 +192,7 @@ SOFTHIST_HD void chebyshev_sums_as(const C* g, const int32_t* first, const C* de
       for (int j = 0; j < 8; ++j) load8(r[j], g + first[l0 + j] + k0);
       transpose8(r);
       for (int k = std::min(7, Terms - 1 - k0); k >= (k0 == 0 ? 1 : 0); --k) {
-        const V b = r[k] + twice * b1 - b2;
+        const V b = twice * b1 + (r[k] - b2);  // (one multiply-add on the chain)
         b2 = b1;
         b1 = b;
       }
@@ -214,7 +214,7 @@ SOFTHIST_HD void chebyshev_sums16(const float* g, const int32_t* first, const fl
       Vec16f q[4];
       rows_of4_quarters(q, p);
       const Vec16f b = q[3] * twice + q[2];
-      const Vec16f sum = q[0] + d * (q[1] + twice * b - q[3]) - b;
+      const Vec16f sum = q[0] + d * (twice * b + (q[1] - q[3])) - b;
       __builtin_memcpy(acc + l0, &sum, sizeof sum);
       continue;
     }
@@ -223,7 +223,7 @@ SOFTHIST_HD void chebyshev_sums16(const float* g, const int32_t* first, const fl
         load8_pair(r[j], g + first[l0 + j] + k0, g + first[l0 + 8 + j] + k0);
       transpose8_halves(r);
       for (int k = std::min(7, Terms - 1 - k0); k >= (k0 == 0 ? 1 : 0); --k) {
-        const Vec16f b = r[k] + twice * b1 - b2;
+        const Vec16f b = twice * b1 + (r[k] - b2);
         b2 = b1;
         b1 = b;
       }
