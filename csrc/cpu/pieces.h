@@ -378,7 +378,7 @@ SOFTHIST_CLONES void scatter_pieces_chunk(const T* x, const T* w, int64_t n, con
       locate_pieces<OpenEnds>(x + i0, w ? w + i0 : nullptr, n - i0, grid.frame, grid, first,
                               delta, scale);
     }
-    if (nonfinite_scale(scale)) {
+    if (w && nonfinite_scale(scale)) {  // (unweighted scales are 0 or 1)
       scatter_directly(x + i0, w + i0, std::min<int64_t>(kLanes, n - i0), win, grid, values, direct);
       continue;
     }
@@ -440,7 +440,7 @@ SOFTHIST_CLONES void pair_pieces_chunk(const T* x, const T* w, const C* g, const
     locate_pieces<OpenEnds>(xb, static_cast<const T*>(nullptr), kLanes, grid.frame, grid, first, delta,
                             alive);
     pair_scales(alive, wb, scale);
-    if (nonfinite_scale(scale)) {
+    if (w && nonfinite_scale(scale)) {
       double part = 0;
       runtime_pair_chunk<T, C>(x + i0, wb ? w + i0 : nullptr, h, m, win, values, factor, e0,
                                out + i0, direct_room(grid, direct), part);
