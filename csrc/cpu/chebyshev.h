@@ -118,10 +118,12 @@ SOFTHIST_CLONES void to_slots(const ChebyshevGrid& grid, const double* moments,
   }
 }
 
-// g = sum_j h[j] * slot j's coefficients: each piece's coefficients of
-// sum_j h_j D(., j), in C; acc: grid.size() doubles of room.
+// g = factor * sum_j h[j] * slot j's coefficients: each piece's
+// coefficients of factor * sum_j h_j D(., j), in C; acc: grid.size()
+// doubles of room.
 template <typename T, typename C>
-SOFTHIST_CLONES void from_slots(const ChebyshevGrid& grid, const T* h, double* acc, C* g) {
+SOFTHIST_CLONES void from_slots(const ChebyshevGrid& grid, const T* h, double factor, double* acc,
+                                C* g) {
   const int64_t size = grid.size();
   std::fill(acc, acc + size, 0.0);
   for (int64_t b = 0; b < grid.slots; ++b) {
@@ -133,7 +135,7 @@ SOFTHIST_CLONES void from_slots(const ChebyshevGrid& grid, const T* h, double* a
     for (int64_t j = 0; j < len; ++j) a[j] += hb * t[j];
   }
 #pragma omp simd
-  for (int64_t j = 0; j < size; ++j) g[j] = static_cast<C>(acc[j]);
+  for (int64_t j = 0; j < size; ++j) g[j] = static_cast<C>(acc[j] * factor);
 }
 
 // out: the moments of each piece weighted by its samples' x - e0 too. On

@@ -387,14 +387,14 @@ SOFTHIST_CLONES void scatter_pieces_chunk(const T* x, const T* w, int64_t n, con
   sums.add_copies();
 }
 
-// out_i = factor * sum_m g[piece_i * Terms + m] * T_m(delta_i): g holds each
-// piece's coefficients of sum_b h_b D(., b) (from_slots). The samples'
-// pieces and places are located, or read from `pieces` (save_places's;
-// false where one lies outside the grid: load_places).
+// out_i = sum_m g[piece_i * Terms + m] * T_m(delta_i): g holds each
+// piece's coefficients of factor * sum_b h_b D(., b) (from_slots). The
+// samples' pieces and places are located, or read from `pieces`
+// (save_places's; false where one lies outside the grid: load_places).
 template <int Terms, bool OpenEnds, typename T, typename C>
 SOFTHIST_CLONES bool gather_pieces_chunk(const T* x, const C* g, int64_t n, const Window& win,
-                                         const ChebyshevGrid& grid, double factor, T* out,
-                                         const int32_t* pieces, const C* deltas) {
+                                         const ChebyshevGrid& grid, T* out, const int32_t* pieces,
+                                         const C* deltas) {
   bool in_grid = true;
   for (int64_t i0 = 0; i0 < n; i0 += kLanes) {
     int32_t first[kLanes];
@@ -409,7 +409,7 @@ SOFTHIST_CLONES bool gather_pieces_chunk(const T* x, const C* g, int64_t n, cons
     chebyshev_sums<Terms>(g, first, delta, acc);
     const int64_t m = std::min<int64_t>(kLanes, n - i0);
     for (int l = 0; l < m; ++l)  // exactly 0 for a sample that reaches no bin
-      out[i0 + l] = scale[l] == 0 ? T(0) : static_cast<T>(static_cast<double>(acc[l]) * factor);
+      out[i0 + l] = scale[l] == 0 ? T(0) : static_cast<T>(acc[l]);
   }
   return in_grid;
 }

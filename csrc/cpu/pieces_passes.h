@@ -106,18 +106,19 @@ void scatter_pieces(const T* x, const T* w, const Window& win, Kernel kernel, in
                });
 }
 
-// Each row's coefficients of sum_j h_j D(., j) per piece (hist: rows of
-// grid.slots values), and 8 zeros after them (rows_of8 reads 8 terms of a
-// piece of 4).
+// Each row's coefficients of factor * sum_j h_j D(., j) per piece (hist:
+// rows of grid.slots values), and 8 zeros after them (rows_of8 reads 8
+// terms of a piece of 4).
 template <typename T, typename C>
-AlignedRoom<C> piece_coefficients(const ChebyshevGrid& grid, const T* hist, int64_t rows) {
+AlignedRoom<C> piece_coefficients(const ChebyshevGrid& grid, const T* hist, int64_t rows,
+                                  double factor = 1.0) {
   const int64_t size = grid.size();
   AlignedRoom<C> g(rows * size + 8);  // (from_slots writes each row's)
   std::fill(g.data + rows * size, g.data + rows * size + 8, C(0));
   torch::stable::parallel_for(0, rows, 1, [&](int64_t r0, int64_t r1) {
     std::vector<double> acc(static_cast<size_t>(size));
     for (int64_t r = r0; r < r1; ++r)
-      from_slots(grid, hist + r * grid.slots, acc.data(), g.data + r * size);
+      from_slots(grid, hist + r * grid.slots, factor, acc.data(), g.data + r * size);
   });
   return g;
 }
@@ -131,7 +132,7 @@ void gather_pieces(const T* x, const T* hist, const Window& win, Kernel kernel, 
                    const int32_t* pieces = nullptr, const C* deltas = nullptr) {
   const ChebyshevGrid grid = chebyshev_grid_of<C, T>(kernel, order, win, at_edges);
   const int64_t size = grid.size();
-  const AlignedRoom<C> g = piece_coefficients<T, C>(grid, hist, rows);
+  const AlignedRoom<C> g = piece_coefficients<T, C>(grid, hist, rows, factor);
   const int64_t blocks = (n + kGatherBlock - 1) / kGatherBlock;
   std::atomic<bool> in_grid{true};
   torch::stable::parallel_for(0, rows * blocks, 1, [&](int64_t i0, int64_t i1) {
@@ -140,7 +141,7 @@ void gather_pieces(const T* x, const T* hist, const Window& win, Kernel kernel, 
       const int64_t m = std::min(b + kGatherBlock, (row + 1) * n) - b;
       dispatch_pieces<C>(grid.terms, win.open_ends, [&](auto terms, auto open) {
         if (!gather_pieces_chunk<decltype(terms)::value, decltype(open)::value, T, C>(
-                x + b, g.data + row * size, m, win, grid, factor, out + b,
+                x + b, g.data + row * size, m, win, grid, out + b,
                 pieces ? pieces + b : nullptr, deltas ? deltas + b : nullptr))
           in_grid = false;
       });
