@@ -106,19 +106,18 @@ void scatter_pieces(const T* x, const T* w, const Window& win, Kernel kernel, in
                });
 }
 
-// Each row's coefficients of factor * sum_j h_j D(., j) per piece (hist:
-// rows of grid.slots values), and 8 zeros after them (rows_of8 reads 8
-// terms of a piece of 4).
+// Each row's coefficients of sum_j h_j D(., j) per piece (hist: rows of
+// grid.slots values), and 8 zeros after them (rows_of8 reads 8 terms of a
+// piece of 4).
 template <typename T, typename C>
-AlignedRoom<C> piece_coefficients(const ChebyshevGrid& grid, const T* hist, int64_t rows,
-                                  double factor = 1.0) {
+AlignedRoom<C> piece_coefficients(const ChebyshevGrid& grid, const T* hist, int64_t rows) {
   const int64_t size = grid.size();
   AlignedRoom<C> g(rows * size + 8);  // (from_slots writes each row's)
   std::fill(g.data + rows * size, g.data + rows * size + 8, C(0));
   torch::stable::parallel_for(0, rows, 1, [&](int64_t r0, int64_t r1) {
     std::vector<double> acc(static_cast<size_t>(size));
     for (int64_t r = r0; r < r1; ++r)
-      from_slots(grid, hist + r * grid.slots, factor, acc.data(), g.data + r * size);
+      from_slots(grid, hist + r * grid.slots, 1.0, acc.data(), g.data + r * size);
   });
   return g;
 }
@@ -132,17 +131,25 @@ void gather_pieces(const T* x, const T* hist, const Window& win, Kernel kernel, 
                    const int32_t* pieces = nullptr, const C* deltas = nullptr) {
   const ChebyshevGrid grid = chebyshev_grid_of<C, T>(kernel, order, win, at_edges);
   const int64_t size = grid.size();
-  const AlignedRoom<C> g = piece_coefficients<T, C>(grid, hist, rows, factor);
   const int64_t blocks = (n + kGatherBlock - 1) / kGatherBlock;
   std::atomic<bool> in_grid{true};
   torch::stable::parallel_for(0, rows * blocks, 1, [&](int64_t i0, int64_t i1) {
+    // Each row's coefficients (as piece_coefficients's), made by every task
+    // that gathers the row, just before its samples read them: made for all
+    // rows first, most rows' would have left the cache by then.
+    AlignedRoom<C> g(size + 8);
+    std::fill(g.data + size, g.data + size + 8, C(0));
+    std::vector<double> acc(static_cast<size_t>(size));
+    int64_t made = -1;
     for (int64_t i = i0; i < i1; ++i) {
       const int64_t row = i / blocks, b = row * n + (i % blocks) * kGatherBlock;
       const int64_t m = std::min(b + kGatherBlock, (row + 1) * n) - b;
+      if (row != made) from_slots(grid, hist + row * grid.slots, factor, acc.data(), g.data);
+      made = row;
       dispatch_pieces<C>(grid.terms, win.open_ends, [&](auto terms, auto open) {
         if (!gather_pieces_chunk<decltype(terms)::value, decltype(open)::value, T, C>(
-                x + b, g.data + row * size, m, win, grid, out + b,
-                pieces ? pieces + b : nullptr, deltas ? deltas + b : nullptr))
+                x + b, g.data, m, win, grid, out + b, pieces ? pieces + b : nullptr,
+                deltas ? deltas + b : nullptr))
           in_grid = false;
       });
     }
