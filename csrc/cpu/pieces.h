@@ -162,7 +162,7 @@ SOFTHIST_HD void locate_pieces(const T* x, const T* w, int64_t n, const Window& 
   const double hi = static_cast<double>(win.bins) + reach;
   const double in_lo = win.in_lo, in_hi = win.in_hi;
   const double pad = static_cast<double>(grid.pad), per_bin = static_cast<double>(grid.per_bin);
-  const int32_t terms = per_piece ? per_piece : static_cast<int32_t>(grid.terms);
+  const double terms = per_piece ? per_piece : static_cast<double>(grid.terms);
 #pragma omp simd
   for (int l = 0; l < kLanes; ++l) {
     const double xd = static_cast<double>(x[l]);
@@ -171,7 +171,7 @@ SOFTHIST_HD void locate_pieces(const T* x, const T* w, int64_t n, const Window& 
     if constexpr (OpenEnds) alive = alive && xd >= in_lo && xd <= in_hi;
     const double at = alive ? (u + pad) * per_bin : 0.0;  // >= 0: pad > reach
     const double piece = __builtin_trunc(at);  // (an int's round trip would not vectorise)
-    first[l] = static_cast<int32_t>(piece) * terms;
+    first[l] = static_cast<int32_t>(piece * terms);  // (exact; no integer multiply)
     delta[l] = static_cast<C>(2.0 * (at - piece) - 1.0);
     scale[l] = alive ? (w ? static_cast<double>(w[l]) : 1.0) : 0.0;
   }
@@ -312,11 +312,11 @@ void scatter_directly(const T* x, const T* w, int64_t n, const Window& win,
 // samples again: pieces[l] = sample l's piece (-1 where it reaches no bin),
 // deltas[l] its place in it.
 template <int Terms, typename C>
-SOFTHIST_HD void save_places(const int32_t* first, const C* delta, const double* alive, int64_t m,
-                             int32_t* pieces, C* deltas) {
+SOFTHIST_HD void save_places(const int32_t* first, const double* delta, const double* alive,
+                             int64_t m, int32_t* pieces, C* deltas) {
   for (int64_t l = 0; l < m; ++l) {
     pieces[l] = alive[l] == 0 ? -1 : first[l] / Terms;
-    deltas[l] = delta[l];
+    deltas[l] = static_cast<C>(delta[l]);
   }
 }
 
@@ -362,7 +362,7 @@ SOFTHIST_CLONES void scatter_pieces_chunk(const T* x, const T* w, int64_t n, con
   for (int64_t i0 = 0; i0 < n; i0 += kLanes) {
     int32_t first[kLanes];
     double scale[kLanes];
-    C delta[kLanes];
+    double delta[kLanes];  // (the moments' type, whatever C: no round trip through C)
     if (pieces) {  // (located unweighted, to tell the samples that reach no bin)
       const int64_t m = std::min<int64_t>(kLanes, n - i0);
       const T* xb = x + i0;
