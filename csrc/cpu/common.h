@@ -275,13 +275,24 @@ SOFTHIST_HD void rows_of8_as(const S* src, const int32_t* first, int64_t k0, S (
     for (int k = 0; k < 8; ++k) store8(&rows[k][l0], r[k]);
   }
 }
+// The same for floats, 16 lanes at a time (lanes l and l + 8 side by side).
+SOFTHIST_HD void rows_of8_16(const float* src, const int32_t* first, int64_t k0,
+                             float (*rows)[kLanes]) {
+  for (int l0 = 0; l0 < kLanes; l0 += 16) {
+    Vec16f r[8];
+    for (int j = 0; j < 8; ++j)
+      load8_pair(r[j], src + first[l0 + j] + k0, src + first[l0 + 8 + j] + k0);
+    transpose8_halves(r);
+    for (int k = 0; k < 8; ++k) __builtin_memcpy(&rows[k][l0], &r[k], sizeof r[k]);
+  }
+}
 template <typename S>
 SOFTHIST_HD void rows_of8(const S* src, const int32_t* first, int64_t k0, S (*rows)[kLanes]) {
   if constexpr (sizeof(S) == 8)
     has_avx512() ? rows_of8_as<Vec8Of<double>>(src, first, k0, rows)
                  : rows_of8_as<Vec8d>(src, first, k0, rows);
   else
-    rows_of8_as<Vec8Of<S>>(src, first, k0, rows);
+    has_avx512() ? rows_of8_16(src, first, k0, rows) : rows_of8_as<Vec8Of<S>>(src, first, k0, rows);
 }
 
 // Window::locate for a block of samples, written without branches so that it
