@@ -79,6 +79,26 @@ def test_rows_match_one_histogram_per_row(kernel):
                                        rtol=1e-10, atol=1e-9)
 
 
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_rows_gradients_match_one_histogram_per_row(kernel, dtype):
+    # 5 rows of 2 blocks of the backward's samples (8,192 each), so that
+    # threads that split the blocks evenly split a row too: each task makes
+    # the coefficients of the rows it reads.
+    gen = torch.Generator().manual_seed(4)
+    x = (torch.rand(5, 9000, generator=gen, dtype=torch.float64) * 255).to(dtype)
+    g = torch.randn(5, 32, generator=gen, dtype=torch.float64)
+    xr = x.clone().requires_grad_()
+    (softhist_ext.histc(xr, 32, 0.0, 255.0, kernel=kernel, dim=-1) * g.to(dtype)).sum().backward()
+    tol = TOL[dtype]
+    for i in range(5):
+        xd = x[i].double().clone().requires_grad_()
+        (reference.histc(xd, 32, 0.0, 255.0, None, kernel) * g[i]).sum().backward()
+        kap = reference.default_kappa_width(kernel) * 32 / 255.0
+        atol = (tol + kap * float(torch.finfo(dtype).eps) * 255) * kap * 10
+        torch.testing.assert_close(xr.grad[i].double(), xd.grad, rtol=tol, atol=atol)
+
+
 def test_a_real_image_matches_dense_reference():
     skimage_data = pytest.importorskip("skimage.data")
     img = torch.from_numpy(np.asarray(skimage_data.camera()[::4, ::4], dtype=np.float32))
