@@ -110,11 +110,12 @@ SOFTHIST_HD Vec8d operator*(const Vec8d& a, const Vec8d& b) { return {a.lo * b.l
 SOFTHIST_HD Vec8d operator*(double a, const Vec8d& b) { return {a * b.lo, a * b.hi}; }
 
 // Whether the CPU has AVX-512, for the loops over 8 doubles to take
-// Vec8Of<double> (else Vec8d, Vec8d's note): both are compiled into every
-// clone (by a branch, not a lambda, which would not be compiled for the
-// clone's ISA), and the check is one predictable branch. False off x86, and
-// where the environment sets SOFTHIST_EXT_AVX512=0: CI's machine has
-// AVX-512, and so tests the halves too.
+// Vec8Of<double> (else Vec8d, Vec8d's note) and those over floats 16 lanes
+// (else 8): both are compiled into every clone (by a branch, not a lambda,
+// which would not be compiled for the clone's ISA), and the check is one
+// predictable branch. False off x86, and where the environment sets
+// SOFTHIST_EXT_AVX512=0: CI's machine has AVX-512, and so tests the others
+// too.
 inline bool has_avx512() {
 #if defined(__x86_64__) && defined(__GNUC__)
   // (x86-64-v4's features, as target_clones picks its clone by)
