@@ -200,15 +200,33 @@ SOFTHIST_HD void transpose8(V (&r)[8]) {
   for (int j = 0; j < 8; ++j) r[j] = t[j];
 }
 
-// 16 floats: one AVX-512 register, two lanes' 8 values side by side.
+// 16 floats: one AVX-512 register, lanes l and l + 8's 8 values side by
+// side in the loops over rows of 8 (rows_of8_as, chebyshev_sums_as), which
+// take sizeof(V) / sizeof(S) lanes per vector V of S: 16 here, else 8.
 typedef float Vec16f __attribute__((vector_size(64), aligned(4), may_alias));
 
-// [p[0..7] | q[0..7]].
-SOFTHIST_HD void load8_pair(Vec16f& v, const float* p, const float* q) {
-  Vec8Of<float> a, b;
-  __builtin_memcpy(&a, p, sizeof a);
-  __builtin_memcpy(&b, q, sizeof b);
-  v = __builtin_shufflevector(a, b, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+// One vector's lanes from p, or to p: load8 and store8's, or 16 floats.
+template <typename V, typename S>
+SOFTHIST_HD void load_lanes(V& v, const S* p) { load8(v, p); }
+SOFTHIST_HD void load_lanes(Vec16f& v, const float* p) { __builtin_memcpy(&v, p, sizeof v); }
+template <typename S, typename V>
+SOFTHIST_HD void store_lanes(S* p, const V& v) { store8(p, v); }
+SOFTHIST_HD void store_lanes(float* p, const Vec16f& v) { __builtin_memcpy(p, &v, sizeof v); }
+
+// r[j] = src[first[l0 + j] + k0 ..][0 .. 8): each lane's 8 values, for
+// transpose8; for 16 floats, lane l0 + 8 + j's beside lane l0 + j's.
+template <typename V, typename S>
+SOFTHIST_HD void load_rows8(V (&r)[8], const S* src, const int32_t* first, int l0, int64_t k0) {
+  for (int j = 0; j < 8; ++j) load8(r[j], src + first[l0 + j] + k0);
+}
+SOFTHIST_HD void load_rows8(Vec16f (&r)[8], const float* src, const int32_t* first, int l0,
+                            int64_t k0) {
+  for (int j = 0; j < 8; ++j) {
+    Vec8Of<float> a, b;
+    __builtin_memcpy(&a, src + first[l0 + j] + k0, sizeof a);
+    __builtin_memcpy(&b, src + first[l0 + 8 + j] + k0, sizeof b);
+    r[j] = __builtin_shufflevector(a, b, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  }
 }
 
 // r[j] = [p_j | p_(j+4) | p_(j+8) | p_(j+12)], 4 floats from each p, then
@@ -239,7 +257,7 @@ SOFTHIST_HD void rows_of4_quarters(Vec16f (&r)[4], const float* const (&p)[16]) 
 
 // transpose8 of each half of 16 floats at once: half as many shuffles per
 // lane as two transpose8 of 8.
-SOFTHIST_HD void transpose8_halves(Vec16f (&r)[8]) {
+SOFTHIST_HD void transpose8(Vec16f (&r)[8]) {
   Vec16f t[8];
   for (int i = 0; i < 8; i += 2) {
     t[i] = __builtin_shufflevector(r[i], r[i + 1], 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12,
@@ -264,27 +282,16 @@ SOFTHIST_HD void transpose8_halves(Vec16f (&r)[8]) {
 }
 
 // rows[k][l] = src[first[l] + k0 + k] for k < 8 and every lane: each lane's 8
-// consecutive values loaded as one vector, 8 lanes transposed in registers (a
-// compiler's gather costs a load and an insert per value). src must hold 7
-// values past every first[l] + k0.
+// consecutive values loaded as one vector, 8 (or 16) lanes transposed in
+// registers (a compiler's gather costs a load and an insert per value). src
+// must hold 7 values past every first[l] + k0.
 template <typename V, typename S>
 SOFTHIST_HD void rows_of8_as(const S* src, const int32_t* first, int64_t k0, S (*rows)[kLanes]) {
-  for (int l0 = 0; l0 < kLanes; l0 += 8) {
+  for (int l0 = 0; l0 < kLanes; l0 += static_cast<int>(sizeof(V) / sizeof(S))) {
     V r[8];
-    for (int j = 0; j < 8; ++j) load8(r[j], src + first[l0 + j] + k0);
+    load_rows8(r, src, first, l0, k0);
     transpose8(r);
-    for (int k = 0; k < 8; ++k) store8(&rows[k][l0], r[k]);
-  }
-}
-// The same for floats, 16 lanes at a time (lanes l and l + 8 side by side).
-SOFTHIST_HD void rows_of8_16(const float* src, const int32_t* first, int64_t k0,
-                             float (*rows)[kLanes]) {
-  for (int l0 = 0; l0 < kLanes; l0 += 16) {
-    Vec16f r[8];
-    for (int j = 0; j < 8; ++j)
-      load8_pair(r[j], src + first[l0 + j] + k0, src + first[l0 + 8 + j] + k0);
-    transpose8_halves(r);
-    for (int k = 0; k < 8; ++k) __builtin_memcpy(&rows[k][l0], &r[k], sizeof r[k]);
+    for (int k = 0; k < 8; ++k) store_lanes(&rows[k][l0], r[k]);
   }
 }
 template <typename S>
@@ -293,7 +300,8 @@ SOFTHIST_HD void rows_of8(const S* src, const int32_t* first, int64_t k0, S (*ro
     has_avx512() ? rows_of8_as<Vec8Of<double>>(src, first, k0, rows)
                  : rows_of8_as<Vec8d>(src, first, k0, rows);
   else
-    has_avx512() ? rows_of8_16(src, first, k0, rows) : rows_of8_as<Vec8Of<S>>(src, first, k0, rows);
+    has_avx512() ? rows_of8_as<Vec16f>(src, first, k0, rows)
+                 : rows_of8_as<Vec8Of<S>>(src, first, k0, rows);
 }
 
 // Window::locate for a block of samples, written without branches so that it

@@ -179,17 +179,17 @@ SOFTHIST_HD void locate_pieces(const T* x, const T* w, int64_t n, const Window& 
 
 // acc[l] = sum_m g[first[l] + m] * T_m(delta[l]), by Clenshaw's recurrence
 // (b_m = g_m + 2 delta b_(m+1) - b_(m+2), the sum g_0 + delta b_1 - b_2;
-// stable on [-1, 1]): each 8 lanes' terms, 8 at a time from the last, are
-// transposed in registers and summed there, with no rows of T_m to store
-// and read back. g must hold 7 values past every piece's terms.
+// stable on [-1, 1]): each 8 (or 16: V) lanes' terms, 8 at a time from the
+// last, are transposed in registers and summed there, with no rows of T_m to
+// store and read back. g must hold 7 values past every piece's terms.
 template <int Terms, typename V, typename C>
 SOFTHIST_HD void chebyshev_sums_as(const C* g, const int32_t* first, const C* delta, C* acc) {
-  for (int l0 = 0; l0 < kLanes; l0 += 8) {
+  for (int l0 = 0; l0 < kLanes; l0 += static_cast<int>(sizeof(V) / sizeof(C))) {
     V d, b1 = {}, b2 = {}, r[8];
-    load8(d, delta + l0);
+    load_lanes(d, delta + l0);
     const V twice = d + d;
     for (int k0 = (Terms - 1) / 8 * 8; k0 >= 0; k0 -= 8) {
-      for (int j = 0; j < 8; ++j) load8(r[j], g + first[l0 + j] + k0);
+      load_rows8(r, g, first, l0, k0);
       transpose8(r);
       for (int k = std::min(7, Terms - 1 - k0); k >= (k0 == 0 ? 1 : 0); --k) {
         const V b = twice * b1 + (r[k] - b2);  // (one multiply-add on the chain)
@@ -197,49 +197,36 @@ SOFTHIST_HD void chebyshev_sums_as(const C* g, const int32_t* first, const C* de
         b1 = b;
       }
     }
-    store8(acc + l0, r[0] + d * b1 - b2);  // (r: terms 0 .. 7)
+    store_lanes(acc + l0, r[0] + d * b1 - b2);  // (r: terms 0 .. 7)
   }
 }
-// The same for floats 16 lanes at a time: AVX-512's.
-template <int Terms>
-SOFTHIST_HD void chebyshev_sums16(const float* g, const int32_t* first, const float* delta,
-                                  float* acc) {
+// The same for 4 terms of floats with AVX-512: four lanes' terms to a
+// register, 16 lanes at a time.
+SOFTHIST_HD void chebyshev_sums4_quarters(const float* g, const int32_t* first, const float* delta,
+                                          float* acc) {
   for (int l0 = 0; l0 < kLanes; l0 += 16) {
-    Vec16f d, b1 = {}, b2 = {}, r[8];
-    __builtin_memcpy(&d, delta + l0, sizeof d);
+    Vec16f d, r[4];
+    load_lanes(d, delta + l0);
     const Vec16f twice = d + d;
-    if constexpr (Terms == 4) {  // each lane's 4 terms, 4 lanes to a register
-      const float* p[16];
-      for (int l = 0; l < 16; ++l) p[l] = g + first[l0 + l];
-      Vec16f q[4];
-      rows_of4_quarters(q, p);
-      const Vec16f b = q[3] * twice + q[2];
-      const Vec16f sum = q[0] + d * (twice * b + (q[1] - q[3])) - b;
-      __builtin_memcpy(acc + l0, &sum, sizeof sum);
-      continue;
-    }
-    for (int k0 = (Terms - 1) / 8 * 8; k0 >= 0; k0 -= 8) {  // lanes l and l + 8 side by side
-      for (int j = 0; j < 8; ++j)
-        load8_pair(r[j], g + first[l0 + j] + k0, g + first[l0 + 8 + j] + k0);
-      transpose8_halves(r);
-      for (int k = std::min(7, Terms - 1 - k0); k >= (k0 == 0 ? 1 : 0); --k) {
-        const Vec16f b = twice * b1 + (r[k] - b2);
-        b2 = b1;
-        b1 = b;
-      }
-    }
-    const Vec16f sum = r[0] + d * b1 - b2;
-    __builtin_memcpy(acc + l0, &sum, sizeof sum);
+    const float* p[16];
+    for (int l = 0; l < 16; ++l) p[l] = g + first[l0 + l];
+    rows_of4_quarters(r, p);
+    const Vec16f b = r[3] * twice + r[2];
+    store_lanes(acc + l0, r[0] + d * (twice * b + (r[1] - r[3])) - b);
   }
 }
 template <int Terms, typename C>
 SOFTHIST_HD void chebyshev_sums(const C* g, const int32_t* first, const C* delta, C* acc) {
-  if constexpr (sizeof(C) == 8)
+  if constexpr (sizeof(C) == 8) {
     has_avx512() ? chebyshev_sums_as<Terms, Vec8Of<double>>(g, first, delta, acc)
                  : chebyshev_sums_as<Terms, Vec8d>(g, first, delta, acc);
-  else
-    has_avx512() ? chebyshev_sums16<Terms>(g, first, delta, acc)
-                 : chebyshev_sums_as<Terms, Vec8Of<C>>(g, first, delta, acc);
+  } else if (!has_avx512()) {
+    chebyshev_sums_as<Terms, Vec8Of<C>>(g, first, delta, acc);
+  } else if constexpr (Terms == 4) {
+    chebyshev_sums4_quarters(g, first, delta, acc);
+  } else {
+    chebyshev_sums_as<Terms, Vec16f>(g, first, delta, acc);
+  }
 }
 
 // Whether a chunk's first samples repeat their neighbours often (flat image
