@@ -106,21 +106,33 @@ void scatter_pieces(const T* x, const T* w, const Window& win, Kernel kernel, in
                });
 }
 
-// Each row's coefficients of sum_j h_j D(., j) per piece (hist: rows of
-// grid.slots values), and 8 zeros after them (rows_of8 reads 8 terms of a
-// piece of 4).
+// A task's room for one row at a time of each piece's coefficients of
+// factor * sum_j h_j D(., j) (hist: rows of grid.slots values), and 8 zeros
+// after them (rows_of8 reads 8 terms of a piece of 4). A row's are made when
+// the task first reads it, just before its samples do: made for all rows
+// first, most rows' would have left the cache by then.
 template <typename T, typename C>
-AlignedRoom<C> piece_coefficients(const ChebyshevGrid& grid, const T* hist, int64_t rows) {
-  const int64_t size = grid.size();
-  AlignedRoom<C> g(rows * size + 8);  // (from_slots writes each row's)
-  std::fill(g.data + rows * size, g.data + rows * size + 8, C(0));
-  torch::stable::parallel_for(0, rows, 1, [&](int64_t r0, int64_t r1) {
-    std::vector<double> acc(static_cast<size_t>(size));
-    for (int64_t r = r0; r < r1; ++r)
-      from_slots(grid, hist + r * grid.slots, 1.0, acc.data(), g.data + r * size);
-  });
-  return g;
-}
+class RowCoefficients {
+ public:
+  RowCoefficients(const ChebyshevGrid& grid, const T* hist, double factor)
+      : grid_(grid), hist_(hist), factor_(factor), g_(grid.size() + 8),
+        acc_(static_cast<size_t>(grid.size())) {
+    std::fill(g_.data + grid.size(), g_.data + grid.size() + 8, C(0));
+  }
+  const C* of(int64_t row) {
+    if (row != made_) from_slots(grid_, hist_ + row * grid_.slots, factor_, acc_.data(), g_.data);
+    made_ = row;
+    return g_.data;
+  }
+
+ private:
+  const ChebyshevGrid& grid_;
+  const T* hist_;
+  double factor_;
+  AlignedRoom<C> g_;
+  std::vector<double> acc_;
+  int64_t made_ = -1;
+};
 
 // gather_axes for one axis by Chebyshev coefficients, evaluated at each
 // sample (located, or at its place in `pieces`: save_places's, which must
@@ -130,25 +142,17 @@ void gather_pieces(const T* x, const T* hist, const Window& win, Kernel kernel, 
                    bool at_edges, int64_t n, int64_t rows, double factor, T* out,
                    const int32_t* pieces = nullptr, const C* deltas = nullptr) {
   const ChebyshevGrid grid = chebyshev_grid_of<C, T>(kernel, order, win, at_edges);
-  const int64_t size = grid.size();
   const int64_t blocks = (n + kGatherBlock - 1) / kGatherBlock;
   std::atomic<bool> in_grid{true};
   torch::stable::parallel_for(0, rows * blocks, 1, [&](int64_t i0, int64_t i1) {
-    // Each row's coefficients (as piece_coefficients's), made by every task
-    // that gathers the row, just before its samples read them: made for all
-    // rows first, most rows' would have left the cache by then.
-    AlignedRoom<C> g(size + 8);
-    std::fill(g.data + size, g.data + size + 8, C(0));
-    std::vector<double> acc(static_cast<size_t>(size));
-    int64_t made = -1;
+    RowCoefficients<T, C> g(grid, hist, factor);
     for (int64_t i = i0; i < i1; ++i) {
       const int64_t row = i / blocks, b = row * n + (i % blocks) * kGatherBlock;
       const int64_t m = std::min(b + kGatherBlock, (row + 1) * n) - b;
-      if (row != made) from_slots(grid, hist + row * grid.slots, factor, acc.data(), g.data);
-      made = row;
+      const C* coefficients = g.of(row);
       dispatch_pieces<C>(grid.terms, win.open_ends, [&](auto terms, auto open) {
         if (!gather_pieces_chunk<decltype(terms)::value, decltype(open)::value, T, C>(
-                x + b, g.data, m, win, grid, out + b, pieces ? pieces + b : nullptr,
+                x + b, coefficients, m, win, grid, out + b, pieces ? pieces + b : nullptr,
                 deltas ? deltas + b : nullptr))
           in_grid = false;
       });
@@ -167,20 +171,21 @@ void pair_pieces(const T* x, const T* w, const T* coef, const C* h, int64_t h_st
   const ChebyshevGrid grid = chebyshev_grid_of<C, T>(kernel, order, win, true);
   const RuntimeValues<C> values(win, kernel, order);
   const int64_t size = grid.size(), chunks = pieces_chunks(n, rows, size);
-  const AlignedRoom<C> g = piece_coefficients<T, C>(grid, coef, rows);
   const AlignedRoom<double> partial(rows * chunks * size);
   std::vector<std::vector<double>> direct(static_cast<size_t>(rows * chunks));
   std::vector<double> moments(static_cast<size_t>(rows * chunks), 0.0);
   torch::stable::parallel_for(0, rows * chunks, 1, [&](int64_t i0, int64_t i1) {
+    RowCoefficients<T, C> g(grid, coef, 1.0);
     for (int64_t i = i0; i < i1; ++i) {
       int64_t b, m;
       chunk_bounds(i, chunks, n, b, m);
       const int64_t row = i / chunks;
       double* part = partial.zeroed(i, size);
+      const C* coefficients = g.of(row);
       dispatch_pieces<C>(grid.terms, win.open_ends, [&](auto terms, auto open) {
         pair_pieces_chunk<decltype(terms)::value, decltype(open)::value, T, C>(
-            x + b, w ? w + b : nullptr, g.data + row * size, h + row * h_stride, m, win, grid,
-            values, factor, e0, gathered + b, part, direct[i], moments[i]);
+            x + b, w ? w + b : nullptr, coefficients, h + row * h_stride, m, win, grid, values,
+            factor, e0, gathered + b, part, direct[i], moments[i]);
       });
     }
   });
