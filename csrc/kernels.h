@@ -411,13 +411,16 @@ struct Window {
   // range or not finite. A is the type torch.histc computes the bin in (the
   // samples' type on the CPU, rounding after each operation; CUDA's
   // accumulation type), so that a sample within rounding of an edge lands
-  // where torch.histc puts it; max falls in the last bin.
+  // where torch.histc puts it; max falls in the last bin. Where A overflows
+  // ((x - min) * bins past float16's 65504, say), torch.histc's bin is
+  // garbage; this one is then computed in double, dividing first.
   template <typename A>
   SOFTHIST_HD bool bin_of(double x, int64_t& bin) const {
     if (!inside(x)) return false;
     const A lo_a = static_cast<A>(in_lo);
     const A pos = (static_cast<A>(x) - lo_a) * static_cast<A>(bins) / (static_cast<A>(in_hi) - lo_a);
-    const double p = static_cast<double>(pos);  // >= 0; inf where bins overflow A
+    double p = static_cast<double>(pos);  // >= 0
+    if (!(p - p == 0)) p = (x - in_lo) / (in_hi - in_lo) * static_cast<double>(bins);
     bin = p < static_cast<double>(bins) ? static_cast<int64_t>(p) : bins - 1;
     return true;
   }

@@ -162,6 +162,21 @@ def test_hard_kernel_counts_min_and_max_rounded_to_the_dtype(device, dtype):
     assert torch.equal(joint.diagonal(), hard)
 
 
+@pytest.mark.parametrize("dtype,lo,hi,bins", [(torch.float16, -1024.0, 3072.0, 64),
+                                              (torch.float32, 0.0, 1e35, 10_000)])
+def test_hard_kernel_counts_where_torch_histc_arithmetic_overflows(device, dtype, lo, hi, bins):
+    # (x - min) * bins past the dtype's largest value (CT numbers in float16,
+    # 64 bins): torch.histc's bin is garbage there. Each bin's middle lands in
+    # that bin, min in the first and max in the last.
+    middles = lo + (torch.arange(bins, dtype=torch.float64) + 0.5) * ((hi - lo) / bins)
+    x = torch.cat([middles, torch.tensor([lo, hi], dtype=torch.float64)]).to(device, dtype)
+    expected = torch.ones(bins, dtype=dtype)
+    expected[[0, -1]] = 2
+    hard = softhist_ext.histc(x, bins, lo, hi, kernel="hard")
+    assert torch.equal(hard.cpu(), expected)
+    assert torch.equal(softhist_ext.histc(x, bins, lo, hi, straight_through=True), hard)
+
+
 def test_bincount_of_integers_is_exact_and_differentiable_in_weights(device):
     idx = torch.randint(0, 20, (1000,), device=device)
     assert torch.equal(softhist_ext.bincount(idx, minlength=25), torch.bincount(idx, minlength=25))
@@ -171,6 +186,10 @@ def test_bincount_of_integers_is_exact_and_differentiable_in_weights(device):
     g = torch.randn(25, device=device)
     (gw,) = torch.autograd.grad(out, w, g)
     torch.testing.assert_close(gw, g[idx])  # d/dw_i sum_b g_b count_b = g[idx_i]
+    empty = torch.zeros(0, dtype=torch.long, device=device)
+    w0 = torch.zeros(0, device=device, requires_grad=True)
+    out0 = softhist_ext.bincount(empty, w0)  # as torch.bincount's: no bins
+    assert out0.shape == (0,) and out0.dtype == w0.dtype and out0.requires_grad
 
 
 def test_bincount_of_floats_is_soft_counts_at_the_integers(device):
