@@ -116,7 +116,8 @@ RangeArgs range_args(const Tensor& input, int64_t bins, double min, double max,
   }
   if (min != max) {
     const double width = (max - min) / static_cast<double>(bins);
-    SOFTHIST_CHECK(std::isfinite(width) && width > 0 && min + width > min && max - width < max,
+    SOFTHIST_CHECK(std::isfinite(width) && width >= kMinBinWidth && min + width > min &&
+                       max - width < max,
                     "softhist: the range [", min, ", ", max, "] split into ", bins,
                     " bins gives bins too narrow to represent; widen min/max or use fewer "
                     "bins");

@@ -18,13 +18,18 @@ struct RangeArgs {
   bool open_ends;
 };
 
+// The narrowest bin taken: 1 / width and the default kappa (at most 8 / width)
+// stay finite (a subnormal width would make them infinite, and every mass 0).
+inline constexpr double kMinBinWidth = 0x1p-1020;
+
 // Writes params [lo, hi, kappa, open] from the finite samples' range
 // [data_lo, data_hi] (empty: data_lo > data_hi). An explicit range is kept
 // (the host has checked it). A range from the data follows torch.histc (a
 // point is widened by 1 on each side); where it can't be split into `bins`
 // representable bins, torch.histc still counts, so it is widened rather than
 // refused: clipped to +-2^1022 when its span overflows, and widened about its
-// midpoint to bins of 2^-50 of its magnitude when they are too narrow.
+// midpoint to bins of 2^-50 of its magnitude (at least kMinBinWidth) when
+// they are too narrow.
 SOFTHIST_HD void resolve_range(const RangeArgs& a, double data_lo, double data_hi, double* out) {
   double lo = a.min, hi = a.max;
   if (lo == hi) {
@@ -43,13 +48,18 @@ SOFTHIST_HD void resolve_range(const RangeArgs& a, double data_lo, double data_h
       hi = hi < 0x1p1022 ? hi : 0x1p1022;
     }
     const double width = (hi - lo) / bins;
-    if (!(width > 0 && lo + width > lo && hi - width < hi)) {
+    if (!(width >= kMinBinWidth && lo + width > lo && hi - width < hi)) {
       const double mid = 0.5 * lo + 0.5 * hi;
       const double magnitude = (lo < 0 ? -lo : lo) > (hi < 0 ? -hi : hi) ? (lo < 0 ? -lo : lo)
                                                                           : (hi < 0 ? -hi : hi);
-      const double step = magnitude * 0x1p-50 > 0x1p-1022 ? magnitude * 0x1p-50 : 0x1p-1022;
-      lo = mid - 0.5 * bins * step;
-      hi = mid + 0.5 * bins * step;
+      const double step = magnitude * 0x1p-50 > kMinBinWidth ? magnitude * 0x1p-50 : kMinBinWidth;
+#if defined(__CUDA_ARCH__)
+      const double half = __dmul_rn(0.5 * bins, step);  // (no multiply-add: the host's rounding)
+#else
+      const double half = 0.5 * bins * step;
+#endif
+      lo = mid - half;
+      hi = mid + half;
     }
   }
   out[0] = lo;

@@ -100,6 +100,17 @@ def test_params_from_data_equal_the_cpu():
             assert torch.equal(ops.params(x.cuda(), 50, 0.0, 0.0, kappa, kernel).cpu(), expected)
 
 
+def test_params_of_ranges_too_narrow_to_split_equal_the_cpu():
+    # Ranges from the data that can't be cut into 999 representable bins (a
+    # few ulps wide; one point, where -1 and +1 round away) are widened about
+    # their midpoint (range.h): on the device bitwise as on the host.
+    for data in ([1e15, 1e15 + 0.375], [3e17, 3e17], [-7e-310, -6e-310]):
+        x = torch.tensor(data, dtype=torch.float64)
+        for kernel in SMOOTH:
+            expected = ops.params(x, 999, 0.0, 0.0, None, kernel)
+            assert torch.equal(ops.params(x.cuda(), 999, 0.0, 0.0, None, kernel).cpu(), expected)
+
+
 @pytest.mark.parametrize("kernel", SMOOTH)
 @pytest.mark.parametrize("order", [0, 1, 2])
 @pytest.mark.parametrize("bins", [40, 20_000])  # 20,000: bins tiled, histogram not in shared memory

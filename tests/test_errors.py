@@ -23,6 +23,7 @@ x = torch.randn(10)
         (dict(kappa=math.nan), "kappa must be a positive finite number"),
         (dict(kappa=math.inf), "kappa must be a positive finite number"),
         (dict(bins=10, min=1.0, max=1.0 + 2.3e-16), "too narrow"),
+        (dict(bins=10, min=-7e-310, max=-6e-310), "too narrow"),  # subnormal bins
     ],
 )
 def test_bad_arguments(kwargs, match):
@@ -44,6 +45,15 @@ def test_data_range_too_narrow_is_widened_the_same_on_every_device(device):
                        ops.params(data.to(device), 10, 0.0, 0.0, None, "logistic").cpu())
     out = softhist_ext.histc(data.to(device), 10, kernel="hard")
     assert out.sum().item() == 2.0
+
+
+def test_data_range_of_subnormal_bins_is_widened(device):
+    # Bins of subnormal width would make 1 / width and the default kappa
+    # infinite, and every mass 0: such a range from the data is widened too.
+    data = torch.tensor([-7e-310, -6.5e-310, -6e-310], dtype=torch.float64, device=device)
+    lo, hi, kappa, _ = torch.ops.softhist.params(data, 10, 0.0, 0.0, None, "logistic").tolist()
+    assert math.isfinite(kappa) and lo < -7e-310 and hi > -6e-310
+    assert softhist_ext.histc(data, 10).sum().item() == pytest.approx(3.0, rel=1e-6)
 
 
 @pytest.mark.parametrize(

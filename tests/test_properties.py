@@ -63,7 +63,8 @@ def histc_cases(draw, dtypes=(torch.float64, torch.float32), max_bins_log2=20, f
 def resolved_range(x, lo, hi, bins):
     """The range histc uses: the given one, or that of the finite samples,
     a point widened by 1 on each side, and bins too narrow to represent
-    widened about the midpoint to 2^-50 of the range's magnitude."""
+    (or subnormal) widened about the midpoint to 2^-50 of the range's
+    magnitude, or 2^-1020."""
     if lo != hi:
         return lo, hi
     x = x.detach()
@@ -73,8 +74,8 @@ def resolved_range(x, lo, hi, bins):
     if lo == hi:
         lo, hi = lo - 1, hi + 1
     width = (hi - lo) / bins
-    if not (width > 0 and lo + width > lo and hi - width < hi):
-        mid, step = 0.5 * lo + 0.5 * hi, max(abs(lo), abs(hi)) * 2.0**-50
+    if not (width >= 2.0**-1020 and lo + width > lo and hi - width < hi):
+        mid, step = 0.5 * lo + 0.5 * hi, max(max(abs(lo), abs(hi)) * 2.0**-50, 2.0**-1020)
         lo, hi = mid - 0.5 * bins * step, mid + 0.5 * bins * step
     return lo, hi
 
