@@ -241,6 +241,8 @@ def bincount(
         if weights is None or not weights.is_floating_point():
             return torch.bincount(input, weights, minlength)
         length = torch.bincount(input, None, minlength).shape[0]  # torch's checks and length
+        if length == 0:  # empty input: no bins, in weights' graph
+            return weights[:0]
         # float64 positions are exact for integers below 2^53.
         positions = input.double()
         params = torch.ops.softhist.params(positions, length, -0.5, length - 0.5, None, "hard")
