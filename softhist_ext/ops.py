@@ -705,7 +705,9 @@ def histogramdd(
         hist = _hard_histogram(coords, edges, w, bins_per_axis).to(input.dtype)
     else:
         hist = torch.ops.softhist.scatter(coords, w, params, bins_per_axis, [0] * axes, kernel)
-    if density:
+    if density and kernel == "hard":  # counted by the returned edges: their widths, as torch's
+        hist = _edges_density(hist, edges)
+    elif density:  # masses of the even bins between the nominal edges: their width
         volume = torch.prod((params[:, 1] - params[:, 0]) / torch.tensor(bins_per_axis, dtype=torch.float64, device=params.device))
         bin_dims = _last_dims(hist.dim(), axes)
         hist = hist / (hist.sum(bin_dims, keepdim=True) * volume.to(hist.dtype))
