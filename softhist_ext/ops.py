@@ -693,8 +693,10 @@ def histogramdd(
     while a < axes:
         if range is not None:
             lo, hi = float(range[2 * a]), float(range[2 * a + 1])
-            if not lo < hi:
-                raise ValueError(f"softhist: histogramdd's range for axis {a} must have min < max, got [{lo}, {hi}]")
+            if not lo <= hi:
+                raise ValueError(f"softhist: histogramdd's range for axis {a} must have min <= max, got [{lo}, {hi}]")
+            if lo == hi:  # a point, widened by 0.5 on each side as torch.histogramdd widens it
+                lo, hi = lo - 0.5, hi + 0.5
         else:
             lo, hi = _data_range(coords[a])
         rows.append(torch.ops.softhist.params(coords[a], bins_per_axis[a], lo, hi, kappas[a], kernel, conserve_mass))
@@ -863,6 +865,9 @@ def histogram(
         span: Optional[List[float]] = None
         if range is not None:
             span = [_number(range[0]), _number(range[1])]
+            if not span[0] <= span[1]:
+                raise ValueError(f"softhist: histogram's range must have min <= max, got "
+                                 f"[{span[0]}, {span[1]}]")
         k: Optional[float] = None if kappa is None else _number(kappa)
         result = histogramdd(input.reshape(-1, 1), bins, span, w, density, k, kernel)
         return HistogramResult(result.hist, result.bin_edges[0])

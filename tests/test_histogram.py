@@ -42,6 +42,11 @@ def test_hard_kernel_equals_torch_histogram_with_even_bins(device, dtype):
         else:
             assert torch.equal(ours.hist.cpu(), expected.hist)
         assert torch.equal(ours.bin_edges.cpu(), expected.bin_edges)
+    point = torch.histogram(x, 4, range=(0.5, 0.5))  # widened by 0.5 on each side, as torch
+    ours = softhist_ext.histogram(x.to(device), 4, (0.5, 0.5), kernel="hard")
+    assert torch.equal(ours.hist.cpu(), point.hist) and torch.equal(ours.bin_edges.cpu(), point.bin_edges)
+    with pytest.raises(ValueError, match=r"histogram's range must have min <= max, got \[1.0, 0.0\]"):
+        softhist_ext.histogram(x.to(device), 4, (1.0, 0.0))
     finite = x[torch.isfinite(x)]  # torch.histogram takes the range of all values, NaN included
     assert torch.equal(softhist_ext.histogram(finite.to(device), 9, kernel="hard").hist.cpu(),
                        torch.histogram(finite, 9).hist)

@@ -143,7 +143,7 @@ def test_scripted_and_compiled(device):
     (dict(input=torch.rand(10)), r"\(N, D\)"),
     (dict(bins=[3, 4]), "list of 3 ints"),
     (dict(range=[0.0, 1.0]), "min and max for each of the 3 axes"),
-    (dict(range=[0.0, 1.0, 1.0, 1.0, 0.0, 1.0]), "axis 1 must have min < max"),
+    (dict(range=[0.0, 1.0, 1.0, 0.5, 0.0, 1.0]), r"axis 1 must have min <= max, got \[1.0, 0.5\]"),
     (dict(weight=torch.rand(9)), r"weight must have shape input.shape\[:-1\]"),
     (dict(kappa=[1.0, 2.0]), "kappa must be"),
     (dict(dim=2), "histogramdd's dim must be in"),
