@@ -366,6 +366,13 @@ struct Window {
   const void* growth = nullptr;
   const void* shifts = nullptr;
 
+  // reach, but at least 2^-50 of `far`, the largest |place| of a sample in
+  // range: a sharper kernel's reach would vanish in x - reach, and a sample
+  // on an edge lose the bin below it.
+  SOFTHIST_HD static double reach_of(double reach, double far) {
+    return reach > far * 0x1p-50 ? reach : far * 0x1p-50;
+  }
+
   // C: the type kernel values are computed in; T: the samples' type.
   template <typename C, typename T>
   SOFTHIST_HD static Window make(Kernel kernel, double lo, double hi, double kappa,
@@ -377,7 +384,7 @@ struct Window {
     w.in_hi = rounded_to<T>(hi);
     w.inv_width = 1.0 / width;
     w.c = kappa * width;
-    w.reach = static_cast<double>(saturation<C>(kernel)) / w.c;
+    w.reach = reach_of(static_cast<double>(saturation<C>(kernel)) / w.c, static_cast<double>(bins));
     w.bins = bins;
     const double span = __builtin_ceil(2.0 * w.reach) + 2.0;
     w.edges = span > static_cast<double>(bins + 1) ? bins + 1 : static_cast<int64_t>(span);
@@ -398,7 +405,9 @@ struct Window {
     w.lo = w.at[0];
     w.in_lo = rounded_to<T>(w.at[0]);
     w.in_hi = rounded_to<T>(w.at[bins]);
-    w.reach = static_cast<double>(saturation<C>(kernel)) / w.kappa;  // in units of the input
+    const double lo_far = __builtin_fabs(w.at[0]), hi_far = __builtin_fabs(w.at[bins]);
+    w.reach = reach_of(static_cast<double>(saturation<C>(kernel)) / w.kappa,
+                       lo_far > hi_far ? lo_far : hi_far);  // in units of the input
     return w;
   }
 

@@ -100,6 +100,22 @@ void check_input(const Tensor& input) {
                   "bfloat16, float32 or float64); convert it with input.float()");
 }
 
+namespace {
+
+// The sharpest kernel taken, kappa * bin width: past it the kernel is the
+// hard one to within rounding, and float math (kappa^3 in a double backward)
+// would overflow.
+constexpr double kMaxSharpness = 1e12;
+
+void check_sharpness(double kappa, double width) {
+  SOFTHIST_CHECK(kappa * width <= kMaxSharpness, "softhist: kappa * bin width = ", kappa * width,
+                 " is past ", kMaxSharpness, ", where the kernel is the hard one to within "
+                 "rounding; use kernel='hard' (straight_through=True for a gradient) or a smaller "
+                 "kappa");
+}
+
+}  // namespace
+
 RangeArgs range_args(const Tensor& input, int64_t bins, double min, double max,
                      std::optional<double> kappa, Kernel kernel, bool open_ends) {
   check_input(input);
@@ -121,6 +137,7 @@ RangeArgs range_args(const Tensor& input, int64_t bins, double min, double max,
                     "softhist: the range [", min, ", ", max, "] split into ", bins,
                     " bins gives bins too narrow to represent; widen min/max or use fewer "
                     "bins");
+    if (kappa.has_value()) check_sharpness(*kappa, width);
   }
   return {min, max, bins, kappa.has_value(),
           kappa.has_value() ? *kappa : default_kappa_width(kernel), open_ends};
@@ -175,6 +192,7 @@ void check_edges(const Tensor& params, const std::vector<int64_t>& bins) {
                    "softhist: kappa must be a positive finite number (in 1/units of the input), "
                    "got ", row[2]);
     const double* e = row + kParamsSize;
+    check_sharpness(row[2], (e[bins[a]] - e[0]) / static_cast<double>(bins[a]));
     for (int64_t j = 0; j <= bins[a]; ++j)
       SOFTHIST_CHECK(std::isfinite(e[j]) && (j == 0 || e[j] > e[j - 1]),
                      "softhist: explicit edges must be finite and strictly increasing; sort them "

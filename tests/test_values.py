@@ -94,6 +94,16 @@ def test_auto_range_of_a_constant_is_widened_by_one(device):
     torch.testing.assert_close(out, torch.tensor([0.0, 0.0, 50.0, 0.0, 0.0], dtype=torch.float64))
 
 
+def test_the_sharpest_kernel_splits_a_sample_on_an_edge(device):
+    # kappa * width 1e12 reaches 4e-11 bins, under half an ulp of 900000: the
+    # window still starts below the sample, whose mass the two bins share.
+    x = torch.tensor([900000.0], dtype=torch.float64, device=device)
+    out = softhist_ext.histc(x, 1_000_000, 0.0, 1e6, kappa=1e12).cpu()
+    assert out[899_999].item() == 0.5 and out[900_000].item() == 0.5 and out.sum().item() == 1.0
+    with pytest.raises(RuntimeError, match=r"kappa \* bin width = 1e\+13 is past 1e\+12.*kernel='hard'"):
+        softhist_ext.histc(x, 1_000_000, 0.0, 1e6, kappa=1e13)
+
+
 def test_nan_and_inf_contribute_nothing(device):
     x = torch.randn(500, dtype=torch.float64)
     bad = torch.tensor([math.nan, math.inf, -math.inf, 1e300, -1e300], dtype=torch.float64)
