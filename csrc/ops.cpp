@@ -192,11 +192,11 @@ void check_edges(const Tensor& params, const std::vector<int64_t>& bins) {
                    "softhist: kappa must be a positive finite number (in 1/units of the input), "
                    "got ", row[2]);
     const double* e = row + kParamsSize;
-    check_sharpness(row[2], (e[bins[a]] - e[0]) / static_cast<double>(bins[a]));
     for (int64_t j = 0; j <= bins[a]; ++j)
       SOFTHIST_CHECK(std::isfinite(e[j]) && (j == 0 || e[j] > e[j - 1]),
                      "softhist: explicit edges must be finite and strictly increasing; sort them "
                      "(torch.sort) or, if they were learned, keep them apart");
+    check_sharpness(row[2], (e[bins[a]] - e[0]) / static_cast<double>(bins[a]));
   }
 }
 

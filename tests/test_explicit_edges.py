@@ -95,6 +95,8 @@ def test_errors_name_the_fix():
         softhist_ext.histogram(x, torch.tensor([0.0, 1.0, 0.5, 2.0]))
     with pytest.raises(RuntimeError, match="kappa must be a positive finite number"):
         softhist_ext.histogram(x, torch.tensor([0.0, 1.0, 2.0]), kappa=torch.tensor(-1.0))
+    with pytest.raises(RuntimeError, match=r"kappa \* bin width = 1e\+13 is past 1e\+12"):
+        softhist_ext.histogram(x, torch.tensor([0.0, 1.0, 2.0]), kappa=1e13)
     params = torch.tensor([[0.0, 0.0, 2.0, 0.0, 0.0, 1.0, 2.0]], dtype=f64)
     with pytest.raises(RuntimeError, match="hold the most bins \\+ 1 = 4 edges per row"):
         torch.ops.softhist.scatter([x], None, params, [3], [0], "logistic")
