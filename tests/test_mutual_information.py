@@ -324,6 +324,19 @@ def test_mi_without_mass_raises_never_nan(device):
         scripted(x_nan, y)
 
 
+def test_normalized_mi_of_marginals_in_one_bin_is_one_never_nan(device):
+    # H(x) + H(y) = 0: 1, as sklearn's normalized_mutual_info_score, with a
+    # finite gradient.
+    from sklearn.metrics import normalized_mutual_info_score
+    const = torch.full((1, 1, 8, 8), 3.0, device=device)
+    value = softhist_ext.mutual_information(const, const, kernel="hard", normalized=True)
+    assert value.item() == normalized_mutual_info_score([0] * 64, [0] * 64) == 1.0
+    y = torch.rand(1, 1, 8, 8, device=device, requires_grad=True)
+    value = softhist_ext.mutual_information(y, y.detach() ** 2, bins=1, normalized=True)
+    (grad,) = torch.autograd.grad(value.sum(), y)
+    assert value.item() == 1.0 and torch.isfinite(grad).all()
+
+
 def test_mi_warns_when_a_fixed_range_leaves_out_much_of_the_mass():
     x, y = _volumes((1, 1, 16, 16))
     with pytest.warns(UserWarning, match=r"falls outside the given \[min, max\]"):

@@ -96,7 +96,8 @@ def mutual_information(
             since the default range differs per item. None sets it from the
             bin width.
         kernel: as in histc; default the cubic B-spline Parzen window.
-        normalized: return 2 MI / (H(x) + H(y)), in [0, 1], instead.
+        normalized: return 2 MI / (H(x) + H(y)), in [0, 1], instead (1 where
+            both entropies are 0, as sklearn's normalized_mutual_info_score).
         weight: per-voxel weights (a mask for region-restricted MI), x's shape.
         dim: the dimensions that hold one item's samples.
         conserve_mass: histc2d's open outer bins (default True): every pair
@@ -181,7 +182,13 @@ def mutual_information(
     h_x = _entropy(p.sum(-1), [-1])
     h_y = _entropy(p.sum(-2), [-1])
     mi = h_x + h_y - _entropy(p, [-2, -1])
-    return 2 * mi / (h_x + h_y) if normalized else mi
+    if not normalized:
+        return mi
+    # Both marginals in one bin (one bin, constant images): no information to
+    # share, and 1 as sklearn's normalized_mutual_info_score, not 0 / 0.
+    h = h_x + h_y
+    spread = h > 0
+    return torch.where(spread, 2 * mi / torch.where(spread, h, torch.ones_like(h)), torch.ones_like(h))
 
 
 def _check_mass(total: Tensor, n: int, w: Optional[Tensor], own_range: bool) -> None:
