@@ -172,6 +172,18 @@ def test_match_float_images_within_half_a_bin_of_skimage():
     assert np.abs(soft - expected).max() <= 2 * half_bin and np.abs(soft - expected).mean() < half_bin
 
 
+def test_match_below_the_range_takes_the_first_nonempty_bin_and_an_empty_reference_raises():
+    # -5 lies below min, where the source's CDF is 0 (its bin 0 is empty):
+    # the reference's first nonempty bin, [5, 6.25), gives its centre.
+    source = torch.tensor([[-5.0, 5.0, 6.0, 7.0, 8.0, 9.0]])
+    reference = torch.tensor([[6.0, 6.5, 7.0, 7.5, 8.0, 8.5]])
+    out = match_histograms(source, reference, 8, 0.0, 10.0, kernel="hard")
+    assert out[0, 0].item() == 5.625
+    for empty, rng in ((torch.full((2, 3), float("nan")), ()), (reference + 100, (8, 0.0, 10.0))):
+        with pytest.raises(ValueError, match="reference image-channel 0 .*has no mass"):
+            match_histograms(source, empty, *rng)
+
+
 def test_match_to_itself_is_nearly_the_identity():
     image = torch.from_numpy(CAMERA[::2, ::2] / 255.0)
     half_bin = 0.5 / 256

@@ -20,6 +20,8 @@ def _inverse_cdf(u: Tensor, q: Tensor, values: Tensor, nonempty: Tensor) -> Tens
     bins = q.shape[-1]
     # (q is a broadcast reference's rows, strided: searchsorted wants them contiguous.)
     j = torch.searchsorted(q.detach().contiguous(), u.detach()).clamp(max=bins - 1)
+    # u = 0 finds an empty first bin (q = 0 too): from the first nonempty one.
+    j = torch.maximum(j, nonempty.to(torch.int64).argmax(-1, keepdim=True))
     q_before = torch.cat([torch.zeros_like(q[..., :1]), q[..., :-1]], -1)
     index = torch.arange(bins, device=q.device).expand(q.shape)
     last = torch.where(nonempty, index, torch.full_like(index, -1)).cummax(-1).values
@@ -34,6 +36,21 @@ def _inverse_cdf(u: Tensor, q: Tensor, values: Tensor, nonempty: Tensor) -> Tens
     step = torch.where(ok, step, torch.ones_like(step))
     t = ((u - q_before.gather(-1, j)) / step.gather(-1, j)).clamp(0.0, 1.0)
     return start.gather(-1, j) + t * rise.gather(-1, j)
+
+
+def _check_reference_mass(total: Tensor, fixed_range: bool) -> None:
+    """Raise for a reference image-channel with no mass: it has no inverse
+    CDF. Skipped under torch.compile (a data-dependent branch)."""
+    if not torch.jit.is_scripting():
+        if torch.compiler.is_compiling():
+            return
+    empty = (total <= 0).reshape(-1)
+    if bool(empty.any()):
+        raise ValueError(
+            f"softhist: match_histograms' reference image-channel {int(empty.nonzero()[0, 0])} "
+            "(in its leading dimensions' order) has no mass: no finite value"
+            + (" inside [min, max]" if fixed_range else "")
+        )
 
 
 def match_histograms(
@@ -147,6 +164,7 @@ def match_histograms(
     shape = lead + [bins]
     q = _lookup.cdf(hist_r).expand(shape).reshape(-1, bins)
     values = values.expand(shape).reshape(-1, bins)
+    _check_reference_mass(hist_r.detach().sum(-1), min is not None)
     nonempty = (hist_r.detach() > 0).expand(shape).reshape(-1, bins)
     out = _inverse_cdf(u.reshape(q.shape[0], -1), q, values, nonempty).reshape(x.shape)
     if not inside:
