@@ -96,7 +96,10 @@ def equalize_clahe(
 
     Hard limit (kernel="hard"): kornia.enhance.equalize_clahe's, for an
     image in [0, 1] with bins=256, min=0 and max=256/255 (kornia's 8-bit
-    levels, floor(x * 255)), up to two documented differences: kornia rounds
+    levels, floor(x * 255); for float32 images, levels k / 255 lie on or just
+    below edge k, which this bins below and kornia's float32 floor rounds up,
+    so compare on float64 images or levels off the edges), up to two
+    documented differences: kornia rounds
     each tile's mapping to 8 bits (up to 0.5/255) and spreads the excess's
     remainder (below bins) OpenCV's way, one count on every few bins, where
     here the whole excess is spread evenly (up to about 2 * 255 / (th * tw)

@@ -53,7 +53,9 @@ def equalize(
         min, max: a fixed range for every image and channel (both or
             neither). None: each image-channel's own range of finite values,
             a constant for autograd, so 0..1, 0..255 and CT units need no
-            rescaling. Values beyond a fixed range map to 0 or 1 (their CDF).
+            rescaling. Values beyond a fixed range take the lookup of the
+            nearest end, min or max: the CDF of the first or last bin (the
+            hard and box kernels), blended with its neighbour's (smooth ones).
         kappa: inverse kernel scale in 1/units of image, as in histc; only
             with min and max. None sets it from the bin width.
         kernel: a smoothing kernel of softhist_ext.KERNELS, or "hard".
