@@ -39,10 +39,15 @@ def widened_finite_range(rows: List[Tensor], weight: Optional[Tensor] = None) ->
         d = v.detach()
         if weight is not None:
             d = torch.where(weight.detach() != 0, d, torch.full_like(d, float("nan")))
-        # NaN and +-inf out of the min and the max (nan_to_num is one fast
-        # pass, unlike isfinite).
-        row_lo = torch.nan_to_num(d, nan=inf, posinf=inf, neginf=inf).amin(-1, keepdim=True)
-        row_hi = torch.nan_to_num(d, nan=-inf, posinf=-inf, neginf=-inf).amax(-1, keepdim=True)
+        if d.shape[-1] == 0:  # rows of no samples: no finite one (amin of nothing raises)
+            shape = list(d.shape[:-1]) + [1]
+            row_lo = torch.full(shape, inf, dtype=d.dtype, device=d.device)
+            row_hi = torch.full(shape, -inf, dtype=d.dtype, device=d.device)
+        else:
+            # NaN and +-inf out of the min and the max (nan_to_num is one fast
+            # pass, unlike isfinite).
+            row_lo = torch.nan_to_num(d, nan=inf, posinf=inf, neginf=inf).amin(-1, keepdim=True)
+            row_hi = torch.nan_to_num(d, nan=-inf, posinf=-inf, neginf=-inf).amax(-1, keepdim=True)
         lo = row_lo if first else torch.minimum(lo, row_lo)
         hi = row_hi if first else torch.maximum(hi, row_hi)
         first = False

@@ -394,3 +394,10 @@ def test_equalize_clahe_box_is_bilinear_blend_of_linearly_interpolated_tile_cdfs
                         expected[c, i, j] += rows[i, a] * cols[j, b] * value
     ours = equalize_clahe(torch.from_numpy(original), clip, (gh, gw), bins, 0.0, 1.0)
     np.testing.assert_allclose(ours.numpy(), expected[:, :height, :width], rtol=0, atol=1e-12)
+
+
+def test_empty_batches_give_empty_results():
+    batch = torch.rand(0, 3, 8, 8)
+    assert equalize(batch).shape == (0, 3, 8, 8)
+    assert equalize_clahe(batch, grid_size=(2, 2)).shape == (0, 3, 8, 8)
+    assert match_histograms(batch, torch.rand(3, 8, 8)).shape == (0, 3, 8, 8)

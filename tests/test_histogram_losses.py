@@ -424,3 +424,9 @@ def test_embedding_loss_errors():
         losses.EmbeddingHistogramLoss(1)
     with pytest.raises(Exception, match="needs a positive pair"):
         torch.jit.script(losses.EmbeddingHistogramLoss())(emb, torch.arange(4))
+
+
+def test_distance_of_an_empty_batch_is_empty_and_no_samples_has_no_mass():
+    assert losses.histogram_distance(torch.rand(0, 3, 8, 8), torch.rand(0, 3, 8, 8)).shape == (0, 3)
+    with pytest.raises(ValueError, match="input's histogram of batch item 0, channel 0 has no mass"):
+        losses.histogram_distance(torch.zeros(1, 1, 0), torch.rand(1, 1, 5))

@@ -376,3 +376,9 @@ def test_conserve_mass_is_the_default_for_mi_and_counts_the_ends(device):
                               (16 / hi[0], 16 / hi[1]), "bspline", conserve_mass=True)
     torch.testing.assert_close(joint.cpu(), dense, rtol=1e-10, atol=1e-10)
     torch.testing.assert_close(joint.sum().item(), float(x.numel()), rtol=1e-12, atol=0)
+
+
+def test_mi_of_an_empty_batch_is_empty():
+    x = torch.rand(0, 1, 8, 8)
+    assert softhist_ext.mutual_information(x, x).shape == (0,)
+    assert softhist_ext.losses.MutualInformationLoss(reduction="none")(x, x).shape == (0,)

@@ -67,7 +67,10 @@ def compute_dtype(image: Tensor) -> torch.dtype:
 def rows(image: Tensor, spatial_dims: int) -> Tensor:
     """image (*lead, *spatial) as (*lead, N), in the compute dtype."""
     lead: List[int] = list(image.shape[: image.dim() - spatial_dims])
-    return image.to(compute_dtype(image)).reshape(lead + [-1])
+    pixels = 1  # (not -1: an empty batch would leave it open)
+    for size in image.shape[image.dim() - spatial_dims:]:
+        pixels *= size
+    return image.to(compute_dtype(image)).reshape(lead + [pixels])
 
 
 def in_range(v: Tensor, min: Optional[float],

@@ -169,7 +169,7 @@ def match_histograms(
     values = values.expand(shape).reshape(-1, bins)
     _check_reference_mass(hist_r.detach().sum(-1), min is not None)
     nonempty = (hist_r.detach() > 0).expand(shape).reshape(-1, bins)
-    out = _inverse_cdf(u.reshape(q.shape[0], -1), q, values, nonempty).reshape(x.shape)
+    out = _inverse_cdf(u.reshape(q.shape[0], x.shape[-1]), q, values, nonempty).reshape(x.shape)
     if not inside:
         out = torch.where(torch.isnan(x), x.to(out.dtype), out)
     return out.reshape(source.shape).to(source.dtype)

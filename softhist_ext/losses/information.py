@@ -140,12 +140,15 @@ def mutual_information(
     dims = _item_dims(n, dim, list(x.shape))
     order: List[int] = []  # the kept dimensions, then the reduced ones
     lead: List[int] = []
+    samples = 1  # (not -1 in the shape below: an empty batch leaves it open)
     for d in range(n):
         if d not in dims:
             order.append(d)
             lead.append(x.shape[d])
+        else:
+            samples *= x.shape[d]
     order = order + dims
-    shape = lead + [-1]
+    shape = lead + [samples]
     w = weight.permute(order).reshape(shape) if weight is not None else None
     xs, ys = x.permute(order).reshape(shape), y.permute(order).reshape(shape)
     if xs.shape[-1] == 0:
