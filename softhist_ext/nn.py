@@ -68,6 +68,9 @@ class SoftHistogram(torch.nn.Module):
             if kernel == "hard":
                 raise ValueError("softhist: learnable=True needs a smooth kernel (the hard "
                                  "kernel has no gradient with respect to its bins)")
+            if not self.min < self.max:
+                raise ValueError(f"softhist: learnable=True needs min < max, where its edges "
+                                 f"start evenly spaced; got min={self.min}, max={self.max}")
             # The default kappa for these bins, as histc sets it (and checks the range).
             start = torch.ops.softhist.params(torch.zeros(1), self.bins, self.min, self.max,
                                               None if k is None else float(k), kernel)
@@ -82,6 +85,9 @@ class SoftHistogram(torch.nn.Module):
         edges = self.edges
         if edges is None:
             return histc(x, self.bins, self.min, self.max, self.kappa, kernel=self.kernel, dim=self.dim)
+        if not x.is_floating_point():  # (the edges would take its dtype)
+            raise ValueError(f"softhist: SoftHistogram's input has dtype {x.dtype}, but a soft "
+                             "histogram needs floating-point samples; convert it with input.float()")
         e = edges.to(x.dtype)
         _check_edges(e, x)
         dim = self.dim

@@ -125,6 +125,13 @@ def test_learnable_layer_learns_the_quantiles():
     torch.testing.assert_close(scripted(x), layer(x))
 
 
+def test_learnable_layer_errors_name_the_fix():
+    with pytest.raises(ValueError, match="learnable=True needs min < max.*min=0.0, max=0.0"):
+        softhist_ext.nn.SoftHistogram(4, 0.0, 0.0, learnable=True)
+    with pytest.raises(ValueError, match="input has dtype torch.int64.*input.float()"):
+        softhist_ext.nn.SoftHistogram(4, -1.0, 1.0, learnable=True)(torch.arange(10))
+
+
 def test_learnable_layer_per_row_and_its_kappa_gradient():
     layer = softhist_ext.nn.SoftHistogram(6, 0.0, 255.0, learnable=True, dim=-1)
     images = (torch.rand(2, 3, 500) * 255).round()  # intensities, a histogram per image and channel
