@@ -86,8 +86,8 @@ class SoftHistogram(torch.nn.Module):
         if edges is None:
             return histc(x, self.bins, self.min, self.max, self.kappa, kernel=self.kernel, dim=self.dim)
         if not x.is_floating_point():  # (the edges would take its dtype)
-            raise ValueError(f"softhist: SoftHistogram's input has dtype {x.dtype}, but a soft "
-                             "histogram needs floating-point samples; convert it with input.float()")
+            raise ValueError("softhist: SoftHistogram's input must be floating-point (float16, "
+                             "bfloat16, float32 or float64); convert it with input.float()")
         e = edges.to(x.dtype)
         _check_edges(e, x)
         dim = self.dim
