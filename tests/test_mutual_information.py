@@ -382,3 +382,12 @@ def test_mi_of_an_empty_batch_is_empty():
     x = torch.rand(0, 1, 8, 8)
     assert softhist_ext.mutual_information(x, x).shape == (0,)
     assert softhist_ext.losses.MutualInformationLoss(reduction="none")(x, x).shape == (0,)
+
+
+def test_mi_of_mixed_float_dtypes_is_in_the_wider_one():
+    x, y = torch.rand(2, 1, 8, 8), torch.rand(2, 1, 8, 8, dtype=torch.float64)
+    for args in ((), (8, 0.0, 1.0)):
+        for b in (1, 2):
+            mixed = softhist_ext.mutual_information(x[:b], y[:b], *args)
+            assert mixed.dtype == torch.float64
+            torch.testing.assert_close(mixed, softhist_ext.mutual_information(x[:b].double(), y[:b], *args))

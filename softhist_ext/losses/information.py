@@ -133,6 +133,12 @@ def mutual_information(
         raise ValueError(f"softhist: x and y must have the same shape, got {list(x.shape)} and {list(y.shape)}")
     if weight is not None and weight.shape != x.shape:
         raise ValueError(f"softhist: weight must have x's shape {list(x.shape)}, got {list(weight.shape)}")
+    if x.dtype != y.dtype and x.is_floating_point() and y.is_floating_point():
+        # Both in the wider dtype, as torch's binary ops (whatever the batch size).
+        common = torch.promote_types(x.dtype, y.dtype)
+        x, y = x.to(common), y.to(common)
+        if weight is not None and weight.is_floating_point():
+            weight = weight.to(common)
     check_own_or_fixed("mutual_information", min is not None, max is not None, kappa is not None,
                        "x and y", "each item's own range")
     own_range = min is None
