@@ -86,8 +86,8 @@ def match_histograms(
     few distinct values), and each source value's own quantile where this
     takes its bin's CDF: on noisy or blurred float images several bins off
     (up to 3.6 bins, 8-bit camera plus noise onto astronaut). Matching an
-    image to itself gives each pixel its bin centre (within half a bin of the identity; a soft kernel
-    adds its smoothing).
+    image to itself gives each pixel its bin centre (within half a bin of
+    the identity; a soft kernel adds its smoothing).
 
     Args:
         source: float image (*lead, *spatial), any range; the histograms are
