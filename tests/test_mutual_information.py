@@ -325,12 +325,11 @@ def test_mi_without_mass_raises_never_nan(device):
 
 
 def test_normalized_mi_of_marginals_in_one_bin_is_one_never_nan(device):
-    # H(x) + H(y) = 0: 1, as sklearn's normalized_mutual_info_score, with a
-    # finite gradient.
-    from sklearn.metrics import normalized_mutual_info_score
+    # H(x) + H(y) = 0: 1, as sklearn's normalized_mutual_info_score gives two
+    # constant labelings, with a finite gradient.
     const = torch.full((1, 1, 8, 8), 3.0, device=device)
     value = softhist_ext.mutual_information(const, const, kernel="hard", normalized=True)
-    assert value.item() == normalized_mutual_info_score([0] * 64, [0] * 64) == 1.0
+    assert value.item() == 1.0
     y = torch.rand(1, 1, 8, 8, device=device, requires_grad=True)
     value = softhist_ext.mutual_information(y, y.detach() ** 2, bins=1, normalized=True)
     (grad,) = torch.autograd.grad(value.sum(), y)
