@@ -132,8 +132,7 @@ RangeArgs range_args(const Tensor& input, int64_t bins, double min, double max,
   }
   if (min != max) {
     const double width = (max - min) / static_cast<double>(bins);
-    SOFTHIST_CHECK(std::isfinite(width) && width >= kMinBinWidth && min + width > min &&
-                       max - width < max,
+    SOFTHIST_CHECK(std::isfinite(width) && splittable(min, max, width),
                     "softhist: the range [", min, ", ", max, "] split into ", bins,
                     " bins gives bins too narrow to represent; widen min/max or use fewer "
                     "bins");

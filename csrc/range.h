@@ -22,6 +22,12 @@ struct RangeArgs {
 // stay finite (a subnormal width would make them infinite, and every mass 0).
 inline constexpr double kMinBinWidth = 0x1p-1020;
 
+// Whether [lo, hi] splits into bins of `width` whose edges are representable:
+// an explicit range must (the host checks), one from the data is widened.
+SOFTHIST_HD bool splittable(double lo, double hi, double width) {
+  return width >= kMinBinWidth && lo + width > lo && hi - width < hi;  // false for NaN
+}
+
 // Writes params [lo, hi, kappa, open] from the finite samples' range
 // [data_lo, data_hi] (empty: data_lo > data_hi). An explicit range is kept
 // (the host has checked it). A range from the data follows torch.histc (a
@@ -48,7 +54,7 @@ SOFTHIST_HD void resolve_range(const RangeArgs& a, double data_lo, double data_h
       hi = hi < 0x1p1022 ? hi : 0x1p1022;
     }
     const double width = (hi - lo) / bins;
-    if (!(width >= kMinBinWidth && lo + width > lo && hi - width < hi)) {
+    if (!splittable(lo, hi, width)) {
       const double mid = 0.5 * lo + 0.5 * hi;
       const double magnitude = (lo < 0 ? -lo : lo) > (hi < 0 ? -hi : hi) ? (lo < 0 ? -lo : lo)
                                                                           : (hi < 0 ? -hi : hi);

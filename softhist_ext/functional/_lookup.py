@@ -2,7 +2,7 @@
 the range (each row's own, or a fixed one), per-row histograms and the soft
 CDF lookup (one gather over the cumulative histogram)."""
 
-from typing import List, Optional, Tuple
+from typing import Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -66,11 +66,8 @@ def compute_dtype(image: Tensor) -> torch.dtype:
 
 def rows(image: Tensor, spatial_dims: int) -> Tensor:
     """image (*lead, *spatial) as (*lead, N), in the compute dtype."""
-    lead: List[int] = list(image.shape[: image.dim() - spatial_dims])
-    pixels = 1  # (not -1: an empty batch would leave it open)
-    for size in image.shape[image.dim() - spatial_dims:]:
-        pixels *= size
-    return image.to(compute_dtype(image)).reshape(lead + [pixels])
+    # (flatten, not reshape(lead + [-1]), which an empty batch leaves open)
+    return image.to(compute_dtype(image)).flatten(image.dim() - spatial_dims)
 
 
 def in_range(v: Tensor, min: Optional[float],

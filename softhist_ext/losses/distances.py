@@ -102,10 +102,7 @@ def _rows(t: Tensor, name: str) -> Tensor:
             f"one single-channel image pass {name}[None, None], for a batch of sample vectors "
             f"(B, N) pass {name}[:, None]"
         )
-    samples = 1  # (not -1: an empty batch would leave it open)
-    for size in t.shape[2:]:
-        samples *= size
-    return t.reshape(t.shape[0], t.shape[1], samples)
+    return t.flatten(2)  # (not reshape(B, C, -1), which an empty batch leaves open)
 
 
 def histogram_distance(

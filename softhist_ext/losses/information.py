@@ -146,17 +146,15 @@ def mutual_information(
     dims = _item_dims(n, dim, list(x.shape))
     order: List[int] = []  # the kept dimensions, then the reduced ones
     lead: List[int] = []
-    samples = 1  # (not -1 in the shape below: an empty batch leaves it open)
     for d in range(n):
         if d not in dims:
             order.append(d)
             lead.append(x.shape[d])
-        else:
-            samples *= x.shape[d]
     order = order + dims
-    shape = lead + [samples]
-    w = weight.permute(order).reshape(shape) if weight is not None else None
-    xs, ys = x.permute(order).reshape(shape), y.permute(order).reshape(shape)
+    # (flatten, not reshape(lead + [-1]), which an empty batch leaves open)
+    kept = len(lead)
+    w = weight.permute(order).flatten(kept) if weight is not None else None
+    xs, ys = x.permute(order).flatten(kept), y.permute(order).flatten(kept)
     if xs.shape[-1] == 0:
         raise ValueError("softhist: mutual_information needs samples: each item of x and y is empty")
     # Tuples throughout: TorchScript's serialised code types a variable by
