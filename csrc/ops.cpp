@@ -100,21 +100,12 @@ void check_input(const Tensor& input) {
                   "bfloat16, float32 or float64); convert it with input.float()");
 }
 
-namespace {
-
-// The sharpest kernel taken, kappa * bin width: past it the kernel is the
-// hard one to within rounding, and float math (kappa^3 in a double backward)
-// would overflow.
-constexpr double kMaxSharpness = 1e12;
-
 void check_sharpness(double kappa, double width) {
   SOFTHIST_CHECK(kappa * width <= kMaxSharpness, "softhist: kappa * bin width = ", kappa * width,
                  " is past ", kMaxSharpness, ", where the kernel is the hard one to within "
                  "rounding; use kernel='hard' (straight_through=True for a gradient) or a smaller "
                  "kappa");
 }
-
-}  // namespace
 
 RangeArgs range_args(const Tensor& input, int64_t bins, double min, double max,
                      std::optional<double> kappa, Kernel kernel, bool open_ends) {

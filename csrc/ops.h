@@ -45,6 +45,8 @@ inline bool has_explicit_edges(const Tensor& params) {
 std::vector<std::string> kernel_names();
 Kernel parse_kernel(const std::string& name);
 void check_input(const Tensor& input);
+// kappa * width at most kMaxSharpness (range.h), else an error naming kernel='hard'.
+void check_sharpness(double kappa, double width);
 // Checks the arguments of `params` and what resolve_range (range.h) needs
 // besides the data's range; an explicit range must split into representable bins.
 RangeArgs range_args(const Tensor& input, int64_t bins, double min, double max,

@@ -22,6 +22,11 @@ struct RangeArgs {
 // stay finite (a subnormal width would make them infinite, and every mass 0).
 inline constexpr double kMinBinWidth = 0x1p-1020;
 
+// The sharpest kernel taken, kappa * bin width: past it the kernel is the
+// hard one to within rounding, and float math (kappa^3 in a double backward)
+// would overflow.
+inline constexpr double kMaxSharpness = 1e12;
+
 // Whether [lo, hi] splits into bins of `width` whose edges are representable:
 // an explicit range must (the host checks), one from the data is widened.
 SOFTHIST_HD bool splittable(double lo, double hi, double width) {
@@ -35,8 +40,10 @@ SOFTHIST_HD bool splittable(double lo, double hi, double width) {
 // representable bins, torch.histc still counts, so it is widened rather than
 // refused: clipped to +-2^1022 when its span overflows, and widened about its
 // midpoint to bins of 2^-50 of its magnitude (at least kMinBinWidth) when
-// they are too narrow.
-SOFTHIST_HD void resolve_range(const RangeArgs& a, double data_lo, double data_hi, double* out) {
+// they are too narrow. Returns false where a given kappa is sharper than
+// kMaxSharpness over the data's bins: the host raises; a device, which can't,
+// caps it there (the values are the hard kernel's to within rounding either way).
+SOFTHIST_HD bool resolve_range(const RangeArgs& a, double data_lo, double data_hi, double* out) {
   double lo = a.min, hi = a.max;
   if (lo == hi) {
     if (data_lo <= data_hi) {
@@ -68,10 +75,15 @@ SOFTHIST_HD void resolve_range(const RangeArgs& a, double data_lo, double data_h
       hi = mid + half;
     }
   }
+  const double width = (hi - lo) / static_cast<double>(a.bins);
+  const bool sharp = a.has_kappa && a.kappa * width > kMaxSharpness;
   out[0] = lo;
   out[1] = hi;
-  out[2] = a.has_kappa ? a.kappa : a.kappa * static_cast<double>(a.bins) / (hi - lo);
+  out[2] = !a.has_kappa ? a.kappa * static_cast<double>(a.bins) / (hi - lo)
+           : sharp      ? kMaxSharpness / width
+                        : a.kappa;
   out[3] = a.open_ends ? 1.0 : 0.0;
+  return !sharp;
 }
 
 }  // namespace softhist

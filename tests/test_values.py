@@ -104,6 +104,20 @@ def test_the_sharpest_kernel_splits_a_sample_on_an_edge(device):
         softhist_ext.histc(x, 1_000_000, 0.0, 1e6, kappa=1e13)
 
 
+def test_a_kernel_too_sharp_for_the_bins_of_the_datas_range(device):
+    # The data's range [0, 1e6] makes bins of width 1: kappa 1e13 is past 1e12
+    # there. The CPU raises as for a given range; a GPU, which resolves the
+    # range on the device, caps kappa * width at 1e12.
+    x = torch.tensor([0.0, 900000.0, 1e6], dtype=torch.float64, device=device)
+    if x.is_cpu:
+        with pytest.raises(RuntimeError, match=r"kappa \* bin width = 1e\+13 is past 1e\+12.*kernel='hard'"):
+            softhist_ext.histc(x, 1_000_000, kappa=1e13)
+        return
+    capped = softhist_ext.histc(x, 1_000_000, kappa=1e13).cpu()
+    torch.testing.assert_close(capped, softhist_ext.histc(x, 1_000_000, kappa=1e12).cpu(), rtol=0, atol=0)
+    assert capped[899_999].item() == 0.5 and capped[900_000].item() == 0.5
+
+
 def test_nan_and_inf_contribute_nothing(device):
     x = torch.randn(500, dtype=torch.float64)
     bad = torch.tensor([math.nan, math.inf, -math.inf, 1e300, -1e300], dtype=torch.float64)

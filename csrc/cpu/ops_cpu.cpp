@@ -64,7 +64,8 @@ Tensor params_cpu(const Tensor& input, int64_t bins, double min, double max,
   }
   Tensor out = torch::stable::empty({kParamsSize}, ScalarType::Double, std::nullopt,
                                     input.device());
-  resolve_range(args, lo, hi, out.mutable_data_ptr<double>());
+  double* p = out.mutable_data_ptr<double>();
+  if (!resolve_range(args, lo, hi, p)) check_sharpness(args.kappa, (p[1] - p[0]) / bins);
   return out;
 }
 
