@@ -96,10 +96,29 @@ def _minmax_if_finite(rows: List[Tensor]) -> Optional[Tuple[Tensor, Tensor]]:
 def to_unit(v: Tensor, lo: Tensor, hi: Tensor) -> Tensor:
     """v mapped from [lo, hi] onto [0, 1]: by a division, not a product with
     the reciprocal, so the largest sample maps to exactly 1, inside the range.
-    The division is in place, into the difference: one new tensor where a
-    large input's fresh pages cost more than the arithmetic (lo and hi are
-    constants for autograd, so the difference is not needed again)."""
-    return (v - lo).div_(hi - lo)
+    One new tensor, divided in place, where a large input's fresh pages cost
+    more than the arithmetic (lo and hi are constants for autograd)."""
+    s = _halving(lo, hi)
+    return torch.addcmul(-lo * s, v, s).div_(hi * s - lo * s)
+
+
+def from_unit(u: Tensor, lo: Tensor, hi: Tensor) -> Tensor:
+    """u in [0, 1] mapped back onto [lo, hi]: lo + (hi - lo) u."""
+    s = _halving(lo, hi)
+    return (lo * s + (hi * s - lo * s) * u) / s
+
+
+def bin_width(lo: Tensor, hi: Tensor, bins: int) -> Tensor:
+    """(hi - lo) / bins."""
+    s = _halving(lo, hi)
+    return (hi * s - lo * s) / bins / s
+
+
+def _halving(lo: Tensor, hi: Tensor) -> Tensor:
+    """The scale of each row's arithmetic: 1, or 0.5 where hi - lo overflows
+    (float32 rows reaching past +-1.7e38). A power of 2, so that scaled
+    values round as the unscaled ones would."""
+    return torch.where(torch.isfinite(hi - lo), 1.0, 0.5).to(lo.dtype)
 
 
 def check_own_or_fixed(fn: str, has_min: bool, has_max: bool, has_kappa: bool,

@@ -313,3 +313,27 @@ def test_own_range_by_one_pass_equals_the_passes_that_leave_nonfinite_samples_ou
     assert lo[3].item() == x[3, 1:].min().item() and hi[3].item() == x[3, 1:].max().item()
     clean_lo, clean_hi = finite_range([x])  # the rows without a non-finite sample
     assert torch.equal(lo[1:3], clean_lo[1:3]) and torch.equal(hi[4:], clean_hi[4:])
+
+
+def test_float32_rows_whose_span_overflows_float_equal_float64():
+    # Rows reaching past +-1.7e38: hi - lo overflows float32, where each row's
+    # own range maps the samples onto [0, 1] (it gave NaN maps, all-1 CDFs and
+    # a distance of 0). float64 holds the same values exactly.
+    from softhist_ext import functional as F
+    from softhist_ext import losses as L
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(2, 1, 16, 16, generator=g, dtype=torch.float64) * 6e38 - 3e38
+    y = torch.rand(2, 1, 16, 16, generator=g, dtype=torch.float64) * 5e38 - 2e38
+    x, y = x.float().double(), y.float().double()  # (float32's values)
+    calls = {
+        "equalize": lambda a, b: F.equalize(a, 8),
+        "match_histograms": lambda a, b: F.match_histograms(a, b, 8) / 1e38,  # (rounds in 1e38s)
+        "mutual_information": lambda a, b: softhist_ext.mutual_information(a, b, 8),
+        "histogram_distance emd": lambda a, b: L.histogram_distance(a, b, bins=8, distance="emd"),
+        "histogram_distance l1": lambda a, b: L.histogram_distance(a, b, bins=8, distance="l1"),
+    }
+    for name, call in calls.items():
+        single, double = call(x.float(), y.float()), call(x, y)
+        assert torch.isfinite(single).all(), name
+        torch.testing.assert_close(single.double(), double, rtol=1e-5, atol=1e-6, msg=name)

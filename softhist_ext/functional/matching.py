@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 
 from .. import _checks
-from .._ranges import to_unit
+from .._ranges import from_unit, to_unit
 from . import _lookup
 
 
@@ -163,7 +163,7 @@ def match_histograms(
     else:
         params_r, hist_r = _lookup.histograms(r, bins, float(min), float(max), kappa, kernel)
     centres = (torch.arange(bins, dtype=r.dtype, device=r.device) + 0.5) / bins
-    values = r_lo + (r_hi - r_lo) * centres  # (*lead_ref, bins), reference units
+    values = from_unit(centres, r_lo, r_hi)  # (*lead_ref, bins), reference units
     shape = lead + [bins]
     q = _lookup.cdf(hist_r).expand(shape).reshape(-1, bins)
     values = values.expand(shape).reshape(-1, bins)

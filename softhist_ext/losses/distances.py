@@ -9,7 +9,7 @@ from torch import Tensor
 
 from .. import _checks
 from . import _reduction
-from .._ranges import check_own_or_fixed, finite_range, to_unit
+from .._ranges import bin_width, check_own_or_fixed, finite_range, to_unit
 from ..ops import histc
 
 #: The distances histogram_distance and HistogramLoss take.
@@ -234,7 +234,7 @@ def histogram_distance(
         lo, hi = finite_range([x, y])
         hx_ = histc(to_unit(x, lo, hi), bins, 0.0, 1.0, None, kernel, None, -1, False, False, conserve_mass)
         hy_ = histc(to_unit(y, lo, hi), bins, 0.0, 1.0, None, kernel, None, -1, False, False, conserve_mass)
-        width = (hi - lo).squeeze(-1) / bins
+        width = bin_width(lo, hi, bins).squeeze(-1)
     else:
         assert max is not None
         if not float(min) < float(max):
