@@ -1,6 +1,7 @@
 """Typed, scriptable wrappers around ``torch.ops.softhist``."""
 
 import builtins
+import numbers
 from typing import List, NamedTuple, Optional, Tuple, Union
 
 import torch
@@ -50,7 +51,10 @@ def _params_row(x: Tensor, bins: int, min: Union[float, Tensor], max: Union[floa
     row = torch.ops.softhist.params(x, bins, lo, hi, _kappa_to_check(kappa), kernel, conserve_mass)
     if not (_is_tensor(min) or _is_tensor(max) or _is_tensor(kappa)):
         return row
-    if lo == hi:
+    if lo == hi:  # the data's range, a constant
+        if not (_is_tensor(min) or _is_tensor(max)):
+            if isinstance(kappa, Tensor):  # (not chained: see _is_tensor)
+                return torch.stack([row[0], row[1], _as_param(kappa, row[2]), row[3]])
         raise ValueError(f"softhist: a range given as tensors needs min < max, got min = max = {lo}; "
                          "the data's range (min == max) is a constant for autograd")
     lo_t, hi_t = _as_param(min, row[0]), _as_param(max, row[1])
@@ -60,6 +64,24 @@ def _params_row(x: Tensor, bins: int, min: Union[float, Tensor], max: Union[floa
     elif kappa is None:
         kappa_t = row[2] * ((hi - lo) / (hi_t - lo_t))
     return torch.stack([lo_t, hi_t, kappa_t, row[3]])
+
+
+def _plain(v: object) -> object:
+    """v (or each entry of the list or tuple v) with NumPy scalars, and 0-d
+    tensors that need no gradient, as Python numbers: what the joint
+    histograms' code takes. Eager mode only (a tensor's value is read on the
+    host); tensors that require grad stay, to get gradients."""
+    if isinstance(v, (list, tuple)):
+        return type(v)(_plain(u) for u in v)
+    if isinstance(v, Tensor):
+        if v.dim() != 0 or v.requires_grad or torch.compiler.is_compiling():
+            return v
+        return int(v.item()) if _checks.is_int(v) else float(v.item())
+    if isinstance(v, numbers.Integral) and not isinstance(v, bool):
+        return int(v)
+    if isinstance(v, numbers.Real) and not isinstance(v, bool):
+        return float(v)
+    return v
 
 
 def _holds_tensor(v: object) -> bool:
@@ -346,6 +368,7 @@ def histc2d(
         )
         if dim is not None:
             _checks.dim_in_range("histc2d", dim, x.dim())
+        bins, min, max, kappa = _plain(bins), _plain(min), _plain(max), _plain(kappa)
     if y.shape != x.shape or y.dtype != x.dtype or y.device != x.device:
         raise ValueError(
             f"softhist: x and y must have the same shape, dtype and device (they pair up sample "
@@ -511,6 +534,16 @@ def _edges_density(hist: Tensor, edges: List[Tensor]) -> Tensor:
     return hist / (hist.sum(bin_dims, keepdim=True) * volume)
 
 
+def _check_floating(input: Tensor, fn: str) -> None:
+    """histogram's and histogramdd's samples are floating point, as torch's:
+    their hard kernel bins them itself, and counts in an integer dtype would
+    truncate weights."""
+    if not input.is_floating_point():
+        raise ValueError(f"softhist: {fn} needs floating-point input (float16, bfloat16, float32 "
+                         "or float64), got an integer, bool or complex tensor; convert it with "
+                         "input.float()")
+
+
 def _learnable_histogramdd(x: Tensor, w: Optional[Tensor], given_edges: List[Tensor],
                            bins: List[int], range_: object, kappa: object, kernel: str,
                            density: bool, conserve_mass: bool) -> "HistogramddResult":
@@ -646,8 +679,10 @@ def histogramdd(
             kappa=(kappa, "number? or list"), kernel=(kernel, "str"), dim=(dim, "int?"),
             conserve_mass=(conserve_mass, "bool"),
         )
+        bins, range, kappa = _plain(bins), _plain(range), _plain(kappa)
         if isinstance(bins, tuple):
             bins = list(bins)
+    _check_floating(input, "histogramdd")
     if input.dim() < 2 or input.shape[-1] < 1 or input.shape[-1] > 3:
         raise ValueError(
             f"softhist: histogramdd's input must be (N, D) with D = 1, 2 or 3 coordinates per "
@@ -661,10 +696,14 @@ def histogramdd(
         x = input.reshape(-1, axes)
         w = weight.reshape(-1) if weight is not None else None
     else:
-        if not torch.jit.is_scripting():
-            _checks.dim_in_range("histogramdd", dim, input.dim() - 1)
-        x = input.movedim(dim % (input.dim() - 1), -2)
-        w = weight.movedim(dim % (input.dim() - 1), -1) if weight is not None else None
+        d = dim + input.dim() if dim < 0 else dim
+        if not 0 <= d < input.dim() - 1:
+            raise IndexError(f"softhist: histogramdd's dim must be one of input's sample "
+                             f"dimensions, in [{-input.dim()}, {input.dim() - 2}] for a "
+                             f"{input.dim()}-d input (the last holds each sample's coordinates), "
+                             f"got {dim}")
+        x = input.movedim(d, -2)
+        w = weight.movedim(d, -1) if weight is not None else None
     given_edges, bins_per_axis = _bins_dd(bins, axes)
     if len(given_edges) > 0:
         _explicit_edges_dd(given_edges, x, axes, range, kernel)
@@ -849,6 +888,7 @@ def histogram(
         )
         if not isinstance(bins, Tensor) or bins.dim() == 0:
             bins = int(bins)
+    _check_floating(input, "histogram")
     if range is not None and len(range) != 2:
         raise ValueError(f"softhist: histogram's range must be (min, max), got {len(range)} numbers")
     if weight is not None and weight.shape != input.shape:

@@ -168,6 +168,12 @@ def test_bad_arguments_name_the_fix():
         softhist_ext.histogram(x, 4, (0.0, 1.0, 2.0))
     with pytest.raises(TypeError, match="bins must be an int or a 1-d tensor of edges"):
         softhist_ext.histogram(x, 2.5)
+    # Integer samples (which torch.histogram refuses too): integer counts would
+    # truncate weights.
+    for bad, bins in ((torch.arange(10), torch.arange(0, 11, 2)), (torch.arange(10), 4),
+                      (torch.rand(10, dtype=torch.complex64), 4)):
+        with pytest.raises(ValueError, match="histogram needs floating-point input.*input.float"):
+            softhist_ext.histogram(bad, bins, weight=torch.full((10,), 0.3), kernel="hard")
 
 
 def test_torchscript():

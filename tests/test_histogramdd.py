@@ -93,6 +93,26 @@ def test_batched_rows_equal_one_call_per_row(device):
     # The samples along another dimension: the same histograms.
     moved = softhist_ext.histogramdd(x.transpose(0, 1), [4, 5, 3], RANGE[3], w.t(), kernel="bspline", dim=0).hist
     torch.testing.assert_close(moved, batched, rtol=1e-12, atol=1e-12)
+    # dim counts from input's dimensions, as torch's do: -2 is N (the last holds D).
+    negative = softhist_ext.histogramdd(x, [4, 5, 3], RANGE[3], w, kernel="bspline", dim=-2).hist
+    torch.testing.assert_close(negative, batched, rtol=0, atol=0)
+
+
+def test_numpy_scalars_and_0d_tensors_as_numbers():
+    # As histc and torch.histogramdd take them: the same as Python numbers.
+    np = pytest.importorskip("numpy")
+    x = _samples(500, 2, torch.float32)
+    for kernel in ("hard", "logistic"):
+        plain = softhist_ext.histogramdd(x, [3, 4], [-2.0, 2.0, -1.0, 3.0], kappa=None if kernel == "hard" else 5.0,
+                                         kernel=kernel).hist
+        for bins, lo in (([np.int64(3), torch.tensor(4)], np.float32(-2.0)), ([3, 4], torch.tensor(-2.0))):
+            kappa = None if kernel == "hard" else np.float32(5.0)
+            ours = softhist_ext.histogramdd(x, bins, [lo, 2.0, -1.0, 3.0], kappa=kappa, kernel=kernel).hist
+            assert torch.equal(ours, plain)
+        joint = softhist_ext.histc2d(x[:, 0], x[:, 1], torch.tensor(3), np.float32(-2.0), np.float64(3.0),
+                                     None if kernel == "hard" else np.float32(5.0), kernel)
+        expected = softhist_ext.histc2d(x[:, 0], x[:, 1], 3, -2.0, 3.0, None if kernel == "hard" else 5.0, kernel)
+        assert torch.equal(joint, expected)
 
 
 def test_marginals_are_histc_and_histc2d(device):
@@ -146,7 +166,10 @@ def test_scripted_and_compiled(device):
     (dict(range=[0.0, 1.0, 1.0, 0.5, 0.0, 1.0]), r"axis 1 must have min <= max, got \[1.0, 0.5\]"),
     (dict(weight=torch.rand(9)), r"weight must have shape input.shape\[:-1\]"),
     (dict(kappa=[1.0, 2.0]), "kappa must be"),
-    (dict(dim=2), "histogramdd's dim must be in"),
+    (dict(dim=1), r"histogramdd's dim must be one of input's sample dimensions, in \[-2, 0\]"),
+    (dict(dim=-1), r"in \[-2, 0\] for a 2-d input \(the last holds each sample's coordinates\), got -1"),
+    (dict(input=torch.arange(30).reshape(10, 3)), "needs floating-point input"),
+    (dict(input=torch.rand(10, 3, dtype=torch.complex64)), "needs floating-point input"),
 ])
 def test_errors_name_the_argument(bad, match):
     args = dict(input=torch.rand(10, 3), bins=3)

@@ -66,6 +66,24 @@ def test_gradcheck_and_gradgradcheck(device, kernel, kappa_given):
 
 
 @pytest.mark.parametrize("kernel", ["logistic", "bspline"])
+def test_kappa_gradient_over_the_datas_range(device, kernel):
+    # The data's range (min == max) is a constant; a tensor kappa still learns.
+    x = (torch.randn(2, 40, dtype=f64, device=device) * 1.5).requires_grad_()
+    k = torch.tensor(3.0, dtype=f64, device=device, requires_grad=True)
+    flat = x.detach().flatten()
+    lo, hi = flat.min(), flat.max()  # (constants)
+    out = softhist_ext.histc(x, 6, kappa=k, kernel=kernel, dim=-1)
+    dense = _dense(x, 6, lo, hi, k, kernel)
+    torch.testing.assert_close(out, dense)
+    torch.testing.assert_close(torch.autograd.grad(out.square().sum(), k),
+                               torch.autograd.grad(dense.square().sum(), k))
+    assert torch.autograd.gradcheck(lambda k: softhist_ext.histc(x.detach(), 6, kappa=k, kernel=kernel), (k,))
+    joint = softhist_ext.histc2d(x[0], x[1], 4, kappa=k, kernel=kernel)
+    torch.testing.assert_close(joint, softhist_ext.histc2d(x[0], x[1], 4, kappa=3.0, kernel=kernel))
+    assert torch.autograd.grad(joint.square().sum(), k)[0].abs() > 0
+
+
+@pytest.mark.parametrize("kernel", ["logistic", "bspline"])
 def test_default_kappa_follows_the_range(device, kernel):
     # kappa=None is default_kappa_width / bin width: a wider range, a smaller kappa.
     x = torch.randn(300, dtype=f64, device=device)
