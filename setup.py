@@ -81,7 +81,7 @@ ext_modules = [
 cuda_plan = cuda_toolchain.plan()
 if cuda_plan.toolkit:
     print(f"softhist_ext: building the CUDA kernels with {cuda_plan.toolkit.describe()} for "
-          f"{', '.join(cuda_toolchain.ARCHS)}, CUDA runtime linked statically ({cuda_plan.reason})",
+          f"{', '.join(cuda_toolchain.archs())}, CUDA runtime linked statically ({cuda_plan.reason})",
           file=sys.stderr)
 elif not cuda_plan.failed:
     print(f"softhist_ext: not building the CUDA kernels: {cuda_plan.reason}", file=sys.stderr)

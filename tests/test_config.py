@@ -124,3 +124,23 @@ def test_the_cuda_compiler_suits_the_driver(monkeypatch, env, driver, local, pip
     assert reason in plan.reason
     # FORCE_CUDA=1 fails the build where it can't be done, rather than skip the kernels
     assert plan.failed == (plan.toolkit is None and env.get("FORCE_CUDA") == "1")
+
+
+@pytest.mark.parametrize("arch_list, expect", [
+    (None, ["compute_80,code=sm_80", "compute_90,code=sm_90", "compute_90,code=compute_90"]),
+    ("9.0", ["compute_90,code=sm_90"]),
+    ("8.0;9.0+PTX", ["compute_80,code=sm_80", "compute_90,code=sm_90", "compute_90,code=compute_90"]),
+    ("8.6 12.0a", ["compute_86,code=sm_86", "compute_120a,code=sm_120a"]),
+    ("7.5", "8.0 or newer"),
+    ("Hopper", "is not a compute capability"),
+])
+def test_torch_cuda_arch_list_picks_the_architectures(monkeypatch, arch_list, expect):
+    tc = _toolchain()
+    monkeypatch.delenv("TORCH_CUDA_ARCH_LIST", raising=False)
+    if arch_list is not None:
+        monkeypatch.setenv("TORCH_CUDA_ARCH_LIST", arch_list)
+    if isinstance(expect, str):
+        with pytest.raises(ValueError, match=f"TORCH_CUDA_ARCH_LIST entry .*{expect}"):
+            tc.gencode_flags()
+    else:
+        assert tc.gencode_flags() == [f"-gencode=arch={e}" for e in expect]

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import List, Sequence
 
-from .cuda_toolchain import ARCHS, Toolkit, gencode_flags
+from .cuda_toolchain import Toolkit, archs, gencode_flags
 
 STABLE_ABI = ["-DTORCH_TARGET_VERSION=0x020a000000000000", "-DUSE_CUDA"]  # torch 2.10
 TORCH_DEFINES = ["-DTORCH_API_INCLUDE_EXTENSION_H", "-DTORCH_EXTENSION_NAME=_C_cuda"]
@@ -80,7 +80,7 @@ def build(toolkit: Toolkit, sources: Sequence[Path], headers: Sequence[Path], ou
         "cuda": f"{toolkit.version[0]}.{toolkit.version[1]}",
         "nvcc": str(toolkit.nvcc),
         "compiler": toolkit.origin,
-        "archs": ARCHS,
+        "archs": archs(),
         "cudart": "static",
     }
     (output.parent / "_C_cuda.json").write_text(json.dumps(record, indent=1) + "\n")
