@@ -641,7 +641,8 @@ def histogramdd(
         range: [min_1, max_1, ..., min_D, max_D], as torch.histogramdd's.
             None takes each axis's range from its finite values (a point
             widened by 0.5 on each side), a constant for autograd; that needs
-            the values on the host (a device sync on CUDA). Entries may be
+            the values on the host (a device sync on CUDA, a graph break under
+            torch.compile: fullgraph=True needs a range). Entries may be
             0-d tensors, which get gradients (the returned edges follow
             them; not in TorchScript, whose signature takes numbers).
         weight: per-sample weights, input.shape[:-1].
@@ -653,9 +654,10 @@ def histogramdd(
             gradients (not in TorchScript).
         kernel: as in histc: "logistic", "gaussian", "triangular", "bspline",
             "box" (softhist_ext.KERNELS) or "hard".
-        dim: the dimension of input that holds the samples; the others
-            before the last give one histogram each (batched rows): input
-            (B, N, D) with dim=1 gives B histograms, (B, *bins).
+        dim: the dimension of input that holds the samples, not the last
+            (the coordinates); the others before the last give one histogram
+            each (batched rows): input (B, N, D) with dim=1 (or -2) gives B
+            histograms, (B, *bins).
         conserve_mass: open outer bins on every axis, as in histc.
 
     Returns:
@@ -853,7 +855,8 @@ def histogram(
             that cross while they are learned raise a ValueError.
         range: (min, max) of the equal bins, numbers or 0-d tensors; None takes
             input's finite range (a point widened by 0.5 on each side), as
-            torch.histogram does, a constant for autograd. Not with an edges
+            torch.histogram does, a constant for autograd, read on the host
+            (torch.compile(fullgraph=True) needs a range). Not with an edges
             tensor.
         weight: per-sample weights, input's shape.
         density: normalise to integrate to 1, dividing by each bin's width.
