@@ -33,8 +33,8 @@ void check_order(int64_t order, Kernel kernel) {
                  " are: forward, backward, double and triple backward)");
   SOFTHIST_CHECK(kernel != Kernel::Hard || order == 0,
                  "softhist: the hard kernel (exact counts) has no derivative with respect "
-                 "to the samples; use a smooth kernel, or straight_through=True for exact "
-                 "counts with a smooth gradient");
+                 "to the samples; use a smooth kernel, or histc's straight_through=True for "
+                 "exact counts with a smooth gradient");
 }
 
 // kappa * bin width when kappa is not given (the kernel traits in kernels.h).
@@ -103,8 +103,8 @@ void check_input(const Tensor& input) {
 void check_sharpness(double kappa, double width) {
   SOFTHIST_CHECK(kappa * width <= kMaxSharpness, "softhist: kappa * bin width = ", kappa * width,
                  " is past ", kMaxSharpness, ", where the kernel is the hard one to within "
-                 "rounding; use kernel='hard' (straight_through=True for a gradient) or a smaller "
-                 "kappa");
+                 "rounding; use kernel='hard' (histc's straight_through=True for a gradient) "
+                 "or a smaller kappa");
 }
 
 RangeArgs range_args(const Tensor& input, int64_t bins, double min, double max,

@@ -62,14 +62,13 @@ SOFTHIST_HD bool resolve_range(const RangeArgs& a, double data_lo, double data_h
     }
     const double width = (hi - lo) / bins;
     if (!splittable(lo, hi, width)) {
-      const double mid = 0.5 * lo + 0.5 * hi;
       const double magnitude = (lo < 0 ? -lo : lo) > (hi < 0 ? -hi : hi) ? (lo < 0 ? -lo : lo)
                                                                           : (hi < 0 ? -hi : hi);
       const double step = magnitude * 0x1p-50 > kMinBinWidth ? magnitude * 0x1p-50 : kMinBinWidth;
-#if defined(__CUDA_ARCH__)
-      const double half = __dmul_rn(0.5 * bins, step);  // (no multiply-add: the host's rounding)
+#if defined(__CUDA_ARCH__)  // (no multiply-adds: the host's rounding)
+      const double mid = __dadd_rn(0.5 * lo, 0.5 * hi), half = __dmul_rn(0.5 * bins, step);
 #else
-      const double half = 0.5 * bins * step;
+      const double mid = 0.5 * lo + 0.5 * hi, half = 0.5 * bins * step;
 #endif
       lo = mid - half;
       hi = mid + half;

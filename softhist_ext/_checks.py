@@ -133,3 +133,21 @@ def dim_in_range(fn: str, dim: int, ndim: int) -> None:
         raise IndexError(
             f"softhist: {fn}'s dim must be in [{-n}, {n - 1}] for a {ndim}-d input, got {dim}"
         )
+
+
+def module_histograms(fn: str, bins: int, min: object, max: object, kappa: object, kernel: str,
+                      units: str, own: str) -> None:
+    """A module's histogram arguments, checked when it is built rather than at
+    its first forward: bins >= 1, a fixed range (min < max) or none (then no
+    kappa: see _ranges.check_own_or_fixed, with `units` and `own`), a known
+    kernel."""
+    from ._ranges import check_own_or_fixed
+
+    if bins < 1:
+        raise ValueError(f"softhist: {fn}'s bins must be >= 1, got {bins}")
+    check_own_or_fixed(fn, min is not None, max is not None, kappa is not None, units, own)
+    if min is not None and max is not None and not float(min) < float(max):
+        raise ValueError(f"softhist: {fn}'s min must be below max, got min={min}, max={max}")
+    kernels = list(torch.ops.softhist.kernels()) + ["hard"]
+    if kernel not in kernels:
+        raise ValueError(f"softhist: {fn}'s kernel must be one of {', '.join(kernels)}, got {kernel!r}")

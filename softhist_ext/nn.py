@@ -75,7 +75,12 @@ class SoftHistogram(torch.nn.Module):
             start = torch.ops.softhist.params(torch.zeros(1), self.bins, self.min, self.max,
                                               None if k is None else float(k), kernel)
             dtype = torch.get_default_dtype()
-            self.edges = torch.nn.Parameter(torch.linspace(self.min, self.max, self.bins + 1, dtype=dtype))
+            edges = torch.linspace(self.min, self.max, self.bins + 1, dtype=dtype)
+            if not bool((edges[1:] > edges[:-1]).all()):
+                raise ValueError(f"softhist: learnable=True's {self.bins + 1} edges over [{self.min}, "
+                                 f"{self.max}] are not distinct in {dtype}, the default dtype: use fewer "
+                                 f"bins, a wider range, or torch.set_default_dtype(torch.float64)")
+            self.edges = torch.nn.Parameter(edges)
             self.kappa = torch.nn.Parameter(start[2].to(dtype))
         else:
             self.register_parameter("edges", None)
@@ -85,12 +90,24 @@ class SoftHistogram(torch.nn.Module):
         edges = self.edges
         if edges is None:
             return histc(x, self.bins, self.min, self.max, self.kappa, kernel=self.kernel, dim=self.dim)
+        dim = self.dim
+        if not torch.jit.is_scripting():
+            _checks.arguments("SoftHistogram", input=(x, "Tensor"))
+            if dim is not None:
+                _checks.dim_in_range("SoftHistogram", dim, x.dim())
         if not x.is_floating_point():  # (the edges would take its dtype)
             raise ValueError("softhist: SoftHistogram's input must be floating-point (float16, "
                              "bfloat16, float32 or float64); convert it with input.float()")
         e = edges.to(x.dtype)
-        _check_edges(e, x)
-        dim = self.dim
+        if e.dtype != edges.dtype:
+            _check_edges(edges, edges, "SoftHistogram")
+            if not torch.compiler.is_compiling():
+                d = e.detach()
+                if not bool((d[1:] > d[:-1]).all()):
+                    raise ValueError("softhist: SoftHistogram's edges are not distinct in the "
+                                     "input's dtype, too coarse for them: pass the input in the "
+                                     "edges' dtype")
+        _check_edges(e, x, "SoftHistogram")
         if dim is None:
             return _edges_histogram(x.reshape(-1), None, e, self.kappa, self.kernel, False)
         return _edges_histogram(x.movedim(dim, -1), None, e, self.kappa, self.kernel, False).movedim(-1, dim)

@@ -130,6 +130,16 @@ def test_learnable_layer_errors_name_the_fix():
         softhist_ext.nn.SoftHistogram(4, 0.0, 0.0, learnable=True)
     with pytest.raises(ValueError, match="input must be floating-point.*input.float()"):
         softhist_ext.nn.SoftHistogram(4, -1.0, 1.0, learnable=True)(torch.arange(10))
+    # edges float32 can't tell apart: at construction, not at the first forward
+    with pytest.raises(ValueError, match="65 edges over .1000000.0, 1000001.0. are not distinct in torch.float32"):
+        softhist_ext.nn.SoftHistogram(64, 1e6, 1e6 + 1, learnable=True)
+    layer = softhist_ext.nn.SoftHistogram(8, 1000.0, 1000.5, learnable=True)
+    with pytest.raises(ValueError, match="edges are not distinct in the input's dtype"):
+        layer(torch.rand(100).half() + 1000)
+    with pytest.raises(IndexError, match="SoftHistogram's dim must be in"):
+        softhist_ext.nn.SoftHistogram(4, -1.0, 1.0, learnable=True, dim=3)(torch.rand(10))
+    with pytest.raises(TypeError, match="SoftHistogram's input must be a Tensor, got list"):
+        layer([1.0, 2.0])
 
 
 def test_learnable_layer_per_row_and_its_kappa_gradient():

@@ -302,7 +302,7 @@ def test_own_range_makes_units_irrelevant():
     (lambda x: equalize(x[..., :0]), ValueError, "no pixels"),
     (lambda x: equalize_clahe(x, grid_size=(9, 2)), ValueError, "grid_size"),
     (lambda x: equalize_clahe(x, grid_size=4), TypeError, "grid_size must be a pair of ints"),
-    (lambda x: equalize_clahe(x, clip_limit=-1.0), ValueError, "clip_limit must be >= 0"),
+    (lambda x: equalize_clahe(x, clip_limit=-1.0), ValueError, "clip_limit must be >= 0 (0 or inf: no clipping)"),
     (lambda x: match_histograms(x, torch.rand(2, 2, 8, 8)), ValueError, "must broadcast"),
     (lambda x: match_histograms(x, [1.0]), TypeError, "reference must be a Tensor"),
 ])
@@ -401,3 +401,26 @@ def test_empty_batches_give_empty_results():
     assert equalize(batch).shape == (0, 3, 8, 8)
     assert equalize_clahe(batch, grid_size=(2, 2)).shape == (0, 3, 8, 8)
     assert match_histograms(batch, torch.rand(3, 8, 8)).shape == (0, 3, 8, 8)
+
+
+def test_images_with_nothing_inside_a_fixed_range_take_the_uniform_cdf():
+    # A CT window [-160, 240] over soft tissue, and bone (1500 and up) beyond
+    # it: an image, or a CLAHE tile, of bone alone has no mass in the window,
+    # and its pixels are the brightest (1), as the window's top clamps them.
+    g = torch.Generator().manual_seed(0)
+    ct = torch.rand(64, 64, generator=g, dtype=torch.float64) * 200 - 100
+    ct[:, 32:] = 1500 + torch.rand(64, 32, generator=g, dtype=torch.float64) * 100
+    window = dict(min=-160.0, max=240.0)
+    for kernel in ("box", "hard", "logistic"):
+        out = equalize_clahe(ct, 2.0, (4, 4), kernel=kernel, **window)
+        blend = 0 if kernel in ("box", "hard") else 1 / 256  # (a smooth lookup reads the last bins)
+        assert (out[:, 48:] - 1).abs().max() <= blend
+        assert (equalize(ct[:, 32:], kernel=kernel, **window) - 1).abs().max() <= blend
+        # below the window: about 0 (the first of 256 uniform bins)
+        assert equalize(ct[:, 32:] - 3000, kernel=kernel, **window).max() <= 1.5 / 256
+
+
+def test_clahe_clip_limit_inf_is_no_clipping():
+    image = torch.from_numpy(CAMERA[:64, :64]).double()
+    torch.testing.assert_close(equalize_clahe(image, float("inf"), (4, 4)), equalize_clahe(image, 0.0, (4, 4)),
+                               rtol=0, atol=0)

@@ -311,6 +311,10 @@ def test_errors():
         losses.HistogramLoss("L1")
     with pytest.raises(ValueError, match="reduction must be"):
         losses.HistogramLoss(reduction="max")
+    for kwargs, words in ((dict(bins=0), "bins must be >= 1"), (dict(min=1.0, max=0.0), "min must be below max"),
+                          (dict(min=0.0), "min and max together"), (dict(kernel="cosine"), "kernel must be one of")):
+        with pytest.raises(ValueError, match="HistogramLoss.*" + words):  # when built, not at its first call
+            losses.HistogramLoss(**kwargs)
     with pytest.raises(ValueError, match=r"same batch and channel sizes.*\[2, 3\] and \[2, 2\]"):
         losses.histogram_distance(x, y[:, :2])
     with pytest.raises(ValueError, match=r"x\[None, None\]|input\[None, None\]"):

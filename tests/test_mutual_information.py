@@ -8,7 +8,7 @@ import torch
 from torch.library import opcheck
 
 import softhist_ext
-from softhist_ext import reference
+from softhist_ext import losses, reference
 
 KERNELS = list(softhist_ext.KERNELS)
 
@@ -356,6 +356,15 @@ def test_mi_argument_errors():
         softhist_ext.mutual_information(x, y, kappa=30.0)
     with pytest.raises(IndexError, match="dim must be in"):
         softhist_ext.mutual_information(x, y, dim=[4])
+    # min == max would be histc2d's range over the whole batch, not a fixed one
+    for lo, hi in ((0.0, 0.0), ((0.0, 5.0), (1.0, 5.0))):
+        with pytest.raises(ValueError, match="min must be below max on each axis"):
+            softhist_ext.mutual_information(x, y, 8, lo, hi)
+    for kwargs, words in ((dict(min=0.0), "min and max together"), (dict(kappa=3.0), "pass min and max too"),
+                          (dict(min=1.0, max=1.0), "min must be below max"), (dict(bins=0), "bins must be >= 1"),
+                          (dict(kernel="cosine"), "kernel must be one of .*hard, got 'cosine'")):
+        with pytest.raises(ValueError, match="MutualInformationLoss.*" + words):
+            losses.MutualInformationLoss(**kwargs)
 
 
 def test_conserve_mass_is_the_default_for_mi_and_counts_the_ends(device):

@@ -50,6 +50,18 @@ inline cudaStream_t current_stream(int32_t device_index) {
   return static_cast<cudaStream_t>(stream);
 }
 
+// CUDA's error check, naming the way out where the library has no code for
+// the GPU (older than Ampere, or left out of TORCH_CUDA_ARCH_LIST) rather than
+// "no kernel image is available".
+inline void check_cuda(cudaError_t error) {
+  SOFTHIST_CHECK(error != cudaErrorNoKernelImageForDevice,
+                 "softhist: the CUDA kernels have no code for this GPU: they need compute "
+                 "capability 8.0 (Ampere) or newer, built for it (softhist_ext.show_config() "
+                 "lists the architectures; reinstall with TORCH_CUDA_ARCH_LIST set to the GPU's, "
+                 "e.g. \"8.9\")");
+  STD_CUDA_CHECK(error);
+}
+
 // kernel<<<min(items, kMaxGrid), threads, shared_bytes, stream>>>(args...),
 // first raising the kernel's dynamic shared-memory limit where it asks for
 // more. (The default limit is 48 KB less the kernel's static shared memory,
@@ -59,14 +71,14 @@ void launch(void (*kernel)(Params...), int64_t items, int threads, size_t shared
             cudaStream_t stream, Args&&... args) {
   if (shared_bytes > 0) {
     cudaFuncAttributes attributes;
-    STD_CUDA_CHECK(cudaFuncGetAttributes(&attributes, kernel));
+    check_cuda(cudaFuncGetAttributes(&attributes, kernel));
     if (shared_bytes > static_cast<size_t>(attributes.maxDynamicSharedSizeBytes))
       STD_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                           static_cast<int>(shared_bytes)));
   }
   const auto blocks = static_cast<unsigned>(std::min(items, kMaxGrid));
   kernel<<<blocks, threads, shared_bytes, stream>>>(std::forward<Args>(args)...);
-  STD_CUDA_KERNEL_LAUNCH_CHECK();
+  check_cuda(cudaGetLastError());
 }
 
 }  // namespace softhist::cuda

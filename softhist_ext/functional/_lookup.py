@@ -107,11 +107,15 @@ def histograms(v: Tensor, bins: int, lo: float, hi: float, kappa: Optional[float
 
 
 def cdf(hist: Tensor) -> Tensor:
-    """The inclusive cumulative histogram of each row, normalised to end at 1
-    (a row without mass stays 0)."""
+    """The inclusive cumulative histogram of each row, normalised to end at 1.
+    A row without mass (every value beyond a fixed range, or NaN) gets the
+    uniform one, (b + 1) / bins: the identity map over the range, so values
+    above it read 1 and those below it about 0."""
     c = hist.cumsum(-1)
     total = c[..., -1:]
-    return c / torch.where(total > 0, total, torch.ones_like(total))
+    bins = hist.shape[-1]
+    uniform = torch.arange(1, bins + 1, dtype=c.dtype, device=c.device) / bins
+    return torch.where(total > 0, c / torch.where(total > 0, total, torch.ones_like(total)), uniform)
 
 
 def lookup(v: Tensor, table: Tensor, params: Tensor, kernel: str) -> Tensor:

@@ -101,9 +101,10 @@ def equalize_clahe(
     so compare on float64 images or levels off the edges), up to two
     documented differences: kornia rounds
     each tile's mapping to 8 bits (up to 0.5/255) and spreads the excess's
-    remainder (below bins) OpenCV's way, one count on every few bins, where
-    here the whole excess is spread evenly (up to about 2 * 255 / (th * tw)
-    / 255). skimage.exposure.equalize_adapthist differs more: its clip_limit
+    remainder r (below bins) OpenCV's way, one count on every bins // r
+    bins, where here the whole excess is spread evenly: up to r (1 - r / bins)
+    <= bins / 4 counts of the tile's th * tw pixels apart in its CDF (0.016 for
+    tiles of 64 x 64 pixels and 256 bins). skimage.exposure.equalize_adapthist differs more: its clip_limit
     is a fraction of the tile's pixels (clip_limit * bins here), it clips
     iteratively, works on 14-bit levels, pads symmetrically around the image
     and rescales its output to [0, 1].
@@ -112,8 +113,8 @@ def equalize_clahe(
         image: float image (*lead, H, W), any range: each image and channel
             (the lead dimensions) is equalised on its own, all in one call.
         clip_limit: the contrast limit, in multiples of a uniform histogram's
-            bin count (kornia's); 0 disables clipping (adaptive histogram
-            equalisation).
+            bin count (kornia's); 0 (or inf) disables clipping (adaptive
+            histogram equalisation).
         grid_size: tiles along H and W, each at most the image's size there.
         bins: number of bins, at least 1.
         min, max: a fixed range (both or neither); None: each image and
@@ -143,7 +144,7 @@ def equalize_clahe(
     _lookup.check_image("equalize_clahe", "image", image, 2)
     _lookup.check_common("equalize_clahe", bins, min, max, kappa)
     if not clip_limit >= 0.0:
-        raise ValueError(f"softhist: equalize_clahe's clip_limit must be >= 0 (0: no clipping), got {clip_limit}")
+        raise ValueError(f"softhist: equalize_clahe's clip_limit must be >= 0 (0 or inf: no clipping), got {clip_limit}")
     gh, gw = int(grid_size[0]), int(grid_size[1])
     height, width = image.shape[-2], image.shape[-1]
     if gh < 1 or gw < 1 or gh > height or gw > width:
@@ -168,7 +169,7 @@ def equalize_clahe(
     # Tiles as rows: (images x channels, gh, gw, th * tw), one histogram each.
     tiles = v.reshape(count, gh, th, gw, tw).permute(0, 1, 3, 2, 4).reshape(count, gh, gw, th * tw)
     params, hist = _lookup.histograms(tiles, bins, lo, hi, kappa, kernel)
-    if clip_limit > 0.0:
+    if 0.0 < clip_limit < float("inf"):
         limit = (clip_limit * float(th * tw)) // float(bins)
         if limit < 1.0:
             limit = 1.0

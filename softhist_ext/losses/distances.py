@@ -301,8 +301,8 @@ class HistogramLoss(torch.nn.Module):
         if distance not in DISTANCES:
             raise ValueError(_unknown_distance(distance))
         _reduction.check(reduction)
-        if (min is None) != (max is None):
-            raise ValueError("softhist: HistogramLoss takes min and max together, or neither")
+        _checks.module_histograms("HistogramLoss", bins, min, max, kappa, kernel, "input",
+                                  "each item and channel's joint range of input and target")
         self.distance, self.bins = distance, int(bins)
         self.min: Optional[float] = float(min) if min is not None else None
         self.max: Optional[float] = float(max) if max is not None else None

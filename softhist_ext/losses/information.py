@@ -180,6 +180,9 @@ def mutual_information(
     else:
         assert min is not None and max is not None
         lo, hi = _pair_float(min), _pair_float(max)
+        if not (lo[0] < hi[0] and lo[1] < hi[1]):  # (min == max: histc2d's data range, not fixed)
+            raise ValueError(f"softhist: mutual_information's min must be below max on each axis, "
+                             f"got min={min}, max={max}; leave both None for each item's own range")
     joint = histc2d(xs, ys, bins, lo, hi, kappa, kernel, w, -1, conserve_mass)
     if joint.dtype != torch.float64:  # entropies in float32 or better
         joint = joint.float()
@@ -265,6 +268,8 @@ class MutualInformationLoss(torch.nn.Module):
             reduction=(reduction, "str"), conserve_mass=(conserve_mass, "bool"),
         )
         _reduction.check(reduction)
+        _checks.module_histograms("MutualInformationLoss", bins, min, max, kappa, kernel,
+                                  "x and y", "each item's own range")
         # Plain Python numbers, the types TorchScript reads the attributes as.
         self.bins = int(bins)
         self.min: Optional[float] = float(min) if min is not None else None
