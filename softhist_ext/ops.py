@@ -42,11 +42,36 @@ def _as_param(v: Union[float, Tensor], value: Tensor) -> Tensor:
     return value
 
 
+def _scalar_param(v: Union[float, Tensor], like: Tensor) -> Tensor:
+    """v as a 0-d float64 tensor on like's device; a tensor keeps its autograd history."""
+    if isinstance(v, Tensor):
+        return v.to(like.device, torch.float64).reshape(())
+    return torch.full((), float(v), dtype=torch.float64, device=like.device)
+
+
+def _traced_row(x: Tensor, bins: int, min: Union[float, Tensor], max: Union[float, Tensor],
+                kappa: Union[None, float, Tensor], kernel: str, conserve_mass: bool) -> Tensor:
+    """_params_row's row of a tensor range, with no value read on the host:
+    under torch.compile, which would otherwise guard on the values (and
+    recompile at each step that learns them) or fail with fullgraph=True.
+    Their values are checked in eager mode only."""
+    unit = torch.ops.softhist.params(x[:1].detach(), 1, 0.0, 1.0, None, kernel, conserve_mass)
+    lo_t, hi_t = _scalar_param(min, unit), _scalar_param(max, unit)
+    if kappa is None:
+        kappa_t = unit[2] * bins / (hi_t - lo_t)  # (unit[2]: the default kappa * width)
+    else:
+        kappa_t = _scalar_param(kappa, unit)
+    return torch.stack([lo_t, hi_t, kappa_t, unit[3]])
+
+
 def _params_row(x: Tensor, bins: int, min: Union[float, Tensor], max: Union[float, Tensor],
                 kappa: Union[None, float, Tensor], kernel: str, conserve_mass: bool) -> Tensor:
     """torch.ops.softhist.params' row [lo, hi, kappa, open] for x, where min, max
     and kappa given as tensors take part in autograd; kappa=None then follows
     the bin width (kappa * width stays the default)."""
+    if not torch.jit.is_scripting():
+        if torch.compiler.is_compiling() and (_is_tensor(min) or _is_tensor(max)):
+            return _traced_row(x, bins, min, max, kappa, kernel, conserve_mass)
     lo, hi = _number(min), _number(max)
     row = torch.ops.softhist.params(x, bins, lo, hi, _kappa_to_check(kappa), kernel, conserve_mass)
     if not (_is_tensor(min) or _is_tensor(max) or _is_tensor(kappa)):
@@ -263,6 +288,10 @@ def bincount(
         if weights is None or not weights.is_floating_point():
             return torch.bincount(input, weights, minlength)
         length = torch.bincount(input, None, minlength).shape[0]  # torch's checks and length
+        if not torch.jit.is_scripting():
+            if torch.compiler.is_compiling():  # (a length from the data: no int for the op)
+                counts = torch.zeros(length, dtype=torch.float64, device=weights.device)
+                return counts.index_add(0, input, weights.double()).to(weights.dtype)
         if length == 0:  # empty input: no bins, in weights' graph
             return weights[:0]
         # float64 positions are exact for integers below 2^53.
@@ -571,7 +600,7 @@ def _learnable_histogramdd(x: Tensor, w: Optional[Tensor], given_edges: List[Ten
         else:
             ranges = [(range_[2 * a], range_[2 * a + 1]) for a in builtins.range(axes)]
         for a, (lo, hi) in enumerate(ranges):
-            if not _number(lo) < _number(hi):
+            if not torch.compiler.is_compiling() and not _number(lo) < _number(hi):
                 raise ValueError(f"softhist: histogramdd's range for axis {a} must have min < max, "
                                  f"got [{_number(lo)}, {_number(hi)}]")
         params = _learnable_rows(coords, bins, [r[0] for r in ranges], [r[1] for r in ranges],
@@ -822,8 +851,7 @@ def _learnable_range_histogram(x: Tensor, w: Optional[Tensor], bins: int, lo: Un
                          "or kappa; give them as numbers, or use a smooth kernel")
     hist = histc(x, bins, lo, hi, kappa, kernel, w, density=density)
     frac = torch.linspace(0.0, 1.0, bins + 1, dtype=torch.float64, device=x.device)
-    lo_t = _as_param(lo, torch.tensor(_number(lo), dtype=torch.float64, device=x.device))
-    hi_t = _as_param(hi, torch.tensor(_number(hi), dtype=torch.float64, device=x.device))
+    lo_t, hi_t = _scalar_param(lo, x), _scalar_param(hi, x)
     return HistogramResult(hist, (lo_t + (hi_t - lo_t) * frac).to(x.dtype))
 
 

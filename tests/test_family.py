@@ -190,6 +190,11 @@ def test_bincount_of_integers_is_exact_and_differentiable_in_weights(device):
     w0 = torch.zeros(0, device=device, requires_grad=True)
     out0 = softhist_ext.bincount(empty, w0)  # as torch.bincount's: no bins
     assert out0.shape == (0,) and out0.dtype == w0.dtype and out0.requires_grad
+    # under torch.compile(fullgraph=True), whose length comes from the data
+    compiled = torch.compile(lambda i, w: softhist_ext.bincount(i, w, 25), fullgraph=True, backend="aot_eager")
+    out_c = compiled(idx, w)
+    torch.testing.assert_close(out_c, out)
+    torch.testing.assert_close(torch.autograd.grad(out_c, w, g)[0], g[idx])
 
 
 def test_bincount_of_floats_is_soft_counts_at_the_integers(device):

@@ -384,6 +384,32 @@ def test_torchscript_and_compile_with_a_tensor_range(device):
         torch.testing.assert_close(grads, expected)
 
 
+def test_compiled_training_of_a_range_compiles_once():
+    # The range's values are never read on the host under torch.compile: no
+    # guard on them, so the steps that move them reuse one graph.
+    from torch._dynamo.testing import CompileCounter
+
+    x = torch.randn(500, dtype=f64)
+    target = torch.full((8,), 500 / 8, dtype=f64)
+    counter = CompileCounter()
+
+    def loss(x, lo, hi):
+        return (softhist_ext.histc(x, 8, lo, hi) - target).pow(2).sum()
+
+    compiled = torch.compile(loss, fullgraph=True, backend=counter)
+    eager_lo, eager_hi, _ = _params("cpu")
+    lo, hi = eager_lo.detach().clone().requires_grad_(), eager_hi.detach().clone().requires_grad_()
+    for (a, b), f in (((eager_lo, eager_hi), loss), ((lo, hi), compiled)):
+        opt = torch.optim.SGD([a, b], lr=1e-5)
+        for _ in range(5):
+            opt.zero_grad()
+            f(x, a, b).backward()
+            opt.step()
+    assert counter.frame_count == 1
+    torch.testing.assert_close((lo, hi), (eager_lo, eager_hi))
+    assert float(eager_lo) != -2.0  # (the steps moved it)
+
+
 @pytest.mark.parametrize("axes", [2, 3])
 @pytest.mark.parametrize("kernel", KERNELS)
 def test_joint_range_and_kappa_gradients_match_the_dense_formula(device, axes, kernel):
