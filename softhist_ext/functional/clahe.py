@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .. import _checks
+from ..ops import _traced_row
 from . import _lookup
 
 
@@ -47,10 +48,12 @@ def _box_blend(v: Tensor, table: Tensor, params: Tensor, th: int, tw: int) -> Te
     cols = torch.arange(width, dtype=v.dtype, device=v.device)[None, :].expand(height, width)
     rows = rows.reshape(1, -1).expand(count, -1)
     cols = cols.reshape(1, -1).expand(count, -1)
-    # Pixel p's centre is at p; the tiles span [-0.5, g * t - 0.5].
+    # Pixel p's centre is at p; the tiles span [-0.5, g * t - 0.5]: rows of
+    # tensors, whose values (the image's size) torch.compile then doesn't
+    # specialise on.
     spatial = torch.stack([
-        torch.ops.softhist.params(rows, gh, -0.5, gh * th - 0.5, None, "box", True),
-        torch.ops.softhist.params(cols, gw, -0.5, gw * tw - 0.5, None, "box", True),
+        _traced_row(rows, gh, -0.5, gh * th - 0.5, None, "box", True),
+        _traced_row(cols, gw, -0.5, gw * tw - 0.5, None, "box", True),
     ])
     out = torch.ops.softhist.gather([v.reshape(count, -1), rows, cols], table.permute(0, 3, 1, 2),
                                     torch.cat([params, spatial]), [0, 0, 0], "box")
@@ -164,16 +167,15 @@ def equalize_clahe(
     pixels = v
     th, tw = (height + gh - 1) // gh, (width + gw - 1) // gw
     pad_h, pad_w = th * gh - height, tw * gw - width
-    if pad_h > 0 or pad_w > 0:
-        v = F.pad(v, [0, pad_w, 0, pad_h], mode="reflect")
+    v = F.pad(v, [0, pad_w, 0, pad_h], mode="reflect")  # (unconditional: no guard on the size)
     # Tiles as rows: (images x channels, gh, gw, th * tw), one histogram each.
     tiles = v.reshape(count, gh, th, gw, tw).permute(0, 1, 3, 2, 4).reshape(count, gh, gw, th * tw)
     params, hist = _lookup.histograms(tiles, bins, lo, hi, kappa, kernel)
     if 0.0 < clip_limit < float("inf"):
-        limit = (clip_limit * float(th * tw)) // float(bins)
-        if limit < 1.0:
-            limit = 1.0
-        clipped = hist.clamp(max=limit)
+        # floor(clip_limit * th * tw / bins), at least 1: a tensor, which
+        # torch.compile doesn't specialise on the image's size.
+        limit = torch.full((), clip_limit * th * tw / bins, dtype=torch.float64, device=hist.device)
+        clipped = torch.minimum(hist, limit.floor().clamp_min(1.0).to(hist.dtype))
         hist = clipped + (hist - clipped).sum(-1, keepdim=True) / bins
     table = _lookup.cdf(hist)
     if kernel == "box":
