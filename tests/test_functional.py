@@ -348,6 +348,18 @@ def test_torch_compile_fullgraph():
     torch.testing.assert_close(g, expected, rtol=1e-4, atol=1e-4)
 
 
+def test_torch_compile_dynamic_compiles_once_for_every_image_size():
+    from torch._dynamo.testing import CompileCounter
+
+    counter = CompileCounter()
+    compiled = torch.compile(lambda x: equalize_clahe(x, 2.0, (2, 3), 16), fullgraph=True, dynamic=True,
+                             backend=counter)
+    for n in (8, 11, 16):  # with and without reflected padding
+        x = torch.rand(2, n, n + 2, dtype=torch.float64)
+        torch.testing.assert_close(compiled(x), equalize_clahe(x, 2.0, (2, 3), 16))
+    assert counter.frame_count == 1
+
+
 def _hat_weights(v, centres):
     """Linear interpolation weights of the centres at v, clamped beyond the
     outer ones: w[..., k] (np.interp's weights)."""
