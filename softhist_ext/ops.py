@@ -358,9 +358,10 @@ def histc2d(
         out[a, b] = sum_i w_i * mass_x(x_i, a) * mass_y(y_i, b)
 
     where mass(x, a) is the kernel mass of x in bin a, as in histc. Fused (no
-    N x bins tensor), with gradients with respect to x, y and weight. Its
-    marginals are histc(x, ...) and histc(y, ...) (for pairs whose other
-    coordinate is inside its range).
+    N x bins tensor), with gradients with respect to x, y and weight. With
+    conserve_mass=True its marginals are histc(x, ...) and histc(y, ...) (for
+    pairs whose other coordinate is inside its range; without it, pairs near
+    the other axis's ends lose the kernel mass beyond them).
 
     Args:
         x, y: paired samples of the same shape and dtype.
