@@ -287,13 +287,24 @@ def bincount(
     if not input.is_floating_point():
         if weights is None or not weights.is_floating_point():
             return torch.bincount(input, weights, minlength)
-        length = torch.bincount(input, None, minlength).shape[0]  # torch's checks and length
         if not torch.jit.is_scripting():
             if torch.compiler.is_compiling():  # (a length from the data: no int for the op)
+                length = torch.bincount(input, None, minlength).shape[0]  # torch's checks too
                 counts = torch.zeros(length, dtype=torch.float64, device=weights.device)
-                return counts.index_add(0, input, weights.double()).to(weights.dtype)
+                return counts.index_add_(0, input, weights.double()).to(weights.dtype)
+        # The length as torch.bincount takes it (not by a call of it, which
+        # would allocate a length of int64 counts to throw away).
+        length = minlength
+        if input.numel() > 0:
+            if bool(input.min() < 0):
+                raise ValueError(f"softhist: bincount's input must be non-negative, as "
+                                 f"torch.bincount's, got {int(input.min())}")
+            length = max(minlength, int(input.max()) + 1)
         if length == 0:  # empty input: no bins, in weights' graph
             return weights[:0]
+        if input.is_cpu:  # (index_add sums in order on the CPU; the CUDA scatter is reproducible)
+            counts = torch.zeros(length, dtype=torch.float64)
+            return counts.index_add_(0, input, weights.double()).to(weights.dtype)
         # float64 positions are exact for integers below 2^53.
         positions = input.double()
         params = torch.ops.softhist.params(positions, length, -0.5, length - 0.5, None, "hard")

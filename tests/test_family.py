@@ -186,6 +186,10 @@ def test_bincount_of_integers_is_exact_and_differentiable_in_weights(device):
     g = torch.randn(25, device=device)
     (gw,) = torch.autograd.grad(out, w, g)
     torch.testing.assert_close(gw, g[idx])  # d/dw_i sum_b g_b count_b = g[idx_i]
+    for weights in (w.double(), w.half()):  # the weights' dtype, summed in float64
+        expected = torch.bincount(idx, weights.detach().double(), minlength=25).to(weights.dtype)
+        torch.testing.assert_close(softhist_ext.bincount(idx, weights, minlength=25), expected)
+    assert softhist_ext.bincount(idx, w, minlength=3).shape == (int(idx.max()) + 1,)
     empty = torch.zeros(0, dtype=torch.long, device=device)
     w0 = torch.zeros(0, device=device, requires_grad=True)
     out0 = softhist_ext.bincount(empty, w0)  # as torch.bincount's: no bins
@@ -246,3 +250,25 @@ def test_family_argument_errors():
         softhist_ext.histc2d(x.view(2, 5), x.view(2, 5), 4, dim=-3)
     with pytest.raises(ValueError, match="must be 1-d"):
         softhist_ext.bincount(torch.ones(2, 2, dtype=torch.long))
+    with pytest.raises(ValueError, match="bincount's input must be non-negative, as torch.bincount's, got -2"):
+        softhist_ext.bincount(torch.tensor([3, -2, 0]), torch.ones(3))
+
+
+def test_many_short_rows_equal_the_dense_reference():
+    # Rows of a few samples each are made one at a time, a run of them per
+    # thread (301 rows: runs of unequal length), and written as they are done.
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(301, 7, generator=g, dtype=torch.float64) * 1.5
+    y = torch.randn(301, 7, generator=g, dtype=torch.float64)
+    w = torch.rand(301, 7, generator=g, dtype=torch.float64)
+    for kernel in ("logistic", "bspline", "box"):
+        rows = softhist_ext.histc(x, 16, -3.0, 3.0, kernel=kernel, weight=w, dim=-1)
+        torch.testing.assert_close(rows, reference.histc(x, 16, -3.0, 3.0, None, kernel, w, dim=-1))
+        joint = softhist_ext.histc2d(x, y, (5, 6), (-3.0, -2.0), (3.0, 2.0), kernel=kernel, weight=w, dim=-1)
+        for r in (0, 150, 300):
+            expected = reference.histc2d(x[r], y[r], (5, 6), (-3.0, -2.0), (3.0, 2.0),
+                                         (5 / 6 * reference.default_kappa_width(kernel),
+                                          6 / 4 * reference.default_kappa_width(kernel)), kernel, w[r])
+            torch.testing.assert_close(joint[r], expected)
+    hard = softhist_ext.histc(x, 16, -3.0, 3.0, kernel="hard", dim=-1)
+    assert torch.equal(hard, torch.stack([torch.histc(row, 16, -3.0, 3.0) for row in x]))

@@ -82,38 +82,50 @@ void scatter_axes(const std::vector<Tensor>& coords, const T* w, const Tensor& p
     if (pair_pieces_pay<C, T>(kernel, ax.win, pb) && weights_finite(w, rows * n))
       return scatter_pair_pieces<T, C>(ax.x, w, ax.win, kernel, pb, ax.factor, out);
   const int64_t chunks = chunks_per_row(n, rows, size);
-  const AlignedRoom<double> partial(rows * chunks * size);
-  // Work item i: chunk i % chunks of row i / chunks, into partial[i].
-  torch::stable::parallel_for(0, rows * chunks, 1, [&](int64_t i0, int64_t i1) {
+  const int64_t total = total_slots(pb), last = pb.slots(D - 1);
+  // Share i: chunk i % chunks of row i / chunks, into partial[i], merged after.
+  // Where rows are one chunk each (many rows, or few samples), share i is a
+  // thread's run of whole rows, each written as it is done from partial[i]:
+  // no rows x slots of partials.
+  const bool whole_rows = chunks == 1;
+  const int64_t shares =
+      whole_rows ? std::min<int64_t>(rows, torch::stable::get_num_threads()) : rows * chunks;
+  const AlignedRoom<double> partial = partial_room(shares * size);
+  torch::stable::parallel_for(0, shares, 1, [&](int64_t s0, int64_t s1) {
     std::optional<Block<D, T, C>> blk;
     if (D > 1 && kernel != Kernel::Hard) blk.emplace(ax.win.data(), kernel, pb);
-    for (int64_t i = i0; i < i1; ++i) {
-      int64_t b, m;
-      chunk_bounds(i, chunks, n, b, m);
-      const T* ws = w ? w + b : nullptr;
-      double* acc = partial.zeroed(i, size);
-      if (kernel == Kernel::Hard) {
-        scatter_chunk_hard<D>(ax.at(b), ws, m, ax.win.data(), ax.lay, acc);
-      } else if (D == 1 && (pb.at_edges[0] || ax.win[0].at)) {
-        const RuntimeValues<C> values(ax.win[0], kernel, pb.orders[0]);
-        if (pb.at_edges[0])
-          runtime_scatter_chunk<true, T, C>(ax.x[0] + b, ws, m, ax.win[0], values, acc);
-        else
-          runtime_scatter_chunk<false, T, C>(ax.x[0] + b, ws, m, ax.win[0], values, acc);
-      } else if constexpr (D == 1) {
-        dispatch_smooth(kernel, pb.orders[0], [&](auto k, auto ord) {
-          dispatch_bool(ax.win[0].open_ends, [&](auto open) {
-            scatter_chunk_1d<decltype(k)::value, decltype(ord)::value, decltype(open)::value, T,
-                             C>(ax.x[0] + b, ws, m, ax.win[0], acc);
+    for (int64_t share = s0; share < s1; ++share) {
+      const int64_t i0 = whole_rows ? share * rows / shares : share;
+      const int64_t i1 = whole_rows ? (share + 1) * rows / shares : share + 1;
+      for (int64_t i = i0; i < i1; ++i) {
+        int64_t b, m;
+        chunk_bounds(i, chunks, n, b, m);
+        const T* ws = w ? w + b : nullptr;
+        double* acc = partial.zeroed(share, size);
+        if (kernel == Kernel::Hard) {
+          scatter_chunk_hard<D>(ax.at(b), ws, m, ax.win.data(), ax.lay, acc);
+        } else if (D == 1 && (pb.at_edges[0] || ax.win[0].at)) {
+          const RuntimeValues<C> values(ax.win[0], kernel, pb.orders[0]);
+          if (pb.at_edges[0])
+            runtime_scatter_chunk<true, T, C>(ax.x[0] + b, ws, m, ax.win[0], values, acc);
+          else
+            runtime_scatter_chunk<false, T, C>(ax.x[0] + b, ws, m, ax.win[0], values, acc);
+        } else if constexpr (D == 1) {
+          dispatch_smooth(kernel, pb.orders[0], [&](auto k, auto ord) {
+            dispatch_bool(ax.win[0].open_ends, [&](auto open) {
+              scatter_chunk_1d<decltype(k)::value, decltype(ord)::value, decltype(open)::value, T,
+                               C>(ax.x[0] + b, ws, m, ax.win[0], acc);
+            });
           });
-        });
-      } else {
-        scatter_chunk_joint<D>(ax.at(b), ws, m, *blk, ax.lay, acc);
+        } else {
+          scatter_chunk_joint<D>(ax.at(b), ws, m, *blk, ax.lay, acc);
+        }
+        if (whole_rows) write_partial(acc, total, last, ax.lay.pad, ax.factor, out + i * total);
       }
     }
   });
-  merge_partials(partial.data, rows, chunks, size, total_slots(pb), pb.slots(D - 1), ax.lay.pad,
-                 ax.factor, out);
+  if (!whole_rows)
+    merge_partials(partial.data, rows, chunks, size, total, last, ax.lay.pad, ax.factor, out);
 }
 
 template <int D, typename T, typename C>

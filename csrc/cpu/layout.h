@@ -50,6 +50,18 @@ struct AlignedRoom {
   }
 };
 
+// AlignedRoom for n partial sums: where a histogram of billions of slots
+// can't have them, an error that says so (not a bare std::bad_alloc).
+inline AlignedRoom<double> partial_room(int64_t n) {
+  try {
+    return AlignedRoom<double>(n);
+  } catch (const std::bad_alloc&) {
+    SOFTHIST_CHECK(false, "softhist: out of memory for the histogram's partial sums (",
+                   static_cast<double>(n) * 8 / 1e9, " GB); use fewer bins or rows");
+    throw;  // (unreachable)
+  }
+}
+
 // A window's span on an axis: its bins (edges - 1), or at the edges all of them.
 inline int64_t span_of(const Window& win, bool at_edges) { return win.edges - (at_edges ? 0 : 1); }
 
@@ -102,6 +114,11 @@ std::vector<C> padded_rows(const T* hist, int64_t lines, int64_t last, int64_t s
   return h;
 }
 
+// Where slot b of a row lies in its partial: rows of last_bins, each padded.
+inline int64_t partial_at(int64_t b, int64_t last_bins, int64_t pad) {
+  return b / last_bins * (last_bins + pad) + b % last_bins;
+}
+
 // out[row, outer, j] = factor * sum over chunks of partial[row, chunk, outer
 // row, j], in chunk order, dropping the rows' padding.
 template <typename T>
@@ -111,13 +128,20 @@ void merge_partials(const double* partial, int64_t rows, int64_t chunks,
   torch::stable::parallel_for(0, rows * total_bins, 4096, [&](int64_t j0, int64_t j1) {
     for (int64_t j = j0; j < j1; ++j) {
       const int64_t row = j / total_bins, b = j % total_bins;
-      const double* p =
-          partial + row * chunks * size + b / last_bins * (last_bins + pad) + b % last_bins;
+      const double* p = partial + row * chunks * size + partial_at(b, last_bins, pad);
       double s = 0;
       for (int64_t ci = 0; ci < chunks; ++ci) s += p[ci * size];
       out[j] = static_cast<T>(s * factor);
     }
   });
+}
+
+// merge_partials for one row of one chunk: its histogram row out.
+template <typename T>
+void write_partial(const double* partial, int64_t total_bins, int64_t last_bins, int64_t pad,
+                   double factor, T* out) {
+  for (int64_t b = 0; b < total_bins; ++b)  // (0 + p as merge_partials: -0 becomes 0)
+    out[b] = static_cast<T>((0.0 + partial[partial_at(b, last_bins, pad)]) * factor);
 }
 
 // Slots per row of the histogram (bins, or edges on the axes at their edges).

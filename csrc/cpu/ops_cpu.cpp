@@ -85,6 +85,22 @@ std::vector<Tensor> contiguous_all(const std::vector<Tensor>& ts) {
   return out;
 }
 
+// A histogram's output, like's dtype and device: where a histogram of
+// billions of slots can't be allocated, an error that says its size and the
+// fix, not the dispatcher's.
+Tensor histogram_room(const std::vector<int64_t>& shape, const Tensor& like) {
+  try {
+    return torch::stable::empty(shape, like.scalar_type(), std::nullopt, like.device());
+  } catch (const std::exception& e) {
+    double slots = 1;
+    for (int64_t s : shape) slots *= static_cast<double>(s);
+    SOFTHIST_CHECK(false, "softhist: could not allocate the histogram's ", shape.size(),
+                   "-d result of ", slots, " slots (", slots * like.element_size() / 1e9,
+                   " GB); use fewer bins or rows (", e.what(), ")");
+    throw;  // (unreachable)
+  }
+}
+
 Tensor scatter_cpu(std::vector<Tensor> coords_in, const std::optional<Tensor>& weight,
                    const Tensor& params, std::vector<int64_t> bins, std::vector<int64_t> orders,
                    std::string kernel_name, std::vector<int64_t> edge_axes) {
@@ -93,8 +109,7 @@ Tensor scatter_cpu(std::vector<Tensor> coords_in, const std::optional<Tensor>& w
       check_scatter_args(coords_in, weight, params, bins, orders, edge_axes, kernel);
   const std::vector<Tensor> coords = contiguous_all(coords_in);
   const std::optional<Tensor> wc = contiguous_if(weight);
-  Tensor out = torch::stable::empty(with_last(coords[0], pb.all_slots()), coords[0].scalar_type(),
-                                    std::nullopt, coords[0].device());
+  Tensor out = histogram_room(with_last(coords[0], pb.all_slots()), coords[0]);
   dispatch_float(coords[0].scalar_type(), [&](auto tag, auto ctag) {
     using T = decltype(tag);
     using C = decltype(ctag);
