@@ -186,13 +186,13 @@ bool saves_edge_sums(bool params_needed, at::TensorList coords, at::IntArrayRef 
 // Whether scatter's forward is scatter_places, which keeps the places of the
 // samples for its backward's gathers where locating them costs about as much
 // as the rest of a pass (it says where: uneven pieces): one axis at order 0
-// over explicit edges, on the CPU, a kernel with a gradient, when x or the
-// weights need one.
+// over explicit edges, on the CPU, a compact kernel (the others' pieces are
+// even: nothing to keep), when x or the weights need a gradient.
 bool keeps_places(bool coords_needed, const Variable& params, at::TensorList coords,
                   at::IntArrayRef orders, std::string_view kernel, at::IntArrayRef edge_axes) {
   return coords_needed && coords.size() == 1 && orders.size() == 1 && orders[0] == 0 &&
          edge_axes.empty() && params.dim() == 2 && params.size(1) > 4 && coords[0].is_cpu() &&
-         kernel != "hard";
+         kernel != "hard" && kernel != "logistic" && kernel != "gaussian";
 }
 
 // Scatter's backward's gather (x's and the weights'): at the forward's places
