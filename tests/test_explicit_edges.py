@@ -335,7 +335,7 @@ def test_the_backward_reads_the_places_the_forward_kept(kernel, dtype, conserve_
     expected = torch.autograd.grad(dense, [xd, wd], g)
     tol = 1e-9 if dtype == f64 else 2e-5
     torch.testing.assert_close(hist.detach().double(), dense.detach(), rtol=tol,
-                               atol=tol * float(dense.abs().max()))
+                               atol=tol * float(dense.detach().abs().max()))
     finite = torch.isfinite(x)
     if kernel == "box":  # (its density jumps at its knots: the gradient there is a convention)
         finite[0, bins + 1 : 2 * bins + 2] = False
