@@ -13,6 +13,8 @@ from typing import Callable, Dict, Tuple
 import torch
 from torch import Tensor
 
+from ._ranges import check_own_or_fixed
+
 
 def is_int(value: object) -> bool:
     """Python and NumPy integers in the int64 range and 0-d integer tensors;
@@ -141,8 +143,6 @@ def module_histograms(fn: str, bins: int, min: object, max: object, kappa: objec
     its first forward: bins >= 1, a fixed range (min < max) or none (then no
     kappa: see _ranges.check_own_or_fixed, with `units` and `own`), a known
     kernel."""
-    from ._ranges import check_own_or_fixed
-
     if bins < 1:
         raise ValueError(f"softhist: {fn}'s bins must be >= 1, got {bins}")
     check_own_or_fixed(fn, min is not None, max is not None, kappa is not None, units, own)

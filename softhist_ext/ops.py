@@ -35,13 +35,6 @@ def _is_tensor(v: Union[None, float, Tensor]) -> bool:
     return isinstance(v, Tensor)
 
 
-def _as_param(v: Union[float, Tensor], value: Tensor) -> Tensor:
-    """v as params' float64 entry: a tensor keeps its autograd history."""
-    if isinstance(v, Tensor):
-        return v.to(value.device, torch.float64).reshape(())
-    return value
-
-
 def _scalar_param(v: Union[float, Tensor], like: Tensor) -> Tensor:
     """v as a 0-d float64 tensor on like's device; a tensor keeps its autograd history."""
     if isinstance(v, Tensor):
@@ -49,19 +42,22 @@ def _scalar_param(v: Union[float, Tensor], like: Tensor) -> Tensor:
     return torch.full((), float(v), dtype=torch.float64, device=like.device)
 
 
-def _traced_row(x: Tensor, bins: int, min: Union[float, Tensor], max: Union[float, Tensor],
+def _tensor_row(x: Tensor, bins: int, lo: Union[float, Tensor], hi: Union[float, Tensor],
                 kappa: Union[None, float, Tensor], kernel: str, conserve_mass: bool) -> Tensor:
-    """_params_row's row of a tensor range, with no value read on the host:
-    under torch.compile, which would otherwise guard on the values (and
-    recompile at each step that learns them) or fail with fullgraph=True.
-    Their values are checked in eager mode only."""
-    unit = torch.ops.softhist.params(x[:1].detach(), 1, 0.0, 1.0, None, kernel, conserve_mass)
-    lo_t, hi_t = _scalar_param(min, unit), _scalar_param(max, unit)
+    """The params row [lo, hi, kappa, open] as tensors that keep their
+    autograd history, with no value read on the host (so torch.compile
+    neither guards on them nor breaks its graph; the values are unchecked):
+    kappa=None is the default for bins even bins over [lo, hi], histc's, a
+    function of lo and hi."""
+    lo_t, hi_t = _scalar_param(lo, x), _scalar_param(hi, x)
     if kappa is None:
-        kappa_t = unit[2] * bins / (hi_t - lo_t)  # (unit[2]: the default kappa * width)
+        # kappa * width for kappa=None: the params op's policy, asked of it
+        width_kappa = torch.ops.softhist.params(x[:1].detach(), 1, 0.0, 1.0, None, kernel, False)[2]
+        kappa_t = width_kappa * bins / (hi_t - lo_t)
     else:
-        kappa_t = _scalar_param(kappa, unit)
-    return torch.stack([lo_t, hi_t, kappa_t, unit[3]])
+        kappa_t = _scalar_param(kappa, x)
+    flag = torch.full((), 1.0 if conserve_mass else 0.0, dtype=torch.float64, device=x.device)
+    return torch.stack([lo_t, hi_t, kappa_t, flag])
 
 
 def _params_row(x: Tensor, bins: int, min: Union[float, Tensor], max: Union[float, Tensor],
@@ -71,7 +67,7 @@ def _params_row(x: Tensor, bins: int, min: Union[float, Tensor], max: Union[floa
     the bin width (kappa * width stays the default)."""
     if not torch.jit.is_scripting():
         if torch.compiler.is_compiling() and (_is_tensor(min) or _is_tensor(max)):
-            return _traced_row(x, bins, min, max, kappa, kernel, conserve_mass)
+            return _tensor_row(x, bins, min, max, kappa, kernel, conserve_mass)
     lo, hi = _number(min), _number(max)
     row = torch.ops.softhist.params(x, bins, lo, hi, _kappa_to_check(kappa), kernel, conserve_mass)
     if not (_is_tensor(min) or _is_tensor(max) or _is_tensor(kappa)):
@@ -79,13 +75,13 @@ def _params_row(x: Tensor, bins: int, min: Union[float, Tensor], max: Union[floa
     if lo == hi:  # the data's range, a constant
         if not (_is_tensor(min) or _is_tensor(max)):
             if isinstance(kappa, Tensor):  # (not chained: see _is_tensor)
-                return torch.stack([row[0], row[1], _as_param(kappa, row[2]), row[3]])
+                return torch.stack([row[0], row[1], _scalar_param(kappa, row), row[3]])
         raise ValueError(f"softhist: a range given as tensors needs min < max, got min = max = {lo}; "
                          "the data's range (min == max) is a constant for autograd")
-    lo_t, hi_t = _as_param(min, row[0]), _as_param(max, row[1])
+    lo_t, hi_t = _scalar_param(min, row), _scalar_param(max, row)
     kappa_t = row[2]
     if isinstance(kappa, Tensor):
-        kappa_t = _as_param(kappa, row[2])
+        kappa_t = _scalar_param(kappa, row)
     elif kappa is None:
         kappa_t = row[2] * ((hi - lo) / (hi_t - lo_t))
     return torch.stack([lo_t, hi_t, kappa_t, row[3]])
@@ -287,24 +283,23 @@ def bincount(
     if not input.is_floating_point():
         if weights is None or not weights.is_floating_point():
             return torch.bincount(input, weights, minlength)
+        compiling = False
         if not torch.jit.is_scripting():
-            if torch.compiler.is_compiling():  # (a length from the data: no int for the op)
-                length = torch.bincount(input, None, minlength).shape[0]  # torch's checks too
-                counts = torch.zeros(length, dtype=torch.float64, device=weights.device)
-                return counts.index_add_(0, input, weights.double()).to(weights.dtype)
-        # The length as torch.bincount takes it (not by a call of it, which
-        # would allocate a length of int64 counts to throw away).
-        length = minlength
-        if input.numel() > 0:
-            if bool(input.min() < 0):
-                raise ValueError(f"softhist: bincount's input must be non-negative, as "
-                                 f"torch.bincount's, got {int(input.min())}")
-            length = max(minlength, int(input.max()) + 1)
+            compiling = torch.compiler.is_compiling()
+        if compiling:  # (a length from the data, torch's checks too: no int for the op)
+            length = torch.bincount(input, None, minlength).shape[0]
+        else:  # (as torch.bincount takes it, without its throwaway int64 counts)
+            length = minlength
+            if input.numel() > 0:
+                if bool(input.min() < 0):
+                    raise ValueError(f"softhist: bincount's input must be non-negative, as "
+                                     f"torch.bincount's, got {int(input.min())}")
+                length = max(minlength, int(input.max()) + 1)
+        if compiling or input.is_cpu:  # (summed in order on the CPU; CUDA's scatter is reproducible)
+            counts = torch.zeros(length, dtype=torch.float64, device=weights.device)
+            return counts.index_add_(0, input, weights.double()).to(weights.dtype)
         if length == 0:  # empty input: no bins, in weights' graph
             return weights[:0]
-        if input.is_cpu:  # (index_add sums in order on the CPU; the CUDA scatter is reproducible)
-            counts = torch.zeros(length, dtype=torch.float64)
-            return counts.index_add_(0, input, weights.double()).to(weights.dtype)
         # float64 positions are exact for integers below 2^53.
         positions = input.double()
         params = torch.ops.softhist.params(positions, length, -0.5, length - 0.5, None, "hard")
@@ -829,17 +824,7 @@ def _explicit_params(x: Tensor, edges: Tensor, kappa: Union[None, float, Tensor]
     function of e_0 and e_bins. (No host values, so torch.compile traces it;
     the op checks the edges and kappa.)"""
     e = edges.to(torch.float64)
-    bins = e.numel() - 1
-    if isinstance(kappa, Tensor):
-        kappa_t = kappa.to(e.device, torch.float64).reshape(())
-    elif kappa is None:
-        # kappa * width for kappa=None: the params op's policy, asked of it
-        width_kappa = torch.ops.softhist.params(x[:1].detach(), 1, 0.0, 1.0, None, kernel, False)[2]
-        kappa_t = width_kappa * bins / (e[-1] - e[0])
-    else:
-        kappa_t = torch.full((), float(kappa), dtype=torch.float64, device=e.device)
-    flag = torch.full((), 1.0 if conserve_mass else 0.0, dtype=torch.float64, device=e.device)
-    return torch.cat([torch.stack([e[0], e[-1], kappa_t, flag]), e])[None]
+    return torch.cat([_tensor_row(x, e.numel() - 1, e[0], e[-1], kappa, kernel, conserve_mass), e])[None]
 
 
 def _edges_histogram(x: Tensor, w: Optional[Tensor], edges: Tensor, kappa: Union[None, float, Tensor],

@@ -400,6 +400,14 @@ ValuesFn<C> values_fn(Kernel kernel, int64_t order) {
   return fn;
 }
 
+// A histogram too large for memory: an error that says what could not be
+// allocated, its size and the fix (not a bare std::bad_alloc or the
+// dispatcher's message).
+[[noreturn]] inline void fail_too_large(const char* what, double bytes) {
+  fail("softhist: out of memory for the histogram's ", what, " (", bytes / 1e9,
+       " GB); use fewer bins or rows");
+}
+
 // Chunks per row for scatter: enough to keep every thread busy, few enough
 // that the partial histograms (`size` doubles each) stay within kPartialBudget.
 inline int64_t chunks_per_row(int64_t n, int64_t rows, int64_t size) {

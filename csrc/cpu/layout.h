@@ -50,15 +50,12 @@ struct AlignedRoom {
   }
 };
 
-// AlignedRoom for n partial sums: where a histogram of billions of slots
-// can't have them, an error that says so (not a bare std::bad_alloc).
+// AlignedRoom for n partial sums (fail_too_large where they don't fit).
 inline AlignedRoom<double> partial_room(int64_t n) {
   try {
     return AlignedRoom<double>(n);
   } catch (const std::bad_alloc&) {
-    SOFTHIST_CHECK(false, "softhist: out of memory for the histogram's partial sums (",
-                   static_cast<double>(n) * 8 / 1e9, " GB); use fewer bins or rows");
-    throw;  // (unreachable)
+    fail_too_large("partial sums", static_cast<double>(n) * sizeof(double));
   }
 }
 
@@ -136,7 +133,8 @@ void merge_partials(const double* partial, int64_t rows, int64_t chunks,
   });
 }
 
-// merge_partials for one row of one chunk: its histogram row out.
+// merge_partials of one row of one chunk, by the thread that made it (a
+// parallel_for per row costs more than the row).
 template <typename T>
 void write_partial(const double* partial, int64_t total_bins, int64_t last_bins, int64_t pad,
                    double factor, T* out) {

@@ -85,19 +85,15 @@ std::vector<Tensor> contiguous_all(const std::vector<Tensor>& ts) {
   return out;
 }
 
-// A histogram's output, like's dtype and device: where a histogram of
-// billions of slots can't be allocated, an error that says its size and the
-// fix, not the dispatcher's.
+// A histogram's result, like's dtype and device (fail_too_large where it
+// doesn't fit).
 Tensor histogram_room(const std::vector<int64_t>& shape, const Tensor& like) {
   try {
     return torch::stable::empty(shape, like.scalar_type(), std::nullopt, like.device());
-  } catch (const std::exception& e) {
+  } catch (const std::exception&) {
     double slots = 1;
     for (int64_t s : shape) slots *= static_cast<double>(s);
-    SOFTHIST_CHECK(false, "softhist: could not allocate the histogram's ", shape.size(),
-                   "-d result of ", slots, " slots (", slots * like.element_size() / 1e9,
-                   " GB); use fewer bins or rows (", e.what(), ")");
-    throw;  // (unreachable)
+    fail_too_large("result", slots * static_cast<double>(like.element_size()));
   }
 }
 

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .. import _checks
-from ..ops import _traced_row
+from ..ops import _tensor_row
 from . import _lookup
 
 
@@ -52,8 +52,8 @@ def _box_blend(v: Tensor, table: Tensor, params: Tensor, th: int, tw: int) -> Te
     # tensors, whose values (the image's size) torch.compile then doesn't
     # specialise on.
     spatial = torch.stack([
-        _traced_row(rows, gh, -0.5, gh * th - 0.5, None, "box", True),
-        _traced_row(cols, gw, -0.5, gw * tw - 0.5, None, "box", True),
+        _tensor_row(rows, gh, -0.5, gh * th - 0.5, None, "box", True),
+        _tensor_row(cols, gw, -0.5, gw * tw - 0.5, None, "box", True),
     ])
     out = torch.ops.softhist.gather([v.reshape(count, -1), rows, cols], table.permute(0, 3, 1, 2),
                                     torch.cat([params, spatial]), [0, 0, 0], "box")
