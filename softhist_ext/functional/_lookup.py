@@ -118,6 +118,13 @@ def cdf(hist: Tensor) -> Tensor:
     return torch.where(total > 0, c / torch.where(total > 0, total, torch.ones_like(total)), uniform)
 
 
+def clamp(v: Tensor, lo: float, hi: float) -> Tensor:
+    """v clamped into [lo, hi], its gradient 1 on the ends too (torch's clamp
+    gives a value on an end 0 or 1/2 from torch 2.14): the pixels at the
+    range's ends, and at a CDF's 1, keep their lookup's gradient."""
+    return torch.where(v < lo, lo, torch.where(v > hi, hi, v))
+
+
 def lookup(v: Tensor, table: Tensor, params: Tensor, kernel: str) -> Tensor:
     """sum_b table[b] * mass(v_i, b) per row: the soft table lookup, one
     gather. Callers clamp v into the range first (beyond it a CDF is flat),

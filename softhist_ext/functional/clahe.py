@@ -179,7 +179,7 @@ def equalize_clahe(
         hist = clipped + (hist - clipped).sum(-1, keepdim=True) / bins
     table = _lookup.cdf(hist)
     if kernel == "box":
-        out = _box_blend(pixels if inside else pixels.clamp(lo, hi), table, params, th, tw)
+        out = _box_blend(pixels if inside else _lookup.clamp(pixels, lo, hi), table, params, th, tw)
     else:
         # Cells between tile centres, each th x tw pixels once the image is padded
         # by half a tile on each side: cell (i, j) blends tiles i - 1, i (rows) and
@@ -190,7 +190,7 @@ def equalize_clahe(
         cols_idx = torch.stack([j0, j1, j0, j1], -1)[None, :, :]
         tables = table[:, rows_idx, cols_idx]  # (count, gh + 1, gw + 1, 4, bins)
         top, left = th - th // 2, tw - tw // 2
-        cells = F.pad(v if inside else v.clamp(lo, hi), [left, tw // 2, top, th // 2])
+        cells = F.pad(v if inside else _lookup.clamp(v, lo, hi), [left, tw // 2, top, th // 2])
         cells = cells.reshape(count, gh + 1, th, gw + 1, tw).permute(0, 1, 3, 2, 4)
         cells = cells.reshape(count, gh + 1, gw + 1, 1, th * tw).expand(count, gh + 1, gw + 1, 4, th * tw)
         looked = _lookup.lookup(cells, tables, params, kernel)
@@ -200,7 +200,7 @@ def equalize_clahe(
         out = (looked * weights).sum(-2)
         out = out.reshape(count, gh + 1, gw + 1, th, tw).permute(0, 1, 3, 2, 4)
         out = out.reshape(count, (gh + 1) * th, (gw + 1) * tw)[:, top:top + height, left:left + width]
-    out = out.clamp(0.0, 1.0).reshape(x.shape)
+    out = _lookup.clamp(out, 0.0, 1.0).reshape(x.shape)
     if not inside:
         out = torch.where(torch.isnan(x), x, out)
     return out.reshape(image.shape).to(image.dtype)

@@ -89,8 +89,8 @@ def equalize(
     x = _lookup.rows(image, spatial_dims)
     v, lo, hi, inside = _lookup.in_range(x, min, max)
     params, hist = _lookup.histograms(v, bins, lo, hi, kappa, kernel)
-    out = _lookup.lookup(v if inside else v.clamp(lo, hi), _lookup.cdf(hist), params, kernel)
-    out = out.clamp(0.0, 1.0)
+    out = _lookup.lookup(v if inside else _lookup.clamp(v, lo, hi), _lookup.cdf(hist), params, kernel)
+    out = _lookup.clamp(out, 0.0, 1.0)
     if not inside:
         out = torch.where(torch.isnan(x), x, out)
     return out.reshape(image.shape).to(image.dtype)

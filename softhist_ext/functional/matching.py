@@ -151,8 +151,8 @@ def match_histograms(
     x = _lookup.rows(source, spatial_dims)
     v, lo, hi, inside = _lookup.in_range(x, min, max)
     params, hist = _lookup.histograms(v, bins, lo, hi, kappa, kernel)
-    u = _lookup.lookup(v if inside else v.clamp(lo, hi), _lookup.cdf(hist), params, kernel)
-    u = u.clamp(0.0, 1.0)
+    u = _lookup.lookup(v if inside else _lookup.clamp(v, lo, hi), _lookup.cdf(hist), params, kernel)
+    u = _lookup.clamp(u, 0.0, 1.0)
 
     r = _lookup.rows(reference, spatial_dims)
     # The reference's range per row, computed once: its bins' values below
