@@ -123,7 +123,10 @@ RangeArgs range_args(const Tensor& input, int64_t bins, double min, double max,
   }
   if (min != max) {
     const double width = (max - min) / static_cast<double>(bins);
-    SOFTHIST_CHECK(std::isfinite(width) && splittable(min, max, width),
+    SOFTHIST_CHECK(std::isfinite(width), "softhist: the range [", min, ", ", max,
+                   "] is wider than a double can hold (max - min overflows); narrow it, or "
+                   "rescale the input");
+    SOFTHIST_CHECK(splittable(min, max, width),
                     "softhist: the range [", min, ", ", max, "] split into ", bins,
                     " bins gives bins too narrow to represent; widen min/max or use fewer "
                     "bins");
@@ -165,28 +168,35 @@ int64_t check_coords(const std::vector<Tensor>& coords, const Tensor& params,
   return axes;
 }
 
-// Explicit edges: each row as long as the most bins need, its own bins + 1
-// edges finite and increasing (checked on the CPU; on a GPU,
-// softhist_ext.histogram checks), and kappa positive.
-void check_edges(const Tensor& params, const std::vector<int64_t>& bins) {
-  if (!has_explicit_edges(params)) return;
+// Each row (checked on the CPU; on a GPU, params and softhist_ext.histogram
+// check): kappa positive and finite, for a smooth kernel; even bins over a
+// finite range, or explicit edges, each row as long as the most bins need
+// and its own bins + 1 edges finite and increasing. (params checks the rows
+// it makes, but rows made from tensors under torch.compile meet no other
+// check.)
+void check_rows(const Tensor& params, const std::vector<int64_t>& bins, Kernel kernel) {
+  const bool explicit_edges = has_explicit_edges(params);
   const int64_t width = params.size(1);
   const int64_t most = *std::max_element(bins.begin(), bins.end());
-  SOFTHIST_CHECK(width == kParamsSize + most + 1,
+  SOFTHIST_CHECK(!explicit_edges || width == kParamsSize + most + 1,
                  "softhist: params with explicit edges must hold the most bins + 1 = ", most + 1,
                  " edges per row, got ", width - kParamsSize);
-  if (!params.is_cpu()) return;
+  if (!params.is_cpu() || kernel == Kernel::Hard) return;
   for (size_t a = 0; a < bins.size(); ++a) {
     const double* row = params.const_data_ptr<double>() + static_cast<int64_t>(a) * width;
     SOFTHIST_CHECK(std::isfinite(row[2]) && row[2] > 0,
                    "softhist: kappa must be a positive finite number (in 1/units of the input), "
                    "got ", row[2]);
-    const double* e = row + kParamsSize;
-    for (int64_t j = 0; j <= bins[a]; ++j)
+    const double* e = explicit_edges ? row + kParamsSize : row;
+    const int64_t last = explicit_edges ? bins[a] : 1;
+    for (int64_t j = 0; j <= last; ++j)
       SOFTHIST_CHECK(std::isfinite(e[j]) && (j == 0 || e[j] > e[j - 1]),
-                     "softhist: explicit edges must be finite and strictly increasing; sort them "
-                     "(torch.sort) or, if they were learned, keep them apart");
-    check_sharpness(row[2], (e[bins[a]] - e[0]) / static_cast<double>(bins[a]));
+                     explicit_edges ? "softhist: explicit edges must be finite and strictly "
+                                      "increasing; sort them (torch.sort) or, if they were "
+                                      "learned, keep them apart"
+                                    : "softhist: the range must be finite with min < max; if "
+                                      "it was learned, keep min below max");
+    check_sharpness(row[2], (e[last] - e[0]) / static_cast<double>(bins[a]));
   }
 }
 
@@ -233,7 +243,7 @@ Problem check_scatter_args(const std::vector<Tensor>& coords, const std::optiona
   SOFTHIST_CHECK(static_cast<int64_t>(bins.size()) == axes,
                  "softhist: bins must have one entry per axis (", axes, "), got ", bins.size());
   check_joint_bins(bins);
-  check_edges(params, bins);
+  check_rows(params, bins, kernel);
   const Tensor& input = coords[0];
   if (weight.has_value()) {
     SOFTHIST_CHECK(weight->sizes().equals(input.sizes()),
@@ -267,7 +277,7 @@ Problem check_gather_args(const std::vector<Tensor>& coords, const Tensor& hist,
                    "softhist: hist must have bins + 1 >= 2 slots on an axis at its edges");
   }
   check_joint_bins(bins);
-  check_edges(params, bins);
+  check_rows(params, bins, kernel);
   return {axes, row_length(input), row_count(input), bins, orders, std::move(at_edges)};
 }
 

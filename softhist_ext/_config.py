@@ -62,5 +62,5 @@ def describe() -> str:
 def show_config(file: Optional[TextIO] = None) -> None:
     """Prints the libraries found and loaded, the CUDA version and GPU
     architectures the CUDA library was built for, and whether the dispatcher
-    has the CUDA kernels."""
+    has the CUDA kernels, to file (default sys.stdout)."""
     print(describe(), file=file or sys.stdout)

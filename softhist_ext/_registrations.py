@@ -39,8 +39,18 @@ def _check_devices(op, input, **others):
 
 def _weighted(grad, weight):
     # grad * weight, where a sample with no gradient (NaN/inf, or reaching no
-    # bin) keeps exactly 0 whatever its weight (no 0 * inf).
-    return grad if weight is None else torch.where(grad == 0, grad, grad * weight)
+    # bin) keeps exactly 0 whatever its weight (no 0 * inf, in the derivative
+    # of this product either).
+    return grad if weight is None else grad * torch.where(grad == 0, 1.0, weight)
+
+
+def _upcast16(*tensors):
+    """16-bit tensors as float32, for params' gradient: its edge sums reach
+    bins / width samples (past float16's 65504), and kappa's cancels large
+    terms that 16-bit rounding would spoil. The inputs' gradients come back
+    in their dtypes (autograd casts them)."""
+    return [t.float() if t is not None and t.dtype in (torch.float16, torch.bfloat16) else t
+            for t in tensors]
 
 
 @torch.library.register_fake("softhist::params")
@@ -257,6 +267,7 @@ class _Scatter(torch.autograd.Function):
         axes = len(coords)
         if needs[1]:
             _check_params_grad(kernel)
+            weight, grad, *coords = _upcast16(weight, grad, *coords)
         one_pass = needs[1] and _one_pass(coords, edge_axes)
         bins = _bins_of(grad, axes, edge_axes)
 
@@ -311,6 +322,7 @@ class _Gather(torch.autograd.Function):
         axes = len(coords)
         if needs[1]:
             _check_params_grad(kernel)
+            hist, grad, *coords = _upcast16(hist, grad, *coords)
         bins = _bins_of(hist, axes, edge_axes)
         grad_hist = ops.scatter(coords, grad, params, bins, orders, kernel, edge_axes) if needs[0] else None
         grad_coords = [

@@ -227,8 +227,7 @@ def histc(
         hard = torch.ops.softhist.scatter([x.detach()], w_hard, params.detach(), [bins], [0], "hard")
         out = hard + (out - out.detach())
     if density:
-        width = ((params[0, 1] - params[0, 0]) / bins).to(out.dtype)
-        out = out / (out.sum(-1, keepdim=True) * width)
+        out = _even_density(out, params, [bins])
     return out if dim is None else out.movedim(-1, dim)
 
 
@@ -245,7 +244,9 @@ def bincount(
     respect to floating weights. Floating input gives soft counts at the
     integers 0, 1, ...: histc with unit bins centred on them (kernel `kernel`
     of inverse scale `kappa`), differentiable with respect to input and
-    weights. The length is max(minlength, max(input) + 1).
+    weights. The length is max(minlength, int(max(input)) + 1) (for floating
+    input, the largest finite sample truncated: one at 2.6 adds to bin 2 and
+    loses what its kernel puts beyond 2.5).
 
     Examples:
         >>> labels = torch.tensor([0, 2, 2, 3])
@@ -297,7 +298,7 @@ def bincount(
                 length = max(minlength, int(input.max()) + 1)
         if compiling or input.is_cpu:  # (summed in order on the CPU; CUDA's scatter is reproducible)
             counts = torch.zeros(length, dtype=torch.float64, device=weights.device)
-            return counts.index_add_(0, input, weights.double()).to(weights.dtype)
+            return counts.index_add_(0, input.long(), weights.double()).to(weights.dtype)
         if length == 0:  # empty input: no bins, in weights' graph
             return weights[:0]
         # float64 positions are exact for integers below 2^53.
@@ -318,8 +319,8 @@ def bincount(
             )
         top = int(largest) + 1
     length = minlength if minlength > top else top
-    if length == 0:
-        return input.new_zeros((0,))
+    if length == 0:  # no bins, in the graph of input (and weights)
+        return input[:0] if weights is None else input[:0] * weights[:0]
     return histc(input, length, -0.5, length - 0.5, kappa, kernel=kernel, weight=weights)
 
 
@@ -494,7 +495,7 @@ def _bin_positions(v: Tensor, edges: Tensor) -> Tensor:
     bin its right edge too; NaN outside. It carries v's autograd history (with
     zero value), so that asking for v's gradient gives the hard kernel's error."""
     bins = edges.numel() - 1
-    b = torch.bucketize(v.detach().contiguous(), edges, right=True) - 1
+    b = torch.bucketize(v.detach().contiguous(), edges.contiguous(), right=True) - 1
     b = torch.clamp(b, 0, bins - 1)  # the right edge itself, into the last bin
     inside = (v.detach() >= edges[0]) & (v.detach() <= edges[-1])  # False for NaN
     centre = b.double() + 0.5
@@ -558,16 +559,32 @@ def _explicit_edges_dd(edges: List[Tensor], x: Tensor, axes: int, range: Optiona
         a += 1
 
 
+def _density(hist: Tensor, volume: Tensor, axes: int) -> Tensor:
+    """hist divided by its sum over its last `axes` dimensions and by each
+    bin's volume, as torch's density=True; in float32 for 16-bit hist (a
+    float16 sum passes 65504 long before its bins do)."""
+    h = hist.float() if hist.dtype == torch.float16 or hist.dtype == torch.bfloat16 else hist
+    total = h.sum(_last_dims(h.dim(), axes), keepdim=True)
+    return (h / (total * volume.to(h.dtype))).to(hist.dtype)
+
+
 def _edges_density(hist: Tensor, edges: List[Tensor]) -> Tensor:
-    """hist divided by its sum and each bin's volume (the product of its
-    widths), as torch.histogramdd's density."""
+    """_density by the volumes of the bins between edges (the product of
+    their widths), as torch.histogramdd's density."""
     volume = edges[0].diff()
     a = 1
     while a < len(edges):
         volume = volume[..., None] * edges[a].diff()
         a += 1
-    bin_dims = _last_dims(hist.dim(), len(edges))
-    return hist / (hist.sum(bin_dims, keepdim=True) * volume)
+    return _density(hist, volume, len(edges))
+
+
+def _even_density(hist: Tensor, params: Tensor, bins: List[int]) -> Tensor:
+    """_density of even bins: their nominal volume, from params' float64
+    ranges (not from edges rounded to the input's dtype)."""
+    widths = (params[:, 1] - params[:, 0]) / torch.tensor(bins, dtype=torch.float64,
+                                                          device=params.device)
+    return _density(hist, torch.prod(widths), len(bins))
 
 
 def _check_floating(input: Tensor, fn: str) -> None:
@@ -578,6 +595,14 @@ def _check_floating(input: Tensor, fn: str) -> None:
         raise ValueError(f"softhist: {fn} needs floating-point input (float16, bfloat16, float32 "
                          "or float64), got an integer, bool or complex tensor; convert it with "
                          "input.float()")
+
+
+def _check_weight_dtype(weight: Optional[Tensor], input: Tensor, fn: str) -> None:
+    """Weights in input's dtype, as torch.histogram's and every kernel's
+    (the hard one sums them in float64 and would take any)."""
+    if weight is not None and weight.dtype != input.dtype:
+        raise ValueError(f"softhist: {fn}'s weight must have input's dtype {input.dtype}, got "
+                         f"{weight.dtype}; convert it with weight.to(input.dtype)")
 
 
 def _learnable_histogramdd(x: Tensor, w: Optional[Tensor], given_edges: List[Tensor],
@@ -616,8 +641,10 @@ def _learnable_histogramdd(x: Tensor, w: Optional[Tensor], given_edges: List[Ten
                   * torch.linspace(0.0, 1.0, b + 1, dtype=torch.float64, device=x.device)).to(x.dtype)
                  for a, b in enumerate(bins)]
     hist = torch.ops.softhist.scatter(coords, w, params, bins, [0] * axes, kernel)
-    if density:
+    if density and len(given_edges) > 0:
         hist = _edges_density(hist, edges)
+    elif density:
+        hist = _even_density(hist, params, bins)
     return HistogramddResult(hist, edges)
 
 
@@ -730,6 +757,7 @@ def histogramdd(
     lead = list(input.shape[:-1])
     if weight is not None and list(weight.shape) != lead:
         raise ValueError(f"softhist: histogramdd's weight must have shape input.shape[:-1] = {lead}, got {list(weight.shape)}")
+    _check_weight_dtype(weight, input, "histogramdd")
     if dim is None:
         x = input.reshape(-1, axes)
         w = weight.reshape(-1) if weight is not None else None
@@ -787,9 +815,7 @@ def histogramdd(
     if density and kernel == "hard":  # counted by the returned edges: their widths, as torch's
         hist = _edges_density(hist, edges)
     elif density:  # masses of the even bins between the nominal edges: their width
-        volume = torch.prod((params[:, 1] - params[:, 0]) / torch.tensor(bins_per_axis, dtype=torch.float64, device=params.device))
-        bin_dims = _last_dims(hist.dim(), axes)
-        hist = hist / (hist.sum(bin_dims, keepdim=True) * volume.to(hist.dtype))
+        hist = _even_density(hist, params, bins_per_axis)
     return HistogramddResult(hist, edges)
 
 
@@ -834,7 +860,7 @@ def _edges_histogram(x: Tensor, w: Optional[Tensor], edges: Tensor, kappa: Union
     params = _explicit_params(x, edges, kappa, kernel, False)  # (the params op checks kappa)
     hist = torch.ops.softhist.scatter([x], w, params, [edges.numel() - 1], [0], kernel)
     if density:
-        hist = hist / (hist.sum(-1, keepdim=True) * (edges[1:] - edges[:-1]))
+        hist = _edges_density(hist, [edges])
     return hist
 
 
@@ -916,12 +942,14 @@ def histogram(
         )
         if not isinstance(bins, Tensor) or bins.dim() == 0:
             bins = int(bins)
+        range, kappa = _plain(range), _plain(kappa)
     _check_floating(input, "histogram")
     if range is not None and len(range) != 2:
         raise ValueError(f"softhist: histogram's range must be (min, max), got {len(range)} numbers")
     if weight is not None and weight.shape != input.shape:
         raise ValueError(f"softhist: histogram's weight must have input's shape "
                          f"{list(input.shape)}, got {list(weight.shape)}")
+    _check_weight_dtype(weight, input, "histogram")
     x = input.reshape(-1)
     w = weight.reshape(-1) if weight is not None else None
     if isinstance(bins, int):
@@ -949,6 +977,6 @@ def histogram(
                 raise ValueError("softhist: the hard kernel takes no kappa")
             hist = _hard_histogram([x], [bins], w, [bins.numel() - 1]).to(input.dtype)
             if density:
-                hist = hist / (hist.sum() * (bins[1:] - bins[:-1]).detach())
+                hist = _edges_density(hist, [bins.detach()])
             return HistogramResult(hist, bins)
         return HistogramResult(_edges_histogram(x, w, bins, kappa, kernel, density), bins)

@@ -334,6 +334,20 @@ _CPP_AUTOGRAD_FROM_PYTHON = textwrap.dedent(
             # Gradients only where asked: a constant axis gets none.
             out = ops.scatter([coords[0].detach()] + coords[1:D], None, p, b, [0] * D, kernel)
             assert out.requires_grad == (D > 1)
+
+    # 16-bit samples: the range's and kappa's gradients (edge sums past
+    # float16's 65504, kappa's cancelling terms) are those of the same values
+    # in float64.
+    x16 = (torch.randn(1, 100000, generator=gen) * 0.5).half()
+    g = torch.linspace(-1, 1, 32).half().double()
+    grads = []
+    for x in (x16, x16.double()):
+        v = torch.tensor([[-2.0, 2.0, 16.0]], dtype=torch.float64, requires_grad=True)
+        out = ops.scatter([x], None, torch.cat([v, torch.zeros(1, 1, dtype=torch.float64)], 1),
+                          [32], [0], "logistic")
+        grads.append(torch.autograd.grad((out.double() * g).sum(), v)[0][0])
+    torch.testing.assert_close(grads[0][:2], grads[1][:2], rtol=1e-4, atol=0)
+    torch.testing.assert_close(grads[0][2], grads[1][2], rtol=2e-2, atol=0)
     print("ok")
     """
 )

@@ -24,6 +24,7 @@ x = torch.randn(10)
         (dict(kappa=math.inf), "kappa must be a positive finite number"),
         (dict(bins=10, min=1.0, max=1.0 + 2.3e-16), "too narrow"),
         (dict(bins=10, min=-7e-310, max=-6e-310), "too narrow"),  # subnormal bins
+        (dict(bins=4, min=-1.7e308, max=1.7e308), "wider than a double can hold"),
     ],
 )
 def test_bad_arguments(kwargs, match):
@@ -97,3 +98,14 @@ def test_internal_ops_check_their_arguments():
         ops.gather([x.reshape(2, 5)], torch.ones(3, 5), p[None], [1], "logistic")
     with pytest.raises(RuntimeError, match="hard kernel.*straight_through=True"):
         ops.gather([x], torch.ones(5), p[None], [1], "hard")
+    # Rows made from tensors under torch.compile meet only the op's checks.
+    for bad, match in (([-1.0, 1.0, -2.0, 0.0], "kappa must be a positive finite"),
+                       ([-1.0, 1.0, math.nan, 0.0], "kappa must be a positive finite"),
+                       ([1.0, -1.0, 2.0, 0.0], "range must be finite with min < max"),
+                       ([-1.0, math.inf, 2.0, 0.0], "range must be finite with min < max"),
+                       ([-1.0, 1.0, 1e14, 0.0], "kappa \\* bin width")):
+        row = torch.tensor([bad], dtype=torch.float64)
+        with pytest.raises(RuntimeError, match=match):
+            ops.scatter([x], None, row, [5], [0], "logistic")
+        with pytest.raises(RuntimeError, match=match):
+            ops.gather([x], torch.ones(5), row, [1], "logistic")

@@ -190,6 +190,9 @@ def test_bincount_of_integers_is_exact_and_differentiable_in_weights(device):
         expected = torch.bincount(idx, weights.detach().double(), minlength=25).to(weights.dtype)
         torch.testing.assert_close(softhist_ext.bincount(idx, weights, minlength=25), expected)
     assert softhist_ext.bincount(idx, w, minlength=3).shape == (int(idx.max()) + 1,)
+    for small in (torch.uint8, torch.int8, torch.int16, torch.int32):  # index_add_ takes int64
+        i = idx.to(small)
+        torch.testing.assert_close(softhist_ext.bincount(i, w), torch.bincount(i, w.detach()))
     empty = torch.zeros(0, dtype=torch.long, device=device)
     w0 = torch.zeros(0, device=device, requires_grad=True)
     out0 = softhist_ext.bincount(empty, w0)  # as torch.bincount's: no bins
@@ -209,6 +212,12 @@ def test_bincount_of_floats_is_soft_counts_at_the_integers(device):
     assert torch.autograd.gradcheck(lambda x: softhist_ext.bincount(x, kappa=3.0), (x[:20],))
     sharp = softhist_ext.bincount(torch.tensor([0.0, 1.0, 1.0, 4.0], device=device), kappa=1e4)
     torch.testing.assert_close(sharp.cpu(), torch.tensor([1.0, 2.0, 0.0, 0.0, 1.0]))
+    empty = torch.zeros(0, device=device, requires_grad=True)
+    w0 = torch.zeros(0, device=device, requires_grad=True)
+    for out0 in (softhist_ext.bincount(empty), softhist_ext.bincount(empty, w0)):  # no bins
+        assert out0.shape == (0,) and out0.requires_grad
+        out0.sum().backward()
+    assert empty.grad.shape == (0,) and w0.grad.shape == (0,)
 
 
 def test_module_is_a_drop_in_for_the_forum_class():

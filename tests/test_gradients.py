@@ -65,6 +65,26 @@ def test_nonfinite_samples_get_zero_gradient(device):
     assert x.grad[0] != 0 and x.grad[4] != 0
 
 
+@pytest.mark.parametrize("bad", [math.inf, math.nan])
+def test_samples_with_no_gradient_keep_0_in_the_second_order_whatever_their_weight(bad):
+    # A NaN sample, one whose kernel reaches no bin, and in-range ones; the
+    # first two carry a non-finite weight, which must not reach the
+    # second-order gradient as 0 * inf either.
+    x = torch.tensor([math.nan, 30.0, 0.3, 0.6], dtype=torch.float64, requires_grad=True)
+    w = torch.tensor([bad, bad, 1.0, 1.0], dtype=torch.float64, requires_grad=True)
+    h = softhist_ext.histc(x, 4, 0.0, 1.0, weight=w)
+    gx, gw = torch.autograd.grad(h.pow(2).sum(), [x, w], create_graph=True)
+    second = torch.autograd.grad(gx.sum() + gw[2:].sum(), [x, w])
+    xr = x.detach()[2:].clone().requires_grad_()
+    wr = w.detach()[2:].clone().requires_grad_()
+    hr = reference.histc(xr, 4, 0.0, 1.0, weight=wr)
+    gxr, gwr = torch.autograd.grad(hr.pow(2).sum(), [xr, wr], create_graph=True)
+    expected = torch.autograd.grad(gxr.sum() + gwr.sum(), [xr, wr])
+    for ours, theirs in zip(second, expected):
+        assert torch.equal(ours[:2], torch.zeros(2, dtype=torch.float64))
+        torch.testing.assert_close(ours[2:], theirs)
+
+
 def test_empty_input_gets_empty_gradient(device):
     x = torch.empty(0, 2, device=device, requires_grad=True)
     softhist_ext.histc(x, 3, -1.0, 1.0).sum().backward()

@@ -153,6 +153,14 @@ def test_hard_kernel_has_no_input_gradient():
         hist.sum().backward()
 
 
+def test_a_range_of_0d_tensors_that_need_no_gradient_is_taken_as_numbers():
+    x = torch.rand(100, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    lo, hi = x.min(), x.max()
+    hist, edges = softhist_ext.histogram(x, 4, (lo, hi), kernel="hard")
+    expected = torch.histogram(x, 4, range=(float(lo), float(hi)))
+    assert torch.equal(hist, expected.hist) and torch.equal(edges, expected.bin_edges)
+
+
 def test_bad_arguments_name_the_fix():
     x = torch.rand(10)
     edges = torch.tensor([0.0, 0.5, 1.0])
@@ -164,6 +172,11 @@ def test_bad_arguments_name_the_fix():
         softhist_ext.histogram(x, edges, (0.0, 1.0), kernel="hard")
     with pytest.raises(ValueError, match="weight must have input's shape"):
         softhist_ext.histogram(x, 4, weight=torch.rand(9))
+    for kernel in ("hard", "logistic"):  # (the hard kernel sums any weights in float64)
+        with pytest.raises(ValueError, match=r"histogram's weight must have input's dtype.*weight.to"):
+            softhist_ext.histogram(x, 4, weight=torch.rand(10, dtype=torch.float64), kernel=kernel)
+        with pytest.raises(ValueError, match="histogramdd's weight must have input's dtype"):
+            softhist_ext.histogramdd(x[:, None], 4, weight=torch.rand(10).bool(), kernel=kernel)
     with pytest.raises(ValueError, match=r"range must be \(min, max\)"):
         softhist_ext.histogram(x, 4, (0.0, 1.0, 2.0))
     with pytest.raises(TypeError, match="bins must be an int or a 1-d tensor of edges"):

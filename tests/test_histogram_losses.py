@@ -399,6 +399,20 @@ def test_embedding_loss_matches_the_papers_formula(R):
     torch.testing.assert_close(torch.jit.script(losses.EmbeddingHistogramLoss(R))(emb, labels), ours)
 
 
+def test_embedding_loss_compiles_once_for_every_batch_size():
+    torch._dynamo.reset()
+    compiled = torch.compile(losses.EmbeddingHistogramLoss(21), fullgraph=True, dynamic=True,
+                             backend="aot_eager")
+    gen = torch.Generator().manual_seed(15)
+    with torch._dynamo.config.patch(error_on_recompile=True):
+        for n in (10, 13, 17):
+            emb = torch.randn(n, 5, generator=gen, dtype=torch.float64, requires_grad=True)
+            labels = torch.arange(n) % 3
+            value = compiled(emb, labels)
+            torch.testing.assert_close(value, paper_histogram_loss(emb, labels, 21))
+            value.backward()
+
+
 def test_embedding_loss_gradcheck_and_its_meaning():
     gen = torch.Generator().manual_seed(15)
     emb = torch.randn(8, 3, generator=gen, dtype=torch.float64, requires_grad=True)

@@ -388,8 +388,22 @@ def test_conserve_mass_is_the_default_for_mi_and_counts_the_ends(device):
 
 def test_mi_of_an_empty_batch_is_empty():
     x = torch.rand(0, 1, 8, 8)
-    assert softhist_ext.mutual_information(x, x).shape == (0,)
-    assert softhist_ext.losses.MutualInformationLoss(reduction="none")(x, x).shape == (0,)
+    for args in ((), (8, 0.0, 1.0)):  # the items' own range; a fixed one
+        assert softhist_ext.mutual_information(x, x, *args).shape == (0,)
+        assert softhist_ext.losses.MutualInformationLoss(*args, reduction="none")(x, x).shape == (0,)
+
+
+@pytest.mark.parametrize("args", [(), (16, 0.0, 1.0)])
+def test_mi_takes_a_mask_of_any_dtype_whatever_the_range(args):
+    gen = torch.Generator().manual_seed(7)
+    x, y = torch.rand(2, 1, 16, 16, generator=gen), torch.rand(2, 1, 16, 16, generator=gen)
+    mask = torch.rand(2, 1, 16, 16, generator=gen) > 0.3
+    expected = softhist_ext.mutual_information(x, y, *args, weight=mask.float())
+    for w in (mask, mask.double(), mask.to(torch.uint8)):
+        torch.testing.assert_close(softhist_ext.mutual_information(x, y, *args, weight=w), expected)
+    kept = mask[0].flatten()  # a mask leaves its pairs out
+    alone = softhist_ext.mutual_information(x[0].flatten()[kept], y[0].flatten()[kept], *args)
+    torch.testing.assert_close(expected[0], alone.reshape(()))
 
 
 def test_mi_of_mixed_float_dtypes_is_in_the_wider_one():

@@ -61,9 +61,19 @@ std::vector<int64_t> with_axis(at::IntArrayRef axes, int64_t a) {
 }
 
 // grad * weight, where a sample with no gradient (NaN/inf, or reaching no bin)
-// keeps exactly 0 whatever its weight (no 0 * inf).
+// keeps exactly 0 whatever its weight (no 0 * inf, in the derivative of this
+// product either).
 Variable weighted(const Variable& grad, const Variable& weight) {
-  return weight.defined() ? at::where(grad.eq(0), grad, grad.mul(weight)) : grad;
+  return weight.defined() ? grad.mul(at::where(grad.eq(0), at::Scalar(1.0), weight)) : grad;
+}
+
+// A 16-bit tensor as float32, for params' gradient: its edge sums reach
+// bins / width samples (past float16's 65504), and kappa's cancels large
+// terms that 16-bit rounding would spoil. The inputs' gradients come back in
+// their dtypes (autograd casts them).
+Variable upcast16(const Variable& t) {
+  const bool half = t.defined() && (t.scalar_type() == at::kHalf || t.scalar_type() == at::kBFloat16);
+  return half ? t.to(at::kFloat) : t;
 }
 
 // What both ops' backward needs: the coordinates, the other tensor (weight or
@@ -104,6 +114,12 @@ Saved load(AutogradContext* ctx) {
   s.orders = ctx->saved_data["orders"].toIntVector();
   s.kernel = ctx->saved_data["kernel"].toStringRef();
   s.edge_axes = ctx->saved_data["edge_axes"].toIntVector();
+  return s;
+}
+
+Saved upcast16(Saved s) {
+  s.other = upcast16(s.other);
+  for (Variable& c : s.coords) c = upcast16(c);
   return s;
 }
 
@@ -270,12 +286,15 @@ class ScatterFunction : public torch::autograd::Function<ScatterFunction> {
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    const Saved s = load(ctx);
-    const Variable& weight = s.other;
-    const Variable& grad = grads[0];
+    Saved s = load(ctx);
     const size_t D = s.coords.size();
-    const bool params_needed = ctx->needs_input_grad(D + (weight.defined() ? 1 : 0));
-    if (params_needed) check_params_grad(s.kernel);
+    const bool params_needed = ctx->needs_input_grad(D + (s.other.defined() ? 1 : 0));
+    if (params_needed) {
+      check_params_grad(s.kernel);
+      s = upcast16(std::move(s));
+    }
+    const Variable& weight = s.other;
+    const Variable grad = params_needed ? upcast16(grads[0]) : grads[0];
     const bool single = params_needed && one_pass(s);
     const std::optional<at::Tensor> w = optional_of(weight);
     const std::vector<int64_t> bins = bins_of(grad, D, s.edge_axes);
@@ -323,12 +342,15 @@ class GatherFunction : public torch::autograd::Function<GatherFunction> {
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    const Saved s = load(ctx);
-    const Variable& hist = s.other;
-    const Variable& grad = grads[0];
+    Saved s = load(ctx);
     const size_t D = s.coords.size();
     const bool params_needed = ctx->needs_input_grad(D + 1);
-    if (params_needed) check_params_grad(s.kernel);
+    if (params_needed) {
+      check_params_grad(s.kernel);
+      s = upcast16(std::move(s));
+    }
+    const Variable& hist = s.other;
+    const Variable grad = params_needed ? upcast16(grads[0]) : grads[0];
     const std::vector<int64_t> bins = bins_of(hist, D, s.edge_axes);
     variable_list out;  // coords..., hist, params, orders, kernel, edge_axes
     for (size_t a = 0; a < D; ++a)

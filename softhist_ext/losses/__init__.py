@@ -3,9 +3,9 @@ histograms, and the Histogram loss for embeddings."""
 
 from .distances import DISTANCES, EPS, HistogramLoss, histogram_distance
 from .embedding import EmbeddingHistogramLoss, embedding_histogram_loss
-from .information import OUTSIDE_SHARE_WARNING, MutualInformationLoss, mutual_information
+from .information import MutualInformationLoss, mutual_information
 
 __all__ = [
     "DISTANCES", "EPS", "EmbeddingHistogramLoss", "HistogramLoss", "MutualInformationLoss",
-    "OUTSIDE_SHARE_WARNING", "embedding_histogram_loss", "histogram_distance", "mutual_information",
+    "embedding_histogram_loss", "histogram_distance", "mutual_information",
 ]

@@ -138,7 +138,7 @@ def histogram_distance(
                          - m log m summed, m = (p + q) / 2), in [0, log 2]
                          nats; its square root is a metric                   symmetric
         "bhattacharyya"  -log(BC + eps) + log(1 + eps), BC = sum sqrt(p q),
-                         in [0, log(1 / eps)]                                symmetric
+                         in [0, log(1 + 1 / eps)]                            symmetric
         "intersection"   1 - sum min(p, q) (summed as sum (p - min(p, q))),
                          in [0, 1]; equal to l1 / 2                          metric
 
@@ -176,7 +176,7 @@ def histogram_distance(
         bins: number of bins (default 32).
         min, max: a fixed range, both or neither (see above).
         kappa, kernel: as in histc; default the cubic B-spline ("hard":
-            exact counts, no gradient to input).
+            exact counts; a backward through input raises).
         conserve_mass: histc's open outer bins (default True).
 
     Returns:

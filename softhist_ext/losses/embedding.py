@@ -70,11 +70,15 @@ def embedding_histogram_loss(embeddings: Tensor, labels: Tensor, bins: int = 101
     if bins < 2:
         raise ValueError(f"softhist: embedding_histogram_loss needs bins >= 2 nodes, got {bins}")
     e = torch.nn.functional.normalize(embeddings, dim=1)
-    iu = torch.triu_indices(n, n, 1, device=embeddings.device)
-    s = (e @ e.t())[iu[0], iu[1]]
-    same = labels[iu[0]] == labels[iu[1]]
-    pos = same.to(s.dtype)
-    neg = (~same).to(s.dtype)
+    s = (e @ e.t()).reshape(-1)
+    if s.dtype == torch.float16 or s.dtype == torch.bfloat16:
+        s = s.float()  # pair counts pass float16's 65504 at 363 embeddings
+    # The pairs i < j by weight, not by index: the same graph for every n
+    # under torch.compile (triu_indices would fix n).
+    upper = torch.ones(n, n, dtype=torch.bool, device=s.device).triu(1)
+    same = labels[:, None] == labels[None, :]
+    pos = (same & upper).reshape(-1).to(s.dtype)
+    neg = (~same & upper).reshape(-1).to(s.dtype)
     n_pos, n_neg = pos.sum(), neg.sum()
     _check_pairs(n_pos, n_neg)
     half = 1.0 / (bins - 1)  # half the node spacing 2 / (R - 1)
@@ -82,7 +86,7 @@ def embedding_histogram_loss(embeddings: Tensor, labels: Tensor, bins: int = 101
               torch.stack([pos, neg]), -1, False, False, True)
     h_pos = h[0] / n_pos.clamp_min(1)
     h_neg = h[1] / n_neg.clamp_min(1)
-    return (h_neg * torch.cumsum(h_pos, 0)).sum()
+    return (h_neg * torch.cumsum(h_pos, 0)).sum().to(embeddings.dtype)
 
 
 def _check_pairs(n_pos: Tensor, n_neg: Tensor) -> None:

@@ -13,7 +13,7 @@ from ..ops import _pair_float, histc2d
 
 # mutual_information warns when a given range leaves out more than this share
 # of an item's mass.
-OUTSIDE_SHARE_WARNING = 0.1
+_OUTSIDE_SHARE_WARNING = 0.1
 
 
 def _entropy(p: Tensor, dims: List[int]) -> Tensor:
@@ -98,7 +98,9 @@ def mutual_information(
         kernel: as in histc; default the cubic B-spline Parzen window.
         normalized: return 2 MI / (H(x) + H(y)), in [0, 1], instead (1 where
             both entropies are 0, as sklearn's normalized_mutual_info_score).
-        weight: per-voxel weights (a mask for region-restricted MI), x's shape.
+            Either is non-negative up to rounding (about -1e-7 in float32).
+        weight: per-voxel weights (a mask for region-restricted MI), x's
+            shape, any dtype (taken as the compute dtype).
         dim: the dimensions that hold one item's samples.
         conserve_mass: histc2d's open outer bins (default True): every pair
             inside the range keeps its whole mass, so a peak at either end of
@@ -161,6 +163,13 @@ def mutual_information(
     # its first assignment.
     lo: Tuple[float, float] = (0.0, 0.0)
     hi: Tuple[float, float] = (1.0, 1.0)
+    if xs.is_floating_point():
+        # float32 at least: a joint bin of a float16 image (its background)
+        # passes 65504 pairs easily. Weights (a bool mask, say) alike.
+        compute = torch.float64 if xs.dtype == torch.float64 else torch.float32
+        xs, ys = xs.to(compute), ys.to(compute)
+        if w is not None:
+            w = w.to(compute)
     if own_range:
         if not xs.is_floating_point():
             raise ValueError(f"softhist: mutual_information needs floating-point x and y, got {xs.dtype}")
@@ -169,14 +178,10 @@ def mutual_information(
             lo = (0.0, 0.0)
             hi = (0.0, 0.0)
         else:
-            compute = torch.float64 if xs.dtype == torch.float64 else torch.float32
             # Each axis's range is taken over its own finite values.
-            xs, ys = xs.to(compute), ys.to(compute)
             x_lo, x_hi = finite_range([xs], w)
             y_lo, y_hi = finite_range([ys], w)
             xs, ys = to_unit(xs, x_lo, x_hi), to_unit(ys, y_lo, y_hi)
-            if w is not None:
-                w = w.to(compute)
     else:
         assert min is not None and max is not None
         lo, hi = _pair_float(min), _pair_float(max)
@@ -184,8 +189,6 @@ def mutual_information(
             raise ValueError(f"softhist: mutual_information's min must be below max on each axis, "
                              f"got min={min}, max={max}; leave both None for each item's own range")
     joint = histc2d(xs, ys, bins, lo, hi, kappa, kernel, w, -1, conserve_mass)
-    if joint.dtype != torch.float64:  # entropies in float32 or better
-        joint = joint.float()
     total = joint.sum([-2, -1], keepdim=True)
     _check_mass(total.reshape(lead), xs.shape[-1], w, own_range)
     p = joint / total.clamp_min(1e-300)
@@ -224,9 +227,11 @@ def _check_mass(total: Tensor, n: int, w: Optional[Tensor], own_range: bool) -> 
 
 def _warn_outside(total: Tensor, n: int, w: Optional[Tensor]) -> None:
     # Non-finite samples count as outside: they are not in the histogram either.
+    if total.numel() == 0:
+        return
     mass = total.new_full(total.shape, float(n)) if w is None else w.detach().sum(-1).to(total.dtype)
     worst = float((1 - total.detach() / mass).max())
-    if worst > OUTSIDE_SHARE_WARNING:
+    if worst > _OUTSIDE_SHARE_WARNING:
         warnings.warn(
             f"softhist: mutual_information: {worst:.0%} of an item's mass falls outside the "
             "given [min, max] (or is not finite); widen min and max, or leave both None for "
@@ -241,7 +246,8 @@ class MutualInformationLoss(torch.nn.Module):
     Args are mutual_information's (each item's own range by default, open
     outer bins); reduction is "mean" (default), "sum" or "none", as in
     torch's losses. input and target are (B, C, *spatial): the MI is computed
-    per batch item, never over the flattened batch.
+    per batch item, never over the flattened batch. forward(input, target,
+    weight=None) takes mutual_information's weight (a mask, input's shape).
 
     Examples:
         >>> loss = softhist_ext.losses.MutualInformationLoss(bins=32)

@@ -1,0 +1,140 @@
+"""16-bit input where float16's range (65504) or bfloat16's 8 bits run out:
+sums over many samples (the edge sums behind the range's, kappa's and the
+edges' gradients, density's total, a joint bin of MI, pair counts) are not
+taken in the input's dtype. Each against float64 formulas on the same values."""
+
+import numpy as np
+import pytest
+import torch
+
+import softhist_ext
+from softhist_ext import losses, reference
+
+HALF = [torch.float16, torch.bfloat16]
+
+
+def _samples(n, dtype, seed=0):
+    # Peaked (std 0.5): 100k samples put about 80k per unit of x at the
+    # centre, past 65504, while no bin of 1/8 holds more than about 10k.
+    return (torch.randn(n, generator=torch.Generator().manual_seed(seed)) * 0.5).to(dtype)
+
+
+def _leaves(*values):
+    return [torch.tensor(v, dtype=torch.float64, requires_grad=True) for v in values]
+
+
+@pytest.mark.parametrize("dtype", HALF)
+@pytest.mark.parametrize("kernel", ["logistic", "bspline"])
+def test_range_and_kappa_gradients_of_many_16bit_samples(dtype, kernel):
+    x = _samples(100_000, dtype)
+    g = torch.linspace(-1, 1, 32).to(dtype).double()  # (the upstream gradient as x's dtype has it)
+    lo, hi, kappa = _leaves(-2.0, 2.0, 16.0)
+    out = softhist_ext.histc(x, 32, lo, hi, kappa, kernel=kernel)
+    assert out.dtype == dtype
+    ours = torch.autograd.grad((out.double() * g).sum(), [lo, hi, kappa])
+    lo_r, hi_r, kappa_r = _leaves(-2.0, 2.0, 16.0)
+    edges = lo_r + (hi_r - lo_r) * torch.linspace(0, 1, 33, dtype=torch.float64)
+    dense = reference.histogram_edges(x.double(), edges, kappa_r, kernel)
+    expected = torch.autograd.grad((dense * g).sum(), [lo_r, hi_r, kappa_r])
+    for a, b, rtol in zip(ours, expected, [1e-4, 1e-4, 2e-2]):
+        assert abs(float(b)) > 0.01  # the test can fail
+        torch.testing.assert_close(a, b, rtol=rtol, atol=0)
+
+
+@pytest.mark.parametrize("dtype", HALF)
+def test_learned_edges_gradient_of_many_16bit_samples(dtype):
+    x = _samples(100_000, dtype, seed=1)
+    edges = torch.linspace(-2, 2, 33).to(dtype).requires_grad_()
+    g = torch.linspace(-1, 1, 32).to(dtype).double()
+    (ours,) = torch.autograd.grad((softhist_ext.histogram(x, edges).hist.double() * g).sum(), edges)
+    e = edges.detach().double().requires_grad_()
+    kappa = reference.default_kappa_width("logistic") * 32 / (e[-1] - e[0])  # (histogram's default)
+    (expected,) = torch.autograd.grad((reference.histogram_edges(x.double(), e, kappa) * g).sum(), e)
+    assert ours.dtype == dtype and bool(torch.isfinite(ours).all())
+    torch.testing.assert_close(ours.double(), expected, rtol=1e-2, atol=1e-2 * expected.abs().max())
+
+
+@pytest.mark.parametrize("dtype", HALF)
+def test_density_of_more_samples_than_float16_holds(dtype):
+    x = torch.rand(70_000, generator=torch.Generator().manual_seed(2)).to(dtype)
+    expected = reference.histc(x.double(), 16, 0.0, 1.0, density=True)
+    hard = torch.histc(x.double(), 16, 0.0, 1.0)
+    hard = hard / (hard.sum() / 16)
+    results = {
+        "histc": (softhist_ext.histc(x, 16, 0.0, 1.0, density=True), expected),
+        "histc hard": (softhist_ext.histc(x, 16, 0.0, 1.0, kernel="hard", density=True), hard),
+        "histogram": (softhist_ext.histogram(x, 16, range=(0.0, 1.0), density=True).hist, expected),
+        "histogramdd": (softhist_ext.histogramdd(x[:, None], 16, [0.0, 1.0], density=True).hist,
+                        expected),
+        "tensor range": (softhist_ext.histogramdd(
+            x[:, None], 16, [torch.tensor(0.0, requires_grad=True), 1.0], density=True).hist,
+            expected),
+    }
+    for name, (ours, theirs) in results.items():
+        assert ours.dtype == dtype, name
+        torch.testing.assert_close(ours.double(), theirs, rtol=1e-2, atol=0, msg=name)
+
+
+def test_density_over_a_tensor_range_takes_the_nominal_widths():
+    # float16 can't hold edges 1/4 apart at 1000: the widths are the
+    # nominal range's, as with numbers.
+    x = torch.tensor([[1000.0], [1000.5], [1001.0], [1000.5]], dtype=torch.float16)
+    lo = torch.tensor(1000.0, dtype=torch.float64, requires_grad=True)
+    ours = softhist_ext.histogramdd(x, 4, [lo, 1001.0], density=True).hist
+    expected = reference.histc(x.double().flatten(), 4, 1000.0, 1001.0, density=True)
+    torch.testing.assert_close(ours.double(), expected, rtol=2e-3, atol=0)
+
+
+def _ct_like(shape, seed):
+    # A 16-bit CT slice: 70% air at exactly -1000 HU (a joint bin past
+    # 65504 pairs), the rest integer HU in [-999, 999].
+    gen = torch.Generator().manual_seed(seed)
+    v = torch.randint(-999, 1000, shape, generator=gen).float()
+    air = torch.rand(shape, generator=gen) < 0.7
+    return torch.where(air, torch.full_like(v, -1000.0), v)
+
+
+def _mi(joint):
+    p = joint / joint.sum()
+    outer = p.sum(1, keepdims=True) * p.sum(0, keepdims=True)
+    nz = p > 0
+    return float((p[nz] * np.log(p[nz] / outer[nz])).sum())
+
+
+@pytest.mark.parametrize("dtype", HALF)
+def test_mutual_information_of_a_16bit_ct_slice(dtype):
+    x = _ct_like((1, 1, 320, 320), 3).to(dtype)
+    y = torch.where(torch.rand(x.shape, generator=torch.Generator().manual_seed(4)) < 0.9,
+                    x, torch.zeros_like(x))
+    xs, ys = x.double().flatten(), y.double().flatten()
+    counts, _, _ = np.histogram2d(xs.numpy(), ys.numpy(), 16, [[-1000, 1000], [-1000, 1000]])
+    hard = softhist_ext.mutual_information(x, y, 16, -1000.0, 1000.0, kernel="hard")
+    assert hard.dtype == torch.float32
+    assert abs(float(hard) - _mi(counts)) < 1e-5
+    kw = reference.default_kappa_width("bspline")
+    for args, (los, his) in [((16, -1000.0, 1000.0), ([-1000.0] * 2, [1000.0] * 2)),
+                             ((16,), ([float(xs.min()), float(ys.min())],
+                                      [float(xs.max()), float(ys.max())]))]:
+        kappa = [kw * 16 / (h - l) for l, h in zip(los, his)]
+        joint = reference.histc2d(xs, ys, [16, 16], los, his, kappa, "bspline", conserve_mass=True)
+        soft = softhist_ext.mutual_information(x, y, *args)  # fixed range; the item's own
+        assert abs(float(soft) - _mi(joint.numpy())) < 1e-4 * _mi(joint.numpy())
+    assert bool(torch.isfinite(losses.MutualInformationLoss(16)(x, y)))
+
+
+@pytest.mark.parametrize("dtype", HALF)
+def test_embedding_loss_with_more_pairs_than_float16_holds(dtype):
+    # 512 embeddings: 130,816 pairs.
+    gen = torch.Generator().manual_seed(5)
+    emb = torch.randn(512, 16, generator=gen).to(dtype)
+    labels = torch.arange(512) % 8
+    e = emb.clone().requires_grad_()
+    ours = losses.embedding_histogram_loss(e, labels)
+    (grad,) = torch.autograd.grad(ours, e)
+    assert ours.dtype == dtype
+    from test_histogram_losses import paper_histogram_loss
+
+    expected = float(paper_histogram_loss(emb.double(), labels, 101))
+    assert 0.3 < expected < 0.7
+    assert abs(float(ours.detach()) - expected) < 0.01
+    assert float(grad.float().abs().max()) > 0
