@@ -107,6 +107,13 @@ void check_sharpness(double kappa, double width) {
                  "or a smaller kappa");
 }
 
+// (max - min) / bins finite: a range within a double's but wider than one.
+void check_width(double min, double max, double width) {
+  SOFTHIST_CHECK(std::isfinite(width), "softhist: the range [", min, ", ", max,
+                 "] is wider than a double can hold (max - min overflows); narrow it, or "
+                 "rescale the input");
+}
+
 RangeArgs range_args(const Tensor& input, int64_t bins, double min, double max,
                      std::optional<double> kappa, Kernel kernel, bool open_ends) {
   check_input(input);
@@ -123,9 +130,7 @@ RangeArgs range_args(const Tensor& input, int64_t bins, double min, double max,
   }
   if (min != max) {
     const double width = (max - min) / static_cast<double>(bins);
-    SOFTHIST_CHECK(std::isfinite(width), "softhist: the range [", min, ", ", max,
-                   "] is wider than a double can hold (max - min overflows); narrow it, or "
-                   "rescale the input");
+    check_width(min, max, width);
     SOFTHIST_CHECK(splittable(min, max, width),
                     "softhist: the range [", min, ", ", max, "] split into ", bins,
                     " bins gives bins too narrow to represent; widen min/max or use fewer "
@@ -169,11 +174,11 @@ int64_t check_coords(const std::vector<Tensor>& coords, const Tensor& params,
 }
 
 // Each row (checked on the CPU; on a GPU, params and softhist_ext.histogram
-// check): kappa positive and finite, for a smooth kernel; even bins over a
-// finite range, or explicit edges, each row as long as the most bins need
-// and its own bins + 1 edges finite and increasing. (params checks the rows
-// it makes, but rows made from tensors under torch.compile meet no other
-// check.)
+// check): even bins over a finite range, or explicit edges, each row as
+// long as the most bins need and its own bins + 1 edges finite and
+// increasing; then, for a smooth kernel, kappa positive and finite. (params
+// checks the rows it makes, but rows made from tensors under torch.compile
+// meet no other check.)
 void check_rows(const Tensor& params, const std::vector<int64_t>& bins, Kernel kernel) {
   const bool explicit_edges = has_explicit_edges(params);
   const int64_t width = params.size(1);
@@ -181,12 +186,9 @@ void check_rows(const Tensor& params, const std::vector<int64_t>& bins, Kernel k
   SOFTHIST_CHECK(!explicit_edges || width == kParamsSize + most + 1,
                  "softhist: params with explicit edges must hold the most bins + 1 = ", most + 1,
                  " edges per row, got ", width - kParamsSize);
-  if (!params.is_cpu() || kernel == Kernel::Hard) return;
+  if (!params.is_cpu()) return;
   for (size_t a = 0; a < bins.size(); ++a) {
     const double* row = params.const_data_ptr<double>() + static_cast<int64_t>(a) * width;
-    SOFTHIST_CHECK(std::isfinite(row[2]) && row[2] > 0,
-                   "softhist: kappa must be a positive finite number (in 1/units of the input), "
-                   "got ", row[2]);
     const double* e = explicit_edges ? row + kParamsSize : row;
     const int64_t last = explicit_edges ? bins[a] : 1;
     for (int64_t j = 0; j <= last; ++j)
@@ -196,7 +198,13 @@ void check_rows(const Tensor& params, const std::vector<int64_t>& bins, Kernel k
                                       "learned, keep them apart"
                                     : "softhist: the range must be finite with min < max; if "
                                       "it was learned, keep min below max");
-    check_sharpness(row[2], (e[last] - e[0]) / static_cast<double>(bins[a]));
+    const double width = (e[last] - e[0]) / static_cast<double>(bins[a]);
+    check_width(e[0], e[last], width);
+    if (kernel == Kernel::Hard) continue;
+    SOFTHIST_CHECK(std::isfinite(row[2]) && row[2] > 0,
+                   "softhist: kappa must be a positive finite number (in 1/units of the input), "
+                   "got ", row[2]);
+    check_sharpness(row[2], width);
   }
 }
 

@@ -168,7 +168,8 @@ inline at::Tensor histc2d(const at::Tensor& x, const at::Tensor& y, int64_t bins
   TORCH_CHECK(y.sizes() == x.sizes() && y.scalar_type() == x.scalar_type() &&
                   y.device() == x.device(),
               "softhist: x and y must have the same shape, dtype and device, got ", x.sizes(),
-              " and ", y.sizes());
+              " ", x.scalar_type(), " ", x.device(), " and ", y.sizes(), " ", y.scalar_type(), " ",
+              y.device());
   TORCH_CHECK(!weight.has_value() || weight->sizes() == x.sizes(),
               "softhist: weight must have x's shape ", x.sizes(), ", got ", weight->sizes());
   const at::Tensor xs = x.reshape({-1}), ys = y.reshape({-1});

@@ -101,7 +101,7 @@ def test_internal_ops_check_their_arguments():
     # Rows made from tensors under torch.compile meet only the op's checks.
     for bad, match in (([-1.0, 1.0, -2.0, 0.0], "kappa must be a positive finite"),
                        ([-1.0, 1.0, math.nan, 0.0], "kappa must be a positive finite"),
-                       ([1.0, -1.0, 2.0, 0.0], "range must be finite with min < max"),
+                       ([1.0, -1.0, -2.0, 0.0], "range must be finite with min < max"),
                        ([-1.0, math.inf, 2.0, 0.0], "range must be finite with min < max"),
                        ([-1.0, 1.0, 1e14, 0.0], "kappa \\* bin width")):
         row = torch.tensor([bad], dtype=torch.float64)
@@ -109,3 +109,13 @@ def test_internal_ops_check_their_arguments():
             ops.scatter([x], None, row, [5], [0], "logistic")
         with pytest.raises(RuntimeError, match=match):
             ops.gather([x], torch.ones(5), row, [1], "logistic")
+    for bad, match in (([1.0, -1.0, 2.0, 0.0], "range must be finite with min < max"),
+                       ([-1e308, 1e308, 2.0, 0.0], "wider than a double can hold")):
+        with pytest.raises(RuntimeError, match=match):  # (the hard kernel's rows too)
+            ops.scatter([x], None, torch.tensor([bad], dtype=torch.float64), [5], [0], "hard")
+    # gather_at_places with places scatter_places never keeps (even bins)
+    with pytest.raises(RuntimeError, match="pieces must be scatter_places's.*keep no places"):
+        ops.gather_at_places(x.double(), torch.ones(7, dtype=torch.float64),
+                             torch.tensor([[-2.0, 2.0, 2.5, 0.0]], dtype=torch.float64), 0,
+                             "triangular", torch.zeros(10, dtype=torch.int32),
+                             torch.zeros(10, dtype=torch.float64), torch.tensor(True))

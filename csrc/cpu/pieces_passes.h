@@ -20,29 +20,39 @@ inline int64_t pieces_chunks(int64_t n, int64_t rows, int64_t size) {
   return chunks_per_row(n, rows, 8 * size);
 }
 
-// Each row's moments (partial: `chunks` per row of `size`) and directly
-// added slots (`direct`, `slots` per chunk, most empty), summed in chunk
-// order: f(row, moments, added).
+// Each row's moments (partial: `chunks` per row of `size`, summed into its
+// first in chunk order: in parallel over the grid, since a row or a few
+// would leave threads idle) and directly added slots (`direct`, `slots` per
+// chunk, most empty): f(row, moments, added).
 template <typename F>
-void merge_pieces(int64_t size, int64_t slots, const double* partial,
+void merge_pieces(int64_t size, int64_t slots, double* partial,
                   const std::vector<std::vector<double>>& direct, int64_t rows, int64_t chunks,
                   const F& f) {
+  constexpr int64_t kBlock = 2048;
+  const int64_t blocks = (size + kBlock - 1) / kBlock;
+  if (chunks > 1)
+    torch::stable::parallel_for(0, rows * blocks, 1, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i) {
+        const int64_t r = i / blocks, j0 = (i % blocks) * kBlock;
+        const int64_t len = std::min(kBlock, size - j0);
+        double* first = partial + r * chunks * size + j0;
+        for (int64_t ci = 1; ci < chunks; ++ci) {
+          const double* p = first + ci * size;
+#pragma omp simd
+          for (int64_t j = 0; j < len; ++j) first[j] += p[j];
+        }
+      }
+    });
   torch::stable::parallel_for(0, rows, 1, [&](int64_t r0, int64_t r1) {
-    // (A row of one chunk, as short rows have, reads that chunk's moments.)
-    std::vector<double> moments(static_cast<size_t>(chunks > 1 ? size : 0));
     std::vector<double> added(static_cast<size_t>(slots));
     for (int64_t r = r0; r < r1; ++r) {
-      std::fill(moments.begin(), moments.end(), 0.0);
       std::fill(added.begin(), added.end(), 0.0);
       for (int64_t ci = 0; ci < chunks; ++ci) {
-        const double* p = partial + (r * chunks + ci) * size;
-        if (chunks > 1)
-          for (int64_t j = 0; j < size; ++j) moments[j] += p[j];
         const std::vector<double>& d = direct[r * chunks + ci];
         if (!d.empty())
           for (int64_t j = 0; j < slots; ++j) added[j] += d[j];
       }
-      f(r, chunks > 1 ? moments.data() : partial + r * size, added.data());
+      f(r, partial + r * chunks * size, added.data());
     }
   });
 }
@@ -142,6 +152,9 @@ void gather_pieces(const T* x, const T* hist, const Window& win, Kernel kernel, 
                    bool at_edges, int64_t n, int64_t rows, double factor, T* out,
                    const int32_t* pieces = nullptr, const C* deltas = nullptr) {
   const ChebyshevGrid grid = chebyshev_grid_of<C, T>(kernel, order, win, at_edges);
+  SOFTHIST_CHECK(!pieces || (grid.count > 0 && !grid.cuts.empty()),
+                 "softhist: gather_at_places's pieces must be scatter_places's over the same "
+                 "params and kernel: these keep no places");
   const int64_t blocks = (n + kGatherBlock - 1) / kGatherBlock;
   std::atomic<bool> in_grid{true};
   torch::stable::parallel_for(0, rows * blocks, 1, [&](int64_t i0, int64_t i1) {

@@ -70,15 +70,22 @@ def embedding_histogram_loss(embeddings: Tensor, labels: Tensor, bins: int = 101
     if bins < 2:
         raise ValueError(f"softhist: embedding_histogram_loss needs bins >= 2 nodes, got {bins}")
     e = torch.nn.functional.normalize(embeddings, dim=1)
-    s = (e @ e.t()).reshape(-1)
-    if s.dtype == torch.float16 or s.dtype == torch.bfloat16:
-        s = s.float()  # pair counts pass float16's 65504 at 363 embeddings
-    # The pairs i < j by weight, not by index: the same graph for every n
-    # under torch.compile (triu_indices would fix n).
-    upper = torch.ones(n, n, dtype=torch.bool, device=s.device).triu(1)
-    same = labels[:, None] == labels[None, :]
-    pos = (same & upper).reshape(-1).to(s.dtype)
-    neg = (~same & upper).reshape(-1).to(s.dtype)
+    sims = e @ e.t()
+    if sims.dtype == torch.float16 or sims.dtype == torch.bfloat16:
+        sims = sims.float()  # pair counts pass float16's 65504 at 363 embeddings
+    if _compiling():
+        # The pairs i < j by weight, not by index: the same graph for every
+        # n (triu_indices would fix n), at twice the samples.
+        upper = torch.ones(n, n, dtype=torch.bool, device=sims.device).triu(1)
+        s = sims.reshape(-1)
+        same = (labels[:, None] == labels[None, :]).reshape(-1)
+        pos = (same & upper.reshape(-1)).to(s.dtype)
+        neg = (~same & upper.reshape(-1)).to(s.dtype)
+    else:
+        iu = torch.triu_indices(n, n, 1, device=embeddings.device)
+        s = sims[iu[0], iu[1]]
+        same = labels[iu[0]] == labels[iu[1]]
+        pos, neg = same.to(s.dtype), (~same).to(s.dtype)
     n_pos, n_neg = pos.sum(), neg.sum()
     _check_pairs(n_pos, n_neg)
     half = 1.0 / (bins - 1)  # half the node spacing 2 / (R - 1)
@@ -87,6 +94,12 @@ def embedding_histogram_loss(embeddings: Tensor, labels: Tensor, bins: int = 101
     h_pos = h[0] / n_pos.clamp_min(1)
     h_neg = h[1] / n_neg.clamp_min(1)
     return (h_neg * torch.cumsum(h_pos, 0)).sum().to(embeddings.dtype)
+
+
+def _compiling() -> bool:
+    if not torch.jit.is_scripting():
+        return torch.compiler.is_compiling()
+    return False
 
 
 def _check_pairs(n_pos: Tensor, n_neg: Tensor) -> None:

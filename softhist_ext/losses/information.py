@@ -98,7 +98,7 @@ def mutual_information(
         kernel: as in histc; default the cubic B-spline Parzen window.
         normalized: return 2 MI / (H(x) + H(y)), in [0, 1], instead (1 where
             both entropies are 0, as sklearn's normalized_mutual_info_score).
-            Either is non-negative up to rounding (about -1e-7 in float32).
+            Either is non-negative up to rounding (a few 1e-7 in float32).
         weight: per-voxel weights (a mask for region-restricted MI), x's
             shape, any dtype (taken as the compute dtype).
         dim: the dimensions that hold one item's samples.
