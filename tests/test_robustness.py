@@ -47,6 +47,11 @@ def test_meta_tensors_go_through_the_fake_kernels():
     assert softhist_ext.histc(x, 16).shape == (16,)
     joint = softhist_ext.histc2d(x, x, (8, 4), -1.0, 1.0)
     assert joint.device.type == "meta" and joint.shape == (8, 4)
+    # explicit edges, whose values can't be checked on meta
+    layer = softhist_ext.nn.SoftHistogram(8, 0.0, 1.0, learnable=True, dim=-1).to("meta")
+    assert layer(x).device.type == "meta" and layer(x).shape == (5, 8)
+    edges = torch.empty(9, device="meta")
+    assert softhist_ext.histogram(x[0], edges).hist.shape == (8,)
 
 
 # Fuzzing: each case is (name, call, regex the message must match: it names
