@@ -69,10 +69,11 @@ def embedding_histogram_loss(embeddings: Tensor, labels: Tensor, bins: int = 101
         )
     if bins < 2:
         raise ValueError(f"softhist: embedding_histogram_loss needs bins >= 2 nodes, got {bins}")
-    e = torch.nn.functional.normalize(embeddings, dim=1)
+    # 16-bit embeddings in float32: their pair counts pass float16's 65504 at
+    # 363 embeddings, and the pairs' gradients underflow it.
+    narrow = embeddings.dtype == torch.float16 or embeddings.dtype == torch.bfloat16
+    e = torch.nn.functional.normalize(embeddings.float() if narrow else embeddings, dim=1)
     sims = e @ e.t()
-    if sims.dtype == torch.float16 or sims.dtype == torch.bfloat16:
-        sims = sims.float()  # pair counts pass float16's 65504 at 363 embeddings
     if _compiling():
         # The pairs i < j by weight, not by index: the same graph for every
         # n (triu_indices would fix n), at twice the samples.
