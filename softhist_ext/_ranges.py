@@ -1,10 +1,18 @@
 """Each row's own range of finite samples: the default range of
-mutual_information, the histogram losses and the image functions."""
+mutual_information, the histogram losses and the image functions; and the
+dtype sums over many samples are taken in."""
 
 from typing import List, Optional, Tuple
 
 import torch
 from torch import Tensor
+
+
+def compute_dtype(t: Tensor) -> torch.dtype:
+    """float64 stays float64; float16, bfloat16 and float32 are computed in
+    float32 (sums over many samples pass float16's 65504, and lose
+    bfloat16's 8 bits)."""
+    return torch.float64 if t.dtype == torch.float64 else torch.float32
 
 
 def finite_range(rows: List[Tensor], weight: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:

@@ -23,6 +23,8 @@ builds the same for C++ programs.
 import torch
 from torch.autograd import forward_ad
 
+from ._ranges import compute_dtype
+
 ops = torch.ops.softhist
 
 
@@ -45,12 +47,12 @@ def _weighted(grad, weight):
 
 
 def _upcast16(*tensors):
-    """16-bit tensors as float32, for params' gradient: its edge sums reach
-    bins / width samples (past float16's 65504), and kappa's cancels large
-    terms that 16-bit rounding would spoil. The inputs' gradients come back
-    in their dtypes (autograd casts them)."""
-    return [t.float() if t is not None and t.dtype in (torch.float16, torch.bfloat16) else t
-            for t in tensors]
+    """The tensors in compute_dtype (16-bit ones as float32), for params'
+    gradient: its edge sums reach bins / width samples (past float16's
+    65504), and kappa's cancels large terms that 16-bit rounding would
+    spoil. The inputs' gradients come back in their dtypes (autograd casts
+    them)."""
+    return [t if t is None else t.to(compute_dtype(t)) for t in tensors]
 
 
 @torch.library.register_fake("softhist::params")
@@ -94,7 +96,7 @@ def _scatter_edge_sums_fake(x, weight, params, bins, kernel):
 def _scatter_places_fake(x, weight, params, bins, kernel):
     _check_devices("scatter_places", x, weight=weight, params=params)
     return (x.new_empty(tuple(x.shape[:-1]) + (bins,)), x.new_empty(x.shape, dtype=torch.int32),
-            x.new_empty(x.shape, dtype=_delta_dtype(x)), x.new_empty((), dtype=torch.bool))
+            x.new_empty(x.shape, dtype=compute_dtype(x)), x.new_empty((), dtype=torch.bool))
 
 
 @torch.library.register_fake("softhist::gather_at_places")
@@ -102,10 +104,6 @@ def _gather_at_places_fake(x, hist, params, order, kernel, pieces, deltas, taken
     _check_devices("gather_at_places", x, hist=hist, params=params, pieces=pieces, deltas=deltas,
                    taken=taken)
     return torch.empty_like(x, memory_format=torch.contiguous_format)
-
-
-def _delta_dtype(x):
-    return torch.float64 if x.dtype == torch.float64 else torch.float32
 
 
 def _named(coords):

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 from . import _checks
+from ._ranges import compute_dtype
 
 
 def _number(v: Union[float, Tensor]) -> float:
@@ -561,9 +562,9 @@ def _explicit_edges_dd(edges: List[Tensor], x: Tensor, axes: int, range: Optiona
 
 def _density(hist: Tensor, volume: Tensor, axes: int) -> Tensor:
     """hist divided by its sum over its last `axes` dimensions and by each
-    bin's volume, as torch's density=True; in float32 for 16-bit hist (a
-    float16 sum passes 65504 long before its bins do)."""
-    h = hist.float() if hist.dtype == torch.float16 or hist.dtype == torch.bfloat16 else hist
+    bin's volume, as torch's density=True; in compute_dtype (a float16 sum
+    passes 65504 long before its bins do)."""
+    h = hist.to(compute_dtype(hist))
     total = h.sum(_last_dims(h.dim(), axes), keepdim=True)
     return (h / (total * volume.to(h.dtype))).to(hist.dtype)
 

@@ -8,7 +8,8 @@ import torch
 from torch import Tensor
 
 from .. import _checks
-from .._ranges import check_own_or_fixed, finite_range, minmax_if_finite, own_range, to_unit
+from .._ranges import (check_own_or_fixed, compute_dtype, finite_range, minmax_if_finite, own_range,
+                       to_unit)
 
 
 def check_image(fn: str, name: str, image: Tensor, spatial_dims: int) -> None:
@@ -56,12 +57,6 @@ def check_types(fn: str, bins: int, min: Optional[float], max: Optional[float],
             fn, bins=(bins, "int"), min=(min, "number?"), max=(max, "number?"),
             kappa=(kappa, "number?"), kernel=(kernel, "str"),
         )
-
-
-def compute_dtype(image: Tensor) -> torch.dtype:
-    """float64 stays float64; float16, bfloat16 and float32 are computed in
-    float32 (counts of large images overflow float16)."""
-    return torch.float64 if image.dtype == torch.float64 else torch.float32
 
 
 def rows(image: Tensor, spatial_dims: int) -> Tensor:

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .. import _checks
+from .._ranges import compute_dtype
 from ..ops import _tensor_row
 from . import _lookup
 
@@ -161,7 +162,7 @@ def equalize_clahe(
         count *= s
     if count == 0:
         return image.clone()
-    x = image.to(_lookup.compute_dtype(image)).reshape([count, height * width])
+    x = image.to(compute_dtype(image)).reshape([count, height * width])
     v, lo, hi, inside = _lookup.in_range(x, min, max)
     v = v.reshape([count, height, width])
     pixels = v

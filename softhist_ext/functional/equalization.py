@@ -36,10 +36,11 @@ def equalize(
 
     Hard limit (kernel="hard", or kappa large): out_i = C[bin(x_i)], the
     inclusive CDF of the pixel's bin, as skimage.exposure.equalize_hist. For
-    images of an integer dtype (given to skimage as such) with bins centred on the integers (256 bins over
-    [-0.5, 255.5] for 8-bit values) the two are equal; on float images skimage
-    interpolates C linearly between bin centres (np.interp) where this is a
-    step per bin, so they differ by at most one bin's share of the pixels.
+    images of an integer dtype (given to skimage as such) with bins centred
+    on the integers (256 bins over [-0.5, 255.5] for 8-bit values) the two
+    are equal; on float images skimage interpolates C linearly between bin
+    centres (np.interp) where this is a step per bin, so they differ by at
+    most one bin's share of the pixels.
     kornia.enhance.equalize follows PIL instead (an exclusive CDF scaled
     without the last level's pixels, rounded to 8 bits): it differs by up to
     the pixel's own bin's share plus 1/255.

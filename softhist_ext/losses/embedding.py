@@ -4,6 +4,7 @@ import torch
 from torch import Tensor
 
 from .. import _checks
+from .._ranges import compute_dtype
 from ..ops import histc
 
 
@@ -71,10 +72,12 @@ def embedding_histogram_loss(embeddings: Tensor, labels: Tensor, bins: int = 101
         raise ValueError(f"softhist: embedding_histogram_loss needs bins >= 2 nodes, got {bins}")
     # 16-bit embeddings in float32: their pair counts pass float16's 65504 at
     # 363 embeddings, and the pairs' gradients underflow it.
-    narrow = embeddings.dtype == torch.float16 or embeddings.dtype == torch.bfloat16
-    e = torch.nn.functional.normalize(embeddings.float() if narrow else embeddings, dim=1)
+    e = torch.nn.functional.normalize(embeddings.to(compute_dtype(embeddings)), dim=1)
     sims = e @ e.t()
-    if _compiling():
+    compiling = False
+    if not torch.jit.is_scripting():
+        compiling = torch.compiler.is_compiling()
+    if compiling:
         # The pairs i < j by weight, not by index: the same graph for every
         # n (triu_indices would fix n), at twice the samples.
         upper = torch.ones(n, n, dtype=torch.bool, device=sims.device).triu(1)
@@ -95,12 +98,6 @@ def embedding_histogram_loss(embeddings: Tensor, labels: Tensor, bins: int = 101
     h_pos = h[0] / n_pos.clamp_min(1)
     h_neg = h[1] / n_neg.clamp_min(1)
     return (h_neg * torch.cumsum(h_pos, 0)).sum().to(embeddings.dtype)
-
-
-def _compiling() -> bool:
-    if not torch.jit.is_scripting():
-        return torch.compiler.is_compiling()
-    return False
 
 
 def _check_pairs(n_pos: Tensor, n_neg: Tensor) -> None:

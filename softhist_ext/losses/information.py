@@ -8,7 +8,7 @@ from torch import Tensor
 
 from .. import _checks
 from . import _reduction
-from .._ranges import check_own_or_fixed, finite_range, to_unit
+from .._ranges import check_own_or_fixed, compute_dtype, finite_range, to_unit
 from ..ops import _pair_float, histc2d
 
 # mutual_information warns when a given range leaves out more than this share
@@ -166,7 +166,7 @@ def mutual_information(
     if xs.is_floating_point():
         # float32 at least: a joint bin of a float16 image (its background)
         # passes 65504 pairs easily. Weights (a bool mask, say) alike.
-        compute = torch.float64 if xs.dtype == torch.float64 else torch.float32
+        compute = compute_dtype(xs)
         xs, ys = xs.to(compute), ys.to(compute)
         if w is not None:
             w = w.to(compute)
