@@ -179,14 +179,17 @@ def test_cpp_program_rejects_bad_input(deploy, tmp_path):
 # process with the Python package's own build of them.
 _CPP_AUTOGRAD_FROM_PYTHON = textwrap.dedent(
     """
-    import importlib.util, sys
+    import importlib, sys, types
     import torch
     from torch.autograd import gradcheck, gradgradcheck
 
     torch.ops.load_library(sys.argv[1])
     # The Python registrations, loaded after the C++ autograd, must keep it.
-    spec = importlib.util.spec_from_file_location("registrations", sys.argv[2])
-    spec.loader.exec_module(importlib.util.module_from_spec(spec))
+    # The package's modules without its __init__ (which loads its own build).
+    package = types.ModuleType("softhist_ext")
+    package.__path__ = [sys.argv[2]]
+    sys.modules["softhist_ext"] = package
+    importlib.import_module("softhist_ext._registrations")
 
     ops = torch.ops.softhist
     gen = torch.Generator().manual_seed(0)
@@ -355,8 +358,7 @@ _CPP_AUTOGRAD_FROM_PYTHON = textwrap.dedent(
 
 def test_cpp_autograd_from_python(prefix):
     (library,) = prefix.glob("lib*/libsofthist_ext.so")
-    registrations = ROOT / "softhist_ext" / "_registrations.py"
-    out = _run([sys.executable, "-c", _CPP_AUTOGRAD_FROM_PYTHON, library, registrations])
+    out = _run([sys.executable, "-c", _CPP_AUTOGRAD_FROM_PYTHON, library, ROOT / "softhist_ext"])
     assert out.strip() == "ok"
 
 
