@@ -32,7 +32,8 @@ Window frame_of(Kernel kernel, const Window& win) {
 // grid's tables and partials.
 constexpr int64_t kMinChebyshevEdges = 6;
 template <typename C, typename T>
-bool chebyshev_pays(Kernel kernel, const Window& win, int64_t order, bool at_edges, int64_t n) {
+bool chebyshev_pays(Kernel kernel, const Window& win, int64_t order, bool at_edges, int64_t n,
+                    bool fine = false) {
   const bool smooth = kernel == Kernel::Logistic || kernel == Kernel::Gaussian;
   if (order > 1 || (at_edges && order == 0) || (smooth && win.edges < kMinChebyshevEdges) ||
       kernel == Kernel::Hard)
@@ -43,9 +44,9 @@ bool chebyshev_pays(Kernel kernel, const Window& win, int64_t order, bool at_edg
     return size * static_cast<double>(win.edges + 2) <= static_cast<double>(n) && size < 0x1p30;
   }
   const Window frame = frame_of<C, T>(kernel, win);
-  const double per_bin = static_cast<double>(pieces_per_bin<C>(kernel, frame.c));
+  const double per_bin = static_cast<double>(pieces_per_bin<C>(kernel, frame.c, fine));
   const double bins = static_cast<double>(frame.bins);
-  const double terms = static_cast<double>(chebyshev_terms<C>(kernel, order));
+  const double terms = static_cast<double>(chebyshev_terms<C>(kernel, order, fine));
   const double size = per_bin * (bins + 2 * std::ceil(frame.reach) + 4) * terms;
   // Explicit edges' tables: per slot, the pieces its kernel reaches.
   const double tables =
@@ -53,12 +54,35 @@ bool chebyshev_pays(Kernel kernel, const Window& win, int64_t order, bool at_edg
   return per_bin > 0 && size + tables <= static_cast<double>(n) && size < 0x1p30;
 }
 
+// Chunks per row for the pieces: of at least 16 grids' size of samples, since
+// each zeroes and merges one.
+inline int64_t pieces_chunks(int64_t n, int64_t rows, int64_t size) {
+  return chunks_per_row(n, rows, 8 * size);
+}
+
+// Whether a row's bins (not its edges, whose placed moments drop a last term
+// that 8 terms leave too large) take the fine pieces (chebyshev.h): double
+// compute, a smooth kernel over even bins, and rows long enough that every
+// thread still has a chunk of samples (pieces_chunks) for the larger grid.
+template <typename C, typename T>
+bool fine_pieces_pay(Kernel kernel, const Window& win, int64_t order, bool at_edges, int64_t n,
+                     int64_t rows) {
+  if (sizeof(C) != 8 || at_edges || win.at ||
+      (kernel != Kernel::Logistic && kernel != Kernel::Gaussian) ||
+      !chebyshev_pays<C, T>(kernel, win, order, at_edges, n, true))
+    return false;
+  const int64_t size = pieces_per_bin<C>(kernel, win.c, true) *  // (chebyshev_grid's)
+                       (win.bins + 2 * static_cast<int64_t>(std::ceil(win.reach)) + 4) *
+                       chebyshev_terms<C>(kernel, order, true);
+  return pieces_chunks(n, rows, size) * rows >= torch::stable::get_num_threads();
+}
+
 // terms: chebyshev_terms's for `order` where 0; moments scattered for one
 // order and read by another's grid need both grids to take the same.
 template <typename C, typename T>
 ChebyshevGrid chebyshev_grid_of(Kernel kernel, int64_t order, const Window& win, bool at_edges,
-                                int64_t terms = 0) {
-  if (terms == 0) terms = chebyshev_terms<C>(kernel, order);
+                                int64_t terms = 0, bool fine = false) {
+  if (terms == 0) terms = chebyshev_terms<C>(kernel, order, fine);
   ChebyshevGrid g;
   const Window frame = frame_of<C, T>(kernel, win);
   const bool cut = win.at && kernel != Kernel::Logistic && kernel != Kernel::Gaussian;
@@ -71,7 +95,7 @@ ChebyshevGrid chebyshev_grid_of(Kernel kernel, int64_t order, const Window& win,
         g = chebyshev_cut_grid<K, Order>(frame, win, at_edges, terms, sat);
       else
         g = chebyshev_grid<K, Order>(frame, win.at, at_edges, terms,
-                                     pieces_per_bin<C>(kernel, frame.c), sat);
+                                     pieces_per_bin<C>(kernel, frame.c, fine), sat);
     }
   });
   return g;

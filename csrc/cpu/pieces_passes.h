@@ -14,12 +14,6 @@
 namespace softhist::cpu {
 namespace {
 
-// Chunks per row for the pieces: of at least 16 grids' size of samples, since
-// each zeroes and merges one.
-inline int64_t pieces_chunks(int64_t n, int64_t rows, int64_t size) {
-  return chunks_per_row(n, rows, 8 * size);
-}
-
 // Each row's moments (partial: `chunks` per row of `size`, summed into its
 // first in chunk order: in parallel over the grid, since a row or a few
 // would leave threads idle) and directly added slots (`direct`, `slots` per
@@ -104,7 +98,8 @@ template <typename T, typename C>
 void scatter_pieces(const T* x, const T* w, const Window& win, Kernel kernel, int64_t order,
                     bool at_edges, int64_t n, int64_t rows, double factor, T* out,
                     Places<C>* places = nullptr) {
-  const ChebyshevGrid grid = chebyshev_grid_of<C, T>(kernel, order, win, at_edges);
+  const ChebyshevGrid grid = chebyshev_grid_of<C, T>(
+      kernel, order, win, at_edges, 0, fine_pieces_pay<C, T>(kernel, win, order, at_edges, n, rows));
   const bool keep = places && !grid.cuts.empty();
   if (keep) places->kept = true;
   const PieceMoments pm = piece_moments<T, C>(x, w, win, kernel, order, grid, n, rows,
@@ -151,7 +146,8 @@ template <typename T, typename C>
 void gather_pieces(const T* x, const T* hist, const Window& win, Kernel kernel, int64_t order,
                    bool at_edges, int64_t n, int64_t rows, double factor, T* out,
                    const int32_t* pieces = nullptr, const C* deltas = nullptr) {
-  const ChebyshevGrid grid = chebyshev_grid_of<C, T>(kernel, order, win, at_edges);
+  const ChebyshevGrid grid = chebyshev_grid_of<C, T>(
+      kernel, order, win, at_edges, 0, fine_pieces_pay<C, T>(kernel, win, order, at_edges, n, rows));
   SOFTHIST_CHECK(!pieces || (grid.count > 0 && !grid.cuts.empty()),
                  "softhist: gather_at_places's pieces must be scatter_places's over the same "
                  "params and kernel: these keep no places");
