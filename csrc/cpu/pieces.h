@@ -60,10 +60,11 @@ inline int64_t pieces_chunks(int64_t n, int64_t rows, int64_t size) {
   return chunks_per_row(n, rows, 8 * size);
 }
 
-// Whether a row's bins (not its edges, whose placed moments drop a last term
-// that 8 terms leave too large) take the fine pieces (chebyshev.h): double
-// compute, a smooth kernel over even bins, and rows long enough that every
-// thread still has a chunk of samples (pieces_chunks) for the larger grid.
+// Whether a row's bins take the fine pieces (chebyshev.h): double compute, a
+// smooth kernel over even bins, and rows long enough that every thread still
+// has a chunk of samples (pieces_chunks) for the larger grid. Its edges (the
+// params' gradients, whose edge sums share the bins' moments) keep the
+// coarse pieces.
 template <typename C, typename T>
 bool fine_pieces_pay(Kernel kernel, const Window& win, int64_t order, bool at_edges, int64_t n,
                      int64_t rows) {
