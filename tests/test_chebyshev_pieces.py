@@ -145,25 +145,17 @@ def test_many_samples_agree_with_their_parts(kernel, dtype):
                                atol=TOL[dtype] * 500)
 
 
-@pytest.fixture
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.mark.parametrize("kernel", SMOOTH)
 @pytest.mark.parametrize("kappa_width", [None, 0.5, 2.0, 8.0])
 @pytest.mark.parametrize("conserve_mass", [False, True])
 @pytest.mark.parametrize("kind", ["randn", "ct", "far"])
-def test_fine_pieces_match_dense_reference(one_thread, kernel, kappa_width, conserve_mass, kind):
-    # float64 rows of a thread's 16 fine grids of samples or more (here
-    # 300,000 over 8 bins, on one thread) take fine pieces, 8 terms each:
-    # every kappa's worst piece, weighted, at tight tolerances.
+def test_fine_pieces_match_dense_reference(kernel, kappa_width, conserve_mass, kind):
+    # float64 rows of 8 chunks of 4 fine grids of samples or more (here
+    # 600,000 over 8 bins) take fine pieces, 8 terms each: every kappa's
+    # worst piece, weighted, at tight tolerances.
     gen = torch.Generator().manual_seed(hash((kernel, kind, kappa_width)) % 2**31)
     bins = 8
-    x, lo, hi = data(kind, 300_000, torch.float64, gen)
+    x, lo, hi = data(kind, 600_000, torch.float64, gen)
     w = torch.rand(len(x), generator=gen, dtype=torch.float64) * 2 - 0.5
     kappa = None if kappa_width is None else kappa_width * bins / (hi - lo)
     got, expected = [], []
@@ -177,7 +169,7 @@ def test_fine_pieces_match_dense_reference(one_thread, kernel, kappa_width, cons
 
 
 @pytest.mark.parametrize("kernel", SMOOTH)
-def test_fine_pieces_rows_match_one_histogram_per_row(one_thread, kernel):
+def test_fine_pieces_rows_match_one_histogram_per_row(kernel):
     gen = torch.Generator().manual_seed(5)
     x = (torch.rand(3, 250_000, generator=gen, dtype=torch.float64) * 255).requires_grad_()
     g = torch.randn(3, 8, generator=gen, dtype=torch.float64)

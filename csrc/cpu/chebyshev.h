@@ -84,6 +84,7 @@ int64_t pieces_per_bin(Kernel kernel, double c, bool fine = false) {
 struct ChebyshevGrid {
   Window frame;
   int64_t per_bin = 0, pad = 0, count = 0, terms = 0, slots = 0;
+  bool fine = false;  // (fine_pieces_pay)
   // Uneven pieces (chebyshev_cut_grid; empty for the even ones): piece p
   // spans [cuts[p], cuts[p + 1]). A sample finds its piece from its cell's
   // (cells.first), a cut on at most, or up to cells.steps where the sign bit

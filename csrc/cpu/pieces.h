@@ -54,17 +54,20 @@ bool chebyshev_pays(Kernel kernel, const Window& win, int64_t order, bool at_edg
   return per_bin > 0 && size + tables <= static_cast<double>(n) && size < 0x1p30;
 }
 
-// Chunks per row for the pieces: of at least 16 grids' size of samples, since
-// each zeroes and merges one.
-inline int64_t pieces_chunks(int64_t n, int64_t rows, int64_t size) {
-  return chunks_per_row(n, rows, 8 * size);
+// Chunks per row for the pieces: of at least `grids` grids' size of samples
+// (16; the fine pieces' larger grid 4), since each zeroes and merges one.
+inline int64_t pieces_chunks(int64_t n, int64_t rows, int64_t size, int64_t grids = 16) {
+  return chunks_per_row(n, rows, grids / 2 * size);
 }
+constexpr int64_t kFineGridsPerChunk = 4;
 
 // Whether a row's bins take the fine pieces (chebyshev.h): double compute, a
-// smooth kernel over even bins, and rows long enough that every thread still
-// has a chunk of samples (pieces_chunks) for the larger grid. Its edges (the
-// params' gradients, whose edge sums share the bins' moments) keep the
-// coarse pieces.
+// smooth kernel over even bins, and rows long enough for kFineChunks chunks
+// of their larger grid, so that that many threads still share the samples
+// (fixed by the input's size, as the chunks are, so that results do not
+// depend on the thread count). Its edges (the params' gradients, whose edge
+// sums share the bins' moments) keep the coarse pieces.
+constexpr int64_t kFineChunks = 8;
 template <typename C, typename T>
 bool fine_pieces_pay(Kernel kernel, const Window& win, int64_t order, bool at_edges, int64_t n,
                      int64_t rows) {
@@ -75,7 +78,7 @@ bool fine_pieces_pay(Kernel kernel, const Window& win, int64_t order, bool at_ed
   const int64_t size = pieces_per_bin<C>(kernel, win.c, true) *  // (chebyshev_grid's)
                        (win.bins + 2 * static_cast<int64_t>(std::ceil(win.reach)) + 4) *
                        chebyshev_terms<C>(kernel, order, true);
-  return pieces_chunks(n, rows, size) * rows >= torch::stable::get_num_threads();
+  return pieces_chunks(n, rows, size, kFineGridsPerChunk) * rows >= kFineChunks;
 }
 
 // terms: chebyshev_terms's for `order` where 0; moments scattered for one
@@ -99,6 +102,7 @@ ChebyshevGrid chebyshev_grid_of(Kernel kernel, int64_t order, const Window& win,
                                      pieces_per_bin<C>(kernel, frame.c, fine), sat);
     }
   });
+  g.fine = fine;
   return g;
 }
 
