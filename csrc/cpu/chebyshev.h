@@ -5,7 +5,8 @@
 // cut into `per_bin` pieces (pieces_per_bin). On piece p, a sample's
 // K^(order) at every edge is a function of its place delta in [-1, 1) within
 // the piece: smooth, and within 1e-9 (float compute, 8 terms) or 1e-17
-// (double, 16 terms) of its Chebyshev interpolant sum_m c_m T_m(delta); or
+// (double, 16 terms; or 8 on fine pieces, chebyshev_terms) of its
+// Chebyshev interpolant sum_m c_m T_m(delta); or
 // for the compact kernels, with pieces whose ends hold their knots, a
 // polynomial of degree <= 4, equal to it. So the scatter adds each
 // sample's T_m(delta) to its piece's `terms` moments (one vector add,
