@@ -171,7 +171,7 @@ def test_fine_pieces_match_dense_reference(kernel, kappa_width, conserve_mass, k
 @pytest.mark.parametrize("kernel", SMOOTH)
 def test_fine_pieces_rows_match_one_histogram_per_row(kernel):
     gen = torch.Generator().manual_seed(5)
-    x = (torch.rand(3, 250_000, generator=gen, dtype=torch.float64) * 255).requires_grad_()
+    x = (torch.rand(3, 600_000, generator=gen, dtype=torch.float64) * 255).requires_grad_()
     g = torch.randn(3, 8, generator=gen, dtype=torch.float64)
     out = softhist_ext.histc(x, 8, 0.0, 255.0, kernel=kernel, dim=-1)
     (grad,) = torch.autograd.grad((out * g).sum(), x)

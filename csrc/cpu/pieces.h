@@ -62,11 +62,12 @@ inline int64_t pieces_chunks(int64_t n, int64_t rows, int64_t size, int64_t grid
 constexpr int64_t kFineGridsPerChunk = 4;
 
 // Whether a row's bins take the fine pieces (chebyshev.h): double compute, a
-// smooth kernel over even bins, and rows long enough for kFineChunks chunks
-// of their larger grid, so that that many threads still share the samples
+// smooth kernel over even bins, and each row long enough for kFineChunks
+// chunks of their larger grid, so that threads still share its samples
 // (fixed by the input's size, as the chunks are, so that results do not
-// depend on the thread count). Its edges (the params' gradients, whose edge
-// sums share the bins' moments) keep the coarse pieces.
+// depend on the thread count); many short rows, each zeroing and reading a
+// grid of its own, keep the coarse pieces. So do its edges (the params'
+// gradients, whose edge sums share the bins' moments).
 constexpr int64_t kFineChunks = 8;
 template <typename C, typename T>
 bool fine_pieces_pay(Kernel kernel, const Window& win, int64_t order, bool at_edges, int64_t n,
@@ -78,7 +79,7 @@ bool fine_pieces_pay(Kernel kernel, const Window& win, int64_t order, bool at_ed
   const int64_t size = pieces_per_bin<C>(kernel, win.c, true) *  // (chebyshev_grid's)
                        (win.bins + 2 * static_cast<int64_t>(std::ceil(win.reach)) + 4) *
                        chebyshev_terms<C>(kernel, order, true);
-  return pieces_chunks(n, rows, size, kFineGridsPerChunk) * rows >= kFineChunks;
+  return pieces_chunks(n, rows, size, kFineGridsPerChunk) >= kFineChunks;
 }
 
 // terms: chebyshev_terms's for `order` where 0; moments scattered for one
