@@ -31,6 +31,14 @@ Window frame_of(Kernel kernel, const Window& win) {
 // kMinChebyshevEdges edges, and rows have enough samples to pay for the
 // grid's tables and partials.
 constexpr int64_t kMinChebyshevEdges = 6;
+// chebyshev_grid's size (count, with pad = ceil(reach) + 2, times terms), in
+// double: a wide kernel's reach may pass any integer.
+template <typename C>
+double even_grid_size(Kernel kernel, const Window& frame, int64_t order, bool fine) {
+  return static_cast<double>(pieces_per_bin<C>(kernel, frame.c, fine)) *
+         (static_cast<double>(frame.bins) + 2 * std::ceil(frame.reach) + 4) *
+         static_cast<double>(chebyshev_terms<C>(kernel, order, fine));
+}
 template <typename C, typename T>
 bool chebyshev_pays(Kernel kernel, const Window& win, int64_t order, bool at_edges, int64_t n,
                     bool fine = false) {
@@ -47,7 +55,7 @@ bool chebyshev_pays(Kernel kernel, const Window& win, int64_t order, bool at_edg
   const double per_bin = static_cast<double>(pieces_per_bin<C>(kernel, frame.c, fine));
   const double bins = static_cast<double>(frame.bins);
   const double terms = static_cast<double>(chebyshev_terms<C>(kernel, order, fine));
-  const double size = per_bin * (bins + 2 * std::ceil(frame.reach) + 4) * terms;
+  const double size = even_grid_size<C>(kernel, frame, order, fine);
   // Explicit edges' tables: per slot, the pieces its kernel reaches.
   const double tables =
       win.at ? ((bins + 1) * (2 * per_bin * frame.reach + 4) + per_bin * bins) * terms : 0.0;
@@ -55,11 +63,12 @@ bool chebyshev_pays(Kernel kernel, const Window& win, int64_t order, bool at_edg
 }
 
 // Chunks per row for the pieces: of at least `grids` grids' size of samples
-// (16; the fine pieces' larger grid 4), since each zeroes and merges one.
-inline int64_t pieces_chunks(int64_t n, int64_t rows, int64_t size, int64_t grids = 16) {
+// (the fine pieces' larger grid 4), since each zeroes and merges one.
+constexpr int64_t kGridsPerChunk = 16, kFineGridsPerChunk = 4;
+inline int64_t pieces_chunks(int64_t n, int64_t rows, int64_t size,
+                             int64_t grids = kGridsPerChunk) {
   return chunks_per_row(n, rows, grids / 2 * size);
 }
-constexpr int64_t kFineGridsPerChunk = 4;
 
 // Whether a row's bins take the fine pieces (chebyshev.h): double compute, a
 // smooth kernel over even bins, and each row long enough for kFineChunks
@@ -76,9 +85,8 @@ bool fine_pieces_pay(Kernel kernel, const Window& win, int64_t order, bool at_ed
       (kernel != Kernel::Logistic && kernel != Kernel::Gaussian) ||
       !chebyshev_pays<C, T>(kernel, win, order, at_edges, n, true))
     return false;
-  const int64_t size = pieces_per_bin<C>(kernel, win.c, true) *  // (chebyshev_grid's)
-                       (win.bins + 2 * static_cast<int64_t>(std::ceil(win.reach)) + 4) *
-                       chebyshev_terms<C>(kernel, order, true);
+  // (chebyshev_pays above bounds the size by n)
+  const auto size = static_cast<int64_t>(even_grid_size<C>(kernel, win, order, true));
   return pieces_chunks(n, rows, size, kFineGridsPerChunk) >= kFineChunks;
 }
 

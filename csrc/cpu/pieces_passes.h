@@ -72,7 +72,7 @@ PieceMoments piece_moments(const T* x, const T* w, const Window& win, Kernel ker
                            int32_t* pieces = nullptr, C* deltas = nullptr) {
   const RuntimeValues<C> values(win, kernel, order);
   const int64_t size = grid.size();
-  const int64_t chunks = pieces_chunks(n, rows, size, grid.fine ? kFineGridsPerChunk : 16);
+  const int64_t chunks = pieces_chunks(n, rows, size, grid.fine ? kFineGridsPerChunk : kGridsPerChunk);
   PieceMoments pm{AlignedRoom<double>(rows * chunks * size),
                   std::vector<std::vector<double>>(static_cast<size_t>(rows * chunks)), chunks};
   torch::stable::parallel_for(0, rows * chunks, 1, [&](int64_t i0, int64_t i1) {
