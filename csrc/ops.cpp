@@ -122,6 +122,9 @@ RangeArgs range_args(const Tensor& input, int64_t bins, double min, double max,
                   "softhist: min and max must be finite, got min=", min, " and max=", max);
   SOFTHIST_CHECK(min <= max, "softhist: min must not exceed max, got min=", min,
                   " > max=", max, "; swap them");
+  SOFTHIST_CHECK(!kappa.has_value() || kernel != Kernel::Hard,
+                 "softhist: the hard kernel takes no kappa (it counts exactly), got kappa=",
+                 *kappa, "; pass kappa=None, or a smooth kernel");
   if (kappa.has_value()) {
     SOFTHIST_CHECK(std::isfinite(*kappa) && *kappa > 0,
                     "softhist: kappa must be a positive finite number (the sigmoid "
@@ -208,6 +211,23 @@ void check_rows(const Tensor& params, const std::vector<int64_t>& bins, Kernel k
   }
 }
 
+// The hard kernel bins in the samples' type, as torch.histc does (which
+// raises here too): a range beyond that type's finite values would make
+// every sample "inside" it (CPU rows; a GPU's are the ops' and histogram's).
+void check_hard_range(const Tensor& params, ScalarType dtype) {
+  if (!params.is_cpu() || has_explicit_edges(params)) return;
+  dispatch_float(dtype, [&](auto tag, auto) {
+    using T = decltype(tag);
+    for (int64_t a = 0; a < params.size(0); ++a) {
+      const double* row = params.const_data_ptr<double>() + a * params.size(1);
+      SOFTHIST_CHECK(std::isfinite(rounded_to<T>(row[0])) && std::isfinite(rounded_to<T>(row[1])),
+                     "softhist: the range [", row[0], ", ", row[1], "] is beyond ", dtype,
+                     "'s finite values, and the hard kernel bins in the samples' type, as "
+                     "torch.histc does; convert the input with input.float() (or .double())");
+    }
+  });
+}
+
 void check_joint_bins(const std::vector<int64_t>& bins) {
   int64_t total = 1;
   for (int64_t b : bins) {
@@ -253,6 +273,7 @@ Problem check_scatter_args(const std::vector<Tensor>& coords, const std::optiona
   check_joint_bins(bins);
   check_rows(params, bins, kernel);
   const Tensor& input = coords[0];
+  if (kernel == Kernel::Hard) check_hard_range(params, input.scalar_type());
   if (weight.has_value()) {
     SOFTHIST_CHECK(weight->sizes().equals(input.sizes()),
                    "softhist: weight must have the input's shape");

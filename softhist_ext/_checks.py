@@ -37,6 +37,13 @@ def is_real(value: object) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
+def is_constant(value: object) -> bool:
+    """is_real, but for tensors that require grad: the value of an argument
+    that is a constant for autograd, which such a tensor would expect a
+    gradient from."""
+    return is_real(value) and not (isinstance(value, Tensor) and value.requires_grad)
+
+
 def _optional(is_kind: Callable[[object], bool]) -> Callable[[object], bool]:
     return lambda v: v is None or is_kind(v)
 
@@ -71,6 +78,17 @@ KINDS: Dict[str, Tuple[Callable[[object], bool], str]] = {
     # (is_real takes 0-d tensors: these say so, for the arguments that keep them.)
     "number or tensor": (is_real, "a number or a 0-d tensor"),
     "number or tensor?": (_optional(is_real), "a number, a 0-d tensor or None"),
+    # (Numbers that get no gradient: a 0-d tensor that requires grad is refused.)
+    "constant": (is_constant, "a number (a constant for autograd here)"),
+    "constant?": (_optional(is_constant), "a number or None (a constant for autograd here)"),
+    "constant pair?": (
+        _optional(_one_or_pair(is_constant)),
+        "a number, an (x, y) pair of numbers, or None (constants for autograd here)",
+    ),
+    "constant? pair": (
+        _one_or_pair(_optional(is_constant)),
+        "a number, None, or an (x, y) pair of numbers or None (constants for autograd here)",
+    ),
     "str": (lambda v: isinstance(v, str), "a str"),
     "bool": (lambda v: isinstance(v, bool), "a bool"),
     "int list?": (_optional(_is_int_list), "a list of ints or None"),

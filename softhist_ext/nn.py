@@ -50,8 +50,8 @@ class SoftHistogram(torch.nn.Module):
     ) -> None:
         super().__init__()
         _checks.arguments(
-            "SoftHistogram", bins=(bins, "int"), min=(min, "number"), max=(max, "number"),
-            kappa=(kappa, "number?"), kernel=(kernel, "str"), sigma=(sigma, "number?"),
+            "SoftHistogram", bins=(bins, "int"), min=(min, "constant"), max=(max, "constant"),
+            kappa=(kappa, "constant?"), kernel=(kernel, "str"), sigma=(sigma, "constant?"),
             learnable=(learnable, "bool"), dim=(dim, "int?"),
         )
         if kappa is not None and sigma is not None:

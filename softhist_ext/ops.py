@@ -283,6 +283,15 @@ def bincount(
             f"got {weights.dtype}; convert them with weights.to(input.dtype)"
         )
     if not input.is_floating_point():
+        if kappa is not None:
+            raise ValueError("softhist: bincount of integer input counts exactly, and takes no "
+                             "kappa (it sets the kernel of floating input)")
+        if not torch.jit.is_scripting():
+            if not torch.compiler.is_compiling():  # (the list is no tensor to trace)
+                kernels = torch.ops.softhist.kernels()
+                if kernel != "hard" and kernel not in kernels:
+                    raise ValueError(f"softhist: bincount's kernel must be one of {kernels} or "
+                                     f"'hard', got '{kernel}'")
         if weights is None or not weights.is_floating_point():
             return torch.bincount(input, weights, minlength)
         compiling = False
@@ -490,6 +499,15 @@ def _data_range(v: Tensor) -> Tuple[float, float]:
     return lo, hi
 
 
+def _widened_point(lo: Union[float, Tensor], hi: Union[float, Tensor]) -> Tuple[Union[float, Tensor], Union[float, Tensor]]:
+    """A range given as numbers that is a point, widened by 0.5 on each side
+    as torch.histogram widens it (histc would take the data's range); tensors
+    (a learned range) are kept, for the caller to check."""
+    if not _is_tensor(lo) and not _is_tensor(hi) and _number(lo) == _number(hi):
+        return _number(lo) - 0.5, _number(hi) + 0.5
+    return lo, hi
+
+
 def _bin_positions(v: Tensor, edges: Tensor) -> Tensor:
     """Each value's bin plus 0.5 (float64), found among `edges` as
     torch.histogramdd finds it: bin b holds [edges[b], edges[b + 1]), the last
@@ -560,32 +578,35 @@ def _explicit_edges_dd(edges: List[Tensor], x: Tensor, axes: int, range: Optiona
         a += 1
 
 
-def _density(hist: Tensor, volume: Tensor, axes: int) -> Tensor:
-    """hist divided by its sum over its last `axes` dimensions and by each
-    bin's volume, as torch's density=True; in compute_dtype (a float16 sum
-    passes 65504 long before its bins do)."""
+def _density(hist: Tensor, widths: List[Tensor]) -> Tensor:
+    """hist divided by its sum over its last len(widths) dimensions and by
+    each bin's width along each of them in turn (widths[a]: axis a's, or one
+    for all its bins), as torch's density=True: a volume that underflows
+    still leaves empty bins 0. In compute_dtype (a float16 sum passes 65504
+    long before its bins do)."""
+    axes = len(widths)
     h = hist.to(compute_dtype(hist))
-    total = h.sum(_last_dims(h.dim(), axes), keepdim=True)
-    return (h / (total * volume.to(h.dtype))).to(hist.dtype)
+    h = h / h.sum(_last_dims(h.dim(), axes), keepdim=True)
+    a = 0
+    while a < axes:
+        shape = [-1] + [1] * (axes - 1 - a)
+        h = h / widths[a].to(h.dtype).reshape(shape)
+        a += 1
+    return h.to(hist.dtype)
 
 
 def _edges_density(hist: Tensor, edges: List[Tensor]) -> Tensor:
-    """_density by the volumes of the bins between edges (the product of
-    their widths), as torch.histogramdd's density."""
-    volume = edges[0].diff()
-    a = 1
-    while a < len(edges):
-        volume = volume[..., None] * edges[a].diff()
-        a += 1
-    return _density(hist, volume, len(edges))
+    """_density by the widths of the bins between edges, as
+    torch.histogramdd's density."""
+    return _density(hist, [e.diff() for e in edges])
 
 
 def _even_density(hist: Tensor, params: Tensor, bins: List[int]) -> Tensor:
-    """_density of even bins: their nominal volume, from params' float64
+    """_density of even bins: their nominal widths, from params' float64
     ranges (not from edges rounded to the input's dtype)."""
     widths = (params[:, 1] - params[:, 0]) / torch.tensor(bins, dtype=torch.float64,
                                                           device=params.device)
-    return _density(hist, torch.prod(widths), len(bins))
+    return _density(hist, list(widths.reshape(-1, 1).unbind(0)))
 
 
 def _check_floating(input: Tensor, fn: str) -> None:
@@ -631,7 +652,7 @@ def _learnable_histogramdd(x: Tensor, w: Optional[Tensor], given_edges: List[Ten
             raise ValueError(f"softhist: histogramdd's range must list min and max for each of "
                              f"the {axes} axes ({2 * axes} numbers), got {len(range_)}")
         else:
-            ranges = [(range_[2 * a], range_[2 * a + 1]) for a in builtins.range(axes)]
+            ranges = [_widened_point(range_[2 * a], range_[2 * a + 1]) for a in builtins.range(axes)]
         for a, (lo, hi) in enumerate(ranges):
             if not torch.compiler.is_compiling() and not _number(lo) < _number(hi):
                 raise ValueError(f"softhist: histogramdd's range for axis {a} must have min < max, "
@@ -786,6 +807,9 @@ def histogramdd(
     edges: List[Tensor] = []
     if len(given_edges) > 0:
         if kernel == "hard":
+            if kappa is not None:
+                raise ValueError("softhist: the hard kernel takes no kappa (it counts exactly); "
+                                 "pass kappa=None, or a smooth kernel")
             hist = _hard_histogram(coords, given_edges, w, bins_per_axis).to(input.dtype)
         else:
             params = _explicit_params_dd(coords, given_edges, kappas, kernel, conserve_mass)
@@ -955,7 +979,8 @@ def histogram(
     w = weight.reshape(-1) if weight is not None else None
     if isinstance(bins, int):
         if range is not None and (_is_tensor(range[0]) or _is_tensor(range[1]) or _is_tensor(kappa)):
-            return _learnable_range_histogram(x, w, bins, range[0], range[1], kappa, kernel, density)
+            lo, hi = _widened_point(range[0], range[1])
+            return _learnable_range_histogram(x, w, bins, lo, hi, kappa, kernel, density)
         if range is None and _is_tensor(kappa):
             lo, hi = _data_range(x)
             return _learnable_range_histogram(x, w, bins, lo, hi, kappa, kernel, density)
@@ -974,8 +999,9 @@ def histogram(
                              "tensor sets the range itself")
         _check_edges(bins, input)
         if kernel == "hard":
-            if _is_tensor(kappa):
-                raise ValueError("softhist: the hard kernel takes no kappa")
+            if kappa is not None:
+                raise ValueError("softhist: the hard kernel takes no kappa (it counts exactly); "
+                                 "pass kappa=None, or a smooth kernel")
             hist = _hard_histogram([x], [bins], w, [bins.numel() - 1]).to(input.dtype)
             if density:
                 hist = _edges_density(hist, [bins.detach()])

@@ -119,3 +119,68 @@ def test_internal_ops_check_their_arguments():
                              torch.tensor([[-2.0, 2.0, 2.5, 0.0]], dtype=torch.float64), 0,
                              "triangular", torch.zeros(10, dtype=torch.int32),
                              torch.zeros(10, dtype=torch.float64), torch.tensor(True))
+
+
+def test_the_hard_kernel_refuses_a_range_beyond_the_samples_type_and_a_kappa():
+    # It bins in the samples' type, as torch.histc (which raises too): a range
+    # past float16's 65504 had counted every sample, +inf too, in an end bin.
+    h = torch.tensor([0.0, 100.0, 60000.0, -60000.0], dtype=torch.float16)
+    for lo, hi in [(-1e5, 1e5), (0.0, 65536.0)]:
+        for kw in [dict(kernel="hard"), dict(straight_through=True)]:
+            with pytest.raises(RuntimeError, match="beyond Half's finite values.*input.float"):
+                softhist_ext.histc(h, 4, lo, hi, **kw)
+    with pytest.raises(RuntimeError, match="beyond Float's finite values"):
+        softhist_ext.histc(torch.tensor([0.0, 1e38, math.inf]), 4, 0.0, 1e39, kernel="hard")
+    wide = h.float()
+    assert torch.equal(softhist_ext.histc(wide, 4, -1e5, 1e5, kernel="hard"), torch.histc(wide, 4, -1e5, 1e5))
+    # Exact counts have no kernel scale: a kappa, or a kernel bincount of
+    # integers never uses, had been ignored without a word.
+    v, edges = torch.rand(10), torch.linspace(0.0, 1.0, 5)
+    calls = [
+        lambda: softhist_ext.histc(v, 4, 0.0, 1.0, kappa=5.0, kernel="hard"),
+        lambda: softhist_ext.histc2d(v, v, 4, 0.0, 1.0, kappa=5.0, kernel="hard"),
+        lambda: softhist_ext.histogram(v, 4, (0.0, 1.0), kappa=5.0, kernel="hard"),
+        lambda: softhist_ext.histogram(v, edges, kappa=5.0, kernel="hard"),
+        lambda: softhist_ext.histogramdd(v[:, None], 4, kappa=5.0, kernel="hard"),
+        lambda: softhist_ext.histogramdd(v[:, None], [edges], kappa=5.0, kernel="hard"),
+    ]
+    for call in calls:
+        with pytest.raises((RuntimeError, ValueError), match="hard kernel takes no kappa"):
+            call()
+    counts = torch.tensor([0, 2, 2, 5])
+    with pytest.raises(ValueError, match="integer input counts exactly, and takes no kappa"):
+        softhist_ext.bincount(counts, kappa=2.0)
+    with pytest.raises(ValueError, match="bincount's kernel must be one of"):
+        softhist_ext.bincount(counts, kernel="cosine")
+    assert torch.equal(softhist_ext.bincount(counts, kernel="hard"), torch.bincount(counts))
+
+
+def test_constant_arguments_refuse_tensors_that_require_grad():
+    # The losses' and image functions' range and kappa, and SoftHistogram's
+    # fixed bins, are constants for autograd: a Parameter there had its
+    # gradient dropped without a word. NumPy scalars and 0-d tensors that need
+    # no gradient are numbers, as elsewhere (mutual_information had raised an
+    # IndexError on them).
+    t = torch.tensor(0.0, requires_grad=True)
+    img, other = torch.rand(1, 1, 16, 16), torch.rand(1, 1, 16, 16)
+    L, F = softhist_ext.losses, softhist_ext.functional
+    calls = {
+        "mutual_information's min": lambda: softhist_ext.mutual_information(img, other, min=t, max=1.0),
+        "mutual_information's kappa": lambda: softhist_ext.mutual_information(img, other, 8, 0.0, 1.0, t + 9),
+        "MutualInformationLoss's max": lambda: L.MutualInformationLoss(8, 0.0, t + 1),
+        "histogram_distance's min": lambda: L.histogram_distance(img, other, "emd", 8, t, 1.0),
+        "histogram_distance's kappa": lambda: L.histogram_distance(img, other, "emd", 8, 0.0, 1.0, t + 9),
+        "HistogramLoss's kappa": lambda: L.HistogramLoss("emd", 8, 0.0, 1.0, t + 9),
+        "equalize's min": lambda: F.equalize(img, 8, t, 1.0),
+        "equalize_clahe's kappa": lambda: F.equalize_clahe(img, bins=8, min=0.0, max=1.0, kappa=t + 9),
+        "match_histograms's max": lambda: F.match_histograms(img, other, 8, 0.0, t + 1),
+        "SoftHistogram's min": lambda: softhist_ext.nn.SoftHistogram(8, t, 1.0),
+    }
+    for name, call in calls.items():
+        with pytest.raises(TypeError, match=f"{name} must be .*constant"):
+            call()
+    import numpy as np
+
+    expected = softhist_ext.mutual_information(img, other, 8, 0.0, 1.0)
+    for lo, hi in [(np.float32(0), np.float32(1)), (np.int64(0), np.int64(1)), (torch.tensor(0.0), torch.tensor(1.0))]:
+        torch.testing.assert_close(softhist_ext.mutual_information(img, other, 8, lo, hi), expected)

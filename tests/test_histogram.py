@@ -241,3 +241,18 @@ def test_histogramdd_edge_tensors_errors_and_torchscript():
         a = scripted(x, bins, None, None, True, None, "hard")
         b = torch.histogramdd(x, bins, density=True)
         torch.testing.assert_close(a.hist, b.hist, rtol=1e-12, atol=1e-12)
+
+
+def test_a_point_range_is_widened_whatever_kappa_is():
+    # With kappa (or the range elsewhere) a tensor, a point range had taken
+    # the data's range, and returned edges all at the point.
+    x = torch.tensor([0.1, 0.2, 0.9, 3.0], dtype=torch.float64)
+    k = torch.tensor(6.0, dtype=torch.float64, requires_grad=True)
+    expected = softhist_ext.histogram(x, 3, (0.0, 1.0), kappa=6.0)
+    for kappa in [6.0, k]:
+        hist, edges = softhist_ext.histogram(x, 3, (0.5, 0.5), kappa=kappa)
+        torch.testing.assert_close(edges, torch.histogram(x, 3, range=(0.5, 0.5)).bin_edges)
+        torch.testing.assert_close(hist, expected.hist.detach())
+    (dk,) = torch.autograd.grad(hist.sum(), k)
+    dense = reference.histogram_edges(x, torch.linspace(0, 1, 4, dtype=torch.float64), k).sum()
+    torch.testing.assert_close(dk, torch.autograd.grad(dense, k)[0])

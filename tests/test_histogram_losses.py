@@ -144,6 +144,16 @@ def test_identity_symmetry_and_ranges(distance):
     assert (d_xy >= 0).all() and (d_xy <= upper[distance]).all()
 
 
+def test_bhattacharyya_of_equal_histograms_is_zero_in_float32():
+    # log1p(eps) - log(bc + eps) had given eps = 1e-10 at bc = 1, where
+    # 1 + eps rounds to 1; every other distance of equal histograms is 0.
+    x = torch.full((1, 2, 50), 0.53125)  # every sample in one of 16 bins: bc = 1 exactly
+    for kernel in ["hard", "box"]:
+        for distance in DISTANCES:
+            d = losses.histogram_distance(x, x, distance, 16, 0.0, 1.0, kernel=kernel)
+            assert d.dtype == torch.float32 and (d == 0).all(), (distance, d)
+
+
 def test_intersection_is_half_l1_and_extremes_are_reached():
     x, y = pair(6)
     torch.testing.assert_close(losses.histogram_distance(x, y, "intersection", 16, 0.0, 1.0),
@@ -424,6 +434,19 @@ def test_embedding_loss_gradcheck_and_its_meaning():
     tight = centres[labels] + 0.01 * torch.randn(8, 3, generator=gen, dtype=torch.float64)
     assert losses.embedding_histogram_loss(tight, labels, 21).item() == 0.0
     assert losses.embedding_histogram_loss(tight, torch.tensor([0, 1, 0, 1, 0, 1, 2, 2]), 21).item() > 0.3
+
+
+def test_embedding_loss_is_nan_for_nan_or_infinite_embeddings():
+    # As torch's losses: such pairs had been left out of the histograms but
+    # not of their counts, so a diverged batch read as a low loss (0 when all
+    # were NaN).
+    e, labels = torch.randn(16, 8, dtype=torch.float64), torch.arange(16) % 4
+    assert 0 < losses.embedding_histogram_loss(e, labels) < 1
+    for bad in [float("nan"), float("inf")]:
+        broken = e.clone()
+        broken[0, 0] = bad
+        assert torch.isnan(losses.embedding_histogram_loss(broken, labels))
+    assert torch.isnan(losses.embedding_histogram_loss(torch.full_like(e, float("nan")), labels))
 
 
 def test_embedding_loss_errors():

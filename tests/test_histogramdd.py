@@ -178,3 +178,29 @@ def test_errors_name_the_argument(bad, match):
         softhist_ext.histogramdd(**args)
     with pytest.raises(TypeError, match="histogramdd.s bins must be an int, a list of ints, or a list of 1-d tensors of edges"):
         softhist_ext.histogramdd(torch.rand(10, 3), bins="3")
+
+
+def test_a_point_range_beside_a_tensor_is_widened():
+    # A tensor elsewhere in range or kappa had made a point range an error.
+    pts = torch.rand(50, 2, dtype=torch.float64) * 4
+    lo = torch.tensor(0.0, dtype=torch.float64, requires_grad=True)
+    expected = softhist_ext.histogramdd(pts, 3, [0.0, 1.0, 2.0, 2.0])
+    kappa = torch.tensor(5.0, dtype=torch.float64, requires_grad=True)
+    for range_, k in [([lo, 1.0, 2.0, 2.0], None), ([0.0, 1.0, 2.0, 2.0], kappa)]:
+        got = softhist_ext.histogramdd(pts, 3, range_, kappa=k)
+        torch.testing.assert_close(got.bin_edges[1], torch.linspace(1.5, 2.5, 4, dtype=torch.float64))
+        if k is None:
+            torch.testing.assert_close(got.hist, expected.hist)
+        got.hist.sum().backward()
+    assert lo.grad is not None and kappa.grad is not None
+
+
+def test_density_divides_by_each_width_in_turn():
+    # A bin volume below the dtype's smallest number (1e-46 in float32) had
+    # made empty bins NaN; torch.histogramdd leaves them 0.
+    pts = torch.tensor([[0.0, 0.0], [4e-23, 4e-23]])
+    for kernel in ["hard", "box"]:
+        hist = softhist_ext.histogramdd(pts, [4, 4], kernel=kernel, density=True).hist
+        assert not hist.isnan().any()
+    hard = softhist_ext.histogramdd(pts, [4, 4], kernel="hard", density=True).hist
+    assert torch.equal(hard, torch.histogramdd(pts, [4, 4], density=True).hist)

@@ -118,7 +118,7 @@ def test_opcheck_joint_ops(device, kernel, bins):
     smooth = kernel != "hard"
     coords = [torch.randn(2, 30, dtype=torch.float64, device=device, requires_grad=smooth) for _ in bins]
     w = torch.rand(2, 30, dtype=torch.float64, device=device, requires_grad=True)
-    p = torch.stack([ops.params(c.detach(), b, -2.0, 2.0, 2.0 + a / 2, kernel) for a, (c, b) in enumerate(zip(coords, bins))])
+    p = torch.stack([ops.params(c.detach(), b, -2.0, 2.0, 2.0 + a / 2 if smooth else None, kernel) for a, (c, b) in enumerate(zip(coords, bins))])
     h = torch.randn(2, *bins, dtype=torch.float64, device=device, requires_grad=True)
     orders = [[0] * len(bins)]
     if smooth:

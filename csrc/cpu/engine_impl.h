@@ -54,7 +54,7 @@ struct Axes {
       x[a] = coords[a].const_data_ptr<T>();
       if (!has_explicit_edges(params))
         win[a] = Window::make<C, T>(kernel, row[0], row[1], row[2], bins, row[3] != 0);
-      else if (evenly_spaced<T>(e, bins))
+      else if (evenly_spaced<C>(e, bins))
         win[a] = Window::make<C, T>(kernel, e[0], e[bins], row[2], bins, row[3] != 0);
       else
         win[a] = explicit_window<C, T>(kernel, row, bins, index[a]);

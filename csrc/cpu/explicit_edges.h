@@ -16,17 +16,16 @@
 namespace softhist::cpu {
 
 // Whether explicit edges are evenly spaced, to within a few roundings of the
-// samples' type T (torch.linspace's): then the windows of evenly spaced bins,
+// compute type C of a bin's width: then the windows of evenly spaced bins,
 // whose edge values step by a constant, compute the same histogram faster.
-template <typename T>
+// (Relative to the width, not to the edges' magnitude: edges at 1000 given
+// in float16, or at 1e6 in float32, are a whole bin apart at their type's
+// rounding, and the samples are located in double.)
+template <typename C>
 bool evenly_spaced(const double* e, int64_t bins) {
   const double span = e[bins] - e[0];
-  const double scale = std::max({std::abs(e[0]), std::abs(e[bins]), span});
-  const double epsilon = sizeof(T) == 8                 ? 0x1p-52
-                         : sizeof(T) == 4               ? 0x1p-23
-                         : std::is_same_v<T, torch::headeronly::Half> ? 0x1p-10
-                                                        : 0x1p-7;  // bfloat16
-  const double tolerance = 4 * epsilon * scale;
+  const double epsilon = sizeof(C) == 8 ? 0x1p-52 : 0x1p-23;
+  const double tolerance = 4 * epsilon * span / static_cast<double>(bins);
   for (int64_t j = 1; j < bins; ++j)
     if (!(std::abs(e[j] - (e[0] + span * static_cast<double>(j) / static_cast<double>(bins))) <=
           tolerance))

@@ -54,8 +54,8 @@ def check_types(fn: str, bins: int, min: Optional[float], max: Optional[float],
                 kappa: Optional[float], kernel: str) -> None:
     if not torch.jit.is_scripting():
         _checks.arguments(
-            fn, bins=(bins, "int"), min=(min, "number?"), max=(max, "number?"),
-            kappa=(kappa, "number?"), kernel=(kernel, "str"),
+            fn, bins=(bins, "int"), min=(min, "constant?"), max=(max, "constant?"),
+            kappa=(kappa, "constant?"), kernel=(kernel, "str"),
         )
 
 

@@ -1,7 +1,6 @@
 """Distances between the soft histograms of a prediction and a target, and
 the loss built on them."""
 
-import math
 from typing import Optional, Tuple
 
 import torch
@@ -83,7 +82,9 @@ def _distance(p: Tensor, q: Tensor, distance: str, width: Tensor) -> Tensor:
     if distance == "bhattacharyya":
         eps = 1e-10  # EPS
         bc = (_capped_sqrt(p) * _capped_sqrt(q)).sum(-1)
-        return (math.log1p(eps) - torch.log(bc + eps)).clamp_min(0)
+        # log((1 + eps) / (bc + eps)): exactly 0 at bc = 1 in any dtype, where
+        # log1p(eps) - log(bc + eps) is eps once 1 + eps rounds to 1.
+        return torch.log((1 + eps) / (bc + eps)).clamp_min(0)
     if distance == "intersection":
         # 1 - sum min(p, q) for normalised p and q, summed as sum (p - min(p, q)):
         # exactly 0 for equal histograms.
@@ -201,8 +202,8 @@ def histogram_distance(
     if not torch.jit.is_scripting():
         _checks.arguments(
             "histogram_distance", input=(input, "Tensor"), target=(target, "Tensor"),
-            distance=(distance, "str"), bins=(bins, "int"), min=(min, "number?"),
-            max=(max, "number?"), kappa=(kappa, "number?"), kernel=(kernel, "str"),
+            distance=(distance, "str"), bins=(bins, "int"), min=(min, "constant?"),
+            max=(max, "constant?"), kappa=(kappa, "constant?"), kernel=(kernel, "str"),
             conserve_mass=(conserve_mass, "bool"),
         )
     if distance not in ["l1", "l2", "emd", "hellinger", "chi2", "kl", "js", "bhattacharyya",
@@ -294,8 +295,8 @@ class HistogramLoss(torch.nn.Module):
     ) -> None:
         super().__init__()
         _checks.arguments(
-            "HistogramLoss", distance=(distance, "str"), bins=(bins, "int"), min=(min, "number?"),
-            max=(max, "number?"), kappa=(kappa, "number?"), kernel=(kernel, "str"),
+            "HistogramLoss", distance=(distance, "str"), bins=(bins, "int"), min=(min, "constant?"),
+            max=(max, "constant?"), kappa=(kappa, "constant?"), kernel=(kernel, "str"),
             reduction=(reduction, "str"), conserve_mass=(conserve_mass, "bool"),
         )
         if distance not in DISTANCES:

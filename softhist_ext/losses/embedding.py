@@ -32,7 +32,8 @@ def embedding_histogram_loss(embeddings: Tensor, labels: Tensor, bins: int = 101
         bins: the number of nodes R, at least 2 (default 101: D = 0.02).
 
     Returns:
-        A 0-d tensor, embeddings' dtype.
+        A 0-d tensor, embeddings' dtype; NaN if an embedding holds a NaN or
+        an infinity.
 
     Raises:
         ValueError: no positive pair (no label occurs twice) or no negative
@@ -97,7 +98,12 @@ def embedding_histogram_loss(embeddings: Tensor, labels: Tensor, bins: int = 101
               torch.stack([pos, neg]), -1, False, False, True)
     h_pos = h[0] / n_pos.clamp_min(1)
     h_neg = h[1] / n_neg.clamp_min(1)
-    return (h_neg * torch.cumsum(h_pos, 0)).sum().to(embeddings.dtype)
+    loss = (h_neg * torch.cumsum(h_pos, 0)).sum()
+    # NaN where a similarity is (a NaN or infinite embedding), as torch's
+    # losses give: the histograms leave such pairs out, which would read as a
+    # low loss.
+    loss = torch.where(torch.isfinite(s).all(), loss, torch.full_like(loss, float("nan")))
+    return loss.to(embeddings.dtype)
 
 
 def _check_pairs(n_pos: Tensor, n_neg: Tensor) -> None:

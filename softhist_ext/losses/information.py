@@ -9,7 +9,7 @@ from torch import Tensor
 from .. import _checks
 from . import _reduction
 from .._ranges import check_own_or_fixed, compute_dtype, finite_range, to_unit
-from ..ops import _pair_float, histc2d
+from ..ops import _pair_float, _plain, histc2d
 
 # mutual_information warns when a given range leaves out more than this share
 # of an item's mass.
@@ -127,10 +127,11 @@ def mutual_information(
     if not torch.jit.is_scripting():
         _checks.arguments(
             "mutual_information", x=(x, "Tensor"), y=(y, "Tensor"), bins=(bins, "int pair"),
-            min=(min, "number pair?"), max=(max, "number pair?"), kappa=(kappa, "number? pair"),
+            min=(min, "constant pair?"), max=(max, "constant pair?"), kappa=(kappa, "constant? pair"),
             kernel=(kernel, "str"), normalized=(normalized, "bool"), weight=(weight, "Tensor?"),
             dim=(dim, "int list?"), conserve_mass=(conserve_mass, "bool"),
         )
+        min, max, kappa = _plain(min), _plain(max), _plain(kappa)  # (NumPy scalars, 0-d tensors)
     if y.shape != x.shape:
         raise ValueError(f"softhist: x and y must have the same shape, got {list(x.shape)} and {list(y.shape)}")
     if weight is not None and weight.shape != x.shape:
@@ -269,8 +270,8 @@ class MutualInformationLoss(torch.nn.Module):
     ) -> None:
         super().__init__()
         _checks.arguments(
-            "MutualInformationLoss", bins=(bins, "int"), min=(min, "number?"), max=(max, "number?"),
-            kappa=(kappa, "number?"), kernel=(kernel, "str"), normalized=(normalized, "bool"),
+            "MutualInformationLoss", bins=(bins, "int"), min=(min, "constant?"), max=(max, "constant?"),
+            kappa=(kappa, "constant?"), kernel=(kernel, "str"), normalized=(normalized, "bool"),
             reduction=(reduction, "str"), conserve_mass=(conserve_mass, "bool"),
         )
         _reduction.check(reduction)
