@@ -114,6 +114,19 @@ void check_width(double min, double max, double width) {
                  "rescale the input");
 }
 
+// The hard kernel bins in the samples' type, as torch.histc does (which
+// raises here too): a range beyond that type's finite values would make
+// every sample "inside" it.
+void check_hard_range(double lo, double hi, ScalarType dtype) {
+  dispatch_float(dtype, [&](auto tag, auto) {
+    using T = decltype(tag);
+    SOFTHIST_CHECK(std::isfinite(rounded_to<T>(lo)) && std::isfinite(rounded_to<T>(hi)),
+                   "softhist: the range [", lo, ", ", hi, "] is beyond ", dtype,
+                   "'s finite values, and the hard kernel bins in the samples' type, as "
+                   "torch.histc does; convert the input with input.float() (or .double())");
+  });
+}
+
 RangeArgs range_args(const Tensor& input, int64_t bins, double min, double max,
                      std::optional<double> kappa, Kernel kernel, bool open_ends) {
   check_input(input);
@@ -132,6 +145,7 @@ RangeArgs range_args(const Tensor& input, int64_t bins, double min, double max,
                     *kappa, "; pass kappa=None for the default");
   }
   if (min != max) {
+    if (kernel == Kernel::Hard) check_hard_range(min, max, input.scalar_type());
     const double width = (max - min) / static_cast<double>(bins);
     check_width(min, max, width);
     SOFTHIST_CHECK(splittable(min, max, width),
@@ -211,23 +225,6 @@ void check_rows(const Tensor& params, const std::vector<int64_t>& bins, Kernel k
   }
 }
 
-// The hard kernel bins in the samples' type, as torch.histc does (which
-// raises here too): a range beyond that type's finite values would make
-// every sample "inside" it (CPU rows; a GPU's are the ops' and histogram's).
-void check_hard_range(const Tensor& params, ScalarType dtype) {
-  if (!params.is_cpu() || has_explicit_edges(params)) return;
-  dispatch_float(dtype, [&](auto tag, auto) {
-    using T = decltype(tag);
-    for (int64_t a = 0; a < params.size(0); ++a) {
-      const double* row = params.const_data_ptr<double>() + a * params.size(1);
-      SOFTHIST_CHECK(std::isfinite(rounded_to<T>(row[0])) && std::isfinite(rounded_to<T>(row[1])),
-                     "softhist: the range [", row[0], ", ", row[1], "] is beyond ", dtype,
-                     "'s finite values, and the hard kernel bins in the samples' type, as "
-                     "torch.histc does; convert the input with input.float() (or .double())");
-    }
-  });
-}
-
 void check_joint_bins(const std::vector<int64_t>& bins) {
   int64_t total = 1;
   for (int64_t b : bins) {
@@ -273,7 +270,11 @@ Problem check_scatter_args(const std::vector<Tensor>& coords, const std::optiona
   check_joint_bins(bins);
   check_rows(params, bins, kernel);
   const Tensor& input = coords[0];
-  if (kernel == Kernel::Hard) check_hard_range(params, input.scalar_type());
+  if (kernel == Kernel::Hard && params.is_cpu() && !has_explicit_edges(params))
+    for (int64_t a = 0; a < axes; ++a)  // (rows made with a smooth kernel: straight_through)
+      check_hard_range(params.const_data_ptr<double>()[a * params.size(1)],
+                       params.const_data_ptr<double>()[a * params.size(1) + 1],
+                       input.scalar_type());
   if (weight.has_value()) {
     SOFTHIST_CHECK(weight->sizes().equals(input.sizes()),
                    "softhist: weight must have the input's shape");
