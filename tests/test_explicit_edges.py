@@ -125,6 +125,13 @@ def test_learnable_layer_learns_the_quantiles():
     torch.testing.assert_close(scripted(x), layer(x))
 
 
+def test_learnable_layer_builds_on_the_meta_device():
+    # As torch.nn's layers do (its edges' check had read a meta tensor).
+    with torch.device("meta"):
+        layer = softhist_ext.nn.SoftHistogram(8, 0.0, 1.0, learnable=True)
+    assert layer.edges.is_meta and layer.kappa.is_meta and layer.edges.shape == (9,)
+
+
 def test_learnable_layer_errors_name_the_fix():
     with pytest.raises(ValueError, match="learnable=True needs min < max.*min=0.0, max=0.0"):
         softhist_ext.nn.SoftHistogram(4, 0.0, 0.0, learnable=True)

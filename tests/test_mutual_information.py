@@ -341,6 +341,13 @@ def test_mi_warns_when_a_fixed_range_leaves_out_much_of_the_mass():
     with pytest.warns(UserWarning, match=r"falls outside the given \[min, max\]"):
         mi = softhist_ext.mutual_information(x * 255, y * 255, 32, 0.0, 128.0)
     assert torch.isfinite(mi).all()
+    # The warning names the user's line, through the loss module too (a fixed
+    # stacklevel had named the module's).
+    for call in [lambda: softhist_ext.mutual_information(x * 255, y * 255, 32, 0.0, 128.0),
+                 lambda: softhist_ext.losses.MutualInformationLoss(32, 0.0, 128.0)(x * 255, y * 255)]:
+        with pytest.warns(UserWarning, match="falls outside") as record:
+            call()
+        assert record[0].filename == __file__
     import warnings
     with warnings.catch_warnings():
         warnings.simplefilter("error")

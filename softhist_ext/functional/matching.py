@@ -78,8 +78,8 @@ def match_histograms(
     first point, its value. Differentiable in source (through u: its
     histogram and each pixel's lookup) and in reference (through C_ref).
 
-    Hard limit (kernel="hard"): skimage.exposure.match_histograms (with
-    channel_axis for channels), exactly for images of an integer dtype with bins
+    Hard limit (kernel="hard"): skimage.exposure.match_histograms (run on
+    each channel), exactly for images of an integer dtype with bins
     centred on the integers (256 bins over [-0.5, 255.5] for 8-bit values);
     otherwise skimage takes the values present where this takes bin
     centres (within half a bin where the source, like camera / 255, holds

@@ -1,5 +1,6 @@
 """Mutual information from fused joint histograms, and the loss built on it."""
 
+import sys
 import warnings
 from typing import List, Optional, Tuple, Union
 
@@ -233,12 +234,24 @@ def _warn_outside(total: Tensor, n: int, w: Optional[Tensor]) -> None:
     mass = total.new_full(total.shape, float(n)) if w is None else w.detach().sum(-1).to(total.dtype)
     worst = float((1 - total.detach() / mass).max())
     if worst > _OUTSIDE_SHARE_WARNING:
+        level = 4
+        if not torch.jit.is_scripting():
+            level = _caller_level()
         warnings.warn(
             f"softhist: mutual_information: {worst:.0%} of an item's mass falls outside the "
             "given [min, max] (or is not finite); widen min and max, or leave both None for "
             "each item's own range",
-            stacklevel=4,
+            stacklevel=level,
         )
+
+
+def _caller_level() -> int:
+    """The warnings stacklevel, seen from _warn_outside, of the first frame
+    outside this package and torch.nn's module calls: the user's call."""
+    frame, level = sys._getframe(2), 2
+    while frame is not None and frame.f_globals.get("__name__", "").startswith(("softhist_ext.", "torch.nn.")):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 class MutualInformationLoss(torch.nn.Module):
