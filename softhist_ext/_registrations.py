@@ -23,6 +23,7 @@ builds the same for C++ programs.
 import torch
 from torch.autograd import forward_ad
 
+from . import _sums
 from ._ranges import compute_dtype
 
 ops = torch.ops.softhist
@@ -164,14 +165,13 @@ def _params_row_grad(params, a, x, grad_x, grad_edges, value_term, x_term=None):
     # NaN and inf samples (whose gradient is 0) add exactly 0.
     e0 = row[4] if explicit else row[0]
     if x_term is None:
-        x_term = torch.dot(torch.nan_to_num(x.to(torch.float64).reshape(-1) - e0, 0.0, 0.0, 0.0),
-                           grad_x.to(torch.float64).reshape(-1))
-    g_kappa = (value_term + x_term + (offsets * grad_edges).sum()) / row[2]
+        x_term = _sums.dot(torch.nan_to_num(x.to(torch.float64) - e0, 0.0, 0.0, 0.0), grad_x)
+    g_kappa = (value_term + x_term + _sums.dot(offsets, grad_edges)) / row[2]
     zero = g_kappa.new_zeros(())
     if explicit:
         head = torch.cat([torch.stack([zero, zero, g_kappa, zero]), grad_edges])
         return torch.nn.functional.pad(head, (0, params.shape[1] - head.shape[0]))
-    return torch.stack([((1 - frac) * grad_edges).sum(), (frac * grad_edges).sum(), g_kappa, zero])
+    return torch.stack([_sums.dot(1 - frac, grad_edges), _sums.dot(frac, grad_edges), g_kappa, zero])
 
 
 def _check_params_grad(kernel):
@@ -236,10 +236,6 @@ def _bins_of(hist, axes, edge_axes):
     return [s - (a in edge_axes) for a, s in enumerate(hist.shape[hist.dim() - axes:])]
 
 
-def _inner(a, b):
-    return (a.to(torch.float64) * b.to(torch.float64)).sum()
-
-
 class _Scatter(torch.autograd.Function):
     @staticmethod
     def forward(ctx, weight, params, bins, orders, kernel, edge_axes, *coords):
@@ -288,7 +284,7 @@ class _Scatter(torch.autograd.Function):
             def value_term(m):
                 if not m:
                     return 0.0
-                return m * _inner(grad, ops.scatter(coords, weight, params, bins, orders, kernel,
+                return m * _sums.dot(grad, ops.scatter(coords, weight, params, bins, orders, kernel,
                                                     edge_axes))
             if one_pass:  # d/dx is the edge gather of the gradient's differences
                 gathered, edge_sums, x_term = ops.edge_gather_scatter(
@@ -333,7 +329,7 @@ class _Gather(torch.autograd.Function):
             def value_term(m):
                 if not m:
                     return 0.0
-                return m * _inner(grad, ops.gather(coords, hist, params, orders, kernel, edge_axes))
+                return m * _sums.dot(grad, ops.gather(coords, hist, params, orders, kernel, edge_axes))
             grad_params = _params_grad(coords, grad, hist, params, bins, orders, kernel,
                                         edge_axes, grad_coords, value_term)
         grad_coords = [g if needs[5 + a] else None for a, g in enumerate(grad_coords)]

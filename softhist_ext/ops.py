@@ -7,7 +7,7 @@ from typing import List, NamedTuple, Optional, Tuple, Union
 import torch
 from torch import Tensor
 
-from . import _checks
+from . import _checks, _sums
 from ._ranges import compute_dtype
 
 
@@ -580,17 +580,26 @@ def _explicit_edges_dd(edges: List[Tensor], x: Tensor, axes: int, range: Optiona
 
 def _density(hist: Tensor, widths: List[Tensor]) -> Tensor:
     """hist divided by its sum over its last len(widths) dimensions and by
-    each bin's width along each of them in turn (widths[a]: axis a's, or one
-    for all its bins), as torch's density=True: a volume that underflows
-    still leaves empty bins 0. In compute_dtype (a float16 sum passes 65504
-    long before its bins do)."""
+    its bins' volumes, as torch's density=True. widths: each axis's, 0-d
+    (even bins: folded into the sum's divisor) or per bin (explicit edges:
+    divided by in turn, so that a volume past the dtype's range still leaves
+    empty bins 0). In float64 (float32 bins of 4e-23 have volumes below
+    float32's range; a float16 sum passes 65504 long before its bins do), by
+    sums whose bits do not depend on the thread count, gradients included."""
     axes = len(widths)
-    h = hist.to(compute_dtype(hist))
-    h = h / h.sum(_last_dims(h.dim(), axes), keepdim=True)
+    h = hist.to(torch.float64)
+    d = _sums.total(h, axes).reshape(list(h.shape[:h.dim() - axes]) + [1] * axes)
+    if widths[0].dim() == 0:
+        a = 0
+        while a < axes:
+            d = d * widths[a].to(torch.float64)
+            a += 1
+        return _sums.divided(h, d, axes).to(hist.dtype)
+    h = _sums.divided(h, d, axes)
     a = 0
     while a < axes:
         shape = [-1] + [1] * (axes - 1 - a)
-        h = h / widths[a].to(h.dtype).reshape(shape)
+        h = h / widths[a].to(torch.float64).reshape(shape)
         a += 1
     return h.to(hist.dtype)
 
@@ -606,7 +615,7 @@ def _even_density(hist: Tensor, params: Tensor, bins: List[int]) -> Tensor:
     ranges (not from edges rounded to the input's dtype)."""
     widths = (params[:, 1] - params[:, 0]) / torch.tensor(bins, dtype=torch.float64,
                                                           device=params.device)
-    return _density(hist, list(widths.reshape(-1, 1).unbind(0)))
+    return _density(hist, list(widths.unbind(0)))
 
 
 def _check_floating(input: Tensor, fn: str) -> None:
@@ -807,9 +816,12 @@ def histogramdd(
     edges: List[Tensor] = []
     if len(given_edges) > 0:
         if kernel == "hard":
-            if kappa is not None:
-                raise ValueError("softhist: the hard kernel takes no kappa (it counts exactly); "
-                                 "pass kappa=None, or a smooth kernel")
+            a = 0
+            while a < axes:  # (not a for loop: see below)
+                if kappas[a] is not None:
+                    raise ValueError("softhist: the hard kernel takes no kappa (it counts "
+                                     "exactly); pass kappa=None, or a smooth kernel")
+                a += 1
             hist = _hard_histogram(coords, given_edges, w, bins_per_axis).to(input.dtype)
         else:
             params = _explicit_params_dd(coords, given_edges, kappas, kernel, conserve_mass)

@@ -154,6 +154,9 @@ def test_the_hard_kernel_refuses_a_range_beyond_the_samples_type_and_a_kappa(dev
     with pytest.raises(ValueError, match="bincount's kernel must be one of"):
         softhist_ext.bincount(counts, kernel="cosine")
     assert torch.equal(softhist_ext.bincount(counts, kernel="hard"), torch.bincount(counts))
+    pts = torch.rand(10, 2)
+    torch.testing.assert_close(softhist_ext.histogramdd(pts, [edges, edges], kappa=[None, None], kernel="hard").hist,
+                               torch.histogramdd(pts, [edges, edges]).hist)
 
 
 def test_constant_arguments_refuse_tensors_that_require_grad():

@@ -194,6 +194,54 @@ def test_result_does_not_depend_on_thread_count(dtype, kernel):
         assert torch.equal(r, results[0])
 
 
+def _over_thread_counts(run):
+    threads = torch.get_num_threads()
+    try:
+        results = []
+        for n in (1, 2, 3):
+            torch.set_num_threads(n)
+            results.append(run())
+    finally:
+        torch.set_num_threads(threads)
+    return results
+
+
+def test_gradients_and_normalised_results_do_not_depend_on_thread_count():
+    # Sums over more than 32768 terms into one number had followed torch's
+    # per-thread parts: kappa's, the range's and the edges' gradients (a
+    # float64 dot over the samples, also with create_graph), density over
+    # many bins and its range's gradient, and mutual information at 256 bins.
+    gen = torch.Generator().manual_seed(5)
+    x = torch.rand(300_000, generator=gen, dtype=torch.float64)
+    y = torch.rand(300_000, generator=gen, dtype=torch.float64)
+    rows = torch.rand(200, 1000, generator=gen)
+    a, b = torch.rand(1, 1, 64, 64, 64, generator=gen), torch.rand(1, 1, 64, 64, 64, generator=gen)
+
+    def run():
+        k, lo, hi = (torch.tensor(v, dtype=torch.float64, requires_grad=True) for v in (40.0, 0.0, 1.0))
+        edges = torch.tensor([0.0, 0.3, 0.35, 1.0], dtype=torch.float64, requires_grad=True)
+        joint = softhist_ext.histc2d(x, y, 10, (lo, 0.0), (hi, 1.0), (k, None), "bspline")
+        uneven = softhist_ext.histogramdd(torch.stack([x, y], -1), [edges, torch.linspace(0, 1, 4, dtype=torch.float64)],
+                                          kernel="bspline").hist
+        weights = torch.arange(100.0, dtype=torch.float64).reshape(10, 10)
+        first = torch.autograd.grad((joint * weights).sum() + uneven[0, 1], [k, lo, hi, edges], create_graph=True)
+        second = torch.autograd.grad(first[0], [k])
+        lo32, hi32 = torch.tensor(0.0, requires_grad=True), torch.tensor(1.0, requires_grad=True)
+        dense = softhist_ext.histc(rows, 1000, lo32, hi32, kernel="box", dim=-1, density=True)
+        range_grad = torch.autograd.grad((dense * torch.arange(1000.0)).sum(), [lo32, hi32])
+        volume = softhist_ext.histogramdd(torch.rand(200_000, 3, generator=torch.Generator().manual_seed(1)),
+                                          [64, 64, 64], [0.0, 1.0] * 3, kernel="bspline", density=True).hist
+        ai = a.clone().requires_grad_()
+        mi = softhist_ext.mutual_information(ai, b, bins=256)
+        (mi_grad,) = torch.autograd.grad(mi.sum(), ai)
+        return [*first, *second, *range_grad, volume, mi, mi_grad]
+
+    results = _over_thread_counts(run)
+    for r in results[1:]:
+        for got, want in zip(r, results[0]):
+            assert torch.equal(got, want)
+
+
 def test_float32_precision_at_1e8_samples(device):
     # Accumulation is in float64 (CPU) or 64-bit fixed point (CUDA) per chunk:
     # 1e8 float32 samples stay within 1e-6 relative of the CPU's float64

@@ -129,8 +129,17 @@ Variable differences(const Variable& g, int64_t dim = -1) {
   return (at::constant_pad_nd(last, {0, 1}) - at::constant_pad_nd(last, {1, 0})).movedim(-1, dim);
 }
 
+// The float64 inner product of a and b, the same bits for any thread count:
+// torch sums more than 32768 terms into one number in per-thread parts, so
+// such a sum is taken in blocks of 4096 first, each block one output (as
+// softhist_ext/_sums.py's dot).
 Variable dot64(const Variable& a, const Variable& b) {
-  return (a.to(at::kDouble) * b.to(at::kDouble)).sum();
+  Variable terms = (a.to(at::kDouble) * b.to(at::kDouble)).reshape({-1});
+  while (terms.numel() > 32768) {
+    const int64_t pad = (4096 - terms.numel() % 4096) % 4096;
+    terms = at::constant_pad_nd(terms, {0, pad}).reshape({-1, 4096}).sum(1);
+  }
+  return terms.sum();
 }
 
 void check_params_grad(std::string_view kernel) {
@@ -159,14 +168,13 @@ Variable params_row_grad(const Variable& params, int64_t a, const Variable& x,
                                           : frac * (row.select(0, 1) - row.select(0, 0));
   // NaN and inf samples (whose gradient is 0) add exactly 0.
   if (!x_term.defined())
-    x_term = at::dot(at::nan_to_num((x.to(at::kDouble) - e0).reshape({-1}), 0.0, 0.0, 0.0),
-                     grad_x.to(at::kDouble).reshape({-1}));
-  const Variable g_kappa = (value_term + x_term + (offsets * grad_edges).sum()) / row.select(0, 2);
+    x_term = dot64(at::nan_to_num(x.to(at::kDouble) - e0, 0.0, 0.0, 0.0), grad_x);
+  const Variable g_kappa = (value_term + x_term + dot64(offsets, grad_edges)) / row.select(0, 2);
   const Variable zero = at::zeros_like(g_kappa);
   if (explicit_edges)
     return at::constant_pad_nd(at::cat({at::stack({zero, zero, g_kappa, zero}), grad_edges}),
                                {0, width - 4 - edges});
-  return at::stack({((1 - frac) * grad_edges).sum(), (frac * grad_edges).sum(), g_kappa, zero});
+  return at::stack({dot64(1 - frac, grad_edges), dot64(frac, grad_edges), g_kappa, zero});
 }
 
 // Per edge of axis a (float64, bins + 1): sum over all but that axis's

@@ -7,7 +7,7 @@ from typing import List, Optional, Tuple, Union
 import torch
 from torch import Tensor
 
-from .. import _checks
+from .. import _checks, _sums
 from . import _reduction
 from .._ranges import check_own_or_fixed, compute_dtype, finite_range, to_unit
 from ..ops import _pair_float, _plain, histc2d
@@ -20,7 +20,7 @@ _OUTSIDE_SHARE_WARNING = 0.1
 def _entropy(p: Tensor, dims: List[int]) -> Tensor:
     # p log p with its derivative kept finite at empty bins (log 1e-30
     # instead of -inf); the value there is exactly 0.
-    return -(p * torch.log(p.clamp_min(1e-30))).sum(dims)
+    return -_sums.total(p * torch.log(p.clamp_min(1e-30)), len(dims))
 
 
 def _item_dims(n: int, dim: Optional[List[int]], shape: List[int]) -> List[int]:
@@ -191,9 +191,10 @@ def mutual_information(
             raise ValueError(f"softhist: mutual_information's min must be below max on each axis, "
                              f"got min={min}, max={max}; leave both None for each item's own range")
     joint = histc2d(xs, ys, bins, lo, hi, kappa, kernel, w, -1, conserve_mass)
-    total = joint.sum([-2, -1], keepdim=True)
+    # (Sums whose bits do not depend on the thread count, gradients included.)
+    total = _sums.total(joint, 2)[..., None, None]
     _check_mass(total.reshape(lead), xs.shape[-1], w, own_range)
-    p = joint / total.clamp_min(1e-300)
+    p = _sums.divided(joint, total.clamp_min(1e-300), 2)
     h_x = _entropy(p.sum(-1), [-1])
     h_y = _entropy(p.sum(-2), [-1])
     mi = h_x + h_y - _entropy(p, [-2, -1])
