@@ -189,23 +189,33 @@ SOFTHIST_CLONES void scatter_chunk_joint(const std::array<const T*, D>& x, const
   const int64_t count = static_cast<int64_t>(offset.size());
   // Each lane's masses with a quad of zeros before them and enough after.
   const int64_t stride = kQuad + width;
-  std::vector<double> rows(static_cast<size_t>(kLanes * stride)), coef(count * kLanes);
+  std::vector<double> rows(static_cast<size_t>(kLanes * stride)), coef(count * kLanes), unscaled;
   for (int64_t i0 = 0; i0 < n; i0 += kLanes) {
     std::array<const T*, D> xs;
     for (int a = 0; a < D; ++a) xs[a] = x[a] + i0;
     blk.load(xs, w ? w + i0 : nullptr, n - i0);
     outer_coefs(blk, blk.scale, coef.data());
     transpose_last(blk, stride, rows.data() + kQuad);
+    bool nonfinite = false;
+    for (int l = 0; l < kLanes; ++l) nonfinite |= !std::isfinite(blk.scale[l]);
+    if (nonfinite) {  // (unscaled, for the lanes below)
+      unscaled.resize(coef.size());
+      outer_coefs(blk, nullptr, unscaled.data());
+    }
     for (int l = 0; l < kLanes; ++l) {
       if (blk.scale[l] == 0) continue;
       const int64_t o = lay.offset(blk.first, l), shift = aligned ? o % kQuad : 0;
       const double* yl = rows.data() + l * stride + kQuad;
       double* a = acc + o;
-      // The padding holds zeros, but bins past the window may lie there: a
-      // NaN or infinite weight must not turn them into 0 * inf = NaN.
+      // A NaN or infinite weight adds only the masses that are not 0: times
+      // a zero (past the kernel's support or cut, in the window or its
+      // padding) it would make NaN.
       if (!std::isfinite(blk.scale[l])) {
         for (int64_t m = 0; m < count; ++m)
-          for (int64_t j = 0; j < last; ++j) a[offset[m] + j] += coef[m * kLanes + l] * yl[j];
+          for (int64_t j = 0; j < last; ++j) {
+            const double mass = unscaled[m * kLanes + l] * yl[j];
+            if (mass != 0) a[offset[m] + j] += blk.scale[l] * mass;
+          }
         continue;
       }
       // (Two axes: the rows are evenly spaced; no offset to load.)

@@ -81,8 +81,11 @@ __device__ void scatter_smooth_pairs(const Scatter2dArgs<T>& a, const PairWindow
     for (unsigned todo = __ballot_sync(kFullWarp, adds); todo != 0; todo &= todo - 1) {
       const LocatedPair<C> p = pw.broadcast(mine, __ffs(todo) - 1);
       pw.for_each_bin(p, tile.r, stage, [&](int64_t ia, int64_t ib, C dx, C dy) {
-        // The CPU's product: (weight * dx) * dy in double.
-        const double d = p.scale * static_cast<double>(dx) * static_cast<double>(dy);
+        // The CPU's product: (weight * dx) * dy in double; 0 where a mass is
+        // (a NaN or infinite weight reaches no bin past the support or cut).
+        const double d = dx == C(0) || dy == C(0)
+                             ? 0.0
+                             : p.scale * static_cast<double>(dx) * static_cast<double>(dy);
         tile.counters.add(tile.slot(ia, ib), quantise_or_flag(fixed, d, flags + ia * bins_y + ib));
       });
     }

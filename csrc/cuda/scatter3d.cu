@@ -125,8 +125,8 @@ __device__ void scatter_smooth_sample(const Scatter3dArgs<T>& a, const Window* w
     k1[ax] = min(w[ax].span(), sums.box.hi[ax] - w[ax].first);
     if (k0[ax] >= k1[ax]) return;
   }
-  // Every bin of the window in the box, zero masses included: a NaN or
-  // infinite weight makes them NaN there, as on the CPU.
+  // Every bin of the window in the box; zero masses add 0, so that a NaN or
+  // infinite weight reaches no bin past the support or cut, as on the CPU.
   const InnerMasses<K, C> z(w[2], k0[2], k1[2]);
   for_each_mass(w[0], k0[0], k1[0], [&](int64_t kx, C dx) {
     const double wx = weight * static_cast<double>(dx);
@@ -134,7 +134,7 @@ __device__ void scatter_smooth_sample(const Scatter3dArgs<T>& a, const Window* w
       const double wxy = wx * static_cast<double>(dy);
       z.for_each([&](int64_t kz, C dz) {
         sums.add(w[0].first + kx, w[1].first + ky, w[2].first + kz,
-                 wxy * static_cast<double>(dz));
+                 dx == C(0) || dy == C(0) || dz == C(0) ? 0.0 : wxy * static_cast<double>(dz));
       });
     });
   });
