@@ -457,3 +457,30 @@ def test_float64_gaussian_tail_masses_keep_full_relative_precision():
     z = (x - 1).abs() / math.sqrt(2)
     bound = 4 * z**2 * torch.finfo(torch.float64).eps + 1e-15
     assert ((ours - exact).abs() / exact <= bound).all()
+
+
+@pytest.mark.parametrize("kernel", ["triangular", "bspline", "box"])
+@pytest.mark.parametrize("bad", [math.nan, math.inf])
+def test_nonfinite_weight_reaches_only_the_bins_of_its_kernels_mass(device, kernel, bad):
+    # Samples on and near the range's ends, where windows are clamped inside
+    # it: their masses past a compact kernel's support (0 in the dense
+    # formula) had become NaN too. Among many samples (the pieces' and
+    # pairs' paths hand such a block to the windows) and alone.
+    f64 = torch.float64
+    gen = torch.Generator().manual_seed(7)
+    for x0, y0, z0 in [(1.0, 0.5, 0.0), (0.0, 0.97, 0.31), (0.53, 1.0, 1.0)]:
+        for n in (1, 300_000):
+            pts = torch.rand(n, 3, generator=gen, dtype=f64)
+            pts[-1] = torch.tensor([x0, y0, z0], dtype=f64)
+            w = torch.ones(n, dtype=f64)
+            w[-1] = bad
+            one = pts[-1:].T
+            for axes in (1, 2, 3):
+                coords = [pts[:, a].to(device) for a in range(axes)]
+                bins, kappa = [8] * axes, [16.0] * axes
+                params = torch.stack([torch.ops.softhist.params(c, 8, 0.0, 1.0, 16.0, kernel) for c in coords])
+                out = torch.ops.softhist.scatter(coords, w.to(device), params, bins, [0] * axes, kernel).cpu()
+                mass = reference.histogramdd([one[a] for a in range(axes)], bins, [0.0] * axes, [1.0] * axes,
+                                             kappa, kernel)
+                reached = ~torch.isfinite(out)
+                assert torch.equal(reached, mass != 0), (x0, y0, z0, n, axes)
