@@ -127,7 +127,7 @@ STABLE_TORCH_LIBRARY(softhist, m) {
   // uneven edges and a compact kernel: uneven Chebyshev pieces), each sample's
   // piece (int32; -1 for a sample that reaches no bin) and its place in it
   // (float64 for float64 x, else float32), both x's shape; taken (0-d bool):
-  // whether it kept them (else they are zeros). CPU; no
+  // whether it kept them (else their values are unspecified). CPU; no
   // derivative of its own.
   m.def(
       "scatter_places(Tensor x, Tensor? weight, Tensor params, int bins, str kernel) "

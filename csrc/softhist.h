@@ -116,7 +116,7 @@ inline std::tuple<at::Tensor, at::Tensor, at::Tensor> scatter_edge_sums(
 // One axis: scatter at order 0 (the histogram) and, where it kept them
 // (taken, a 0-d bool: over uneven Chebyshev pieces), each sample's piece
 // (int32, -1 where it reaches no bin) and place in it (float64 for float64
-// x, else float32; zeros where not taken), for gather_at_places. It
+// x, else float32; unspecified where not taken), for gather_at_places. It
 // has no derivative.
 inline std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> scatter_places(
     const at::Tensor& x, const std::optional<at::Tensor>& weight, const at::Tensor& params,

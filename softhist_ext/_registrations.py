@@ -202,12 +202,13 @@ def _saves_edge_sums(needs_params, coords, orders, kernel, edge_axes):
 def _keeps_places(needs, params, coords, orders, kernel, edge_axes):
     """Whether scatter's forward is scatter_places, which keeps the places of
     the samples for its backward's gathers where locating them costs about as
-    much as the rest of a pass (it says where: uneven pieces): one axis at
-    order 0 over explicit edges, on the CPU, a kernel with a gradient, when x
-    or the weights (needs: scatter's needs_input_grad) need one."""
+    much as the rest of a pass (it says where: uneven pieces, which only the
+    compact kernels take): one axis at order 0 over explicit edges, on the
+    CPU, when x or the weights (needs: scatter's needs_input_grad) need a
+    gradient; as csrc/autograd's rule."""
     return (len(coords) == 1 and (needs[0] or needs[6]) and list(orders) == [0] and not edge_axes
             and params.dim() == 2 and params.shape[1] > 4 and coords[0].device.type == "cpu"
-            and kernel != "hard")
+            and kernel in ("triangular", "bspline", "box"))
 
 
 def _params_grad(coords, weight, upstream, params, bins, orders, kernel, edge_axes, grad_coords,

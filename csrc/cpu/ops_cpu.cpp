@@ -214,10 +214,6 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> scatter_places_cpu(const Tensor& x_in
     Engine<T, C>::scatter({x}, wc.has_value() ? wc->const_data_ptr<T>() : nullptr, params, pb,
                           kernel, hist.mutable_data_ptr<T>(), &places);
     *taken.mutable_data_ptr<bool>() = places.kept;
-    if (!places.kept) {  // (zeros, as the sums', so that the outputs are determined)
-      std::fill_n(places.pieces, pieces.numel(), 0);
-      std::fill_n(places.deltas, deltas.numel(), C(0));
-    }
   });
   return {hist, pieces, deltas, taken};
 }
