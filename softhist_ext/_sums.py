@@ -8,6 +8,7 @@ thread. So a long sum into one number is taken in blocks first."""
 import torch
 from torch import Tensor
 
+
 def total(t: Tensor, axes: int) -> Tensor:
     """t summed over its last `axes` dimensions (shape t.shape[:-axes]),
     the same bits for any thread count."""
