@@ -324,6 +324,13 @@ SOFTHIST_HD int log2_max_abs_d(Kernel k, int64_t order) {
   return 0;
 }
 
+// A sample's weight times a mass of one of its bins, for the scatters of every
+// backend: 0 where the mass is, whatever the weight, so that a NaN or infinite
+// weight reaches no bin past the kernel's support or cut.
+SOFTHIST_HD double weighted_mass(double weight, double mass) {
+  return mass != 0 ? weight * mass : 0.0;
+}
+
 // v rounded to the type T and back. The volatile keeps the rounding: GCC 12's
 // SLP vectorizer drops it from two adjacent double -> float -> double round
 // trips (-O2 and above).

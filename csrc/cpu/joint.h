@@ -207,15 +207,12 @@ SOFTHIST_CLONES void scatter_chunk_joint(const std::array<const T*, D>& x, const
       const int64_t o = lay.offset(blk.first, l), shift = aligned ? o % kQuad : 0;
       const double* yl = rows.data() + l * stride + kQuad;
       double* a = acc + o;
-      // A NaN or infinite weight adds only the masses that are not 0: times
-      // a zero (past the kernel's support or cut, in the window or its
-      // padding) it would make NaN.
+      // A NaN or infinite weight adds only the masses that are not 0
+      // (weighted_mass), in the window or past it in its padding.
       if (!std::isfinite(blk.scale[l])) {
         for (int64_t m = 0; m < count; ++m)
-          for (int64_t j = 0; j < last; ++j) {
-            const double mass = unscaled[m * kLanes + l] * yl[j];
-            if (mass != 0) a[offset[m] + j] += blk.scale[l] * mass;
-          }
+          for (int64_t j = 0; j < last; ++j)
+            a[offset[m] + j] += weighted_mass(blk.scale[l], unscaled[m * kLanes + l] * yl[j]);
         continue;
       }
       // (Two axes: the rows are evenly spaced; no offset to load.)

@@ -141,9 +141,8 @@ SOFTHIST_HD void add_window_vectors(const C* v, int64_t span, const int32_t* fir
 // differences (bin masses), or with Edges the values themselves (edge sums),
 // times scale. Each sample adds 8 consecutive bins (4 for windows of up to 4)
 // as one vector, zeros past its window (add_window_vectors). A block with a
-// NaN or infinite weight adds its masses one by one, and only those that are
-// not 0, since such a weight times a zero would reach other bins (those past
-// the kernel's support or cut in its window).
+// NaN or infinite weight adds its masses one by one (weighted_mass: such a
+// weight times a zero past the kernel's support or cut would reach that bin).
 template <bool Edges, typename C>
 SOFTHIST_CLONES void add_windows(const C* v, int64_t edges, const int32_t* first,
                                  const double* scale, LaneSums& sums) {
@@ -159,7 +158,7 @@ SOFTHIST_CLONES void add_windows(const C* v, int64_t edges, const int32_t* first
     for (int64_t k = 0; k < span; ++k) {
       const double mass = static_cast<double>(vl[k * kLanes]) -
                           (Edges ? 0.0 : static_cast<double>(vl[(k + 1) * kLanes]));
-      if (mass != 0) a[k] += scale[l] * mass;
+      a[k] += weighted_mass(scale[l], mass);
     }
   }
 }

@@ -75,9 +75,7 @@ struct SmoothSample {
     const C cur = edge_value(k + 1);
     const double mass = static_cast<double>(prev) - static_cast<double>(cur);
     prev = cur;
-    // (A zero mass adds 0: a NaN or infinite weight reaches no bin past the
-    // kernel's support or cut, as on the CPU.)
-    return mass != 0 ? weight * mass : 0.0;
+    return weighted_mass(weight, mass);
   }
 };
 
@@ -88,8 +86,7 @@ struct EdgeSample : SmoothSample<K, Order, C> {
   __device__ static int64_t span(const Window& win) { return win.edges; }
   __device__ void start(int64_t) {}
   __device__ double next(int64_t k, double weight) {
-    const double value = static_cast<double>(this->edge_value(k));
-    return value != 0 ? weight * value : 0.0;  // (as SmoothSample's)
+    return weighted_mass(weight, static_cast<double>(this->edge_value(k)));
   }
 };
 
