@@ -301,6 +301,27 @@ def test_batched_equals_a_loop_over_items_and_channels():
                                               lo, hi), one.reshape(1, 1), rtol=1e-12, atol=1e-14)
 
 
+def test_distances_do_not_depend_on_thread_count_past_32768_bins():
+    # One histogram's sums over more than 32768 bins (its mass, each
+    # distance's sum, the normalisation's gradient) had followed torch's
+    # per-thread parts.
+    gen = torch.Generator().manual_seed(3)
+    x, y = torch.rand(100_000, generator=gen), torch.rand(100_000, generator=gen)
+    threads = torch.get_num_threads()
+    try:
+        for distance in losses.DISTANCES:
+            results = []
+            for n in (1, 2, 3):
+                torch.set_num_threads(n)
+                xi = x.clone().requires_grad_()
+                value = losses.histogram_distance(xi, y, distance, 40_000, 0.0, 1.0, kernel="box")
+                results.append((value, *torch.autograd.grad(value, xi)))
+            for r in results[1:]:
+                assert torch.equal(r[0], results[0][0]) and torch.equal(r[1], results[0][1]), distance
+    finally:
+        torch.set_num_threads(threads)
+
+
 def test_reductions_and_dtypes():
     x, y = pair(11, dtype=torch.float32)
     d = losses.histogram_distance(x, y, "js", 16, 0.0, 1.0)

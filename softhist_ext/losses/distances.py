@@ -9,6 +9,7 @@ from torch import Tensor
 from .. import _checks
 from . import _reduction
 from .._ranges import bin_width, check_own_or_fixed, finite_range, to_unit
+from .._sums import divided, total
 from ..ops import histc
 
 #: The distances histogram_distance and HistogramLoss take.
@@ -55,40 +56,40 @@ def _distance(p: Tensor, q: Tensor, distance: str, width: Tensor) -> Tensor:
     """distance between the probability histograms p and q (..., bins) along
     the last dimension; width: the bin width (broadcast to p.shape[:-1])."""
     if distance == "l1":
-        return (p - q).abs().sum(-1)
+        return total((p - q).abs(), 1)
     if distance == "l2":
-        return _safe_sqrt((p - q).pow(2).sum(-1))
+        return _safe_sqrt(total((p - q).pow(2), 1))
     if distance == "emd":
         # The CDFs at the inner edges (at the outer ones both are 0 and 1).
         cdf = torch.cumsum(p - q, -1)[..., :-1]
-        return cdf.abs().sum(-1) * width
+        return total(cdf.abs(), 1) * width
     if distance == "hellinger":
-        return _safe_sqrt(0.5 * (_capped_sqrt(p) - _capped_sqrt(q)).pow(2).sum(-1))
+        return _safe_sqrt(0.5 * total((_capped_sqrt(p) - _capped_sqrt(q)).pow(2), 1))
     if distance == "chi2":
         s = p + q
         pos = s > 0
-        return 0.5 * torch.where(pos, (p - q).pow(2) / torch.where(pos, s, torch.ones_like(s)),
-                                 torch.zeros_like(s)).sum(-1)
+        return 0.5 * total(torch.where(pos, (p - q).pow(2) / torch.where(pos, s, torch.ones_like(s)),
+                                       torch.zeros_like(s)), 1)
     if distance == "kl":
         # KL(target || input), torch's kl_div order; both smoothed.
         eps = 1e-10  # EPS
         n = p.shape[-1]
         ps = (p + eps) / (1 + n * eps)
         qs = (q + eps) / (1 + n * eps)
-        return (qs * (torch.log(qs) - torch.log(ps))).sum(-1)
+        return total(qs * (torch.log(qs) - torch.log(ps)), 1)
     if distance == "js":
         m = 0.5 * (p + q)
-        return (0.5 * (_xlogx(p) + _xlogx(q)) - _xlogx(m)).sum(-1)
+        return total(0.5 * (_xlogx(p) + _xlogx(q)) - _xlogx(m), 1)
     if distance == "bhattacharyya":
         eps = 1e-10  # EPS
-        bc = (_capped_sqrt(p) * _capped_sqrt(q)).sum(-1)
+        bc = total(_capped_sqrt(p) * _capped_sqrt(q), 1)
         # log((1 + eps) / (bc + eps)): exactly 0 at bc = 1 in any dtype, where
         # log1p(eps) - log(bc + eps) is eps once 1 + eps rounds to 1.
         return torch.log((1 + eps) / (bc + eps)).clamp_min(0)
     if distance == "intersection":
         # 1 - sum min(p, q) for normalised p and q, summed as sum (p - min(p, q)):
         # exactly 0 for equal histograms.
-        return (p - torch.minimum(p, q)).sum(-1)
+        return total(p - torch.minimum(p, q), 1)
     raise ValueError(_unknown_distance(distance))
 
 
@@ -243,12 +244,13 @@ def histogram_distance(
         hx_ = histc(x, bins, float(min), float(max), kappa, kernel, None, -1, False, False, conserve_mass)
         hy_ = histc(y, bins, float(min), float(max), kappa, kernel, None, -1, False, False, conserve_mass)
         width = torch.full(x.shape[:2], (float(max) - float(min)) / bins, dtype=compute, device=x.device)
-    tx = hx_.sum(-1, keepdim=True)
-    ty = hy_.sum(-1, keepdim=True)
+    # (total and divided: the same bits for any thread count, however many bins.)
+    tx = total(hx_, 1).unsqueeze(-1)
+    ty = total(hy_, 1).unsqueeze(-1)
     _check_histogram_mass(tx, "input", min is None)
     _check_histogram_mass(ty, "target", min is None)
-    p = hx_ / tx.clamp_min(1e-300)
-    q = hy_ / ty.clamp_min(1e-300)
+    p = divided(hx_, tx.clamp_min(1e-300), 1)
+    q = divided(hy_, ty.clamp_min(1e-300), 1)
     out = _distance(p, q, distance, width)
     return out.reshape(()) if input.dim() == 1 else out
 
