@@ -224,6 +224,16 @@ def histc(
     params = _params_row(x, bins, min, max, kappa, kernel, conserve_mass)[None]
     out = torch.ops.softhist.scatter([x], w, params, [bins], [0], kernel)
     if straight_through:
+        # The hard count bins in the samples' type: params checks that the
+        # range fits it for "hard" only, and the scatter does so for rows on
+        # the host; on a device, params' smooth row is not read there.
+        check = x.device.type != "cpu"
+        if not torch.jit.is_scripting():
+            check = check and not torch.compiler.is_compiling()
+        if check:
+            lo, hi = _number(min), _number(max)
+            if lo != hi:
+                torch.ops.softhist.params(x.reshape(-1)[:0], bins, lo, hi, None, "hard", conserve_mass)
         w_hard = w.detach() if w is not None else None
         hard = torch.ops.softhist.scatter([x.detach()], w_hard, params.detach(), [bins], [0], "hard")
         out = hard + (out - out.detach())

@@ -680,3 +680,17 @@ def test_joint_explicit_edges_histogramdd_and_its_gradients_equal_the_cpu():
         results.append((hist, *torch.autograd.grad(hist.pow(2).sum(), [xr, wr, *er])))
     for cuda, cpu in zip(results[1], results[0]):
         close_to_cpu(cuda, cpu, 1e-10)
+
+
+def test_straight_through_refuses_a_range_beyond_the_samples_type():
+    # The hard count's range check reads params on the host, the CPU's scatter
+    # does: on CUDA, every float16 sample had landed in the last bin.
+    h = torch.tensor([0.0, 100.0, -60000.0], dtype=torch.float16, device="cuda")
+    with pytest.raises(RuntimeError, match="beyond Half's finite values"):
+        softhist_ext.histc(h, 4, -1e5, 1e5, straight_through=True)
+    lo, hi = torch.tensor(-1e5, device="cuda"), torch.tensor(1e5, device="cuda")
+    with pytest.raises(RuntimeError, match="beyond Half's finite values"):
+        softhist_ext.histc(h, 4, lo, hi, straight_through=True)
+    wide = h.float()
+    assert torch.equal(softhist_ext.histc(wide, 4, -1e5, 1e5, straight_through=True).cpu(),
+                       torch.histc(wide.cpu(), 4, -1e5, 1e5))
