@@ -17,19 +17,37 @@ from torch import Tensor
 
 
 class _SumAcrossRanks(torch.autograd.Function):
+    """The sum over ranks, whose backward passes the gradient through
+    (_PassToRanks): every rank holds the gradient of the same loss with
+    respect to the same global histogram, which is also the gradient with
+    respect to its own term of the sum."""
+
     @staticmethod
     def forward(ctx, hist: Tensor, group: Optional[dist.ProcessGroup]) -> Tensor:
+        ctx.group = group
         total = hist.clone()  # all_reduce works in place; leave the caller's tensor alone
         dist.all_reduce(total, op=dist.ReduceOp.SUM, group=group)
         return total
 
     @staticmethod
     def backward(ctx, grad: Tensor):
-        # Every rank holds the gradient of the same loss with respect to the same
-        # global histogram, which is also the gradient with respect to its own
-        # term of the sum: pass it through (no communication, and differentiable
-        # again for double backward).
-        return grad, None
+        return _PassToRanks.apply(grad, ctx.group), None
+
+
+class _PassToRanks(torch.autograd.Function):
+    """_SumAcrossRanks' backward, the identity on each rank's copy of the
+    global gradient; its own backward (double backward) sums over ranks,
+    since that gradient is one value shared by all of them: each rank's
+    second-order term reaches every rank's samples."""
+
+    @staticmethod
+    def forward(ctx, grad: Tensor, group: Optional[dist.ProcessGroup]) -> Tensor:
+        ctx.group = group
+        return grad.clone()
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        return _SumAcrossRanks.apply(grad, ctx.group), None
 
 
 def all_reduce_histogram(hist: Tensor, group: Optional[dist.ProcessGroup] = None) -> Tensor:
@@ -50,6 +68,10 @@ def all_reduce_histogram(hist: Tensor, group: Optional[dist.ProcessGroup] = None
     instead sums the gradients over ranks in its backward (right when the
     total loss is the sum of per-rank losses), which here would multiply them
     by the world size.
+
+    Second-order gradients (``create_graph=True``, e.g. a gradient penalty
+    that every rank computes from globally reduced quantities) are the single
+    process's too: the double backward sums over the ranks.
 
     A parameter shared by all ranks (a model weight) receives on each rank the
     part of its gradient that flows through that rank's samples: the
