@@ -363,6 +363,13 @@ def test_mi_argument_errors():
         softhist_ext.mutual_information(x, y, kappa=30.0)
     with pytest.raises(IndexError, match="dim must be in"):
         softhist_ext.mutual_information(x, y, dim=[4])
+    # Integer x or y, in either order: an integer y had been cast, an integer
+    # x refused, and with a range refused for its "shape, dtype and device".
+    levels = (x * 255).long()
+    for a, b in ((levels, y), (x, levels)):
+        for args in ((), (32, 0.0, 255.0)):
+            with pytest.raises(ValueError, match="needs floating-point x and y, got .*convert them"):
+                softhist_ext.mutual_information(a, b, *args)
     # min == max would be histc2d's range over the whole batch, not a fixed one
     for lo, hi in ((0.0, 0.0), ((0.0, 5.0), (1.0, 5.0))):
         with pytest.raises(ValueError, match="min must be below max on each axis"):

@@ -73,8 +73,8 @@ void launch(void (*kernel)(Params...), int64_t items, int threads, size_t shared
     cudaFuncAttributes attributes;
     check_cuda(cudaFuncGetAttributes(&attributes, kernel));
     if (shared_bytes > static_cast<size_t>(attributes.maxDynamicSharedSizeBytes))
-      STD_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                          static_cast<int>(shared_bytes)));
+      check_cuda(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                      static_cast<int>(shared_bytes)));
   }
   const auto blocks = static_cast<unsigned>(std::min(items, kMaxGrid));
   kernel<<<blocks, threads, shared_bytes, stream>>>(std::forward<Args>(args)...);

@@ -137,7 +137,10 @@ def mutual_information(
         raise ValueError(f"softhist: x and y must have the same shape, got {list(x.shape)} and {list(y.shape)}")
     if weight is not None and weight.shape != x.shape:
         raise ValueError(f"softhist: weight must have x's shape {list(x.shape)}, got {list(weight.shape)}")
-    if x.dtype != y.dtype and x.is_floating_point() and y.is_floating_point():
+    if not (x.is_floating_point() and y.is_floating_point()):
+        raise ValueError(f"softhist: mutual_information needs floating-point x and y, got {x.dtype} "
+                         f"and {y.dtype}; convert them with .float()")
+    if x.dtype != y.dtype:
         # Both in the wider dtype, as torch's binary ops (whatever the batch size).
         common = torch.promote_types(x.dtype, y.dtype)
         x, y = x.to(common), y.to(common)
@@ -165,16 +168,13 @@ def mutual_information(
     # its first assignment.
     lo: Tuple[float, float] = (0.0, 0.0)
     hi: Tuple[float, float] = (1.0, 1.0)
-    if xs.is_floating_point():
-        # float32 at least: a joint bin of a float16 image (its background)
-        # passes 65504 pairs easily. Weights (a bool mask, say) alike.
-        compute = compute_dtype(xs)
-        xs, ys = xs.to(compute), ys.to(compute)
-        if w is not None:
-            w = w.to(compute)
+    # float32 at least: a joint bin of a float16 image (its background)
+    # passes 65504 pairs easily. Weights (a bool mask, say) alike.
+    compute = compute_dtype(xs)
+    xs, ys = xs.to(compute), ys.to(compute)
+    if w is not None:
+        w = w.to(compute)
     if own_range:
-        if not xs.is_floating_point():
-            raise ValueError(f"softhist: mutual_information needs floating-point x and y, got {xs.dtype}")
         if w is None and xs.numel() == xs.shape[-1]:
             # One item: histc2d's range from the data (min == max) is its own.
             lo = (0.0, 0.0)
