@@ -303,6 +303,8 @@ def test_own_range_makes_units_irrelevant():
     (lambda x: equalize_clahe(x, grid_size=(9, 2)), ValueError, "grid_size"),
     (lambda x: equalize_clahe(x, grid_size=4), TypeError, "grid_size must be a pair of ints"),
     (lambda x: equalize_clahe(x, clip_limit=-1.0), ValueError, "clip_limit must be >= 0 (0 or inf: no clipping)"),
+    (lambda x: equalize_clahe(x, clip_limit=torch.tensor(2.0, requires_grad=True)), TypeError,
+     "equalize_clahe's clip_limit must be a number (a constant for autograd here)"),
     (lambda x: match_histograms(x, torch.rand(2, 2, 8, 8)), ValueError, "must broadcast"),
     (lambda x: match_histograms(x, [1.0]), TypeError, "reference must be a Tensor"),
 ])

@@ -142,7 +142,7 @@ def equalize_clahe(
         >>> out.mean().backward()
     """
     if not torch.jit.is_scripting():
-        _checks.arguments("equalize_clahe", image=(image, "Tensor"), clip_limit=(clip_limit, "number"))
+        _checks.arguments("equalize_clahe", image=(image, "Tensor"), clip_limit=(clip_limit, "constant"))
         _lookup.check_types("equalize_clahe", bins, min, max, kappa, kernel)
         _check_grid_type(grid_size)
     _lookup.check_image("equalize_clahe", "image", image, 2)
