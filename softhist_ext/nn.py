@@ -64,6 +64,10 @@ class SoftHistogram(torch.nn.Module):
         self.kernel = kernel
         self.learnable = learnable
         self.dim = dim
+        # Checks bins, the range, kappa and the kernel now rather than at the
+        # first forward; the default kappa for these bins, as histc sets it.
+        start = torch.ops.softhist.params(torch.zeros(1), self.bins, self.min, self.max,
+                                          None if k is None else float(k), kernel)
         if learnable:
             if kernel == "hard":
                 raise ValueError("softhist: learnable=True needs a smooth kernel (the hard "
@@ -71,9 +75,6 @@ class SoftHistogram(torch.nn.Module):
             if not self.min < self.max:
                 raise ValueError(f"softhist: learnable=True needs min < max, where its edges "
                                  f"start evenly spaced; got min={self.min}, max={self.max}")
-            # The default kappa for these bins, as histc sets it (and checks the range).
-            start = torch.ops.softhist.params(torch.zeros(1), self.bins, self.min, self.max,
-                                              None if k is None else float(k), kernel)
             dtype = torch.get_default_dtype()
             edges = torch.linspace(self.min, self.max, self.bins + 1, dtype=dtype)
             if not edges.is_meta and not bool((edges[1:] > edges[:-1]).all()):  # (torch.device('meta'))

@@ -885,8 +885,12 @@ def _check_edges(edges: Tensor, input: Tensor, op: str = "histogram") -> None:
         return  # the op checks the values of smooth kernels' edges (a data-dependent branch here)
     d = edges.detach()
     if not bool(torch.isfinite(d).all()) or not bool((d[1:] > d[:-1]).all()):
+        short = ""
+        if edges.dtype == torch.float16 or edges.dtype == torch.bfloat16:
+            short = (f"; {edges.dtype} holds few distinct values (a layer cast with .half(), say, "
+                     "merges close edges): keep the edges in float32")
         raise ValueError(f"softhist: {op}'s edges must be finite and strictly increasing; sort them "
-                         "(torch.sort) or, if they were learned, keep them apart")
+                         f"(torch.sort) or, if they were learned, keep them apart{short}")
 
 
 def _explicit_params(x: Tensor, edges: Tensor, kappa: Union[None, float, Tensor], kernel: str,

@@ -247,6 +247,17 @@ def test_scripted_and_compiled_family_calls(device):
         torch.testing.assert_close(grad, g_eager)
 
 
+def test_soft_histogram_checks_its_arguments_when_built():
+    # Not at the first forward (a fixed layer had built with any bins or kernel).
+    for kwargs, words in ((dict(kernel="foo"), "kernel must be one of"), (dict(bins=0), "bins must be between 1"),
+                          (dict(min=1.0, max=0.0), "min must not exceed max"),
+                          (dict(kappa=-1.0), "kappa must be a positive"),
+                          (dict(kernel="hard", kappa=2.0), "hard kernel takes no kappa")):
+        args = {"bins": 4, "min": 0.0, "max": 1.0, **kwargs}
+        with pytest.raises(RuntimeError, match=words):
+            softhist_ext.nn.SoftHistogram(**args)
+
+
 def test_family_argument_errors():
     x = torch.randn(10)
     with pytest.raises(RuntimeError, match='kernel must be one of "logistic"'):
