@@ -248,6 +248,22 @@ def test_compiled_and_scripted_joint_histogram(device):
         torch.testing.assert_close(grad, g_eager)
 
 
+def test_compiled_mi_of_an_item_with_no_mass_is_zero_not_nan():
+    # Compiled code skips the eager error (a data-dependent branch); float32's
+    # mass had been floored at 1e-300, which rounds to 0: 0 / 0.
+    x = torch.rand(2, 1, 8, 8, requires_grad=True)
+    y = torch.rand(2, 1, 8, 8)
+    w = torch.ones(2, 1, 8, 8)
+    w[1] = 0
+    for args in ((), (8, 0.0, 1.0)):
+        mi = torch.compile(lambda a, b, w: softhist_ext.mutual_information(a, b, *args, weight=w),
+                           backend="eager", fullgraph=True)(x, y, w)
+        torch.testing.assert_close(mi[0], softhist_ext.mutual_information(x[:1], y[:1], *args)[0])
+        assert mi[1] == 0
+        (grad,) = torch.autograd.grad(mi.sum(), x)
+        assert bool(grad.isfinite().all())
+
+
 def _volumes(shape, dtype=torch.float32, seed=0):
     gen = torch.Generator().manual_seed(seed)
     base = torch.rand(shape, generator=gen, dtype=torch.float64)

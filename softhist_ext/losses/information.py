@@ -194,7 +194,9 @@ def mutual_information(
     # (Sums whose bits do not depend on the thread count, gradients included.)
     total = _sums.total(joint, 2)[..., None, None]
     _check_mass(total.reshape(lead), xs.shape[-1], w, own_range)
-    p = _sums.divided(joint, total.clamp_min(1e-300), 2)
+    # (1 for an item with no mass, which only compiled code reaches: its MI
+    # 0. A floor like 1e-300 rounds to 0 in float32.)
+    p = _sums.divided(joint, torch.where(total > 0, total, torch.ones_like(total)), 2)
     h_x = _entropy(p.sum(-1), [-1])
     h_y = _entropy(p.sum(-2), [-1])
     mi = h_x + h_y - _entropy(p, [-2, -1])
@@ -210,7 +212,8 @@ def mutual_information(
 def _check_mass(total: Tensor, n: int, w: Optional[Tensor], own_range: bool) -> None:
     """Raise for items with no mass (their MI would be NaN); warn when a fixed
     range leaves out much of an item's mass. Skipped under torch.compile (a
-    data-dependent branch), where such an item's MI is 0."""
+    data-dependent branch), where such an item's MI is 0 (normalized: 1,
+    a constant image's), with finite gradients."""
     if not torch.jit.is_scripting():
         if torch.compiler.is_compiling():
             return
