@@ -53,7 +53,7 @@ def _tensor_row(x: Tensor, bins: int, lo: Union[float, Tensor], hi: Union[float,
     lo_t, hi_t = _scalar_param(lo, x), _scalar_param(hi, x)
     if kappa is None:
         # kappa * width for kappa=None: the params op's policy, asked of it
-        width_kappa = torch.ops.softhist.params(x[:1].detach(), 1, 0.0, 1.0, None, kernel, False)[2]
+        width_kappa = torch.ops.softhist.params(x.reshape(-1)[:1].detach(), 1, 0.0, 1.0, None, kernel, False)[2]
         kappa_t = width_kappa * bins / (hi_t - lo_t)
     else:
         kappa_t = _scalar_param(kappa, x)

@@ -384,6 +384,14 @@ def test_torchscript_and_compile_with_a_tensor_range(device):
         torch.testing.assert_close(grads, expected)
 
 
+def test_compiled_default_kappa_of_a_tensor_range_over_a_0d_input():
+    # The compiled row had sliced the 0-d input for the default kappa's policy.
+    z = torch.tensor(0.3, dtype=f64)
+    lo = torch.tensor(0.0, dtype=f64, requires_grad=True)
+    f = torch.compile(lambda v, a: softhist_ext.histc(v, 4, a, 1.0, dim=0), backend="eager", fullgraph=True)
+    torch.testing.assert_close(f(z, lo), _dense(z.reshape(1), 4, lo, torch.tensor(1.0, dtype=f64), None, "logistic"))
+
+
 def test_compiled_training_of_a_range_compiles_once():
     # The range's values are never read on the host under torch.compile: no
     # guard on them, so the steps that move them reuse one graph.
