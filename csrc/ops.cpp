@@ -33,8 +33,8 @@ void check_order(int64_t order, Kernel kernel) {
                  " are: forward, backward, double and triple backward)");
   SOFTHIST_CHECK(kernel != Kernel::Hard || order == 0,
                  "softhist: the hard kernel (exact counts) has no derivative with respect "
-                 "to the samples; use a smooth kernel, or histc's straight_through=True for "
-                 "exact counts with a smooth gradient");
+                 "to the samples; use a smooth kernel, or histc's straight_through=True with a "
+                 "smooth kernel (kernel=\"logistic\", say) for exact counts with its gradient");
 }
 
 // kappa * bin width when kappa is not given (the kernel traits in kernels.h).
@@ -279,8 +279,8 @@ Problem check_scatter_args(const std::vector<Tensor>& coords, const std::optiona
     SOFTHIST_CHECK(weight->sizes().equals(input.sizes()),
                    "softhist: weight must have the input's shape");
     SOFTHIST_CHECK(weight->scalar_type() == input.scalar_type(),
-                   "softhist: weight must have the input's dtype, got ",
-                   weight->scalar_type(), " and ", input.scalar_type(),
+                   "softhist: weight must have the input's dtype, got weight ",
+                   weight->scalar_type(), " and input ", input.scalar_type(),
                    "; convert it with weight.to(input.dtype)");
     SOFTHIST_CHECK(weight->device() == input.device(),
                    "softhist: weight must be on the input's device");
