@@ -222,7 +222,10 @@ def histc(
         x = input.movedim(dim, -1)
         w = weight.movedim(dim, -1) if weight is not None else None
     params = _params_row(x, bins, min, max, kappa, kernel, conserve_mass)[None]
-    out = torch.ops.softhist.scatter([x], w, params, [bins], [0], kernel)
+    if density:
+        out = _wide_scatter([x], w, params, [bins], kernel)
+    else:
+        out = torch.ops.softhist.scatter([x], w, params, [bins], [0], kernel)
     if straight_through:
         # The hard count bins in the samples' type: params checks that the
         # range fits it for "hard" only, and the scatter does so for rows on
@@ -235,10 +238,14 @@ def histc(
             if lo != hi:
                 torch.ops.softhist.params(x.reshape(-1)[:0], bins, lo, hi, None, "hard", conserve_mass)
         w_hard = w.detach() if w is not None else None
-        hard = torch.ops.softhist.scatter([x.detach()], w_hard, params.detach(), [bins], [0], "hard")
-        out = hard + (out - out.detach())
+        if density:
+            hard = _wide_scatter([x.detach()], w_hard, params.detach(), [bins], "hard")
+        else:
+            hard = torch.ops.softhist.scatter([x.detach()], w_hard, params.detach(), [bins], [0], "hard")
+        # (nan_to_num: a float16 bin past 65504 stays hard's inf, not inf - inf)
+        out = hard + (out - out.detach()).nan_to_num(0.0, 0.0, 0.0)
     if density:
-        out = _even_density(out, params, [bins])
+        out = _even_density(out, params, [bins], x.dtype)
     return out if dim is None else out.movedim(-1, dim)
 
 
@@ -588,9 +595,10 @@ def _explicit_edges_dd(edges: List[Tensor], x: Tensor, axes: int, range: Optiona
         a += 1
 
 
-def _density(hist: Tensor, widths: List[Tensor]) -> Tensor:
+def _density(hist: Tensor, widths: List[Tensor], dtype: torch.dtype) -> Tensor:
     """hist divided by its sum over its last len(widths) dimensions and by
-    its bins' volumes, as torch's density=True. widths: each axis's, 0-d
+    its bins' volumes, as torch's density=True, in dtype (the samples':
+    hist may be wider, _wide_scatter's). widths: each axis's, 0-d
     (even bins: folded into the sum's divisor) or per bin (explicit edges:
     divided by in turn, so that a volume past the dtype's range still leaves
     empty bins 0). In float64 (float32 bins of 4e-23 have volumes below
@@ -604,28 +612,71 @@ def _density(hist: Tensor, widths: List[Tensor]) -> Tensor:
         while a < axes:
             d = d * widths[a].to(torch.float64)
             a += 1
-        return _sums.divided(h, d, axes).to(hist.dtype)
+        return _sums.divided(h, d, axes).to(dtype)
     h = _sums.divided(h, d, axes)
     a = 0
     while a < axes:
         shape = [-1] + [1] * (axes - 1 - a)
         h = h / widths[a].to(torch.float64).reshape(shape)
         a += 1
-    return h.to(hist.dtype)
+    return h.to(dtype)
 
 
 def _edges_density(hist: Tensor, edges: List[Tensor]) -> Tensor:
     """_density by the widths of the bins between edges, as
-    torch.histogramdd's density."""
-    return _density(hist, [e.diff() for e in edges])
+    torch.histogramdd's density, in the edges' dtype."""
+    return _density(hist, [e.diff() for e in edges], edges[0].dtype)
 
 
-def _even_density(hist: Tensor, params: Tensor, bins: List[int]) -> Tensor:
+def _even_density(hist: Tensor, params: Tensor, bins: List[int], dtype: torch.dtype) -> Tensor:
     """_density of even bins: their nominal widths, from params' float64
     ranges (not from edges rounded to the input's dtype)."""
     widths = (params[:, 1] - params[:, 0]) / torch.tensor(bins, dtype=torch.float64,
                                                           device=params.device)
-    return _density(hist, list(widths.unbind(0)))
+    return _density(hist, list(widths.unbind(0)), dtype)
+
+
+def _linspace(lo: float, hi: float, steps: int, like: Tensor) -> Tensor:
+    """torch.linspace in like's dtype and on its device, as torch.histogramdd
+    makes its edges; 16-bit types (which torch's lacks) through float32, where
+    hi - lo may pass float16's 65504 while both ends lie within it."""
+    if like.dtype == torch.float16 or like.dtype == torch.bfloat16:
+        return torch.linspace(lo, hi, steps, dtype=torch.float32, device=like.device).to(like.dtype)
+    return torch.linspace(lo, hi, steps, dtype=like.dtype, device=like.device)
+
+
+def _wide_scatter(coords: List[Tensor], w: Optional[Tensor], params: Tensor, bins: List[int],
+                  kernel: str) -> Tensor:
+    """torch.ops.softhist.scatter's histogram for a density: float16's bins
+    pass 65504 (and lose integers past 2048) long before the density does,
+    so float16 samples are scattered in rows of 2048 (padded with NaN, which
+    adds nothing), each row's bins exact in float16, summed in float32."""
+    x = coords[0]
+    if x.dtype != torch.float16:
+        return torch.ops.softhist.scatter(coords, w, params, bins, [0] * len(bins), kernel)
+    row = 2048
+    lead = list(x.shape[:-1])
+    pad = (-x.shape[-1]) % row
+    rows = [torch.nn.functional.pad(c, [0, pad], value=float("nan")).reshape(lead + [-1, row])
+            for c in coords]
+    w_rows: Optional[Tensor] = None
+    if w is not None:
+        w_rows = torch.nn.functional.pad(w, [0, pad]).reshape(lead + [-1, row])
+    h = torch.ops.softhist.scatter(rows, w_rows, params, bins, [0] * len(bins), kernel)
+    # (the rows' dimension last, for a sum whose bits do not depend on the thread count)
+    return _sums.total(h.to(torch.float32).movedim(len(lead), -1), 1)
+
+
+def _check_hard_edges(edges: List[Tensor], fn: str) -> None:
+    """The hard kernel's explicit edges get no gradient: edges that would
+    (grad mode on, requires_grad) are an error rather than a graph that
+    stops there without a word."""
+    if torch.is_grad_enabled():
+        for e in edges:
+            if e.requires_grad:
+                raise ValueError(f"softhist: {fn}'s hard kernel has no gradient with respect to its "
+                                 "edges, which require grad; pass them detached (edges.detach()), "
+                                 "or use a smooth kernel")
 
 
 def _check_floating(input: Tensor, fn: str) -> None:
@@ -681,11 +732,12 @@ def _learnable_histogramdd(x: Tensor, w: Optional[Tensor], given_edges: List[Ten
         edges = [(params[a, 0] + (params[a, 1] - params[a, 0])
                   * torch.linspace(0.0, 1.0, b + 1, dtype=torch.float64, device=x.device)).to(x.dtype)
                  for a, b in enumerate(bins)]
-    hist = torch.ops.softhist.scatter(coords, w, params, bins, [0] * axes, kernel)
-    if density and len(given_edges) > 0:
-        hist = _edges_density(hist, edges)
-    elif density:
-        hist = _even_density(hist, params, bins)
+    if not density:
+        hist = torch.ops.softhist.scatter(coords, w, params, bins, [0] * axes, kernel)
+    elif len(given_edges) > 0:
+        hist = _edges_density(_wide_scatter(coords, w, params, bins, kernel), edges)
+    else:
+        hist = _even_density(_wide_scatter(coords, w, params, bins, kernel), params, bins, x.dtype)
     return HistogramddResult(hist, edges)
 
 
@@ -832,13 +884,17 @@ def histogramdd(
                     raise ValueError("softhist: the hard kernel takes no kappa (it counts "
                                      "exactly); pass kappa=None, or a smooth kernel")
                 a += 1
-            hist = _hard_histogram(coords, given_edges, w, bins_per_axis).to(input.dtype)
+            _check_hard_edges(given_edges, "histogramdd")
+            hist = _hard_histogram(coords, given_edges, w, bins_per_axis)  # (float64)
         else:
             params = _explicit_params_dd(coords, given_edges, kappas, kernel, conserve_mass)
-            hist = torch.ops.softhist.scatter(coords, w, params, bins_per_axis, [0] * axes, kernel)
+            if density:
+                hist = _wide_scatter(coords, w, params, bins_per_axis, kernel)
+            else:
+                hist = torch.ops.softhist.scatter(coords, w, params, bins_per_axis, [0] * axes, kernel)
         if density:
             hist = _edges_density(hist, given_edges)
-        return HistogramddResult(hist, given_edges)
+        return HistogramddResult(hist.to(input.dtype), given_edges)
     # While loops, not for loops: TorchScript's serialised code writes a for
     # loop with `range`, which the argument of that name hides.
     a = 0
@@ -852,18 +908,20 @@ def histogramdd(
         else:
             lo, hi = _data_range(coords[a])
         rows.append(torch.ops.softhist.params(coords[a], bins_per_axis[a], lo, hi, kappas[a], kernel, conserve_mass))
-        edges.append(torch.linspace(lo, hi, bins_per_axis[a] + 1, dtype=input.dtype, device=input.device))
+        edges.append(_linspace(lo, hi, bins_per_axis[a] + 1, input))
         a += 1
     params = torch.stack(rows)
     if kernel == "hard":
-        hist = _hard_histogram(coords, edges, w, bins_per_axis).to(input.dtype)
+        hist = _hard_histogram(coords, edges, w, bins_per_axis)  # (float64)
+    elif density:
+        hist = _wide_scatter(coords, w, params, bins_per_axis, kernel)
     else:
         hist = torch.ops.softhist.scatter(coords, w, params, bins_per_axis, [0] * axes, kernel)
     if density and kernel == "hard":  # counted by the returned edges: their widths, as torch's
         hist = _edges_density(hist, edges)
     elif density:  # masses of the even bins between the nominal edges: their width
-        hist = _even_density(hist, params, bins_per_axis)
-    return HistogramddResult(hist, edges)
+        hist = _even_density(hist, params, bins_per_axis, input.dtype)
+    return HistogramddResult(hist.to(input.dtype), edges)
 
 
 class HistogramResult(NamedTuple):
@@ -909,10 +967,9 @@ def _edges_histogram(x: Tensor, w: Optional[Tensor], edges: Tensor, kappa: Union
     """A smooth kernel's histogram of each row of x (..., N) over explicit
     edges (checked by _check_edges), (..., bins)."""
     params = _explicit_params(x, edges, kappa, kernel, False)  # (the params op checks kappa)
-    hist = torch.ops.softhist.scatter([x], w, params, [edges.numel() - 1], [0], kernel)
     if density:
-        hist = _edges_density(hist, [edges])
-    return hist
+        return _edges_density(_wide_scatter([x], w, params, [edges.numel() - 1], kernel), [edges])
+    return torch.ops.softhist.scatter([x], w, params, [edges.numel() - 1], [0], kernel)
 
 
 def _learnable_range_histogram(x: Tensor, w: Optional[Tensor], bins: int, lo: Union[float, Tensor],
@@ -1028,8 +1085,9 @@ def histogram(
             if kappa is not None:
                 raise ValueError("softhist: the hard kernel takes no kappa (it counts exactly); "
                                  "pass kappa=None, or a smooth kernel")
-            hist = _hard_histogram([x], [bins], w, [bins.numel() - 1]).to(input.dtype)
+            _check_hard_edges([bins], "histogram")
+            hist = _hard_histogram([x], [bins], w, [bins.numel() - 1])  # (float64)
             if density:
                 hist = _edges_density(hist, [bins.detach()])
-            return HistogramResult(hist, bins)
+            return HistogramResult(hist.to(input.dtype), bins)
         return HistogramResult(_edges_histogram(x, w, bins, kappa, kernel, density), bins)

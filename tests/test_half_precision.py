@@ -75,6 +75,51 @@ def test_density_of_more_samples_than_float16_holds(dtype):
         torch.testing.assert_close(ours.double(), theirs, rtol=1e-2, atol=0, msg=name)
 
 
+def test_density_with_a_bin_past_float16s_range():
+    # A 512 x 512 float16 image with a background of zeros: that bin's count
+    # passes 65504, its density (about 4) does not. The histogram had been
+    # rounded to float16 first: inf / inf, a NaN density.
+    x = torch.zeros(512 * 512, dtype=torch.float16)
+    x[:1000] = torch.linspace(0.3, 1.0, 1000)
+    wide = x.double()
+    hard = torch.histogram(wide, 4, range=(0.0, 1.0), density=True).hist
+    edges = torch.tensor([0.0, 0.25, 0.5, 0.75, 1.0], dtype=torch.float16)
+    results = {
+        "histc hard": (softhist_ext.histc(x, 4, 0.0, 1.0, kernel="hard", density=True), hard),
+        "straight_through": (softhist_ext.histc(x, 4, 0.0, 1.0, straight_through=True, density=True), hard),
+        "histogram hard": (softhist_ext.histogram(x, 4, (0.0, 1.0), kernel="hard", density=True).hist, hard),
+        "histogram edges hard": (softhist_ext.histogram(x, edges, kernel="hard", density=True).hist, hard),
+        "histogramdd hard": (softhist_ext.histogramdd(x[:, None], 4, [0.0, 1.0], kernel="hard",
+                                                      density=True).hist, hard),
+    }
+    for kernel in ("box", "logistic"):
+        soft = reference.histc(wide, 4, 0.0, 1.0, kernel=kernel, density=True)
+        results[f"histc {kernel}"] = (softhist_ext.histc(x, 4, 0.0, 1.0, kernel=kernel, density=True), soft)
+        results[f"histogram edges {kernel}"] = (
+            softhist_ext.histogram(x, edges, kernel=kernel, density=True).hist, soft)
+        results[f"histogramdd {kernel}"] = (
+            softhist_ext.histogramdd(x[:, None], 4, [0.0, 1.0], kernel=kernel, density=True).hist, soft)
+    for name, (ours, theirs) in results.items():
+        assert ours.dtype == torch.float16, name
+        torch.testing.assert_close(ours.double(), theirs, rtol=2e-3, atol=1e-5, msg=name)
+    # Counts past 65504 are float16's inf, also straight through (not inf - inf).
+    counts = softhist_ext.histc(x, 4, 0.0, 1.0, straight_through=True)
+    assert counts[0] == float("inf") and not bool(counts.isnan().any())
+
+
+def test_even_edges_of_a_float16_range_wider_than_65504():
+    # Both ends within float16, their difference not: torch.linspace in
+    # float16 had made the edges NaN and inf, and the hard kernel counted nothing.
+    x = torch.tensor([-40000.0, -10000.0, 0.0, 10000.0, 40000.0], dtype=torch.float16)
+    expected = torch.histogram(x.float(), 4)
+    for result in (softhist_ext.histogram(x, 4, kernel="hard"),
+                   softhist_ext.histogramdd(x[:, None], 4, kernel="hard")):
+        hist, edges = result
+        edges = edges if isinstance(edges, torch.Tensor) else edges[0]
+        assert torch.equal(edges.float(), expected.bin_edges)
+        assert torch.equal(hist.float(), expected.hist)
+
+
 def test_density_over_a_tensor_range_takes_the_nominal_widths():
     # float16 can't hold edges 1/4 apart at 1000: the widths are the
     # nominal range's, as with numbers.

@@ -153,6 +153,21 @@ def test_hard_kernel_has_no_input_gradient():
         hist.sum().backward()
 
 
+def test_hard_kernel_refuses_edges_that_require_grad():
+    # They had been dropped from the graph without a word; under no_grad
+    # (evaluating a learned layer's edges) they count as torch.histogram.
+    x = torch.tensor([0.1, 0.4, 0.4, 0.9], dtype=torch.float64)
+    edges = torch.tensor([0.0, 0.3, 0.5, 1.0], dtype=torch.float64, requires_grad=True)
+    with pytest.raises(ValueError, match="histogram's hard kernel has no gradient with respect to its edges.*detach"):
+        softhist_ext.histogram(x, edges, kernel="hard")
+    with pytest.raises(ValueError, match="histogramdd's hard kernel has no gradient .*edges"):
+        softhist_ext.histogramdd(x[:, None], [edges], kernel="hard")
+    with torch.no_grad():
+        ours = softhist_ext.histogram(x, edges, kernel="hard").hist
+    assert torch.equal(ours, torch.histogram(x, edges.detach()).hist)
+    assert torch.equal(softhist_ext.histogram(x, edges.detach(), kernel="hard").hist, ours)
+
+
 def test_a_range_of_0d_tensors_that_need_no_gradient_is_taken_as_numbers():
     x = torch.rand(100, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     lo, hi = x.min(), x.max()
