@@ -66,8 +66,10 @@ class SoftHistogram(torch.nn.Module):
         self.dim = dim
         # Checks bins, the range, kappa and the kernel now rather than at the
         # first forward; the default kappa for these bins, as histc sets it.
-        start = torch.ops.softhist.params(torch.zeros(1), self.bins, self.min, self.max,
-                                          None if k is None else float(k), kernel)
+        # (On the host, whatever the default device: a number to start from.)
+        start = torch.ops.softhist.params(torch.zeros(1, device="cpu"), self.bins, self.min,
+                                          self.max, None if k is None else float(k), kernel)
+        self.initial_kappa = float(start[2])
         if learnable:
             if kernel == "hard":
                 raise ValueError("softhist: learnable=True needs a smooth kernel (the hard "
@@ -82,10 +84,22 @@ class SoftHistogram(torch.nn.Module):
                                  f"{self.max}] are not distinct in {dtype}, the default dtype: use fewer "
                                  f"bins, a wider range, or torch.set_default_dtype(torch.float64)")
             self.edges = torch.nn.Parameter(edges)
-            self.kappa = torch.nn.Parameter(start[2].to(dtype))
+            self.kappa = torch.nn.Parameter(torch.empty((), dtype=dtype))
+            self.reset_parameters()
         else:
             self.register_parameter("edges", None)
             self.kappa: Optional[float] = float(k) if k is not None else None
+
+    def reset_parameters(self) -> None:
+        """Learnable: the edges evenly spaced over [min, max] again and kappa
+        its starting value, in place (as torch.nn's layers, e.g. after
+        to_empty). Fixed: nothing to reset."""
+        if self.edges is None:
+            return
+        with torch.no_grad():
+            self.edges.copy_(torch.linspace(self.min, self.max, self.bins + 1, dtype=self.edges.dtype,
+                                            device=self.edges.device))
+            self.kappa.fill_(self.initial_kappa)
 
     def forward(self, x: Tensor) -> Tensor:
         edges = self.edges

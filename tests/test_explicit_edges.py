@@ -132,6 +132,23 @@ def test_learnable_layer_builds_on_the_meta_device():
     assert layer.edges.is_meta and layer.kappa.is_meta and layer.edges.shape == (9,)
 
 
+def test_learnable_layer_resets_its_parameters_after_to_empty():
+    # torch.nn's idiom: build on the meta device, materialise, reset.
+    with torch.device("meta"):
+        layer = softhist_ext.nn.SoftHistogram(8, -2.0, 2.0, kappa=3.0, learnable=True)
+    layer = layer.to_empty(device="cpu")
+    layer.reset_parameters()
+    assert torch.equal(layer.edges, torch.linspace(-2.0, 2.0, 9))
+    assert layer.kappa.item() == 3.0 and layer.edges.requires_grad and layer.kappa.requires_grad
+    default = softhist_ext.nn.SoftHistogram(8, -2.0, 2.0, learnable=True)
+    with torch.no_grad():
+        default.edges.mul_(1.1)
+        default.kappa.add_(1.0)
+    default.reset_parameters()  # the default kappa: histc's for these bins
+    assert default.kappa.item() == reference.default_kappa_width("logistic") * 8 / 4.0
+    assert torch.equal(default.edges, torch.linspace(-2.0, 2.0, 9))
+
+
 def test_learnable_layer_errors_name_the_fix():
     # A cast that merges edges names itself, not only sorting or learning.
     with pytest.raises(ValueError, match="strictly increasing.*torch.float16 holds few distinct values"):
