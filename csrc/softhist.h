@@ -14,6 +14,7 @@
 #include <c10/util/ArrayRef.h>
 #include <c10/util/Exception.h>
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string_view>
@@ -30,6 +31,11 @@ c10::TypedOperatorHandle<Signature> find_op(const char* name) {
               " is not registered; link the library (CMake: find_package(SofthistExt) "
               "and target_link_libraries(your_target SofthistExt::SofthistExt))");
   return handle->typed<Signature>();
+}
+
+// weight as an optional: an undefined tensor (LibTorch's "none") is none.
+inline std::optional<at::Tensor> defined_or_none(const std::optional<at::Tensor>& weight) {
+  return weight.has_value() && weight->defined() ? weight : std::nullopt;
 }
 
 }  // namespace detail
@@ -144,8 +150,9 @@ inline at::Tensor gather_at_places(const at::Tensor& x, const at::Tensor& hist,
 inline at::Tensor histc(const at::Tensor& input, int64_t bins = 100, double min = 0.0,
                         double max = 0.0, std::optional<double> kappa = std::nullopt,
                         std::string_view kernel = "logistic",
-                        const std::optional<at::Tensor>& weight = std::nullopt,
+                        const std::optional<at::Tensor>& given_weight = std::nullopt,
                         bool conserve_mass = false) {
+  const std::optional<at::Tensor> weight = detail::defined_or_none(given_weight);
   TORCH_CHECK(!weight.has_value() || weight->sizes() == input.sizes(),
               "softhist: weight must have the input's shape ", input.sizes(), ", got ",
               weight->sizes());
@@ -158,13 +165,14 @@ inline at::Tensor histc(const at::Tensor& input, int64_t bins = 100, double min 
 
 // Differentiable joint histogram of the pairs (x_i, y_i) of all samples
 // (flattened), as softhist_ext.histc2d in Python with one range and kappa
-// for both axes: shape (bins_x, bins_y), x's dtype and device.
-inline at::Tensor histc2d(const at::Tensor& x, const at::Tensor& y, int64_t bins_x = 32,
-                          int64_t bins_y = 32, double min = 0.0, double max = 0.0,
+// for both axes: shape (bins[0], bins[1]), x's dtype and device.
+inline at::Tensor histc2d(const at::Tensor& x, const at::Tensor& y, std::array<int64_t, 2> bins,
+                          double min = 0.0, double max = 0.0,
                           std::optional<double> kappa = std::nullopt,
                           std::string_view kernel = "logistic",
-                          const std::optional<at::Tensor>& weight = std::nullopt,
+                          const std::optional<at::Tensor>& given_weight = std::nullopt,
                           bool conserve_mass = false) {
+  const std::optional<at::Tensor> weight = detail::defined_or_none(given_weight);
   TORCH_CHECK(y.sizes() == x.sizes() && y.scalar_type() == x.scalar_type() &&
                   y.device() == x.device(),
               "softhist: x and y must have the same shape, dtype and device, got ", x.sizes(),
@@ -175,9 +183,21 @@ inline at::Tensor histc2d(const at::Tensor& x, const at::Tensor& y, int64_t bins
   const at::Tensor xs = x.reshape({-1}), ys = y.reshape({-1});
   const std::optional<at::Tensor> w =
       weight.has_value() ? std::optional<at::Tensor>(weight->reshape({-1})) : std::nullopt;
-  const at::Tensor p = at::stack({params(xs, bins_x, min, max, kappa, kernel, conserve_mass),
-                                  params(ys, bins_y, min, max, kappa, kernel, conserve_mass)});
-  return scatter({xs, ys}, w, p, {bins_x, bins_y}, {0, 0}, kernel);
+  const at::Tensor p = at::stack({params(xs, bins[0], min, max, kappa, kernel, conserve_mass),
+                                  params(ys, bins[1], min, max, kappa, kernel, conserve_mass)});
+  return scatter({xs, ys}, w, p, {bins[0], bins[1]}, {0, 0}, kernel);
+}
+
+// The same with `bins` bins on both axes (Python's histc2d(x, y, bins, ...)):
+// (bins, bins).
+inline at::Tensor histc2d(const at::Tensor& x, const at::Tensor& y, int64_t bins = 32,
+                          double min = 0.0, double max = 0.0,
+                          std::optional<double> kappa = std::nullopt,
+                          std::string_view kernel = "logistic",
+                          const std::optional<at::Tensor>& weight = std::nullopt,
+                          bool conserve_mass = false) {
+  return histc2d(x, y, std::array<int64_t, 2>{bins, bins}, min, max, kappa, kernel, weight,
+                 conserve_mass);
 }
 
 }  // namespace softhist

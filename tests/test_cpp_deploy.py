@@ -424,9 +424,15 @@ int main(int argc, char** argv) {
       const torch::Tensor joint = model.run_method("joint", x, y).toTensor();
       const auto bins = model.attr("joint_bins").toIntVector();
       const torch::Tensor direct = softhist::histc2d(
-          x, y, bins.at(0), bins.at(1), model.attr("joint_min").toDouble(),
+          x, y, {bins.at(0), bins.at(1)}, model.attr("joint_min").toDouble(),
           model.attr("joint_max").toDouble(), std::nullopt,
           model.attr("joint_kernel").toStringRef());
+      // One bins for both axes, as Python's; an undefined weight is none.
+      const torch::Tensor square = softhist::histc2d(
+          x, y, bins.at(0), model.attr("joint_min").toDouble(), model.attr("joint_max").toDouble(),
+          std::nullopt, model.attr("joint_kernel").toStringRef(), torch::Tensor());
+      TORCH_CHECK(square.size(0) == bins.at(0) && square.size(1) == bins.at(0),
+                  "histc2d's one bins must be both axes'");
       print("joint", joint);
       print("joint_direct_diff", (joint - direct).abs().max());
     }
