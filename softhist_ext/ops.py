@@ -323,18 +323,22 @@ def bincount(
                     raise ValueError(f"softhist: bincount's input must be non-negative, as "
                                      f"torch.bincount's, got {int(input.min())}")
                 length = max(minlength, int(input.max()) + 1)
+        # torch.bincount's dtype: the weights', float64 for 16-bit ones.
+        out_dtype = weights.dtype
+        if out_dtype == torch.float16 or out_dtype == torch.bfloat16:
+            out_dtype = torch.float64
         if compiling or input.is_cpu:  # (summed in order on the CPU; CUDA's scatter is reproducible)
             counts = torch.zeros(length, dtype=torch.float64, device=weights.device)
-            return counts.index_add_(0, input.long(), weights.double()).to(weights.dtype)
+            return counts.index_add_(0, input.long(), weights.double()).to(out_dtype)
         if length == 0:  # empty input: no bins, in weights' graph
-            return weights[:0]
+            return weights[:0].to(out_dtype)
         # float64 positions are exact for integers below 2^53.
         positions = input.double()
         params = torch.ops.softhist.params(positions, length, -0.5, length - 0.5, None, "hard")
         counts = torch.ops.softhist.scatter(
             [positions], weights.double(), params[None], [length], [0], "hard"
         )
-        return counts.to(weights.dtype)
+        return counts.to(out_dtype)
     finite = input.detach()[torch.isfinite(input.detach())]
     top = 0
     if finite.numel() > 0:
