@@ -155,7 +155,7 @@ def test_mi_of_an_image_with_itself_is_its_entropy(device):
     torch.testing.assert_close(norm, torch.ones_like(norm))
 
 
-@pytest.mark.parametrize("kernel", ["logistic", "gaussian", "bspline", "hard"])
+@pytest.mark.parametrize("kernel", list(softhist_ext.KERNELS) + ["hard"])
 def test_mi_is_invariant_to_an_invertible_remap(device, kernel):
     x = torch.rand(2, 1, 40, 40, dtype=torch.float64, device=device)
     y = (x + 0.1 * torch.randn_like(x)).clamp(0, 1 - 1e-9)
