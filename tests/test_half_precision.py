@@ -75,15 +75,16 @@ def test_density_of_more_samples_than_float16_holds(dtype):
         torch.testing.assert_close(ours.double(), theirs, rtol=1e-2, atol=0, msg=name)
 
 
-def test_density_with_a_bin_past_float16s_range():
+def test_density_with_a_bin_past_float16s_range(device):
     # A 512 x 512 float16 image with a background of zeros: that bin's count
     # passes 65504, its density (about 4) does not. The histogram had been
     # rounded to float16 first: inf / inf, a NaN density.
-    x = torch.zeros(512 * 512, dtype=torch.float16)
-    x[:1000] = torch.linspace(0.3, 1.0, 1000)
-    wide = x.double()
+    cpu = torch.zeros(512 * 512, dtype=torch.float16)
+    cpu[:1000] = torch.linspace(0.3, 1.0, 1000)
+    wide = cpu.double()
     hard = torch.histogram(wide, 4, range=(0.0, 1.0), density=True).hist
-    edges = torch.tensor([0.0, 0.25, 0.5, 0.75, 1.0], dtype=torch.float16)
+    x = cpu.to(device)
+    edges = torch.tensor([0.0, 0.25, 0.5, 0.75, 1.0], dtype=torch.float16, device=device)
     results = {
         "histc hard": (softhist_ext.histc(x, 4, 0.0, 1.0, kernel="hard", density=True), hard),
         "straight_through": (softhist_ext.histc(x, 4, 0.0, 1.0, straight_through=True, density=True), hard),
@@ -101,7 +102,7 @@ def test_density_with_a_bin_past_float16s_range():
             softhist_ext.histogramdd(x[:, None], 4, [0.0, 1.0], kernel=kernel, density=True).hist, soft)
     for name, (ours, theirs) in results.items():
         assert ours.dtype == torch.float16, name
-        torch.testing.assert_close(ours.double(), theirs, rtol=2e-3, atol=1e-5, msg=name)
+        torch.testing.assert_close(ours.cpu().double(), theirs, rtol=2e-3, atol=1e-5, msg=name)
     # Counts past 65504 are float16's inf, also straight through (not inf - inf).
     counts = softhist_ext.histc(x, 4, 0.0, 1.0, straight_through=True)
     assert counts[0] == float("inf") and not bool(counts.isnan().any())
