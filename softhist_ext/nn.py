@@ -66,9 +66,11 @@ class SoftHistogram(torch.nn.Module):
         self.dim = dim
         # Checks bins, the range, kappa and the kernel now rather than at the
         # first forward; the default kappa for these bins, as histc sets it.
-        # (On the host, whatever the default device: a number to start from.)
-        start = torch.ops.softhist.params(torch.zeros(1, device="cpu"), self.bins, self.min,
-                                          self.max, None if k is None else float(k), kernel)
+        # (On the host, whatever the default device: a number to start from;
+        # in float64, so that the hard kernel's range is checked against the
+        # input's dtype at the forward, not float32's now.)
+        start = torch.ops.softhist.params(torch.zeros(1, dtype=torch.float64, device="cpu"), self.bins,
+                                          self.min, self.max, None if k is None else float(k), kernel)
         self.initial_kappa = float(start[2])
         if learnable:
             if kernel == "hard":

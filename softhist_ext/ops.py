@@ -654,7 +654,8 @@ def _wide_scatter(coords: List[Tensor], w: Optional[Tensor], params: Tensor, bin
     """torch.ops.softhist.scatter's histogram for a density: float16's bins
     pass 65504 (and lose integers past 2048) long before the density does,
     so float16 samples are scattered in rows of 2048 (padded with NaN, which
-    adds nothing), each row's bins exact in float16, summed in float32."""
+    adds nothing), each row's bins exact in float16 (unweighted; weights
+    whose 2048-sample sums pass 65504 still make inf), summed in float32."""
     x = coords[0]
     if x.dtype != torch.float16:
         return torch.ops.softhist.scatter(coords, w, params, bins, [0] * len(bins), kernel)

@@ -258,6 +258,10 @@ def test_soft_histogram_checks_its_arguments_when_built():
         args = {"bins": 4, "min": 0.0, "max": 1.0, **kwargs}
         with pytest.raises(RuntimeError, match=words):
             softhist_ext.nn.SoftHistogram(**args)
+    # The hard kernel's range is the input's dtype's to judge, at the forward.
+    x = torch.tensor([0.0, 1e39, 5e39], dtype=torch.float64)
+    layer = softhist_ext.nn.SoftHistogram(4, 0.0, 1e40, kernel="hard")
+    assert torch.equal(layer(x), torch.histc(x, 4, 0.0, 1e40))
 
 
 def test_family_argument_errors():
