@@ -222,10 +222,7 @@ def histc(
         x = input.movedim(dim, -1)
         w = weight.movedim(dim, -1) if weight is not None else None
     params = _params_row(x, bins, min, max, kappa, kernel, conserve_mass)[None]
-    if density:
-        out = _wide_scatter([x], w, params, [bins], kernel)
-    else:
-        out = torch.ops.softhist.scatter([x], w, params, [bins], [0], kernel)
+    out = _histogram([x], w, params, [bins], kernel, density)
     if straight_through:
         # The hard count bins in the samples' type: params checks that the
         # range fits it for "hard" only, and the scatter does so for rows on
@@ -238,10 +235,7 @@ def histc(
             if lo != hi:
                 torch.ops.softhist.params(x.reshape(-1)[:0], bins, lo, hi, None, "hard", conserve_mass)
         w_hard = w.detach() if w is not None else None
-        if density:
-            hard = _wide_scatter([x.detach()], w_hard, params.detach(), [bins], "hard")
-        else:
-            hard = torch.ops.softhist.scatter([x.detach()], w_hard, params.detach(), [bins], [0], "hard")
+        hard = _histogram([x.detach()], w_hard, params.detach(), [bins], "hard", density)
         # (nan_to_num: a float16 bin past 65504 stays hard's inf, not inf - inf)
         out = hard + (out - out.detach()).nan_to_num(0.0, 0.0, 0.0)
     if density:
@@ -602,7 +596,7 @@ def _explicit_edges_dd(edges: List[Tensor], x: Tensor, axes: int, range: Optiona
 def _density(hist: Tensor, widths: List[Tensor], dtype: torch.dtype) -> Tensor:
     """hist divided by its sum over its last len(widths) dimensions and by
     its bins' volumes, as torch's density=True, in dtype (the samples':
-    hist may be wider, _wide_scatter's). widths: each axis's, 0-d
+    hist may be wider, _histogram's). widths: each axis's, 0-d
     (even bins: folded into the sum's divisor) or per bin (explicit edges:
     divided by in turn, so that a volume past the dtype's range still leaves
     empty bins 0). In float64 (float32 bins of 4e-23 have volumes below
@@ -649,15 +643,16 @@ def _linspace(lo: float, hi: float, steps: int, like: Tensor) -> Tensor:
     return torch.linspace(lo, hi, steps, dtype=like.dtype, device=like.device)
 
 
-def _wide_scatter(coords: List[Tensor], w: Optional[Tensor], params: Tensor, bins: List[int],
-                  kernel: str) -> Tensor:
-    """torch.ops.softhist.scatter's histogram for a density: float16's bins
-    pass 65504 (and lose integers past 2048) long before the density does,
-    so float16 samples are scattered in rows of 2048 (padded with NaN, which
-    adds nothing), each row's bins exact in float16 (unweighted; weights
-    whose 2048-sample sums pass 65504 still make inf), summed in float32."""
+def _histogram(coords: List[Tensor], w: Optional[Tensor], params: Tensor, bins: List[int],
+               kernel: str, density: bool) -> Tensor:
+    """torch.ops.softhist.scatter's histogram, in float32 for a density of
+    float16 samples: float16's bins pass 65504 (and lose integers past 2048)
+    long before the density does, so those samples are scattered in rows of
+    2048 (padded with NaN, which adds nothing), each row's bins exact in
+    float16 (unweighted; weights whose 2048-sample sums pass 65504 still
+    make inf), summed in float32."""
     x = coords[0]
-    if x.dtype != torch.float16:
+    if not density or x.dtype != torch.float16:
         return torch.ops.softhist.scatter(coords, w, params, bins, [0] * len(bins), kernel)
     row = 2048
     lead = list(x.shape[:-1])
@@ -737,12 +732,11 @@ def _learnable_histogramdd(x: Tensor, w: Optional[Tensor], given_edges: List[Ten
         edges = [(params[a, 0] + (params[a, 1] - params[a, 0])
                   * torch.linspace(0.0, 1.0, b + 1, dtype=torch.float64, device=x.device)).to(x.dtype)
                  for a, b in enumerate(bins)]
-    if not density:
-        hist = torch.ops.softhist.scatter(coords, w, params, bins, [0] * axes, kernel)
-    elif len(given_edges) > 0:
-        hist = _edges_density(_wide_scatter(coords, w, params, bins, kernel), edges)
-    else:
-        hist = _even_density(_wide_scatter(coords, w, params, bins, kernel), params, bins, x.dtype)
+    hist = _histogram(coords, w, params, bins, kernel, density)
+    if density and len(given_edges) > 0:
+        hist = _edges_density(hist, edges)
+    elif density:
+        hist = _even_density(hist, params, bins, x.dtype)
     return HistogramddResult(hist, edges)
 
 
@@ -893,10 +887,7 @@ def histogramdd(
             hist = _hard_histogram(coords, given_edges, w, bins_per_axis)  # (float64)
         else:
             params = _explicit_params_dd(coords, given_edges, kappas, kernel, conserve_mass)
-            if density:
-                hist = _wide_scatter(coords, w, params, bins_per_axis, kernel)
-            else:
-                hist = torch.ops.softhist.scatter(coords, w, params, bins_per_axis, [0] * axes, kernel)
+            hist = _histogram(coords, w, params, bins_per_axis, kernel, density)
         if density:
             hist = _edges_density(hist, given_edges)
         return HistogramddResult(hist.to(input.dtype), given_edges)
@@ -918,10 +909,8 @@ def histogramdd(
     params = torch.stack(rows)
     if kernel == "hard":
         hist = _hard_histogram(coords, edges, w, bins_per_axis)  # (float64)
-    elif density:
-        hist = _wide_scatter(coords, w, params, bins_per_axis, kernel)
     else:
-        hist = torch.ops.softhist.scatter(coords, w, params, bins_per_axis, [0] * axes, kernel)
+        hist = _histogram(coords, w, params, bins_per_axis, kernel, density)
     if density and kernel == "hard":  # counted by the returned edges: their widths, as torch's
         hist = _edges_density(hist, edges)
     elif density:  # masses of the even bins between the nominal edges: their width
@@ -972,9 +961,8 @@ def _edges_histogram(x: Tensor, w: Optional[Tensor], edges: Tensor, kappa: Union
     """A smooth kernel's histogram of each row of x (..., N) over explicit
     edges (checked by _check_edges), (..., bins)."""
     params = _explicit_params(x, edges, kappa, kernel, False)  # (the params op checks kappa)
-    if density:
-        return _edges_density(_wide_scatter([x], w, params, [edges.numel() - 1], kernel), [edges])
-    return torch.ops.softhist.scatter([x], w, params, [edges.numel() - 1], [0], kernel)
+    hist = _histogram([x], w, params, [edges.numel() - 1], kernel, density)
+    return _edges_density(hist, [edges]) if density else hist
 
 
 def _learnable_range_histogram(x: Tensor, w: Optional[Tensor], bins: int, lo: Union[float, Tensor],
