@@ -8,7 +8,7 @@ TorchScript enforces the annotated types itself, naming the argument.
 """
 
 import numbers
-from typing import Callable, Dict, Tuple
+from typing import Callable, Dict, Optional, SupportsFloat, Tuple
 
 import torch
 from torch import Tensor
@@ -155,8 +155,8 @@ def dim_in_range(fn: str, dim: int, ndim: int) -> None:
         )
 
 
-def module_histograms(fn: str, bins: int, min: object, max: object, kappa: object, kernel: str,
-                      units: str, own: str) -> None:
+def module_histograms(fn: str, bins: int, min: Optional[SupportsFloat], max: Optional[SupportsFloat],
+                      kappa: object, kernel: str, units: str, own: str) -> None:
     """A module's histogram arguments, checked when it is built rather than at
     its first forward: bins >= 1, a fixed range (min < max) or none (then no
     kappa: see _ranges.check_own_or_fixed, with `units` and `own`), a known

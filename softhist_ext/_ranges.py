@@ -96,7 +96,7 @@ def _minmax_if_finite(rows: List[Tensor]) -> Optional[Tuple[Tensor, Tensor]]:
         row_lo, row_hi = torch.aminmax(v.detach(), dim=-1, keepdim=True)
         lo = row_lo if lo is None else torch.minimum(lo, row_lo)
         hi = row_hi if hi is None else torch.maximum(hi, row_hi)
-    if lo is None or not bool((lo.isfinite() & hi.isfinite()).all()):
+    if lo is None or hi is None or not bool((lo.isfinite() & hi.isfinite()).all()):
         return None  # (a NaN anywhere makes its row's min and max NaN)
     return lo, hi
 

@@ -1,6 +1,6 @@
 """Modules built on the ops."""
 
-from typing import Optional
+from typing import Optional, Union
 
 import torch
 from torch import Tensor
@@ -86,17 +86,18 @@ class SoftHistogram(torch.nn.Module):
                                  f"{self.max}] are not distinct in {dtype}, the default dtype: use fewer "
                                  f"bins, a wider range, or torch.set_default_dtype(torch.float64)")
             self.edges = torch.nn.Parameter(edges)
-            self.kappa = torch.nn.Parameter(torch.empty((), dtype=dtype))
+            self.kappa: Union[torch.nn.Parameter, float, None] = torch.nn.Parameter(
+                torch.empty((), dtype=dtype))
             self.reset_parameters()
         else:
             self.register_parameter("edges", None)
-            self.kappa: Optional[float] = float(k) if k is not None else None
+            self.kappa = float(k) if k is not None else None
 
     def reset_parameters(self) -> None:
         """Learnable: the edges evenly spaced over [min, max] again and kappa
         its starting value, in place (as torch.nn's layers, e.g. after
         to_empty). Fixed: nothing to reset."""
-        if self.edges is None:
+        if self.edges is None or not isinstance(self.kappa, Tensor):
             return
         with torch.no_grad():
             self.edges.copy_(torch.linspace(self.min, self.max, self.bins + 1, dtype=self.edges.dtype,

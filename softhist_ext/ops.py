@@ -2,7 +2,7 @@
 
 import builtins
 import numbers
-from typing import List, NamedTuple, Optional, Tuple, Union
+from typing import Any, List, NamedTuple, Optional, Sequence, Tuple, Union, cast
 
 import torch
 from torch import Tensor
@@ -88,7 +88,7 @@ def _params_row(x: Tensor, bins: int, min: Union[float, Tensor], max: Union[floa
     return torch.stack([lo_t, hi_t, kappa_t, row[3]])
 
 
-def _plain(v: object) -> object:
+def _plain(v: Any) -> Any:
     """v (or each entry of the list or tuple v) with NumPy scalars, and 0-d
     tensors that need no gradient, as Python numbers: what the joint
     histograms' code takes. Eager mode only (a tensor's value is read on the
@@ -566,16 +566,19 @@ def _bins_dd(bins: Union[int, List[int], List[Tensor]], axes: int) -> Tuple[List
     bins per axis."""
     none: List[Tensor] = []
     if torch.jit.is_scripting():
+        # (mypy does not narrow by torch.jit.isinstance)
         if torch.jit.isinstance(bins, List[Tensor]):
-            return bins, [e.numel() - 1 for e in bins]
+            given: List[Tensor] = bins  # type: ignore[assignment]
+            return given, [e.numel() - 1 for e in given]
         if torch.jit.isinstance(bins, List[int]):
-            return none, _per_axis_ints(bins, axes, "bins")
+            return none, _per_axis_ints(bins, axes, "bins")  # type: ignore[arg-type]
         assert isinstance(bins, int)
         return none, _per_axis_ints(bins, axes, "bins")
     else:  # (torch.jit.isinstance is not traceable by torch.compile)
         if isinstance(bins, list) and len(bins) > 0 and isinstance(bins[0], Tensor):
-            return bins, [e.numel() - 1 for e in bins]
-        return none, _per_axis_ints(bins, axes, "bins")
+            edges = cast(List[Tensor], bins)
+            return edges, [e.numel() - 1 for e in edges]
+        return none, _per_axis_ints(cast(Union[int, List[int]], bins), axes, "bins")
 
 
 def _explicit_edges_dd(edges: List[Tensor], x: Tensor, axes: int, range: Optional[List[float]],
@@ -698,7 +701,8 @@ def _check_weight_dtype(weight: Optional[Tensor], input: Tensor, fn: str) -> Non
 
 
 def _learnable_histogramdd(x: Tensor, w: Optional[Tensor], given_edges: List[Tensor],
-                           bins: List[int], range_: object, kappa: object, kernel: str,
+                           bins: List[int], range_: Optional[Sequence[Union[float, Tensor]]],
+                           kappa: Any, kernel: str,
                            density: bool, conserve_mass: bool) -> "HistogramddResult":
     """histogramdd where the range or kappa holds 0-d tensors, which get
     gradients (eager mode; x is (..., N, D)): each axis's row as histc's
@@ -716,6 +720,7 @@ def _learnable_histogramdd(x: Tensor, w: Optional[Tensor], given_edges: List[Ten
         params = _explicit_params_dd(coords, given_edges, kappas, kernel, conserve_mass)
         edges = given_edges
     else:
+        ranges: List[Tuple[Union[float, Tensor], Union[float, Tensor]]]
         if range_ is None:
             ranges = [_data_range(c) for c in coords]
         elif len(range_) != 2 * axes:

@@ -2,6 +2,7 @@
 
 import sys
 import warnings
+from types import FrameType
 from typing import List, Optional, Tuple, Union
 
 import torch
@@ -252,7 +253,8 @@ def _warn_outside(total: Tensor, n: int, w: Optional[Tensor]) -> None:
 def _caller_level() -> int:
     """The warnings stacklevel, seen from _warn_outside, of the first frame
     outside this package and torch.nn's module calls: the user's call."""
-    frame, level = sys._getframe(2), 2
+    frame: Optional[FrameType] = sys._getframe(2)
+    level = 2
     while frame is not None and frame.f_globals.get("__name__", "").startswith(("softhist_ext.", "torch.nn.")):
         frame, level = frame.f_back, level + 1
     return level
