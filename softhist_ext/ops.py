@@ -479,7 +479,8 @@ def _per_axis_ints(v: Union[int, List[int]], axes: int, name: str) -> List[int]:
     return [int(b) for b in v]
 
 
-def _per_axis_kappa(v: Union[None, float, List[Optional[float]]], axes: int) -> List[Optional[float]]:
+def _per_axis_kappa(v: Union[None, float, List[float], List[Optional[float]]],
+                    axes: int) -> List[Optional[float]]:
     out: List[Optional[float]] = []
     if v is None:
         for _ in range(axes):
@@ -489,10 +490,17 @@ def _per_axis_kappa(v: Union[None, float, List[Optional[float]]], axes: int) -> 
         for _ in range(axes):
             out.append(float(v))
         return out
-    if len(v) != axes:
-        raise ValueError(f"softhist: histogramdd's kappa must be a number, None or a list of {axes} (one per axis), got {len(v)}")
-    for k in v:
-        out.append(None if k is None else float(k))
+    if torch.jit.is_scripting():  # (a list literal of numbers is a List[float] there)
+        if torch.jit.isinstance(v, List[float]):
+            for k in v:
+                out.append(k)
+        elif torch.jit.isinstance(v, List[Optional[float]]):
+            for k in v:
+                out.append(k)
+    else:
+        out = [None if k is None else float(k) for k in v]
+    if len(out) != axes:
+        raise ValueError(f"softhist: histogramdd's kappa must be a number, None or a list of {axes} (one per axis), got {len(out)}")
     return out
 
 
@@ -767,7 +775,7 @@ def histogramdd(
     range: Optional[List[float]] = None,
     weight: Optional[Tensor] = None,
     density: bool = False,
-    kappa: Union[None, float, List[Optional[float]]] = None,
+    kappa: Union[None, float, List[float], List[Optional[float]]] = None,
     kernel: str = "logistic",
     dim: Optional[int] = None,
     conserve_mass: bool = False,

@@ -158,6 +158,24 @@ def test_scripted_and_compiled(device):
         torch.testing.assert_close(grad, g_eager)
 
 
+def test_scripted_kappa_per_axis():
+    # TorchScript types a list literal of numbers as List[float], one with a
+    # None as List[Optional[float]]: histogramdd takes both.
+    @torch.jit.script
+    def numbers(x: torch.Tensor) -> torch.Tensor:
+        return softhist_ext.histogramdd(x, [4, 5], [0.0, 1.0, 0.0, 1.0], kappa=[20.0, 30.0]).hist
+
+    @torch.jit.script
+    def with_default(x: torch.Tensor) -> torch.Tensor:
+        return softhist_ext.histogramdd(x, [4, 5], [0.0, 1.0, 0.0, 1.0], kappa=[20.0, None]).hist
+
+    x = torch.rand(200, 2, dtype=torch.float64)
+    default = reference.default_kappa_width("logistic") * 5  # (bins of width 1/5)
+    for f, kappa in ((numbers, [20.0, 30.0]), (with_default, [20.0, default])):
+        expected = reference.histogramdd(list(x.unbind(-1)), [4, 5], [0.0, 0.0], [1.0, 1.0], kappa)
+        torch.testing.assert_close(f(x), expected, rtol=1e-10, atol=1e-12)
+
+
 @pytest.mark.parametrize("bad, match", [
     (dict(input=torch.rand(10, 4)), "D = 1, 2 or 3"),
     (dict(input=torch.rand(10)), r"\(N, D\)"),
