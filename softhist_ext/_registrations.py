@@ -351,7 +351,10 @@ def _records(coords, *others):
     return any(t is not None and t.requires_grad for t in [*coords, *others])
 
 
+# edge_axes=None: AOTInductor's packages call the ops without their defaulted
+# arguments, whose int[] it passes as None.
 def _scatter_autograd(coords, weight, params, bins, orders, kernel, edge_axes=()):
+    edge_axes = edge_axes or ()
     if not _records(coords, weight, params):
         return _below_autograd(ops.scatter.default, coords, weight, params, bins, orders, kernel,
                                edge_axes)
@@ -359,6 +362,7 @@ def _scatter_autograd(coords, weight, params, bins, orders, kernel, edge_axes=()
 
 
 def _gather_autograd(coords, hist, params, orders, kernel, edge_axes=()):
+    edge_axes = edge_axes or ()
     if not _records(coords, hist, params):
         return _below_autograd(ops.gather.default, coords, hist, params, orders, kernel, edge_axes)
     return _Gather.apply(hist, params, orders, kernel, edge_axes, *coords)

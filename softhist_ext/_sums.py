@@ -15,7 +15,9 @@ def total(t: Tensor, axes: int) -> Tensor:
     grain, block = 32768, 4096  # at::internal::GRAIN_SIZE; (TorchScript reads no globals)
     lead = list(t.shape[:t.dim() - axes])
     flat = t.flatten(t.dim() - axes) if axes > 0 else t.unsqueeze(-1)
-    while flat.numel() > grain and flat.numel() == flat.shape[-1]:
+    # (the shape test first: under symbolic shapes the size test would guard
+    # on a batch dimension for a loop that never runs on batches)
+    while flat.numel() == flat.shape[-1] and flat.numel() > grain:
         pad = (-flat.shape[-1]) % block
         flat = torch.nn.functional.pad(flat.reshape(-1), [0, pad]).reshape(-1, block).sum(-1)
     return flat.sum(-1).reshape(lead)
@@ -50,6 +52,6 @@ def divided(h: Tensor, d: Tensor, axes: int) -> Tensor:
     """h / d (d: h's shape but 1 over its last `axes` dimensions), the same
     bits for any thread count, gradients included (eager mode)."""
     if not torch.jit.is_scripting():
-        if d.requires_grad:
+        if d.requires_grad and not torch.jit.is_tracing():  # (a trace saves no Python Function)
             return _Divided.apply(h, d, axes)
     return h / d

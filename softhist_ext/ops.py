@@ -40,6 +40,9 @@ def _scalar_param(v: Union[float, Tensor], like: Tensor) -> Tensor:
     """v as a 0-d float64 tensor on like's device; a tensor keeps its autograd history."""
     if isinstance(v, Tensor):
         return v.to(like.device, torch.float64).reshape(())
+    if not torch.jit.is_scripting():
+        if isinstance(v, (torch.SymFloat, torch.SymInt)):  # (export's sizes: float() would fix them)
+            return torch.full((), v, dtype=torch.float64, device=like.device)
     return torch.full((), float(v), dtype=torch.float64, device=like.device)
 
 
@@ -298,7 +301,7 @@ def bincount(
             raise ValueError("softhist: bincount of integer input counts exactly, and takes no "
                              "kappa (it sets the kernel of floating input)")
         if not torch.jit.is_scripting():
-            if not torch.compiler.is_compiling():  # (the list is no tensor to trace)
+            if not torch.compiler.is_compiling() and not torch.jit.is_tracing():  # (a list of str)
                 kernels = torch.ops.softhist.kernels()
                 if kernel != "hard" and kernel not in kernels:
                     raise ValueError(f"softhist: bincount's kernel must be one of {kernels} or "
