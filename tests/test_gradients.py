@@ -65,6 +65,24 @@ def test_nonfinite_samples_get_zero_gradient(device):
     assert x.grad[0] != 0 and x.grad[4] != 0
 
 
+@pytest.mark.parametrize("kernel", softhist_ext.KERNELS)
+@pytest.mark.parametrize("n", [300, 20000])  # (by windows; by Chebyshev pieces)
+def test_nonfinite_incoming_gradient_reaches_the_samples_near_its_bin(kernel, n):
+    # Every sample whose kernel reaches the bin (past the cut, for the smooth
+    # kernels), and none far from it.
+    bins, j = 128, 64
+    x = torch.rand(n, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    x.requires_grad_()
+    g = torch.zeros(bins, dtype=torch.float64)
+    g[j] = math.nan
+    (grad,) = torch.autograd.grad(softhist_ext.histc(x, bins, 0.0, 1.0, kernel=kernel), x, g)
+    masses = reference.histc(x.detach()[:, None], bins, 0.0, 1.0, kernel=kernel, dim=-1)
+    reached = masses[:, j] > 1e-12
+    far = (x.detach() * bins - (j + 0.5)).abs() > 32
+    assert grad[reached].isnan().all() and reached.sum() > 0
+    assert grad[far].isfinite().all() and far.sum() > 0
+
+
 @pytest.mark.parametrize("bad", [math.inf, math.nan])
 def test_samples_with_no_gradient_keep_0_in_the_second_order_whatever_their_weight(bad):
     # A NaN sample, one whose kernel reaches no bin, and in-range ones; the
