@@ -671,11 +671,11 @@ def _histogram(coords: List[Tensor], w: Optional[Tensor], params: Tensor, bins: 
     row = 2048
     lead = list(x.shape[:-1])
     pad = (-x.shape[-1]) % row
-    rows = [torch.nn.functional.pad(c, [0, pad], value=float("nan")).reshape(lead + [-1, row])
-            for c in coords]
+    shape = lead + [(x.shape[-1] + pad) // row, row]  # (not -1: lead may hold a 0)
+    rows = [torch.nn.functional.pad(c, [0, pad], value=float("nan")).reshape(shape) for c in coords]
     w_rows: Optional[Tensor] = None
     if w is not None:
-        w_rows = torch.nn.functional.pad(w, [0, pad]).reshape(lead + [-1, row])
+        w_rows = torch.nn.functional.pad(w, [0, pad]).reshape(shape)
     h = torch.ops.softhist.scatter(rows, w_rows, params, bins, [0] * len(bins), kernel)
     # (the rows' dimension last, for a sum whose bits do not depend on the thread count)
     return _sums.total(h.to(torch.float32).movedim(len(lead), -1), 1)

@@ -188,3 +188,13 @@ def test_embedding_loss_with_more_pairs_than_float16_holds(dtype):
     # (the pairs' gradients, summed in the matmul's backward, would underflow float16)
     scale = float(expected_grad.abs().max())
     assert float((grad.double() - expected_grad).abs().max()) < 5e-3 * scale
+
+
+@pytest.mark.parametrize("kernel", ["logistic", "hard"])
+def test_density_of_no_rows(kernel):
+    # An empty batch: float32's empty result, in float16.
+    x = torch.zeros(0, 5, dtype=torch.float16)
+    assert softhist_ext.histc(x, 8, 0.0, 1.0, kernel=kernel, dim=-1, density=True).shape == (0, 8)
+    joint = softhist_ext.histogramdd(x[..., None].expand(0, 5, 2), 4, [0.0, 1.0] * 2, kernel=kernel,
+                                     dim=1, density=True).hist
+    assert joint.shape == (0, 4, 4) and joint.dtype == torch.float16
