@@ -51,8 +51,10 @@ def _upcast16(*tensors):
     """The tensors in compute_dtype (16-bit ones as float32), for params'
     gradient: its edge sums reach bins / width samples (past float16's
     65504), and kappa's cancels large terms that 16-bit rounding would
-    spoil. The inputs' gradients come back in their dtypes (autograd casts
-    them)."""
+    spoil; and for the samples' gradients where a per-sample factor (the
+    weights, or gather's upstream gradient) multiplies a gather, which alone
+    may pass 65504 where the product does not. The inputs' gradients come
+    back in their dtypes (autograd casts them)."""
     return [t if t is None else t.to(compute_dtype(t)) for t in tensors]
 
 
@@ -262,6 +264,7 @@ class _Scatter(torch.autograd.Function):
         axes = len(coords)
         if needs[1]:
             _check_params_grad(kernel)
+        if needs[1] or (weight is not None and any(needs[6:])):  # (_upcast16)
             weight, grad, *coords = _upcast16(weight, grad, *coords)
         one_pass = needs[1] and _one_pass(coords, edge_axes)
         bins = _bins_of(grad, axes, edge_axes)
@@ -317,6 +320,7 @@ class _Gather(torch.autograd.Function):
         axes = len(coords)
         if needs[1]:
             _check_params_grad(kernel)
+        if needs[1] or any(needs[5:]):  # (_upcast16)
             hist, grad, *coords = _upcast16(hist, grad, *coords)
         bins = _bins_of(hist, axes, edge_axes)
         grad_hist = ops.scatter(coords, grad, params, bins, orders, kernel, edge_axes) if needs[0] else None

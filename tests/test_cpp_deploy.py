@@ -351,6 +351,21 @@ _CPP_AUTOGRAD_FROM_PYTHON = textwrap.dedent(
         grads.append(torch.autograd.grad((out.double() * g).sum(), v)[0][0])
     torch.testing.assert_close(grads[0][:2], grads[1][:2], rtol=1e-4, atol=0)
     torch.testing.assert_close(grads[0][2], grads[1][2], rtol=2e-2, atol=0)
+
+    # 16-bit samples' own gradients, where the weights (or gather's upstream
+    # gradient) scale down a gather that alone passes 65504: float32's.
+    g = torch.tensor([30000.0, -30000.0] * 5)
+    found = []
+    for dtype in (torch.float16, torch.float32):
+        x = torch.tensor([0.33], dtype=dtype, requires_grad=True)
+        pv = ops.params(x.detach(), 10, 0.0, 1.0, None, "logistic")[None]
+        out = ops.scatter([x], torch.tensor([0.01], dtype=dtype), pv, [10], [0], "logistic")
+        (gx,) = torch.autograd.grad((out * g.to(dtype)).sum(), x)
+        (gy,) = torch.autograd.grad(ops.gather([x], g.to(dtype), pv, [0], "logistic"), x,
+                                    torch.tensor([0.01], dtype=dtype))
+        found.append(torch.cat([gx, gy]).float())
+    assert found[0].isfinite().all(), found
+    torch.testing.assert_close(found[0], found[1], rtol=1e-3, atol=0)
     print("ok")
     """
 )

@@ -198,3 +198,20 @@ def test_density_of_no_rows(kernel):
     joint = softhist_ext.histogramdd(x[..., None].expand(0, 5, 2), 4, [0.0, 1.0] * 2, kernel=kernel,
                                      dim=1, density=True).hist
     assert joint.shape == (0, 4, 4) and joint.dtype == torch.float16
+
+
+@pytest.mark.parametrize("dtype", HALF)
+@pytest.mark.parametrize("edges", [False, True])  # (explicit edges: the forward keeps the places)
+def test_weighted_sample_gradient_where_the_unweighted_one_passes_float16s_range(dtype, edges):
+    # Small weights times a gather past 65504: the product fits, as float32's.
+    g = torch.tensor([30000.0, -30000.0] * 4)
+    bins = torch.linspace(0.0, 1.0, 9) if edges else 8
+    found = []
+    for t in (dtype, torch.float32):
+        x = torch.tensor([21 / 64, 45 / 64], dtype=t, requires_grad=True)  # (exact in bfloat16)
+        b = bins.to(t) if edges else bins
+        hist = softhist_ext.histogram(x, b, range=None if edges else (0.0, 1.0), kernel="triangular",
+                                      weight=torch.full_like(x, 0.01), kappa=10.0).hist
+        found.append(torch.autograd.grad((hist * g.to(t)).sum(), x)[0].float())
+    assert found[0].isfinite().all() and (found[1].abs() > 1000).all()
+    torch.testing.assert_close(found[0], found[1], rtol=1e-2, atol=0)

@@ -69,8 +69,10 @@ Variable weighted(const Variable& grad, const Variable& weight) {
 
 // A 16-bit tensor as float32, for params' gradient: its edge sums reach
 // bins / width samples (past float16's 65504), and kappa's cancels large
-// terms that 16-bit rounding would spoil. The inputs' gradients come back in
-// their dtypes (autograd casts them).
+// terms that 16-bit rounding would spoil; and for the samples' gradients
+// where a per-sample factor (the weights, or gather's upstream gradient)
+// multiplies a gather, which alone may pass 65504 where the product does not.
+// The inputs' gradients come back in their dtypes (autograd casts them).
 Variable upcast16(const Variable& t) {
   const bool half = t.defined() && (t.scalar_type() == at::kHalf || t.scalar_type() == at::kBFloat16);
   return half ? t.to(at::kFloat) : t;
@@ -115,6 +117,13 @@ Saved load(AutogradContext* ctx) {
   s.kernel = ctx->saved_data["kernel"].toStringRef();
   s.edge_axes = ctx->saved_data["edge_axes"].toIntVector();
   return s;
+}
+
+// Whether the backward gives any coordinate its gradient.
+bool any_coord_needed(AutogradContext* ctx, size_t D) {
+  for (size_t a = 0; a < D; ++a)
+    if (ctx->needs_input_grad(a)) return true;
+  return false;
 }
 
 Saved upcast16(Saved s) {
@@ -297,12 +306,11 @@ class ScatterFunction : public torch::autograd::Function<ScatterFunction> {
     Saved s = load(ctx);
     const size_t D = s.coords.size();
     const bool params_needed = ctx->needs_input_grad(D + (s.other.defined() ? 1 : 0));
-    if (params_needed) {
-      check_params_grad(s.kernel);
-      s = upcast16(std::move(s));
-    }
+    if (params_needed) check_params_grad(s.kernel);
+    const bool wide = params_needed || (s.other.defined() && any_coord_needed(ctx, D));  // (upcast16)
+    if (wide) s = upcast16(std::move(s));
     const Variable& weight = s.other;
-    const Variable grad = params_needed ? upcast16(grads[0]) : grads[0];
+    const Variable grad = wide ? upcast16(grads[0]) : grads[0];
     const bool single = params_needed && one_pass(s);
     const std::optional<at::Tensor> w = optional_of(weight);
     const std::vector<int64_t> bins = bins_of(grad, D, s.edge_axes);
@@ -353,12 +361,11 @@ class GatherFunction : public torch::autograd::Function<GatherFunction> {
     Saved s = load(ctx);
     const size_t D = s.coords.size();
     const bool params_needed = ctx->needs_input_grad(D + 1);
-    if (params_needed) {
-      check_params_grad(s.kernel);
-      s = upcast16(std::move(s));
-    }
+    if (params_needed) check_params_grad(s.kernel);
+    const bool wide = params_needed || any_coord_needed(ctx, D);  // (upcast16)
+    if (wide) s = upcast16(std::move(s));
     const Variable& hist = s.other;
-    const Variable grad = params_needed ? upcast16(grads[0]) : grads[0];
+    const Variable grad = wide ? upcast16(grads[0]) : grads[0];
     const std::vector<int64_t> bins = bins_of(hist, D, s.edge_axes);
     variable_list out;  // coords..., hist, params, orders, kernel, edge_axes
     for (size_t a = 0; a < D; ++a)
