@@ -499,3 +499,15 @@ def test_float32_sharp_kernel_error_is_the_readmes(kernel, peak):
     exact = reference.histc(x.double()[:, None], 16, 0.0, 1.0, kappa, kernel, dim=-1)
     error = (ours.double() - exact).abs().max().item()
     assert 0.5e-7 * 1e4 * peak < error < 1e-7 * 1e4 * peak
+
+
+def test_a_data_range_too_narrow_to_split_is_widened_about_its_midpoint():
+    # [0, 1e-307] in 4 bins: widths under 2^-1020, where 1 / width and kappa
+    # would overflow; torch.histc still counts, so the range is widened.
+    x = torch.tensor([0.0, 1e-307], dtype=torch.float64)
+    lo, hi, _, _ = torch.ops.softhist.params(x, 4, 0.0, 0.0, None, "hard").tolist()
+    assert hi - lo == 4 * 2.0**-1020
+    assert math.isclose((lo + hi) / 2, 0.5e-307, rel_tol=1e-12)
+    assert softhist_ext.histc(x, 4, kernel="hard").sum().item() == 2
+    with pytest.raises(RuntimeError, match="too narrow"):
+        softhist_ext.histc(x, 4, 0.0, 1e-307)
