@@ -129,6 +129,8 @@ def _describe(value: object) -> str:
     if isinstance(value, (list, tuple)):
         text = repr(value)
         return f"{type(value).__name__} {text if len(text) <= 40 else text[:37] + '...'}"
+    if isinstance(value, torch.Tensor):
+        return f"a {value.dim()}-d {str(value.dtype).replace('torch.', '')} Tensor"
     return type(value).__name__
 
 

@@ -81,7 +81,8 @@ def _params_row(x: Tensor, bins: int, min: Union[float, Tensor], max: Union[floa
             if isinstance(kappa, Tensor):  # (not chained: see _is_tensor)
                 return torch.stack([row[0], row[1], _scalar_param(kappa, row), row[3]])
         raise ValueError(f"softhist: a range given as tensors needs min < max, got min = max = {lo}; "
-                         "the data's range (min == max) is a constant for autograd")
+                         "a range of one point (histc's data range, histogram's point widened by "
+                         "0.5) is a constant for autograd: pass numbers")
     lo_t, hi_t = _scalar_param(min, row), _scalar_param(max, row)
     kappa_t = row[2]
     if isinstance(kappa, Tensor):

@@ -350,7 +350,9 @@ def test_errors_name_the_fix(device):
         softhist_ext.histc(x, 8, lo, hi, kernel="hard").sum().backward()
     with pytest.raises(ValueError, match="needs min < max"):
         softhist_ext.histc(x, 8, lo, lo)
-    with pytest.raises(TypeError, match="min must be a number or a 0-d tensor, got Tensor"):
+    with pytest.raises(ValueError, match="histogram's point widened by 0.5.*pass numbers"):
+        softhist_ext.histogram(x, 8, range=(lo, lo))
+    with pytest.raises(TypeError, match="min must be a number or a 0-d tensor, got a 1-d float32 Tensor"):
         softhist_ext.histc(x, 8, torch.zeros(2, device=device), hi)
 
 
