@@ -357,12 +357,12 @@ _CPP_AUTOGRAD_FROM_PYTHON = textwrap.dedent(
     g = torch.tensor([30000.0, -30000.0] * 5)
     found = []
     for dtype in (torch.float16, torch.float32):
-        x = torch.tensor([0.33], dtype=dtype, requires_grad=True)
+        x = torch.tensor([21 / 64], dtype=dtype, requires_grad=True)  # (values exact in float16)
+        small = torch.tensor([1 / 128], dtype=dtype)
         pv = ops.params(x.detach(), 10, 0.0, 1.0, None, "logistic")[None]
-        out = ops.scatter([x], torch.tensor([0.01], dtype=dtype), pv, [10], [0], "logistic")
+        out = ops.scatter([x], small, pv, [10], [0], "logistic")
         (gx,) = torch.autograd.grad((out * g.to(dtype)).sum(), x)
-        (gy,) = torch.autograd.grad(ops.gather([x], g.to(dtype), pv, [0], "logistic"), x,
-                                    torch.tensor([0.01], dtype=dtype))
+        (gy,) = torch.autograd.grad(ops.gather([x], g.to(dtype), pv, [0], "logistic"), x, small)
         found.append(torch.cat([gx, gy]).float())
     assert found[0].isfinite().all(), found
     torch.testing.assert_close(found[0], found[1], rtol=1e-3, atol=0)
