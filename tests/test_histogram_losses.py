@@ -144,14 +144,17 @@ def test_identity_symmetry_and_ranges(distance):
     assert (d_xy >= 0).all() and (d_xy <= upper[distance]).all()
 
 
-def test_bhattacharyya_of_equal_histograms_is_zero_in_float32():
+def test_every_distance_of_equal_histograms_is_zero_in_float32():
     # log1p(eps) - log(bc + eps) had given eps = 1e-10 at bc = 1, where
-    # 1 + eps rounds to 1; every other distance of equal histograms is 0.
+    # 1 + eps rounds to 1, and bc had been 1 only to rounding.
     x = torch.full((1, 2, 50), 0.53125)  # every sample in one of 16 bins: bc = 1 exactly
+    # and samples whose normalised histogram's square roots round (sum p != 1)
+    spread = torch.rand(200, 3, 1000, generator=torch.Generator().manual_seed(3))
     for kernel in ["hard", "box"]:
         for distance in DISTANCES:
-            d = losses.histogram_distance(x, x, distance, 16, 0.0, 1.0, kernel=kernel)
-            assert d.dtype == torch.float32 and (d == 0).all(), (distance, d)
+            for v in (x, spread):
+                d = losses.histogram_distance(v, v, distance, 16, 0.0, 1.0, kernel=kernel)
+                assert d.dtype == torch.float32 and (d == 0).all(), (distance, d.abs().max())
 
 
 def test_intersection_is_half_l1_and_extremes_are_reached():

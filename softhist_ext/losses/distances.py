@@ -82,9 +82,12 @@ def _distance(p: Tensor, q: Tensor, distance: str, width: Tensor) -> Tensor:
         return total(0.5 * (_xlogx(p) + _xlogx(q)) - _xlogx(m), 1)
     if distance == "bhattacharyya":
         eps = 1e-10  # EPS
-        bc = total(_capped_sqrt(p) * _capped_sqrt(q), 1)
-        # log((1 + eps) / (bc + eps)): exactly 0 at bc = 1 in any dtype, where
-        # log1p(eps) - log(bc + eps) is eps once 1 + eps rounds to 1.
+        sp, sq = _capped_sqrt(p), _capped_sqrt(q)
+        # Over sqrt(sum p * sum q) (1, but for the rounding of p and of its
+        # square roots): 1 exactly for equal histograms. log((1 + eps) / (bc +
+        # eps)) is then 0 in any dtype, where log1p(eps) - log(bc + eps) is eps
+        # once 1 + eps rounds to 1.
+        bc = total(sp * sq, 1) / torch.sqrt(total(sp * sp, 1) * total(sq * sq, 1))
         return torch.log((1 + eps) / (bc + eps)).clamp_min(0)
     if distance == "intersection":
         # 1 - sum min(p, q) for normalised p and q, summed as sum (p - min(p, q)):
