@@ -874,7 +874,7 @@ def histogramdd(
         d = dim + input.dim() if dim < 0 else dim
         if not 0 <= d < input.dim() - 1:
             raise IndexError(f"softhist: histogramdd's dim must be one of input's sample "
-                             f"dimensions, in [{-input.dim()}, {input.dim() - 2}] for a "
+                             f"dimensions, in [0, {input.dim() - 2}] or [{-input.dim()}, -2] for a "
                              f"{input.dim()}-d input (the last holds each sample's coordinates), "
                              f"got {dim}")
         x = input.movedim(d, -2)

@@ -184,8 +184,8 @@ def test_scripted_kappa_per_axis():
     (dict(range=[0.0, 1.0, 1.0, 0.5, 0.0, 1.0]), r"axis 1 must have min <= max, got \[1.0, 0.5\]"),
     (dict(weight=torch.rand(9)), r"weight must have shape input.shape\[:-1\]"),
     (dict(kappa=[1.0, 2.0]), "kappa must be"),
-    (dict(dim=1), r"histogramdd's dim must be one of input's sample dimensions, in \[-2, 0\]"),
-    (dict(dim=-1), r"in \[-2, 0\] for a 2-d input \(the last holds each sample's coordinates\), got -1"),
+    (dict(dim=1), r"histogramdd's dim must be one of input's sample dimensions, in \[0, 0\] or \[-2, -2\]"),
+    (dict(dim=-1), r"in \[0, 0\] or \[-2, -2\] for a 2-d input \(the last holds each sample's coordinates\), got -1"),
     (dict(input=torch.arange(30).reshape(10, 3)), "needs floating-point input"),
     (dict(input=torch.rand(10, 3, dtype=torch.complex64)), "needs floating-point input"),
 ])
