@@ -16,6 +16,9 @@ import torch.distributed as dist
 from torch import Tensor
 
 
+__all__ = ["all_reduce_histogram"]
+
+
 class _SumAcrossRanks(torch.autograd.Function):
     """The sum over ranks, whose backward passes the gradient through
     (_PassToRanks): every rank holds the gradient of the same loss with
@@ -88,11 +91,10 @@ def all_reduce_histogram(hist: Tensor, group: Optional[dist.ProcessGroup] = None
         A new tensor with ``hist``'s shape: the elementwise sum over the ranks.
     """
     if not isinstance(hist, Tensor):
-        raise TypeError(f"softhist: hist must be a tensor, got {type(hist).__name__}")
+        raise TypeError(f"softhist: all_reduce_histogram's hist must be a tensor, got {type(hist).__name__}")
     if not hist.is_floating_point():
-        raise TypeError(
-            f"softhist: hist must be a floating-point histogram, got dtype {hist.dtype}"
-        )
+        raise ValueError(f"softhist: all_reduce_histogram's hist must be a floating-point histogram, "
+                         f"got dtype {hist.dtype}")
     if not (dist.is_available() and dist.is_initialized()):
         raise RuntimeError(
             "softhist: all_reduce_histogram needs an initialised process group; call "

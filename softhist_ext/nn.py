@@ -9,6 +9,9 @@ from . import _checks
 from .ops import _check_edges, _edges_histogram, histc
 
 
+__all__ = ["SoftHistogram"]
+
+
 class SoftHistogram(torch.nn.Module):
     """A differentiable histogram of its input (softhist_ext.histc), a drop-in
     for the forum's SoftHistogram(bins, min, max, sigma) (sigma there is the

@@ -251,7 +251,7 @@ def bincount(
     input: Tensor,
     weights: Optional[Tensor] = None,
     minlength: int = 0,
-    kappa: Optional[float] = None,
+    kappa: Union[None, float, Tensor] = None,
     kernel: str = "logistic",
 ) -> Tensor:
     """Differentiable torch.bincount.
@@ -260,7 +260,7 @@ def bincount(
     respect to floating weights. Floating input gives soft counts at the
     integers 0, 1, ...: histc with unit bins centred on them (kernel `kernel`
     of inverse scale `kappa`), differentiable with respect to input and
-    weights. The length is max(minlength, int(max(input)) + 1) (for floating
+    weights (and kappa, given as a 0-d tensor, as histc's). The length is max(minlength, int(max(input)) + 1) (for floating
     input, the largest finite sample truncated: one at 2.6 adds to bin 2 and
     loses what its kernel puts beyond 2.5).
 

@@ -155,5 +155,7 @@ def test_needs_a_process_group():
 
 
 def test_rejects_integer_counts():
-    with pytest.raises(TypeError, match="floating-point"):
+    with pytest.raises(ValueError, match="all_reduce_histogram's hist must be a floating-point"):
         softhist_ext.distributed.all_reduce_histogram(torch.zeros(3, dtype=torch.long))
+    with pytest.raises(TypeError, match="all_reduce_histogram's hist must be a tensor, got list"):
+        softhist_ext.distributed.all_reduce_histogram([1.0])

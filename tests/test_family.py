@@ -212,6 +212,13 @@ def test_bincount_of_floats_is_soft_counts_at_the_integers(device):
     assert out.shape == (9,)
     torch.testing.assert_close(out.cpu(), reference.histc(x.detach(), 9, -0.5, 8.5, 4.0, "gaussian"))
     assert torch.autograd.gradcheck(lambda x: softhist_ext.bincount(x, kappa=3.0), (x[:20],))
+    # kappa as a 0-d tensor gets its gradient, as histc's
+    kappa = torch.tensor(3.0, dtype=torch.float64, requires_grad=True)
+    g = torch.randn(9, dtype=torch.float64)
+    (ours,) = torch.autograd.grad((softhist_ext.bincount(x.detach().to(device), kappa=kappa.to(device))
+                                   .cpu() * g).sum(), kappa)
+    (dense,) = torch.autograd.grad((reference.histc(x.detach(), 9, -0.5, 8.5, kappa) * g).sum(), kappa)
+    torch.testing.assert_close(ours, dense)
     sharp = softhist_ext.bincount(torch.tensor([0.0, 1.0, 1.0, 4.0], device=device), kappa=1e4)
     torch.testing.assert_close(sharp.cpu(), torch.tensor([1.0, 2.0, 0.0, 0.0, 1.0]))
     empty = torch.zeros(0, device=device, requires_grad=True)

@@ -16,7 +16,7 @@ def check_image(fn: str, name: str, image: Tensor, spatial_dims: int) -> None:
     """Raise for an image that is not floating point or has fewer dimensions
     than its spatial ones."""
     if not image.is_floating_point():
-        raise TypeError(
+        raise ValueError(
             f"softhist: {fn}'s {name} must be a floating-point image, got {image.dtype}; "
             f"convert it with {name}.float() (the values keep their units)"
         )

@@ -263,8 +263,9 @@ def _caller_level() -> int:
 class MutualInformationLoss(torch.nn.Module):
     """-mutual_information(input, target), per item, then reduced.
 
-    Args are mutual_information's (each item's own range by default, open
-    outer bins); reduction is "mean" (default), "sum" or "none", as in
+    Args are mutual_information's, each one number for both x and y (no
+    (x, y) pairs; each item's own range by default, open outer bins);
+    reduction is "mean" (default), "sum" or "none", as in
     torch's losses. input and target are (B, C, *spatial): the MI is computed
     per batch item, never over the flattened batch. forward(input, target,
     weight=None) takes mutual_information's weight (a mask, input's shape).
