@@ -94,6 +94,7 @@ def test_trace_a_density_with_gradients_saves_and_loads():
     torch.testing.assert_close(grad, want)
 
 
+@pytest.mark.filterwarnings("ignore:.*LeafSpec:FutureWarning")  # (torch's own, packaging)
 def test_aot_inductor_package(tmp_path):
     # (AOTInductor calls the ops without their defaulted arguments)
     model = Rows()
