@@ -54,7 +54,7 @@ def _upcast16(*tensors):
     spoil; and for the samples' gradients where a per-sample factor (the
     weights, or gather's upstream gradient) multiplies a gather, which alone
     may pass 65504 where the product does not. The inputs' gradients come
-    back in their dtypes (autograd casts them)."""
+    back in their dtypes (autograd casts them). As csrc/autograd's upcast16."""
     return [t if t is None else t.to(compute_dtype(t)) for t in tensors]
 
 

@@ -260,9 +260,10 @@ def bincount(
     respect to floating weights. Floating input gives soft counts at the
     integers 0, 1, ...: histc with unit bins centred on them (kernel `kernel`
     of inverse scale `kappa`), differentiable with respect to input and
-    weights (and kappa, given as a 0-d tensor, as histc's). The length is max(minlength, int(max(input)) + 1) (for floating
-    input, the largest finite sample truncated: one at 2.6 adds to bin 2 and
-    loses what its kernel puts beyond 2.5).
+    weights (and kappa, given as a 0-d tensor, as histc's). The length is
+    max(minlength, int(max(input)) + 1) (for floating input, the largest
+    finite sample truncated: one at 2.6 adds to bin 2 and loses what its
+    kernel puts beyond 2.5).
 
     Examples:
         >>> labels = torch.tensor([0, 2, 2, 3])

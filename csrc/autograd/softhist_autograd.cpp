@@ -73,6 +73,7 @@ Variable weighted(const Variable& grad, const Variable& weight) {
 // where a per-sample factor (the weights, or gather's upstream gradient)
 // multiplies a gather, which alone may pass 65504 where the product does not.
 // The inputs' gradients come back in their dtypes (autograd casts them).
+// As _registrations.py's _upcast16.
 Variable upcast16(const Variable& t) {
   const bool half = t.defined() && (t.scalar_type() == at::kHalf || t.scalar_type() == at::kBFloat16);
   return half ? t.to(at::kFloat) : t;
